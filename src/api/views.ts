@@ -1,0 +1,88 @@
+import type { Instance, Proc } from '../store/model.js';
+
+/** MrRedis v1 STATUS shapes: the same field names its clients parse. */
+export interface V1Proc {
+  IP: string;
+  Port: string;
+  MemoryCapacity: number;
+  MemoryUsed: number;
+  Uptime: number;
+  ClientsConnected: number;
+  LastSyncedToMaster: number;
+}
+
+export interface V1Status {
+  Name: string;
+  Type: string;
+  Status: string;
+  Capacity: number;
+  Master: V1Proc | null;
+  Slaves: V1Proc[];
+}
+
+function v1Proc(p: Proc): V1Proc {
+  return {
+    IP: p.ip,
+    Port: String(p.port),
+    MemoryCapacity: p.capacity,
+    MemoryUsed: p.stats?.usedMemory ?? p.memUsed,
+    Uptime: p.stats?.uptime ?? 0,
+    ClientsConnected: p.stats?.clients ?? 0,
+    LastSyncedToMaster: p.stats?.lastIoSecondsAgo ?? 0,
+  };
+}
+
+export function masterOf(inst: Instance): Proc | undefined {
+  return inst.procs.find((p) => p.id === inst.mname && p.state === 'RUNNING')
+    ?? inst.procs.find((p) => p.type === 'M' && p.state === 'RUNNING');
+}
+
+export function replicasOf(inst: Instance): Proc[] {
+  const master = masterOf(inst);
+  return inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master?.id);
+}
+
+export function v1Status(inst: Instance): V1Status {
+  const master = masterOf(inst);
+  return {
+    Name: inst.name,
+    Type: inst.type,
+    Status: inst.status,
+    Capacity: inst.capacity,
+    Master: master ? v1Proc(master) : null,
+    Slaves: replicasOf(inst).map(v1Proc),
+  };
+}
+
+/** The JSON API's view of an instance; never carries a secret or its hash. */
+export function instanceView(inst: Instance, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const proc = (p: Proc) => ({
+    id: p.id,
+    role: p.type === 'M' ? 'master' : 'replica',
+    state: p.state,
+    ip: p.ip,
+    port: p.port,
+    agent: p.sid,
+    nodename: p.nodename,
+    pid: p.pid,
+    slaveOf: p.slaveOf,
+    stats: p.stats ?? null,
+  });
+  const master = masterOf(inst);
+  return {
+    name: inst.name,
+    type: inst.type,
+    status: inst.status,
+    reason: inst.reason,
+    capacityMb: inst.capacity,
+    replicas: inst.expSlaves,
+    distribution: inst.dValue,
+    placement: inst.placement,
+    createdAt: inst.createdAt,
+    expiresAt: inst.expiresAt || null,
+    master: master ? proc(master) : null,
+    slaves: replicasOf(inst).map(proc),
+    procs: inst.procs.map(proc),
+    ...extra,
+  };
+}

@@ -1,0 +1,135 @@
+import { UsageError, intFlag, parseDuration, parseFlags } from './args.js';
+
+/** Client commands: create, status, list, delete. They speak the JSON API. */
+
+function apiBase(flag: string | boolean | undefined): string {
+  const raw = typeof flag === 'string' ? flag : process.env.REDFLEET_API ?? 'http://127.0.0.1:5656';
+  return (/^https?:\/\//.test(raw) ? raw : `http://${raw}`).replace(/\/$/, '');
+}
+
+interface ApiReply {
+  status: number;
+  body: Record<string, unknown> & { error?: { code: string; message: string } };
+}
+
+async function call(base: string, method: string, path: string, body?: unknown): Promise<ApiReply> {
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new Error(`cannot reach the RedFleet API at ${base} (${(err as Error).cause ?? (err as Error).message}); is the scheduler running? Set --api or REDFLEET_API`);
+  }
+  const text = await res.text();
+  let parsed: ApiReply['body'] = {};
+  try {
+    parsed = text ? JSON.parse(text) : {};
+  } catch {
+    parsed = { text } as ApiReply['body'];
+  }
+  if (res.status >= 400) throw new Error(parsed.error ? `${parsed.error.code}: ${parsed.error.message}` : `HTTP ${res.status}`);
+  return { status: res.status, body: parsed };
+}
+
+const apiFlag = { api: { type: 'string' as const } };
+
+export const CLIENT_HELP = `Client commands (they find the API through --api or REDFLEET_API, default http://127.0.0.1:5656):
+  redfleet create NAME [--capacity MB] [--replicas N] [--distribution N] [--ttl DURATION] [--wait]
+  redfleet status NAME
+  redfleet list
+  redfleet delete NAME [--wait]`;
+
+export async function createCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(argv, {
+    ...apiFlag,
+    capacity: { type: 'string' },
+    replicas: { type: 'string' },
+    distribution: { type: 'string' },
+    ttl: { type: 'string' },
+    placement: { type: 'string' },
+    wait: { type: 'boolean' },
+  });
+  if (values.help) return void console.log(CLIENT_HELP);
+  if (positionals.length !== 1) throw new UsageError('create takes exactly one NAME');
+  const body: Record<string, unknown> = {
+    name: positionals[0],
+    capacityMb: intFlag(values.capacity, 'capacity', 64, 1),
+    replicas: intFlag(values.replicas, 'replicas', 0),
+    distribution: intFlag(values.distribution, 'distribution', 1, 1),
+  };
+  if (typeof values.ttl === 'string') body.ttlSeconds = parseDuration(values.ttl);
+  if (typeof values.placement === 'string') body.placement = values.placement;
+  const base = apiBase(values.api);
+  const { body: inst } = await call(base, 'POST', '/api/instances', body);
+  console.log(`instance ${inst.name}: ${inst.status} (${inst.capacityMb} MB, ${inst.replicas} replica(s))`);
+  console.log(`password: ${inst.password}`);
+  console.log('keep it: it is shown only this once.');
+  if (values.wait) await waitFor(base, String(inst.name), (i) => i.status === 'RUNNING');
+}
+
+export async function statusCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(argv, { ...apiFlag, json: { type: 'boolean' } });
+  if (values.help) return void console.log(CLIENT_HELP);
+  if (positionals.length !== 1) throw new UsageError('status takes exactly one NAME');
+  const { body } = await call(apiBase(values.api), 'GET', `/api/instances/${encodeURIComponent(positionals[0])}`);
+  if (values.json) return void console.log(JSON.stringify(body, null, 2));
+  printInstance(body);
+}
+
+export async function listCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(argv, { ...apiFlag });
+  if (values.help) return void console.log(CLIENT_HELP);
+  if (positionals.length !== 0) throw new UsageError('list takes no arguments');
+  const { body } = await call(apiBase(values.api), 'GET', '/api/instances');
+  const rows = Object.values(body) as Record<string, unknown>[];
+  if (rows.length === 0) return void console.log('no instances');
+  console.log(['NAME', 'TYPE', 'STATUS', 'CAPACITY', 'REPLICAS', 'MASTER'].join('\t'));
+  for (const i of rows) {
+    const m = i.master as { ip: string; port: number } | null;
+    console.log([i.name, i.type, i.status, `${i.capacityMb}MB`, `${(i.slaves as unknown[]).length}/${i.replicas}`, m ? `${m.ip}:${m.port}` : '-'].join('\t'));
+  }
+}
+
+export async function deleteCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(argv, { ...apiFlag, wait: { type: 'boolean' } });
+  if (values.help) return void console.log(CLIENT_HELP);
+  if (positionals.length !== 1) throw new UsageError('delete takes exactly one NAME');
+  const base = apiBase(values.api);
+  const { body } = await call(base, 'DELETE', `/api/instances/${encodeURIComponent(positionals[0])}`);
+  console.log(`instance ${body.name}: ${body.status}`);
+  if (values.wait) await waitFor(base, positionals[0], (i) => i.status === 'DELETED');
+}
+
+function printInstance(i: Record<string, unknown>): void {
+  console.log(`name:      ${i.name}`);
+  console.log(`type:      ${i.type}`);
+  console.log(`status:    ${i.status}${i.reason ? ` (${i.reason})` : ''}`);
+  console.log(`capacity:  ${i.capacityMb} MB`);
+  console.log(`replicas:  ${(i.slaves as unknown[]).length} of ${i.replicas}`);
+  if (i.expiresAt) console.log(`expires:   ${i.expiresAt}`);
+  for (const p of i.procs as Record<string, unknown>[]) {
+    const stats = p.stats as Record<string, unknown> | null;
+    const link = stats?.masterLinkStatus ? ` link=${stats.masterLinkStatus}` : '';
+    console.log(`  ${String(p.role).padEnd(7)} ${String(p.state).padEnd(8)} ${p.ip}:${p.port} agent=${p.agent} pid=${p.pid}${link}`);
+  }
+}
+
+/** Polls the instance, printing each change, until `done` holds (or 120 s pass). */
+async function waitFor(base: string, name: string, done: (i: Record<string, unknown>) => boolean): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  let last = '';
+  for (;;) {
+    const { body } = await call(base, 'GET', `/api/instances/${encodeURIComponent(name)}`);
+    const procs = body.procs as { state: string }[];
+    const running = procs.filter((p) => p.state === 'RUNNING').length;
+    const line = `${body.status}: ${running} of ${Number(body.replicas) + 1} procs running${body.reason ? ` (${body.reason})` : ''}`;
+    if (line !== last) console.log(line);
+    last = line;
+    if (done(body)) return;
+    if (Date.now() > deadline) throw new Error(`gave up waiting after 120 s; last state: ${line}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

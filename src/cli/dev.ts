@@ -1,0 +1,130 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEtcdServer, type EtcdServer } from '../store/etcd-server.js';
+import { loadFleetKey } from '../store/secrets.js';
+import { freePort, parseHostPort } from '../net.js';
+import { intFlag, parseFlags, str } from './args.js';
+
+export const DEV_HELP = `Laptop fleet:
+  redfleet dev [--agents 3] [--api HOST:PORT] [--sentinel HOST:PORT] [--data DIR] [--etcd URLS]`;
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+
+/**
+ * `npm start`: etcd (a child process with its data under .redfleet/, unless --etcd names one),
+ * one scheduler and N agents, each its own process as in a real fleet. Ctrl-C or SIGTERM stops
+ * the agents first (they shut their redis-servers down), then the scheduler, then etcd.
+ */
+export async function devCommand(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    agents: { type: 'string' },
+    api: { type: 'string' },
+    sentinel: { type: 'string' },
+    data: { type: 'string' },
+    etcd: { type: 'string' },
+  });
+  if (values.help) return void console.log(DEV_HELP);
+  const agents = intFlag(values.agents, 'agents', 3, 1);
+  const data = resolve(str(values.data, process.env.REDFLEET_DATA ?? '.redfleet'));
+  const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
+  const sentinel = str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379');
+  const logs = join(data, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const keyPath = join(data, 'fleet.key');
+  loadFleetKey(keyPath, true);
+
+  let etcd: EtcdServer | undefined;
+  let etcdUrl = typeof values.etcd === 'string' ? values.etcd : process.env.REDFLEET_ETCD;
+  if (!etcdUrl) {
+    const preferred = (await portFree(2379)) ? 2379 : await freePort();
+    etcd = await startEtcdServer(join(data, 'etcd'), { clientPort: preferred });
+    etcdUrl = etcd.url;
+  }
+  const children: ChildProcess[] = [];
+  const start = (name: string, args: string[]): ChildProcess => {
+    const fd = openSync(join(logs, `${name}.log`), 'a');
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', fd, fd] });
+    child.on('exit', (code, signal) => {
+      if (!stopping) console.error(`${name} exited (${signal ?? code}); see ${join(logs, `${name}.log`)}`);
+    });
+    children.push(child);
+    return child;
+  };
+  let stopping = false;
+  const schedulerUrl = `http://${api.host}:${api.port}`;
+  const scheduler = start('scheduler', ['scheduler', '--etcd', etcdUrl, '--api', `${api.host}:${api.port}`, '--sentinel', sentinel, '--fleet-key', keyPath, '--id', 'dev-scheduler']);
+  await waitForHealth(schedulerUrl, scheduler);
+  const agentProcs: ChildProcess[] = [];
+  for (let i = 1; i <= agents; i++) {
+    const first = 7000 + (i - 1) * 100;
+    agentProcs.push(
+      start(`agent${i}`, [
+        'agent', '--scheduler', schedulerUrl, '--etcd', etcdUrl, '--id', `agent${i}`, '--ip', '127.0.0.1',
+        '--mem', '1024', '--cpus', '2', '--ports', `${first}-${first + 99}`,
+        '--work-dir', join(data, 'agents', `agent${i}`), '--fleet-key', keyPath,
+      ]),
+    );
+  }
+  console.log(`RedFleet dev fleet is up: etcd ${etcdUrl}, 1 scheduler, ${agents} agents.
+  REST API:           ${schedulerUrl}   (MrRedis v1 routes and /api)
+  Sentinel endpoint:  ${sentinel}
+  Logs:               ${logs}
+  etcd tree:          ETCDCTL_API=3 etcdctl --endpoints ${etcdUrl} get --prefix /MrRedis
+
+Try:
+  curl -XPOST ${schedulerUrl}/v1/CREATE/cache1/64/1/2 -D -
+  curl ${schedulerUrl}/v1/STATUS/cache1
+  node ${MAIN} create cache2 --capacity 64 --replicas 2 --wait
+
+Ctrl-C stops everything.`);
+
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    console.log('stopping: agents (and their redis-servers), scheduler, etcd');
+    await Promise.all(agentProcs.map((c) => terminate(c)));
+    await terminate(scheduler);
+    await etcd?.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+async function portFree(port: number): Promise<boolean> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+async function waitForHealth(url: string, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error('the scheduler exited at start; see .redfleet/logs/scheduler.log');
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the scheduler did not answer on ${url} within 10 s`);
+}
+
+/** SIGTERM, then SIGKILL after 10 s; resolves when the child is gone. */
+export function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}

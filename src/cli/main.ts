@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+import { cpus as osCpus, totalmem } from 'node:os';
+import { resolve } from 'node:path';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { RedFleetAgent } from '../executor/agent.js';
+import { defaultFleetKeyPath, loadFleetKey } from '../store/secrets.js';
+import { DEFAULT_PREFIX } from '../store/keys.js';
+import { parseHostPort } from '../net.js';
+import { parsePortRange } from '../proto/messages.js';
+import { createLogger } from '../logger.js';
+import { UsageError, intFlag, parseFlags, str } from './args.js';
+import { CLIENT_HELP, createCommand, deleteCommand, listCommand, statusCommand } from './client.js';
+import { devCommand, DEV_HELP } from './dev.js';
+
+const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
+
+Fleet processes:
+  redfleet scheduler --etcd URLS [--prefix /MrRedis] [--api HOST:PORT] [--sentinel HOST:PORT] [--id NAME] [--fleet-key FILE]
+  redfleet agent --scheduler URL --etcd URLS --id NAME [--ip ADDR] [--cpus N] [--mem MB] [--ports FIRST-LAST]
+                 [--work-dir DIR] [--redis-server PATH] [--fleet-key FILE] [--prefix /MrRedis]
+${DEV_HELP}
+
+${CLIENT_HELP}
+
+Environment: REDFLEET_API, REDFLEET_ETCD, REDFLEET_SENTINEL, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
+
+/** Runs `stop` on the first SIGINT/SIGTERM, then exits. */
+function stopOnSignal(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (): void => {
+    if (stopping) return;
+    stopping = true;
+    stop().then(() => process.exit(0), (err: Error) => {
+      console.error(`error while stopping: ${err.message}`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+async function schedulerCommand(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    etcd: { type: 'string' },
+    prefix: { type: 'string' },
+    api: { type: 'string' },
+    sentinel: { type: 'string' },
+    id: { type: 'string' },
+    'fleet-key': { type: 'string' },
+    'agent-timeout': { type: 'string' },
+  });
+  if (values.help) return void console.log(HELP);
+  const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
+  const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
+  const fleet = loadFleetKey(keyPath, true);
+  const log = createLogger('scheduler');
+  if (fleet.created) log.warn('created a new fleet key; copy it to every agent (--fleet-key)', { path: keyPath });
+  const scheduler = new Scheduler({
+    etcd: str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379'),
+    prefix: str(values.prefix, process.env.REDFLEET_PREFIX ?? DEFAULT_PREFIX),
+    apiHost: api.host,
+    apiPort: api.port,
+    id: str(values.id, `scheduler-${process.pid}`),
+    fleetKey: fleet.key,
+    agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
+  });
+  await scheduler.start();
+  stopOnSignal(() => scheduler.stop());
+}
+
+async function agentCommand(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    scheduler: { type: 'string' },
+    etcd: { type: 'string' },
+    id: { type: 'string' },
+    ip: { type: 'string' },
+    cpus: { type: 'string' },
+    mem: { type: 'string' },
+    ports: { type: 'string' },
+    'work-dir': { type: 'string' },
+    'redis-server': { type: 'string' },
+    'fleet-key': { type: 'string' },
+    prefix: { type: 'string' },
+  });
+  if (values.help) return void console.log(HELP);
+  if (typeof values.scheduler !== 'string') throw new UsageError('agent needs --scheduler URL (the scheduler API, e.g. http://127.0.0.1:5656)');
+  if (typeof values.id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(values.id)) throw new UsageError('agent needs --id NAME (letters, digits, "_", "." or "-")');
+  const schedulerUrl = /^https?:\/\//.test(values.scheduler) ? values.scheduler.replace(/\/$/, '') : `http://${values.scheduler}`;
+  const id = values.id;
+  const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
+  let ports;
+  try {
+    ports = parsePortRange(str(values.ports, '6380-6479'));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const agent = new RedFleetAgent({
+    schedulerUrl,
+    etcd: str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379'),
+    prefix: str(values.prefix, process.env.REDFLEET_PREFIX ?? DEFAULT_PREFIX),
+    id,
+    ip: str(values.ip, '127.0.0.1'),
+    cpus: intFlag(values.cpus, 'cpus', osCpus().length),
+    mem: intFlag(values.mem, 'mem', Math.floor((totalmem() / 1024 / 1024) * 0.75), 1),
+    ports,
+    workDir: resolve(str(values['work-dir'], resolve('.redfleet', 'agents', id))),
+    redisServer: str(values['redis-server'], 'redis-server'),
+    fleetKey: loadFleetKey(keyPath, false).key,
+  });
+  await agent.start();
+  stopOnSignal(() => agent.stop());
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+  dev: devCommand,
+  scheduler: schedulerCommand,
+  agent: agentCommand,
+  create: createCommand,
+  status: statusCommand,
+  list: listCommand,
+  delete: deleteCommand,
+};
+
+async function main(): Promise<void> {
+  const [command, ...rest] = process.argv.slice(2);
+  if (!command || command === '--help' || command === '-h' || command === 'help') return void console.log(HELP);
+  const run = COMMANDS[command];
+  if (!run) throw new UsageError(`unknown command '${command}'; run 'redfleet --help'`);
+  await run(rest);
+}
+
+main().catch((err: Error) => {
+  console.error(`redfleet: ${err.message}`);
+  process.exit(err instanceof UsageError ? 2 : 1);
+});

@@ -1,0 +1,426 @@
+import { request, Agent as HttpAgent, type IncomingMessage, type ClientRequest } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
+import { connectEtcd } from '../store/etcd.js';
+import { Keys } from '../store/keys.js';
+import { frameworkSecret } from '../store/secrets.js';
+import { FrameDecoder } from '../proto/recordio.js';
+import { pb, toResourceList, type PortRange, type Resources } from '../proto/messages.js';
+import type { redfleet } from '../proto/redfleet.js';
+import { createLogger, type Logger } from '../logger.js';
+import { RedisProcess, sleep, portOpen, type ProcExit } from './redis-process.js';
+import { parseInfo, statsFromInfo } from './redis-config.js';
+
+export interface AgentOptions {
+  schedulerUrl: string;
+  etcd: string;
+  prefix: string;
+  id: string;
+  ip: string;
+  cpus: number;
+  mem: number;
+  ports: PortRange;
+  workDir: string;
+  redisServer: string;
+  fleetKey: string;
+  /** Stop every redis-server when the agent stops (default), or leave them running. */
+  stopProcsOnExit?: boolean;
+}
+
+interface RunningProc {
+  task: redfleet.v1.ITaskInfo;
+  launch: redfleet.v1.RedisLaunch;
+  redis: RedisProcess;
+  watcher?: Watcher;
+  running: boolean;
+}
+
+const MESSAGES = new Set(['MASTER', 'SLAVEOF', 'SHUTDOWN']);
+
+/**
+ * The per-node agent and executor. It subscribes to the scheduler and keeps the event stream
+ * open (resubscribing with backoff when it breaks), launches and supervises redis-server,
+ * reports every state change until it is acknowledged, writes each proc's Stats every second,
+ * and carries out the SHUTDOWN / MASTER / SLAVEOF messages it watches for in etcd.
+ */
+export class RedFleetAgent {
+  private readonly log: Logger;
+  private readonly keys: Keys;
+  private readonly procs = new Map<string, RunningProc>();
+  /** Status updates not yet acknowledged, by uuid (hex). */
+  private readonly unacked = new Map<string, redfleet.v1.ITaskStatus>();
+  private readonly httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 8 });
+  private etcd?: Etcd3;
+  private lease?: Lease;
+  private stream?: ClientRequest;
+  private subscribed = false;
+  private stopped = false;
+  private timers: NodeJS.Timeout[] = [];
+  private loop?: Promise<void>;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.log = createLogger('agent', { agent: opts.id });
+    this.keys = new Keys(opts.prefix);
+  }
+
+  get resources(): Resources {
+    return { cpus: this.opts.cpus, mem: this.opts.mem, ports: [this.opts.ports] };
+  }
+
+  async start(): Promise<void> {
+    this.etcd = connectEtcd(this.opts.etcd);
+    await this.register();
+    this.timers.push(setInterval(() => void this.writeStats(), 1000));
+    this.timers.push(setInterval(() => this.resendUnacked(), 1000));
+    this.loop = this.subscribeLoop();
+    this.log.info('agent started', { scheduler: this.opts.schedulerUrl, ip: this.opts.ip, mem: this.opts.mem, cpus: this.opts.cpus, ports: `${this.opts.ports.begin}-${this.opts.ports.end}` });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.stream?.destroy();
+    if (this.opts.stopProcsOnExit !== false) {
+      await Promise.all([...this.procs.values()].map((p) => p.redis.stop().catch(() => undefined)));
+      // Give the scheduler a moment to hear that the procs ended.
+      const deadline = Date.now() + 1500;
+      while (this.unacked.size > 0 && Date.now() < deadline) {
+        this.resendUnacked();
+        await sleep(100);
+      }
+    }
+    for (const p of this.procs.values()) await p.watcher?.cancel().catch(() => undefined);
+    await this.loop;
+    await this.lease?.revoke().catch(() => undefined);
+    this.etcd?.close();
+    this.httpAgent.destroy();
+    this.log.info('agent stopped');
+  }
+
+  /** /MrRedis/Agents/<id>, bound to a lease that lapses if the agent dies. */
+  private async register(): Promise<void> {
+    const etcd = this.etcd!;
+    this.lease = etcd.lease(10, { autoKeepAlive: true });
+    this.lease.on('lost', () => {
+      if (this.stopped) return;
+      this.log.warn('agent lease lost; registering again');
+      void this.register().catch((err: Error) => this.log.error('agent registration failed', { error: err.message }));
+    });
+    const record = {
+      id: this.opts.id,
+      hostname: hostname(),
+      ip: this.opts.ip,
+      scheduler: this.opts.schedulerUrl,
+      resources: { cpus: this.opts.cpus, mem: this.opts.mem, ports: `${this.opts.ports.begin}-${this.opts.ports.end}` },
+      startedAt: new Date().toISOString(),
+    };
+    await this.lease.put(this.keys.agent(this.opts.id)).value(JSON.stringify(record));
+  }
+
+  // ---- the scheduler connection ----
+
+  private async subscribeLoop(): Promise<void> {
+    let backoff = 100;
+    while (!this.stopped) {
+      const started = Date.now();
+      try {
+        await this.streamOnce();
+      } catch (err) {
+        if (!this.stopped) this.log.warn('scheduler stream failed', { error: (err as Error).message });
+      }
+      this.subscribed = false;
+      if (this.stopped) return;
+      if (Date.now() - started > 10_000) backoff = 100;
+      await sleep(backoff);
+      backoff = Math.min(backoff * 2, 3000);
+    }
+  }
+
+  /** One SUBSCRIBE; resolves when the stream ends. */
+  private streamOnce(): Promise<void> {
+    const call: redfleet.v1.ICall = {
+      type: pb.Call.Type.SUBSCRIBE,
+      agent_id: { value: this.opts.id },
+      subscribe: {
+        agent_info: { hostname: this.opts.ip, id: { value: this.opts.id }, resources: toResourceList(this.resources) },
+        tasks: [...this.procs.values()].filter((p) => !p.redis.exited).map((p) => p.task),
+        unacknowledged_updates: [...this.unacked.values()].map((status) => ({ status })),
+      },
+    };
+    const body = pb.Call.encode(call).finish();
+    return new Promise((resolve, reject) => {
+      const req = request(`${this.opts.schedulerUrl}/api/v1/agent`, {
+        method: 'POST',
+        agent: false,
+        headers: { 'Content-Type': 'application/x-protobuf', Accept: 'application/recordio', 'Content-Length': body.length },
+      });
+      this.stream = req;
+      let watchdog: NodeJS.Timeout | undefined;
+      let heartbeatMs = 15_000;
+      const arm = () => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => req.destroy(new Error('no heartbeat from the scheduler')), heartbeatMs * 3);
+      };
+      req.on('response', (res: IncomingMessage) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`SUBSCRIBE answered ${res.statusCode}`));
+          return;
+        }
+        const decoder = new FrameDecoder();
+        arm();
+        res.on('data', (chunk: Buffer) => {
+          arm();
+          try {
+            for (const frame of decoder.push(chunk)) {
+              const event = pb.Event.decode(frame);
+              if (event.type === pb.Event.Type.SUBSCRIBED) heartbeatMs = (event.subscribed?.heartbeat_interval_seconds ?? 5) * 1000;
+              this.onEvent(event);
+            }
+          } catch (err) {
+            req.destroy(err as Error);
+          }
+        });
+        res.on('end', () => {
+          clearTimeout(watchdog);
+          resolve();
+        });
+        res.on('error', (err) => {
+          clearTimeout(watchdog);
+          reject(err);
+        });
+      });
+      req.on('error', (err) => {
+        clearTimeout(watchdog);
+        reject(err);
+      });
+      req.end(body);
+    });
+  }
+
+  private onEvent(event: redfleet.v1.Event): void {
+    switch (event.type) {
+      case pb.Event.Type.SUBSCRIBED:
+        this.subscribed = true;
+        this.log.info('subscribed', { frameworkId: event.subscribed?.framework_id?.value });
+        this.resendUnacked();
+        return;
+      case pb.Event.Type.LAUNCH:
+        if (event.launch?.task) void this.launch(event.launch.task);
+        return;
+      case pb.Event.Type.KILL:
+        if (event.kill) void this.kill(event.kill.task_id.value);
+        return;
+      case pb.Event.Type.ACKNOWLEDGED:
+        if (event.acknowledged) this.unacked.delete(Buffer.from(event.acknowledged.uuid).toString('hex'));
+        return;
+      case pb.Event.Type.ERROR:
+        this.log.error('scheduler error event', { message: event.error?.message });
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---- status updates ----
+
+  private report(procId: string, state: redfleet.v1.TaskState, message = '', data?: redfleet.v1.IRedisState): void {
+    const uuid = Buffer.from(randomUUID().replace(/-/g, ''), 'hex');
+    const status: redfleet.v1.ITaskStatus = {
+      task_id: { value: procId },
+      state,
+      message,
+      agent_id: { value: this.opts.id },
+      timestamp: Date.now() / 1000,
+      uuid,
+      data: data ? pb.RedisState.encode(data).finish() : undefined,
+    };
+    this.unacked.set(uuid.toString('hex'), status);
+    this.log.info('task status', { proc: procId, state: pb.TaskState[state], message });
+    void this.sendUpdate(status);
+  }
+
+  private sendUpdate(status: redfleet.v1.ITaskStatus): Promise<void> {
+    const body = pb.Call.encode({ type: pb.Call.Type.UPDATE, agent_id: { value: this.opts.id }, update: { status } }).finish();
+    return new Promise((resolve) => {
+      const req = request(`${this.opts.schedulerUrl}/api/v1/agent`, {
+        method: 'POST',
+        agent: this.httpAgent,
+        timeout: 5000,
+        headers: { 'Content-Type': 'application/x-protobuf', 'Content-Length': body.length },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve();
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve());
+      req.end(body);
+    });
+  }
+
+  /** Updates are retried until the scheduler acknowledges them on the stream. */
+  private resendUnacked(): void {
+    if (!this.subscribed) return;
+    for (const status of this.unacked.values()) {
+      if (Date.now() / 1000 - (status.timestamp ?? 0) < 1) continue;
+      void this.sendUpdate(status);
+    }
+  }
+
+  // ---- redis-server lifecycle ----
+
+  private async launch(task: redfleet.v1.ITaskInfo): Promise<void> {
+    const procId = task.task_id.value;
+    if (this.procs.has(procId)) return;
+    let launch: redfleet.v1.RedisLaunch;
+    try {
+      launch = pb.RedisLaunch.decode(task.data ?? new Uint8Array());
+    } catch (err) {
+      this.report(procId, pb.TaskState.TASK_ERROR, `bad launch data: ${(err as Error).message}`);
+      return;
+    }
+    const log = this.log.child({ instance: launch.instance, proc: procId });
+    const redis = new RedisProcess({
+      procId,
+      redisServer: this.opts.redisServer,
+      log,
+      ip: this.opts.ip,
+      port: launch.port,
+      dir: join(this.opts.workDir, procId.replace(/[^A-Za-z0-9_.-]/g, '_')),
+      capacityMb: launch.capacity_mb,
+      passwordSha256: launch.password_sha256,
+      frameworkSecret: frameworkSecret(this.opts.fleetKey, launch.instance),
+      replicaPriority: launch.replica_priority ?? 100,
+    });
+    const proc: RunningProc = { task, launch, redis, running: false };
+    this.procs.set(procId, proc);
+    redis.on('exit', (exit: ProcExit) => this.exited(proc, exit));
+    this.report(procId, pb.TaskState.TASK_STARTING);
+    try {
+      await redis.start();
+      proc.watcher = await this.watchMsg(proc);
+      if (launch.role === pb.RedisLaunch.Role.SLAVE) await this.follow(proc, launch.master_ip ?? '', launch.master_port ?? 0);
+    } catch (err) {
+      if (redis.exited) return;
+      log.error('launch failed', { error: (err as Error).message });
+      await redis.stop().catch(() => undefined);
+      return;
+    }
+    if (redis.exited) return;
+    proc.running = true;
+    this.report(procId, pb.TaskState.TASK_RUNNING, '', { pid: redis.pid, ip: this.opts.ip, port: launch.port, role: launch.role === pb.RedisLaunch.Role.MASTER ? 'master' : 'slave' });
+  }
+
+  /** Points a replica at its master as soon as the master listens, then waits for the link. */
+  private async follow(proc: RunningProc, ip: string, port: number): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (!(await portOpen(ip, port))) {
+      if (proc.redis.exited || Date.now() > deadline) throw new Error(`master ${ip}:${port} never listened`);
+      await sleep(10);
+    }
+    await proc.redis.client.call('REPLICAOF', ip, String(port));
+    for (let i = 0; ; i++) {
+      if (proc.redis.exited) return;
+      const info = parseInfo(await proc.redis.client.info('replication'));
+      if (info.get('master_link_status') === 'up') return;
+      await sleep(i < 500 ? 10 : 250);
+    }
+  }
+
+  private exited(proc: RunningProc, exit: ProcExit): void {
+    const procId = proc.task.task_id.value;
+    void proc.watcher?.cancel().catch(() => undefined);
+    this.procs.delete(procId);
+    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    if (exit.requested) this.report(procId, pb.TaskState.TASK_KILLED, `redis-server stopped on request (${how})`);
+    else this.report(procId, pb.TaskState.TASK_FAILED, `redis-server exited unexpectedly (${how})`);
+  }
+
+  private async kill(procId: string): Promise<void> {
+    const proc = this.procs.get(procId);
+    if (!proc) {
+      this.report(procId, pb.TaskState.TASK_LOST, 'no such task on this agent');
+      return;
+    }
+    await proc.redis.stop();
+  }
+
+  // ---- messages (Msg key) ----
+
+  private async watchMsg(proc: RunningProc): Promise<Watcher> {
+    const key = this.keys.procField(proc.launch.instance, proc.task.task_id.value, 'Msg');
+    const etcd = this.etcd!;
+    const res = await etcd.get(key).exec();
+    const watcher = await etcd.watch().key(key).startRevision(String(Number(res.header.revision) + 1)).create();
+    watcher.on('put', (kv) => void this.onMsg(proc, key, kv.value.toString()));
+    const current = res.kvs[0]?.value.toString() ?? '';
+    if (current) void this.onMsg(proc, key, current);
+    return watcher;
+  }
+
+  private async onMsg(proc: RunningProc, key: string, msg: string): Promise<void> {
+    if (!msg) return;
+    const procId = proc.task.task_id.value;
+    const [verb, ...args] = msg.trim().split(/\s+/);
+    const log = this.log.child({ instance: proc.launch.instance, proc: procId });
+    const fields: Record<string, string> = {};
+    try {
+      if (!MESSAGES.has(verb)) throw new Error(`unknown message '${msg}'; expected SHUTDOWN, MASTER or SLAVEOF <ip> <port>`);
+      if (verb === 'SHUTDOWN') {
+        await this.resetMsg(key, msg, fields);
+        await proc.redis.stop();
+      } else if (verb === 'MASTER') {
+        await proc.redis.client.call('REPLICAOF', 'NO', 'ONE');
+        fields.Type = 'M';
+        fields.SlaveOf = '';
+      } else {
+        const [ip, port] = args;
+        if (!ip || !/^[0-9]{1,5}$/.test(port ?? '')) throw new Error(`SLAVEOF needs '<ip> <port>', got '${msg}'`);
+        await proc.redis.client.call('REPLICAOF', ip, port);
+        fields.Type = 'S';
+        fields.SlaveOf = `${ip}:${port}`;
+      }
+      log.info('message carried out', { msg });
+    } catch (err) {
+      log.warn('message failed', { msg, error: (err as Error).message });
+    }
+    if (verb !== 'SHUTDOWN') await this.resetMsg(key, msg, fields);
+  }
+
+  /** Resets Msg to "" (only if it still holds what we acted on) together with any field changes. */
+  private async resetMsg(key: string, msg: string, fields: Record<string, string>): Promise<void> {
+    const etcd = this.etcd!;
+    const base = key.slice(0, key.length - 'Msg'.length);
+    const ops = [etcd.put(key).value(''), ...Object.entries(fields).map(([f, v]) => etcd.put(`${base}${f}`).value(v))];
+    await etcd.if(key, 'Value', '==', msg).then(...ops).commit().catch((err: Error) => this.log.warn('Msg reset failed', { key, error: err.message }));
+  }
+
+  // ---- stats ----
+
+  /** Every second: each running proc's INFO as the Stats JSON, and MemUsed. */
+  private async writeStats(): Promise<void> {
+    const etcd = this.etcd;
+    if (!etcd) return;
+    await Promise.all(
+      [...this.procs.values()].filter((p) => p.running && !p.redis.exited).map(async (p) => {
+        try {
+          const info = parseInfo(await p.redis.info());
+          const stats = statsFromInfo(info);
+          const procId = p.task.task_id.value;
+          await etcd
+            .if(this.keys.procField(p.launch.instance, procId, 'Instance'), 'Version', '>', 0)
+            .then(
+              etcd.put(this.keys.procField(p.launch.instance, procId, 'Stats')).value(JSON.stringify(stats)),
+              etcd.put(this.keys.procField(p.launch.instance, procId, 'MemUsed')).value(String(stats.usedMemory)),
+            )
+            .commit();
+        } catch (err) {
+          this.log.debug('stats failed', { proc: p.task.task_id.value, error: (err as Error).message });
+        }
+      }),
+    );
+  }
+}

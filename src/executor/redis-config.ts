@@ -1,0 +1,69 @@
+import { sha256Hex, FRAMEWORK_USER } from '../store/secrets.js';
+
+export interface RedisConfigInput {
+  ip: string;
+  port: number;
+  dir: string;
+  capacityMb: number;
+  passwordSha256: string;
+  frameworkSecret: string;
+  replicaPriority: number;
+}
+
+/**
+ * The redis.conf of one proc. No persistence (a throwaway cache by default), diskless
+ * replication with no delay (Redis 7.0 otherwise waits 5 s before the first sync), the tenant
+ * as the `default` user known only by its password's SHA-256, and the framework user for
+ * replication and the agent's own commands. Replicas are pointed at their master at run time
+ * with REPLICAOF, which connects at once rather than on the next once-a-second cron.
+ */
+export function renderRedisConfig(c: RedisConfigInput): string {
+  const lines = [
+    `port ${c.port}`,
+    `bind ${c.ip}`,
+    'protected-mode no',
+    'daemonize no',
+    `dir ${c.dir}`,
+    `logfile ${c.dir}/redis.log`,
+    'save ""',
+    'appendonly no',
+    `maxmemory ${c.capacityMb}mb`,
+    'maxmemory-policy noeviction',
+    'repl-diskless-sync yes',
+    'repl-diskless-sync-delay 0',
+    `replica-priority ${c.replicaPriority}`,
+    `user default on resetpass #${c.passwordSha256} ~* &* +@all`,
+    `user ${FRAMEWORK_USER} on resetpass #${sha256Hex(c.frameworkSecret)} ~* &* +@all`,
+    `masteruser ${FRAMEWORK_USER}`,
+    `masterauth ${c.frameworkSecret}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Parses INFO output into a flat field map. */
+export function parseInfo(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.indexOf(':');
+    if (at > 0) out.set(line.slice(0, at), line.slice(at + 1));
+  }
+  return out;
+}
+
+/** The Stats JSON an agent writes every second, from one INFO reply. */
+export function statsFromInfo(info: Map<string, string>, now = new Date()): Record<string, unknown> {
+  const num = (k: string) => Number(info.get(k) ?? 0) || 0;
+  const role = info.get('role') ?? 'unknown';
+  return {
+    uptime: num('uptime_in_seconds'),
+    usedMemory: num('used_memory'),
+    clients: num('connected_clients'),
+    role,
+    replOffset: role === 'slave' ? num('slave_repl_offset') : num('master_repl_offset'),
+    masterLinkStatus: role === 'slave' ? (info.get('master_link_status') ?? 'down') : undefined,
+    lastIoSecondsAgo: role === 'slave' ? num('master_last_io_seconds_ago') : undefined,
+    connectedReplicas: role === 'master' ? num('connected_slaves') : undefined,
+    updatedAt: now.toISOString(),
+  };
+}

@@ -1,0 +1,60 @@
+import { createServer } from 'node:net';
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Splits `HOST:PORT` (or `http://HOST:PORT`) into its parts. */
+export function parseHostPort(text: string, what: string): { host: string; port: number } {
+  const bare = text.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+  const at = bare.lastIndexOf(':');
+  const port = Number(bare.slice(at + 1));
+  if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`${what} must be HOST:PORT, got '${text}'`);
+  }
+  return { host: bare.slice(0, at), port };
+}
+
+/** Reads a request body, refusing one over `limit` bytes (the error says so; nothing is buffered past it). */
+export function readBody(req: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > limit) {
+        done = true;
+        reject(new BodyTooLargeError(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!done) resolve(Buffer.concat(chunks));
+      done = true;
+    });
+    req.on('error', (err) => {
+      if (!done) reject(err);
+      done = true;
+    });
+  });
+}
+
+/** Thrown by readBody when a body is over its limit. */
+export class BodyTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`request body is over the ${limit}-byte limit`);
+  }
+}

@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import { fromResourceList, pb, subtractPorts, toResourceList, type Resources } from '../proto/messages.js';
+import type { redfleet } from '../proto/redfleet.js';
+import type { Logger } from '../logger.js';
+import type { AgentView, Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
+
+/** Where the broker writes an agent's events: the open SUBSCRIBE response. */
+export interface EventSink {
+  send(event: redfleet.v1.IEvent): void;
+  close(): void;
+}
+
+interface HeldTask {
+  resources: Resources;
+}
+
+interface AgentEntry {
+  id: string;
+  hostname: string;
+  ip: string;
+  total: Resources;
+  tasks: Map<string, HeldTask>;
+  sink?: EventSink;
+  offerId?: string;
+  refuseUntil: number;
+  subscribedAt: string;
+  lostTimer?: NodeJS.Timeout;
+}
+
+export interface BrokerOptions {
+  heartbeatSeconds: number;
+  /** How long an agent may stay disconnected before its tasks are declared lost. */
+  agentTimeoutMs: number;
+  frameworkId: string;
+}
+
+const TERMINAL = new Set<number>([
+  pb.TaskState.TASK_FINISHED,
+  pb.TaskState.TASK_FAILED,
+  pb.TaskState.TASK_KILLED,
+  pb.TaskState.TASK_LOST,
+  pb.TaskState.TASK_ERROR,
+]);
+
+/**
+ * The offer broker: tracks subscribed agents and what their tasks hold, turns free resources
+ * into offers for the framework, and carries the framework's launches and kills to agents.
+ */
+export class OfferBroker implements ResourceBroker {
+  private readonly agentsById = new Map<string, AgentEntry>();
+  private readonly offers = new Map<string, Offer>();
+  private framework?: Framework;
+  private suppressed = false;
+  private cycleQueued = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(private readonly opts: BrokerOptions, private readonly log: Logger) {
+    // Refuse filters expire with time; a slow tick re-offers what they held back.
+    this.timer = setInterval(() => this.scheduleCycle(), 500);
+    this.heartbeat = setInterval(() => this.sendHeartbeats(), opts.heartbeatSeconds * 1000);
+  }
+
+  attach(framework: Framework): void {
+    this.framework = framework;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    clearInterval(this.heartbeat);
+    for (const a of this.agentsById.values()) {
+      clearTimeout(a.lostTimer);
+      a.sink?.close();
+    }
+  }
+
+  /** An agent subscribed (or re-subscribed after a broken stream or a scheduler restart). */
+  subscribe(info: redfleet.v1.IAgentInfo, tasks: redfleet.v1.ITaskInfo[], sink: EventSink): void {
+    const id = info.id?.value ?? '';
+    const previous = this.agentsById.get(id);
+    if (previous?.sink && previous.sink !== sink) previous.sink.close();
+    clearTimeout(previous?.lostTimer);
+    this.rescindOffersOf(id);
+    const held = new Map<string, HeldTask>();
+    for (const t of tasks) held.set(t.task_id.value, { resources: fromResourceList(t.resources) });
+    const address = info.hostname ?? '';
+    const entry: AgentEntry = {
+      id,
+      hostname: address,
+      ip: address,
+      total: fromResourceList(info.resources),
+      tasks: held,
+      sink,
+      refuseUntil: 0,
+      subscribedAt: new Date().toISOString(),
+    };
+    this.agentsById.set(id, entry);
+    sink.send({
+      type: pb.Event.Type.SUBSCRIBED,
+      subscribed: {
+        agent_id: { value: id },
+        framework_id: { value: this.opts.frameworkId },
+        heartbeat_interval_seconds: this.opts.heartbeatSeconds,
+      },
+    });
+    this.log.info('agent subscribed', { agent: id, ip: entry.ip, tasks: held.size, mem: entry.total.mem, cpus: entry.total.cpus });
+    this.framework?.agentSubscribed(id, [...held.keys()]);
+    this.scheduleCycle();
+  }
+
+  /** The agent's stream closed. Its tasks stay held until it returns or times out. */
+  disconnected(agentId: string, sink: EventSink): void {
+    const entry = this.agentsById.get(agentId);
+    if (!entry || entry.sink !== sink) return;
+    entry.sink = undefined;
+    this.rescindOffersOf(agentId);
+    this.log.warn('agent disconnected', { agent: agentId });
+    entry.lostTimer = setTimeout(() => {
+      if (entry.sink) return;
+      this.agentsById.delete(agentId);
+      this.log.warn('agent lost: no resubscription within the agent timeout', { agent: agentId, timeoutMs: this.opts.agentTimeoutMs });
+      this.framework?.agentLost(agentId, [...entry.tasks.keys()]);
+    }, this.opts.agentTimeoutMs);
+  }
+
+  isConnected(agentId: string): boolean {
+    return Boolean(this.agentsById.get(agentId)?.sink);
+  }
+
+  /** Applies a status update to the resources held, then lets the framework persist it. */
+  async update(agentId: string, status: redfleet.v1.ITaskStatus): Promise<void> {
+    const entry = this.agentsById.get(agentId);
+    const taskId = status.task_id.value;
+    if (entry && TERMINAL.has(status.state) && entry.tasks.delete(taskId)) this.scheduleCycle();
+    await this.framework?.statusUpdate(agentId, status);
+    if (status.uuid && status.uuid.length > 0) {
+      entry?.sink?.send({ type: pb.Event.Type.ACKNOWLEDGED, acknowledged: { task_id: { value: taskId }, uuid: status.uuid } });
+    }
+  }
+
+  // ---- ResourceBroker ----
+
+  accept(offerId: string, launches: TaskLaunch[]): void {
+    const offer = this.offers.get(offerId);
+    if (!offer) throw new Error(`offer ${offerId} is no longer valid`);
+    this.offers.delete(offerId);
+    const entry = this.agentsById.get(offer.agentId);
+    if (!entry?.sink) throw new Error(`agent ${offer.agentId} disconnected before the launch`);
+    entry.offerId = undefined;
+    for (const l of launches) {
+      entry.tasks.set(l.taskId, { resources: l.resources });
+      entry.sink.send({
+        type: pb.Event.Type.LAUNCH,
+        launch: {
+          task: {
+            name: l.name,
+            task_id: { value: l.taskId },
+            agent_id: { value: entry.id },
+            resources: toResourceList(l.resources),
+            data: l.data,
+          },
+        },
+      });
+      this.log.info('task launched', { agent: entry.id, proc: l.taskId });
+    }
+    this.scheduleCycle();
+  }
+
+  decline(offerId: string, refuseSeconds: number): void {
+    const offer = this.offers.get(offerId);
+    if (!offer) return;
+    this.offers.delete(offerId);
+    const entry = this.agentsById.get(offer.agentId);
+    if (!entry) return;
+    entry.offerId = undefined;
+    entry.refuseUntil = Date.now() + refuseSeconds * 1000;
+  }
+
+  suppress(): void {
+    this.suppressed = true;
+  }
+
+  revive(): void {
+    this.suppressed = false;
+    for (const a of this.agentsById.values()) a.refuseUntil = 0;
+    this.scheduleCycle();
+  }
+
+  kill(agentId: string, taskId: string): void {
+    this.agentsById.get(agentId)?.sink?.send({ type: pb.Event.Type.KILL, kill: { task_id: { value: taskId } } });
+  }
+
+  agents(): AgentView[] {
+    return [...this.agentsById.values()].map((a) => ({
+      id: a.id,
+      hostname: a.hostname,
+      ip: a.ip,
+      connected: Boolean(a.sink),
+      total: a.total,
+      free: this.freeOf(a),
+      tasks: [...a.tasks.keys()],
+      subscribedAt: a.subscribedAt,
+    }));
+  }
+
+  largestAgentMem(): number {
+    let max = 0;
+    for (const a of this.agentsById.values()) if (a.sink) max = Math.max(max, a.total.mem);
+    return max;
+  }
+
+  // ---- offers ----
+
+  private freeOf(a: AgentEntry): Resources {
+    let cpus = a.total.cpus;
+    let mem = a.total.mem;
+    const taken: number[] = [];
+    for (const t of a.tasks.values()) {
+      cpus -= t.resources.cpus;
+      mem -= t.resources.mem;
+      for (const r of t.resources.ports) for (let p = r.begin; p <= r.end; p++) taken.push(p);
+    }
+    return { cpus: Math.max(0, Math.round(cpus * 1000) / 1000), mem: Math.max(0, mem), ports: subtractPorts(a.total.ports, taken) };
+  }
+
+  private scheduleCycle(): void {
+    if (this.cycleQueued) return;
+    this.cycleQueued = true;
+    setImmediate(() => {
+      this.cycleQueued = false;
+      this.offerCycle();
+    });
+  }
+
+  private offerCycle(): void {
+    if (this.suppressed || !this.framework) return;
+    const now = Date.now();
+    const batch: Offer[] = [];
+    for (const a of this.agentsById.values()) {
+      if (!a.sink || a.offerId || a.refuseUntil > now) continue;
+      const free = this.freeOf(a);
+      if (free.mem <= 0 || free.ports.length === 0) continue;
+      const offer: Offer = { id: randomUUID(), agentId: a.id, hostname: a.hostname, ip: a.ip, resources: free };
+      a.offerId = offer.id;
+      this.offers.set(offer.id, offer);
+      batch.push(offer);
+    }
+    if (batch.length > 0) this.framework.resourceOffers(batch);
+  }
+
+  private rescindOffersOf(agentId: string): void {
+    const entry = this.agentsById.get(agentId);
+    if (entry?.offerId) this.offers.delete(entry.offerId);
+    if (entry) entry.offerId = undefined;
+  }
+
+  private sendHeartbeats(): void {
+    for (const a of this.agentsById.values()) a.sink?.send({ type: pb.Event.Type.HEARTBEAT });
+  }
+}

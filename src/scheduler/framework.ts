@@ -1,0 +1,347 @@
+import PQueue from 'p-queue';
+import { v4 as uuidv4 } from 'uuid';
+import { instanceOfProc } from '../store/keys.js';
+import { isLive, type Instance, type Proc } from '../store/model.js';
+import type { FleetStore, NewProc } from '../store/fleet-store.js';
+import { pb, taskStateName } from '../proto/messages.js';
+import type { redfleet } from '../proto/redfleet.js';
+import type { Logger } from '../logger.js';
+import { place, type Slot } from './placement.js';
+import type { Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
+
+export interface FrameworkOptions {
+  /** cpus each redis-server takes from its agent's offer. */
+  procCpus: number;
+  /** Refuse time when the framework declines an offer it could not use while work is pending. */
+  pendingRefuseSeconds: number;
+  /** Refuse time when there is nothing to place. */
+  idleRefuseSeconds: number;
+  /** After a scheduler start, how long agents have to resubscribe before their procs count as lost. */
+  agentGraceMs: number;
+}
+
+const ACTIVE = new Set(['CREATING', 'RUNNING', 'DEGRADED']);
+
+interface Need {
+  count: number;
+  /** A fresh instance is placed whole or not at all; replacements go one by one. */
+  gang: boolean;
+  master: Proc | undefined;
+}
+
+/**
+ * The Redis framework: turns instances in etcd into redis-server tasks.
+ * - creator: places procs on offers (whole instances at creation, single replicas after a loss);
+ * - maintainer: follows status updates and agent losses, keeps counts and Status true;
+ * - destroyer: shuts down every proc of a DELETING instance, then marks it DELETED.
+ * Each is a p-queue of concurrency 1; the etcd watch and the broker feed them.
+ */
+export class RedisFramework implements Framework {
+  private readonly creator = new PQueue({ concurrency: 1 });
+  private readonly maintainer = new PQueue({ concurrency: 1 });
+  private readonly destroyer = new PQueue({ concurrency: 1 });
+  private readonly queued = new Set<string>();
+  /** Instances that need procs placed. */
+  private readonly wanting = new Set<string>();
+  /** Procs the destroyer already sent SHUTDOWN, so a Msg reset does not trigger a second one. */
+  private readonly shutdownSent = new Set<string>();
+  private graceTimer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly store: FleetStore,
+    private readonly broker: ResourceBroker,
+    private readonly log: Logger,
+    private readonly opts: FrameworkOptions,
+  ) {}
+
+  start(): void {
+    this.store.on('instance', (name: string) => this.instanceChanged(name));
+    for (const name of this.store.instanceNames()) this.instanceChanged(name);
+    this.graceTimer = setTimeout(() => this.sweepUnclaimedProcs(), this.opts.agentGraceMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.graceTimer);
+    this.creator.clear();
+    this.maintainer.clear();
+    this.destroyer.clear();
+    await Promise.all([this.creator.onIdle(), this.maintainer.onIdle(), this.destroyer.onIdle()]);
+  }
+
+  /** Resolves when all three queues are idle (tests and benchmarks use it). */
+  async idle(): Promise<void> {
+    await Promise.all([this.creator.onIdle(), this.maintainer.onIdle(), this.destroyer.onIdle()]);
+  }
+
+  private instanceChanged(name: string): void {
+    const inst = this.store.instance(name);
+    if (!inst || this.stopped) return;
+    if (inst.status === 'DELETING') this.enqueue(this.destroyer, `destroy:${name}`, () => this.destroy(name));
+    else if (ACTIVE.has(inst.status)) this.enqueue(this.maintainer, `maintain:${name}`, () => this.maintain(name));
+  }
+
+  /** Adds a job unless the same one is already waiting; a running job may be queued again. */
+  private enqueue(queue: PQueue, key: string, job: () => Promise<void>): void {
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    void queue.add(async () => {
+      this.queued.delete(key);
+      try {
+        await job();
+      } catch (err) {
+        this.log.error('framework job failed', { job: key, error: (err as Error).message });
+      }
+    });
+  }
+
+  // ---- maintainer ----
+
+  private async maintain(name: string): Promise<void> {
+    const inst = this.store.instance(name);
+    if (!inst || !ACTIVE.has(inst.status)) return;
+    const master = inst.procs.find((p) => p.type === 'M' && p.state === 'RUNNING');
+    const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING').length;
+    const full = (master ? 1 : 0) >= inst.expMasters && replicas >= inst.expSlaves;
+    let status = inst.status;
+    if (inst.status === 'CREATING') status = full ? 'RUNNING' : 'CREATING';
+    else status = full ? 'RUNNING' : 'DEGRADED';
+    const fields: Record<string, string> = {};
+    if (status !== inst.status) fields.Status = status;
+    if (String(master ? 1 : 0) !== String(inst.masters)) fields.Masters = String(master ? 1 : 0);
+    if (replicas !== inst.slaves) fields.Slaves = String(replicas);
+    if (master && inst.mname !== master.id) fields.Mname = master.id;
+    const need = this.needOf(inst);
+    if (status === 'RUNNING' && inst.reason) fields.Reason = '';
+    if (status === 'DEGRADED' && !inst.procs.some((p) => p.type === 'M' && isLive(p))) {
+      const reason = 'master lost: no live master proc';
+      if (inst.reason !== reason) fields.Reason = reason;
+    }
+    if (Object.keys(fields).length > 0) {
+      await this.store.setInstance(name, fields);
+      if (fields.Status) this.log.info('instance status', { instance: name, status: fields.Status, masters: master ? 1 : 0, replicas });
+    }
+    if (need.count > 0) {
+      this.wanting.add(name);
+      this.broker.revive();
+    } else {
+      this.wanting.delete(name);
+    }
+  }
+
+  /** How many procs the instance lacks, and whether they must be placed together. */
+  private needOf(inst: Instance): Need {
+    const live = inst.procs.filter(isLive);
+    const master = live.find((p) => p.type === 'M');
+    if (!master) {
+      const fresh = inst.status === 'CREATING' && live.length === 0;
+      return { count: fresh ? 1 + inst.expSlaves : 0, gang: true, master: undefined };
+    }
+    const replicas = live.filter((p) => p.type === 'S').length;
+    return { count: Math.max(0, inst.expSlaves - replicas), gang: false, master };
+  }
+
+  async statusUpdate(agentId: string, status: redfleet.v1.ITaskStatus): Promise<void> {
+    const procId = status.task_id.value;
+    const name = instanceOfProc(procId);
+    const proc = this.store.instance(name)?.procs.find((p) => p.id === procId);
+    const state = taskStateName(status.state);
+    if (!proc) {
+      this.log.warn('status update for an unknown proc', { agent: agentId, proc: procId, state });
+      if (status.state === pb.TaskState.TASK_RUNNING || status.state === pb.TaskState.TASK_STARTING) this.broker.kill(agentId, procId);
+      return;
+    }
+    if (!isLive(proc) && proc.state !== state) {
+      this.log.info('stale status update ignored', { agent: agentId, proc: procId, state, known: proc.state });
+      return;
+    }
+    const fields: Record<string, string> = { State: state };
+    if (status.data && status.data.length > 0) {
+      const data = pb.RedisState.decode(status.data);
+      if (data.pid) fields.Pid = String(data.pid);
+    }
+    if (proc.state !== state || fields.Pid) {
+      await this.store.setProc(name, procId, fields);
+      const level = isLive({ ...proc, state: state as Proc['state'] }) ? 'info' : 'warn';
+      this.log.log(level, 'proc state', { instance: name, proc: procId, agent: agentId, state, message: status.message ?? '' });
+    }
+    if (!isLive({ ...proc, state: state as Proc['state'] }) && proc.type === 'S') await this.store.removeSname(name, procId);
+  }
+
+  agentSubscribed(agentId: string, taskIds: string[]): void {
+    const running = new Set(taskIds);
+    this.enqueue(this.maintainer, `subscribed:${agentId}`, async () => {
+      for (const proc of this.procsOn(agentId)) {
+        if (running.has(proc.id)) continue;
+        await this.markLost(proc, 'the agent resubscribed without this proc');
+      }
+    });
+  }
+
+  agentLost(agentId: string, _taskIds: string[]): void {
+    this.enqueue(this.maintainer, `lost:${agentId}`, async () => {
+      for (const proc of this.procsOn(agentId)) await this.markLost(proc, 'its agent is lost');
+    });
+  }
+
+  private procsOn(agentId: string): Proc[] {
+    return this.store.instances().flatMap((i) => i.procs.filter((p) => p.sid === agentId && isLive(p)));
+  }
+
+  private async markLost(proc: Proc, why: string): Promise<void> {
+    this.log.warn('proc lost', { instance: proc.instance, proc: proc.id, agent: proc.sid, why });
+    await this.store.setProc(proc.instance, proc.id, { State: 'LOST' });
+    if (proc.type === 'S') await this.store.removeSname(proc.instance, proc.id);
+  }
+
+  /** After a scheduler start: procs whose agent never came back are lost. */
+  private sweepUnclaimedProcs(): void {
+    const stale = this.store.instances().flatMap((i) => i.procs.filter((p) => isLive(p) && !this.brokerHas(p.sid)));
+    for (const proc of stale) this.enqueue(this.maintainer, `sweep:${proc.id}`, () => this.markLost(proc, 'its agent did not resubscribe after the scheduler started'));
+  }
+
+  private brokerHas(agentId: string): boolean {
+    return this.broker.agents().some((a) => a.id === agentId);
+  }
+
+  // ---- creator ----
+
+  resourceOffers(offers: Offer[]): void {
+    void this.creator.add(() => this.placeOn(offers)).catch((err: Error) => {
+      this.log.error('placement failed', { error: err.message });
+      for (const o of offers) this.broker.decline(o.id, this.opts.pendingRefuseSeconds);
+    });
+  }
+
+  private async placeOn(offers: Offer[]): Promise<void> {
+    const slots: Slot[] = offers.map((o) => ({
+      agentId: o.agentId,
+      offerId: o.id,
+      ip: o.ip,
+      hostname: o.hostname,
+      cpus: o.resources.cpus,
+      mem: o.resources.mem,
+      ports: o.resources.ports.map((r) => ({ ...r })),
+    }));
+    const launches = new Map<string, TaskLaunch[]>();
+    const byAge = [...this.wanting]
+      .map((n) => this.store.instance(n))
+      .filter((i): i is Instance => Boolean(i))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    for (const inst of byAge) {
+      if (this.stopped) break;
+      await this.placeInstance(inst, slots, launches);
+    }
+    for (const offer of offers) {
+      const mine = launches.get(offer.id);
+      if (!mine) {
+        this.broker.decline(offer.id, this.wanting.size > 0 ? this.opts.pendingRefuseSeconds : this.opts.idleRefuseSeconds);
+        continue;
+      }
+      try {
+        this.broker.accept(offer.id, mine);
+      } catch (err) {
+        this.log.warn('launch failed', { agent: offer.agentId, error: (err as Error).message });
+        for (const l of mine) {
+          const proc = this.store.instance(instanceOfProc(l.taskId))?.procs.find((p) => p.id === l.taskId);
+          if (proc) await this.markLost(proc, 'its agent went away before the launch');
+        }
+      }
+    }
+    if (this.wanting.size === 0) this.broker.suppress();
+  }
+
+  private async placeInstance(inst: Instance, slots: Slot[], launches: Map<string, TaskLaunch[]>): Promise<void> {
+    if (!ACTIVE.has(inst.status)) {
+      this.wanting.delete(inst.name);
+      return;
+    }
+    const need = this.needOf(inst);
+    if (need.count <= 0) {
+      this.wanting.delete(inst.name);
+      return;
+    }
+    const existing = new Map<string, number>();
+    for (const p of inst.procs.filter(isLive)) existing.set(p.sid, (existing.get(p.sid) ?? 0) + 1);
+    const req = {
+      count: need.count,
+      memMb: inst.capacity,
+      cpus: this.opts.procCpus,
+      dValue: inst.dValue,
+      strategy: inst.placement,
+      existing,
+    };
+    let result = place(req, slots);
+    if (!result.ok) {
+      if (inst.reason !== result.reason) await this.store.setInstance(inst.name, { Reason: result.reason });
+      if (need.gang || result.placed.length === 0) return;
+      result = place({ ...req, count: result.placed.length }, slots);
+      if (!result.ok) return;
+    }
+    const procs: NewProc[] = result.assignments.map((a, i) => {
+      const isMaster = need.gang && i === 0;
+      return {
+        id: `${inst.name}::${uuidv4()}`,
+        instance: inst.name,
+        nodename: a.hostname,
+        capacity: inst.capacity,
+        ip: a.ip,
+        port: a.port,
+        type: isMaster ? 'M' : 'S',
+        slaveOf: '',
+        agentId: a.agentId,
+      };
+    });
+    const master = need.master ?? { ip: procs[0].ip, port: procs[0].port };
+    for (const p of procs) if (p.type === 'S') p.slaveOf = `${master.ip}:${master.port}`;
+    const reason = need.gang ? `launching ${procs.length} procs` : `replacing ${procs.length} replica(s)`;
+    await this.store.addProcs(inst.name, procs, { Reason: reason });
+    this.log.info('placed', { instance: inst.name, procs: procs.map((p) => `${p.id}@${p.agentId}:${p.port}`) });
+    for (const [i, p] of procs.entries()) {
+      const launch: TaskLaunch = {
+        taskId: p.id,
+        name: `redis ${inst.name} ${p.type === 'M' ? 'master' : 'replica'}`,
+        resources: { cpus: this.opts.procCpus, mem: inst.capacity, ports: [{ begin: p.port, end: p.port }] },
+        data: pb.RedisLaunch.encode({
+          instance: inst.name,
+          proc_id: p.id,
+          role: p.type === 'M' ? pb.RedisLaunch.Role.MASTER : pb.RedisLaunch.Role.SLAVE,
+          port: p.port,
+          capacity_mb: inst.capacity,
+          master_ip: p.type === 'S' ? master.ip : undefined,
+          master_port: p.type === 'S' ? master.port : undefined,
+          password_sha256: inst.passwordHash,
+        }).finish(),
+      };
+      const offerId = result.assignments[i].offerId;
+      launches.set(offerId, [...(launches.get(offerId) ?? []), launch]);
+    }
+    if (this.needOf(this.store.instance(inst.name) ?? inst).count <= 0) this.wanting.delete(inst.name);
+  }
+
+  // ---- destroyer ----
+
+  private async destroy(name: string): Promise<void> {
+    const inst = this.store.instance(name);
+    if (!inst || inst.status !== 'DELETING') return;
+    this.wanting.delete(name);
+    const live = inst.procs.filter(isLive);
+    for (const proc of live) {
+      if (!this.brokerHas(proc.sid) && !this.store.agentRecord(proc.sid)) {
+        await this.markLost(proc, 'its agent is gone');
+        continue;
+      }
+      if (proc.msg !== 'SHUTDOWN' && !this.shutdownSent.has(proc.id)) {
+        this.shutdownSent.add(proc.id);
+        await this.store.setProc(name, proc.id, { Msg: 'SHUTDOWN' });
+        this.log.info('shutdown requested', { instance: name, proc: proc.id, agent: proc.sid });
+      }
+    }
+    if (live.length > 0) return;
+    for (const proc of inst.procs) this.shutdownSent.delete(proc.id);
+    await this.store.clearSnames(name);
+    await this.store.setInstance(name, { Status: 'DELETED', Masters: '0', Slaves: '0', Mname: '', Reason: '' });
+    this.log.info('instance status', { instance: name, status: 'DELETED' });
+  }
+}

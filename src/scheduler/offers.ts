@@ -1,0 +1,62 @@
+import type { Resources } from '../proto/messages.js';
+import type { redfleet } from '../proto/redfleet.js';
+
+/**
+ * The boundary between the resource side (the offer broker, which knows agents and their free
+ * resources) and the Redis framework (which knows instances). Another resource manager, a real
+ * Mesos master for instance, could stand behind `ResourceBroker` without the framework changing.
+ */
+
+export interface Offer {
+  id: string;
+  agentId: string;
+  hostname: string;
+  ip: string;
+  resources: Resources;
+}
+
+export interface TaskLaunch {
+  taskId: string;
+  name: string;
+  resources: Resources;
+  data: Uint8Array;
+}
+
+export interface AgentView {
+  id: string;
+  hostname: string;
+  ip: string;
+  connected: boolean;
+  total: Resources;
+  free: Resources;
+  tasks: string[];
+  subscribedAt: string;
+}
+
+/** What the framework may ask of the broker. */
+export interface ResourceBroker {
+  /** Launches tasks on the offer's agent; the rest of the offer goes back to the pool. */
+  accept(offerId: string, launches: TaskLaunch[]): void;
+  /** Returns the offer; the agent is not offered again for `refuseSeconds` (or until revive). */
+  decline(offerId: string, refuseSeconds: number): void;
+  /** Stop sending offers: the framework has nothing to place. */
+  suppress(): void;
+  /** Resume offers and clear every refuse filter: the framework has work. */
+  revive(): void;
+  /** Asks the agent to kill a task. */
+  kill(agentId: string, taskId: string): void;
+  agents(): AgentView[];
+  /** The largest total memory (MB) any connected agent has, 0 when none is connected. */
+  largestAgentMem(): number;
+}
+
+/** What the broker tells the framework. */
+export interface Framework {
+  resourceOffers(offers: Offer[]): void;
+  /** Resolves once the update is durable; only then is it acknowledged to the agent. */
+  statusUpdate(agentId: string, status: redfleet.v1.ITaskStatus): Promise<void>;
+  /** An agent (re)subscribed, running these tasks. */
+  agentSubscribed(agentId: string, taskIds: string[]): void;
+  /** An agent was gone for longer than the agent timeout; its tasks are lost. */
+  agentLost(agentId: string, taskIds: string[]): void;
+}

@@ -1,0 +1,81 @@
+import type { Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { Etcd3 } from 'etcd3';
+import { connectEtcd } from '../store/etcd.js';
+import { FleetStore } from '../store/fleet-store.js';
+import { createApiServer } from '../api/server.js';
+import { createLogger } from '../logger.js';
+import { OfferBroker } from './broker.js';
+import { AgentEndpoint } from './agent-endpoint.js';
+import { RedisFramework } from './framework.js';
+import { Reaper } from './reaper.js';
+
+export interface SchedulerOptions {
+  etcd: string;
+  prefix: string;
+  apiHost: string;
+  apiPort: number;
+  id: string;
+  fleetKey: string;
+  agentTimeoutMs?: number;
+}
+
+/** One scheduler process: store, offer broker, Redis framework, reaper and the HTTP API. */
+export class Scheduler {
+  private readonly log;
+  private etcd?: Etcd3;
+  private store?: FleetStore;
+  private broker?: OfferBroker;
+  private framework?: RedisFramework;
+  private reaper?: Reaper;
+  private server?: Server;
+
+  constructor(private readonly opts: SchedulerOptions) {
+    this.log = createLogger('scheduler', { scheduler: opts.id });
+  }
+
+  /** Resolves with the API address once it listens. */
+  async start(): Promise<{ host: string; port: number }> {
+    this.etcd = connectEtcd(this.opts.etcd);
+    this.store = new FleetStore(this.etcd, this.opts.prefix, this.log);
+    await this.store.start();
+    const frameworkId = await this.store.ensureFrameworkId(randomUUID());
+    const agentTimeoutMs = this.opts.agentTimeoutMs ?? 10_000;
+    this.broker = new OfferBroker({ heartbeatSeconds: 5, agentTimeoutMs, frameworkId }, this.log);
+    this.framework = new RedisFramework(this.store, this.broker, this.log, {
+      procCpus: 0.1,
+      pendingRefuseSeconds: 1,
+      idleRefuseSeconds: 5,
+      agentGraceMs: agentTimeoutMs,
+    });
+    this.broker.attach(this.framework);
+    this.framework.start();
+    this.reaper = new Reaper(this.store, this.log);
+    this.reaper.start();
+    const endpoint = new AgentEndpoint(this.broker, this.log);
+    this.server = createApiServer({ store: this.store, broker: this.broker, agentEndpoint: endpoint, log: this.log });
+    const server = this.server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.apiPort, this.opts.apiHost, () => resolve());
+    });
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : this.opts.apiPort;
+    this.log.info('scheduler started', { api: `${this.opts.apiHost}:${port}`, etcd: this.opts.etcd, prefix: this.opts.prefix, frameworkId });
+    return { host: this.opts.apiHost, port };
+  }
+
+  async stop(): Promise<void> {
+    this.reaper?.stop();
+    this.broker?.close();
+    await this.framework?.stop();
+    const server = this.server;
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    await this.store?.stop();
+    this.etcd?.close();
+    this.log.info('scheduler stopped');
+  }
+}

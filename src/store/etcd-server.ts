@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectEtcd } from './etcd.js';
+import { freePort } from '../net.js';
+
+export interface EtcdServer {
+  url: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a single-member etcd (Debian's etcd-server) as a child process on free loopback ports,
+ * with its data under `dataDir`, and resolves once it answers. Used by `redfleet dev` and tests.
+ */
+export async function startEtcdServer(dataDir: string, opts: { clientPort?: number; binary?: string } = {}): Promise<EtcdServer> {
+  mkdirSync(dataDir, { recursive: true });
+  const clientPort = opts.clientPort ?? (await freePort());
+  const peerPort = await freePort();
+  const url = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const logFd = openSync(join(dataDir, 'etcd.log'), 'a');
+  const child = spawn(
+    opts.binary ?? 'etcd',
+    [
+      '--name', 'redfleet',
+      '--data-dir', join(dataDir, 'data'),
+      '--listen-client-urls', url,
+      '--advertise-client-urls', url,
+      '--listen-peer-urls', peer,
+      '--initial-advertise-peer-urls', peer,
+      '--initial-cluster', `redfleet=${peer}`,
+      '--log-level', 'warn',
+    ],
+    { stdio: ['ignore', logFd, logFd] },
+  );
+  let exited = false;
+  child.on('exit', () => { exited = true; });
+  const stop = async (): Promise<void> => {
+    if (exited) return;
+    const done = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await done;
+    clearTimeout(timer);
+  };
+  const client = connectEtcd(url);
+  try {
+    for (let i = 0; ; i++) {
+      if (exited) throw new Error(`etcd exited at start; see ${join(dataDir, 'etcd.log')}`);
+      try {
+        await client.get('/health-probe').string();
+        break;
+      } catch (err) {
+        if (i > 200) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    client.close();
+  }
+  return { url, child, stop };
+}

@@ -1,0 +1,312 @@
+import { EventEmitter } from 'node:events';
+import type { Etcd3, Watcher } from 'etcd3';
+import { Keys } from './keys.js';
+import { instanceFromFields, type Instance } from './model.js';
+import type { Logger } from '../logger.js';
+
+interface InstanceNode {
+  fields: Map<string, string>;
+  procs: Map<string, Map<string, string>>;
+  snames: Set<string>;
+}
+
+export interface NewInstance {
+  name: string;
+  type: 'S' | 'MS';
+  capacity: number;
+  expSlaves: number;
+  dValue: number;
+  placement: 'spread' | 'binpack';
+  passwordHash: string;
+  extra?: Record<string, string>;
+}
+
+export interface NewProc {
+  id: string;
+  instance: string;
+  nodename: string;
+  capacity: number;
+  ip: string;
+  port: number;
+  type: 'M' | 'S';
+  slaveOf: string;
+  agentId: string;
+}
+
+/**
+ * The whole /MrRedis tree in memory, filled once at start and kept current by one etcd watch.
+ * Reads never touch etcd. Writers get the etcd revision of their write and can wait until the
+ * cache has seen it (`caughtUp`), so a read that follows a write sees it.
+ *
+ * Events: 'instance' (name) whenever anything of an instance but its Stats changes;
+ * 'agents' whenever an agent registration key changes.
+ */
+export class FleetStore extends EventEmitter {
+  readonly keys: Keys;
+  private readonly nodes = new Map<string, InstanceNode>();
+  private readonly agentRecords = new Map<string, string>();
+  private readonly config = new Map<string, string>();
+  private revision = 0n;
+  private waiters: { rev: bigint; resolve: () => void }[] = [];
+  private watcher?: Watcher;
+
+  constructor(readonly etcd: Etcd3, prefix: string, private readonly log?: Logger) {
+    super();
+    this.keys = new Keys(prefix);
+  }
+
+  /** Loads the tree and starts the watch from the revision just after the load. */
+  async start(): Promise<void> {
+    const res = await this.etcd.getAll().prefix(this.keys.root).exec();
+    for (const kv of res.kvs) this.route(kv.key.toString(), kv.value.toString());
+    this.revision = BigInt(res.header.revision);
+    this.watcher = await this.etcd
+      .watch()
+      .prefix(this.keys.root)
+      .startRevision((this.revision + 1n).toString())
+      .create();
+    this.watcher.on('data', (res) => {
+      const touched = new Set<string>();
+      for (const ev of res.events) {
+        const key = ev.kv.key.toString();
+        const name = this.route(key, ev.type === 'Delete' ? undefined : ev.kv.value.toString());
+        if (name) touched.add(name);
+      }
+      this.advance(BigInt(res.header.revision));
+      for (const name of touched) this.emit(name === '\0agents' ? 'agents' : 'instance', name);
+    });
+    this.watcher.on('error', (err) => this.log?.warn('etcd watch error', { error: err.message }));
+    this.watcher.on('disconnected', () => this.log?.warn('etcd watch disconnected; it resumes from the last revision'));
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.cancel().catch(() => undefined);
+  }
+
+  /** Resolves once the cache reflects every write up to `rev`. */
+  caughtUp(rev: string | bigint | undefined): Promise<void> {
+    if (rev === undefined) return Promise.resolve();
+    const want = BigInt(rev);
+    if (want <= this.revision) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ rev: want, resolve }));
+  }
+
+  private advance(rev: bigint): void {
+    if (rev > this.revision) this.revision = rev;
+    const ready = this.waiters.filter((w) => w.rev <= this.revision);
+    this.waiters = this.waiters.filter((w) => w.rev > this.revision);
+    for (const w of ready) w.resolve();
+  }
+
+  /**
+   * Applies one key (value undefined: deleted). Returns the instance name it touched,
+   * '\0agents' for an agent key, and '' when nobody needs telling (config, Stats, MemUsed).
+   */
+  private route(key: string, value: string | undefined): string {
+    const rel = key.slice(this.keys.root.length).split('/');
+    if (rel[0] === 'Config' && rel.length === 2) {
+      setOrDelete(this.config, rel[1], value);
+      return '';
+    }
+    if (rel[0] === 'Agents' && rel.length === 2) {
+      setOrDelete(this.agentRecords, rel[1], value);
+      return '\0agents';
+    }
+    if (rel[0] !== 'Instances' || rel.length < 3) return '';
+    const name = rel[1];
+    const node = this.node(name);
+    if (rel.length === 3) {
+      setOrDelete(node.fields, rel[2], value);
+    } else if (rel[2] === 'Snames' && rel.length === 4) {
+      if (value === undefined) node.snames.delete(rel[3]);
+      else node.snames.add(rel[3]);
+    } else if (rel[2] === 'Procs' && rel.length === 5) {
+      let proc = node.procs.get(rel[3]);
+      if (!proc) {
+        proc = new Map();
+        node.procs.set(rel[3], proc);
+      }
+      setOrDelete(proc, rel[4], value);
+      if (proc.size === 0) node.procs.delete(rel[3]);
+      if (rel[4] === 'Stats' || rel[4] === 'MemUsed') return '';
+    }
+    if (node.fields.size === 0 && node.procs.size === 0 && node.snames.size === 0) this.nodes.delete(name);
+    return name;
+  }
+
+  private node(name: string): InstanceNode {
+    let node = this.nodes.get(name);
+    if (!node) {
+      node = { fields: new Map(), procs: new Map(), snames: new Set() };
+      this.nodes.set(name, node);
+    }
+    return node;
+  }
+
+  // ---- reads (memory only) ----
+
+  instance(name: string): Instance | undefined {
+    const node = this.nodes.get(name);
+    if (!node || !node.fields.has('Status')) return undefined;
+    return instanceFromFields(name, node.fields, node.procs, node.snames);
+  }
+
+  instanceNames(): string[] {
+    return [...this.nodes.keys()].filter((n) => this.nodes.get(n)?.fields.has('Status')).sort();
+  }
+
+  instances(): Instance[] {
+    return this.instanceNames().map((n) => this.instance(n)!);
+  }
+
+  agentRecord(id: string): Record<string, unknown> | undefined {
+    const text = this.agentRecords.get(id);
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  }
+
+  agentIds(): string[] {
+    return [...this.agentRecords.keys()].sort();
+  }
+
+  configValue(field: string): string | undefined {
+    return this.config.get(field);
+  }
+
+  // ---- writes (etcd first; the cache follows through the watch) ----
+
+  /**
+   * Writes a new instance in one transaction. Succeeds when the name is unused, or when the
+   * earlier instance of that name is DELETED (its old tree is cleared in the same transaction).
+   * Returns false when a live instance holds the name.
+   */
+  async createInstance(spec: NewInstance): Promise<boolean> {
+    const k = this.keys;
+    const statusKey = k.instanceField(spec.name, 'Status');
+    const fields: Record<string, string> = {
+      Type: spec.type,
+      Status: 'CREATING',
+      Capacity: String(spec.capacity),
+      Masters: '0',
+      Slaves: '0',
+      ExpMasters: '1',
+      ExpSlaves: String(spec.expSlaves),
+      DValue: String(spec.dValue),
+      Mname: '',
+      Reason: 'waiting for offers',
+      Placement: spec.placement,
+      CreatedAt: new Date().toISOString(),
+      PasswordHash: spec.passwordHash,
+      ...spec.extra,
+    };
+    const puts = Object.entries(fields).map(([f, v]) => this.etcd.put(k.instanceField(spec.name, f)).value(v));
+    const fresh = await this.etcd.if(statusKey, 'Version', '==', 0).then(...puts).commit();
+    if (fresh.succeeded) {
+      await this.caughtUp(fresh.header.revision);
+      return true;
+    }
+    const reuse = await this.etcd
+      .if(statusKey, 'Value', '==', 'DELETED')
+      .then(
+        this.etcd.delete().prefix(k.procs(spec.name)),
+        this.etcd.delete().prefix(k.snames(spec.name)),
+        ...puts,
+      )
+      .commit();
+    if (!reuse.succeeded) return false;
+    await this.caughtUp(reuse.header.revision);
+    return true;
+  }
+
+  /** Sets instance fields, only while the instance exists. */
+  async setInstance(name: string, fields: Record<string, string>): Promise<boolean> {
+    const k = this.keys;
+    const puts = Object.entries(fields).map(([f, v]) => this.etcd.put(k.instanceField(name, f)).value(v));
+    const res = await this.etcd.if(k.instanceField(name, 'Status'), 'Version', '>', 0).then(...puts).commit();
+    await this.caughtUp(res.header.revision);
+    return res.succeeded;
+  }
+
+  /**
+   * Moves an instance to DELETING unless it is already DELETING or DELETED.
+   * Returns the status it had, or undefined when there is no such instance.
+   */
+  async markDeleting(name: string): Promise<string | undefined> {
+    const current = this.instance(name);
+    if (!current) return undefined;
+    if (current.status === 'DELETING' || current.status === 'DELETED') return current.status;
+    const statusKey = this.keys.instanceField(name, 'Status');
+    const res = await this.etcd
+      .if(statusKey, 'Value', '==', current.status)
+      .then(this.etcd.put(statusKey).value('DELETING'), this.etcd.put(this.keys.instanceField(name, 'Reason')).value('delete requested'))
+      .commit();
+    await this.caughtUp(res.header.revision);
+    return res.succeeded ? current.status : this.markDeleting(name);
+  }
+
+  /** Writes new procs (and their Snames entries) in one transaction. */
+  async addProcs(name: string, procs: NewProc[], instanceFields: Record<string, string> = {}): Promise<void> {
+    const k = this.keys;
+    const ops = [];
+    for (const p of procs) {
+      const fields: Record<string, string> = {
+        Instance: p.instance,
+        Nodename: p.nodename,
+        Capacity: String(p.capacity),
+        MemUsed: '0',
+        Pid: '0',
+        IP: p.ip,
+        Port: String(p.port),
+        State: 'STAGING',
+        Type: p.type,
+        SlaveOf: p.slaveOf,
+        EID: `redfleet-executor-${p.agentId}`,
+        SID: p.agentId,
+        Msg: '',
+        Stats: '',
+      };
+      for (const [f, v] of Object.entries(fields)) ops.push(this.etcd.put(k.procField(name, p.id, f)).value(v));
+      if (p.type === 'S') ops.push(this.etcd.put(k.sname(name, p.id)).value(''));
+    }
+    for (const [f, v] of Object.entries(instanceFields)) ops.push(this.etcd.put(k.instanceField(name, f)).value(v));
+    const res = await this.etcd.if(k.instanceField(name, 'Status'), 'Version', '>', 0).then(...ops).commit();
+    await this.caughtUp(res.header.revision);
+  }
+
+  async setProc(name: string, procId: string, fields: Record<string, string>): Promise<void> {
+    const k = this.keys;
+    const ops = Object.entries(fields).map(([f, v]) => this.etcd.put(k.procField(name, procId, f)).value(v));
+    const res = await this.etcd.if(k.procField(name, procId, 'Instance'), 'Version', '>', 0).then(...ops).commit();
+    await this.caughtUp(res.header.revision);
+  }
+
+  async removeSname(name: string, procId: string): Promise<void> {
+    const res = await this.etcd.delete().key(this.keys.sname(name, procId));
+    await this.caughtUp(res.header.revision);
+  }
+
+  async clearSnames(name: string): Promise<void> {
+    const res = await this.etcd.delete().prefix(this.keys.snames(name));
+    await this.caughtUp(res.header.revision);
+  }
+
+  /** Writes the framework id once; later schedulers find and keep it. */
+  async ensureFrameworkId(id: string): Promise<string> {
+    const key = this.keys.config('FrameworkID');
+    await this.etcd
+      .if(key, 'Version', '==', 0)
+      .then(this.etcd.put(key).value(id), this.etcd.put(this.keys.config('RegisteredAt')).value(new Date().toISOString()))
+      .commit();
+    return (await this.etcd.get(key).string()) ?? id;
+  }
+}
+
+function setOrDelete(map: Map<string, string>, key: string, value: string | undefined): void {
+  if (value === undefined) map.delete(key);
+  else map.set(key, value);
+}
+
