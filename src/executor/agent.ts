@@ -183,7 +183,7 @@ export class RedFleetAgent {
             req.destroy(err as Error);
           }
         });
-        res.on('end', () => {
+        res.on('close', () => {
           clearTimeout(watchdog);
           resolve();
         });
@@ -217,7 +217,7 @@ export class RedFleetAgent {
         if (event.acknowledged) this.unacked.delete(Buffer.from(event.acknowledged.uuid).toString('hex'));
         return;
       case pb.Event.Type.ERROR:
-        this.log.error('scheduler error event', { message: event.error?.message });
+        this.log.error('scheduler error event', { detail: event.error?.message });
         return;
       default:
         return;
@@ -238,7 +238,7 @@ export class RedFleetAgent {
       data: data ? pb.RedisState.encode(data).finish() : undefined,
     };
     this.unacked.set(uuid.toString('hex'), status);
-    this.log.info('task status', { proc: procId, state: pb.TaskState[state], message });
+    this.log.info('task status', { proc: procId, state: pb.TaskState[state], detail: message });
     void this.sendUpdate(status);
   }
 

@@ -83,12 +83,15 @@ export class RedisProcess extends EventEmitter {
     await this.client.ping();
   }
 
-  /** SHUTDOWN NOSAVE, then SIGTERM, then SIGKILL; resolves when the process is gone. */
+  /**
+   * SIGTERM (redis-server shuts down without saving, as no save points are configured), then
+   * SIGKILL after `graceMs`; resolves when the process is gone.
+   */
   async stop(graceMs = 3000): Promise<void> {
     if (this.exitInfo || !this.child) return;
     this.stopping = true;
     const gone = new Promise<void>((r) => this.once('exit', () => r()));
-    await this.client.call('SHUTDOWN', 'NOSAVE').catch(() => this.child?.kill('SIGTERM'));
+    this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child?.kill('SIGKILL'), graceMs);
     await gone;
     clearTimeout(timer);

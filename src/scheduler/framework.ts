@@ -164,7 +164,7 @@ export class RedisFramework implements Framework {
     if (proc.state !== state || fields.Pid) {
       await this.store.setProc(name, procId, fields);
       const level = isLive({ ...proc, state: state as Proc['state'] }) ? 'info' : 'warn';
-      this.log.log(level, 'proc state', { instance: name, proc: procId, agent: agentId, state, message: status.message ?? '' });
+      this.log.log(level, 'proc state', { instance: name, proc: procId, agent: agentId, state, detail: status.message ?? '' });
     }
     if (!isLive({ ...proc, state: state as Proc['state'] }) && proc.type === 'S') await this.store.removeSname(name, procId);
   }
