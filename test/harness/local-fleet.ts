@@ -1,0 +1,241 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
+import { loadFleetKey } from '../../src/store/secrets.js';
+import { freePort } from '../../src/net.js';
+
+/** The compiled CLI, run as real processes just as an operator would run them. */
+export const CLI = resolve(fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)));
+
+export interface AgentSpec {
+  mem?: number;
+  cpus?: number;
+  ports?: number;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+const live = new Set<LocalFleet>();
+process.on('exit', () => {
+  for (const fleet of live) fleet.killAllSync();
+});
+
+/**
+ * A whole fleet on this machine for tests and benchmarks: a real etcd, a scheduler process and
+ * agent processes (the compiled `redfleet` CLI), all on free loopback ports under one temporary
+ * directory. `stop()` kills every process it started, any redis-server whose working directory
+ * lies under that directory (even one orphaned by a SIGKILLed agent), and removes the directory.
+ */
+export class LocalFleet {
+  readonly dir: string;
+  readonly fleetKeyPath: string;
+  etcd!: EtcdServer;
+  apiPort = 0;
+  scheduler?: ChildProcess;
+  readonly agents = new Map<string, ChildProcess>();
+  private readonly children = new Set<ChildProcess>();
+
+  private constructor(readonly schedulerArgs: string[]) {
+    this.dir = mkdtempSync(join(tmpdir(), 'redfleet-test-'));
+    this.fleetKeyPath = join(this.dir, 'fleet.key');
+    loadFleetKey(this.fleetKeyPath, true);
+    live.add(this);
+  }
+
+  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[] } = {}): Promise<LocalFleet> {
+    const fleet = new LocalFleet(opts.schedulerArgs ?? []);
+    try {
+      fleet.etcd = await startEtcdServer(join(fleet.dir, 'etcd'));
+      fleet.apiPort = await freePort();
+      await fleet.startScheduler();
+      for (let i = 1; i <= (opts.agents ?? 3); i++) await fleet.startAgent(`agent${i}`, opts.agent);
+      await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === (opts.agents ?? 3), 10_000, 'agents to subscribe');
+    } catch (err) {
+      await fleet.stop();
+      throw err;
+    }
+    return fleet;
+  }
+
+  get apiUrl(): string {
+    return `http://127.0.0.1:${this.apiPort}`;
+  }
+
+  private launch(name: string, args: string[]): ChildProcess {
+    const fd = openSync(join(this.dir, `${name}.log`), 'a');
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', fd, fd], env: { ...process.env, REDFLEET_LOG_LEVEL: 'debug' } });
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  log(name: string): string {
+    try {
+      return readFileSync(join(this.dir, `${name}.log`), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  async startScheduler(): Promise<void> {
+    this.scheduler = this.launch('scheduler', [
+      'scheduler', '--etcd', this.etcd.url, '--api', `127.0.0.1:${this.apiPort}`, '--fleet-key', this.fleetKeyPath, '--id', 'test-scheduler',
+      ...this.schedulerArgs,
+    ]);
+    await this.waitFor(async () => (await this.api('GET', '/healthz').catch(() => undefined))?.status === 200, 15_000, 'the scheduler to listen');
+  }
+
+  async killScheduler(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.scheduler) await killAndWait(this.scheduler, signal);
+    this.scheduler = undefined;
+  }
+
+  async startAgent(id: string, spec: AgentSpec = {}): Promise<ChildProcess> {
+    const first = await freePort();
+    const count = spec.ports ?? 20;
+    const child = this.launch(id, [
+      'agent', '--scheduler', this.apiUrl, '--etcd', this.etcd.url, '--id', id, '--ip', '127.0.0.1',
+      '--mem', String(spec.mem ?? 1024), '--cpus', String(spec.cpus ?? 2), '--ports', `${first}-${Math.min(65535, first + count - 1)}`,
+      '--work-dir', join(this.dir, 'agents', id), '--fleet-key', this.fleetKeyPath,
+    ]);
+    this.agents.set(id, child);
+    return child;
+  }
+
+  async stopAgent(id: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.agents.get(id);
+    if (child) await killAndWait(child, signal);
+    this.agents.delete(id);
+  }
+
+  async api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+    const res = await fetch(`${this.apiUrl}${path}`, {
+      method,
+      headers: body === undefined ? headers : { 'Content-Type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  }
+
+  /** Runs the real etcdctl against this fleet's etcd. */
+  etcdctl(...args: string[]): string {
+    const out = spawnSync('etcdctl', ['--endpoints', this.etcd.url, ...args], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
+    if (out.status !== 0) throw new Error(`etcdctl ${args.join(' ')} failed: ${out.stderr}`);
+    return out.stdout;
+  }
+
+  /** `etcdctl get --prefix` as a key → value map. */
+  tree(prefix: string): Map<string, string> {
+    const lines = this.etcdctl('get', '--prefix', prefix).split('\n');
+    const out = new Map<string, string>();
+    for (let i = 0; i + 1 < lines.length; i += 2) out.set(lines[i], lines[i + 1]);
+    return out;
+  }
+
+  /** Runs the redfleet CLI; resolves with its output and exit code. */
+  cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolvePromise) => {
+      const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, REDFLEET_API: this.apiUrl, ...env } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.on('exit', (code) => resolvePromise({ code, stdout, stderr }));
+    });
+  }
+
+  async waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, what: string): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError: unknown;
+    for (;;) {
+      try {
+        const value = await probe();
+        if (value) return value;
+      } catch (err) {
+        lastError = err;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Waits until the instance reads `status` (from the JSON API) and returns it. */
+  async waitForStatus(name: string, status: string, timeoutMs = 20_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    return this.waitFor(async () => {
+      const res = await this.api('GET', `/api/instances/${name}`);
+      return res.json?.status === status ? res.json : undefined;
+    }, timeoutMs, `${name} to be ${status}`);
+  }
+
+  /** pids of redis-server processes whose working directory lies in this fleet's directory. */
+  redisPids(): number[] {
+    const pids: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^[0-9]+$/.test(entry)) continue;
+      try {
+        const cwd = readlinkSync(`/proc/${entry}/cwd`);
+        const comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
+        if (comm === 'redis-server' && cwd.startsWith(this.dir)) pids.push(Number(entry));
+      } catch {
+        // the process went away or is not ours to read
+      }
+    }
+    return pids;
+  }
+
+  killAllSync(): void {
+    for (const child of this.children) child.kill('SIGKILL');
+    this.etcd?.child.kill('SIGKILL');
+    for (const pid of this.redisPids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.agents.keys()].map((id) => this.stopAgent(id, 'SIGTERM')));
+    await Promise.all([...this.children].map((c) => killAndWait(c, 'SIGKILL')));
+    await this.etcd?.stop();
+    for (const pid of this.redisPids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (process.env.REDFLEET_KEEP_TEST_DIRS) console.log(`kept ${this.dir}`);
+    else rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
+  }
+}
+
+export function killAndWait(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolvePromise) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolvePromise();
+    });
+    child.kill(signal);
+  });
+}
