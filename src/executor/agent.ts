@@ -311,6 +311,7 @@ export class RedFleetAgent {
     }
     if (redis.exited) return;
     proc.running = true;
+    void this.writeStatsOf(proc);
     this.report(procId, pb.TaskState.TASK_RUNNING, '', { pid: redis.pid, ip: this.opts.ip, port: launch.port, role: launch.role === pb.RedisLaunch.Role.MASTER ? 'master' : 'slave' });
   }
 
@@ -402,25 +403,25 @@ export class RedFleetAgent {
 
   /** Every second: each running proc's INFO as the Stats JSON, and MemUsed. */
   private async writeStats(): Promise<void> {
+    await Promise.all([...this.procs.values()].filter((p) => p.running && !p.redis.exited).map((p) => this.writeStatsOf(p)));
+  }
+
+  private async writeStatsOf(p: RunningProc): Promise<void> {
     const etcd = this.etcd;
     if (!etcd) return;
-    await Promise.all(
-      [...this.procs.values()].filter((p) => p.running && !p.redis.exited).map(async (p) => {
-        try {
-          const info = parseInfo(await p.redis.info());
-          const stats = statsFromInfo(info);
-          const procId = p.task.task_id.value;
-          await etcd
-            .if(this.keys.procField(p.launch.instance, procId, 'Instance'), 'Version', '>', 0)
-            .then(
-              etcd.put(this.keys.procField(p.launch.instance, procId, 'Stats')).value(JSON.stringify(stats)),
-              etcd.put(this.keys.procField(p.launch.instance, procId, 'MemUsed')).value(String(stats.usedMemory)),
-            )
-            .commit();
-        } catch (err) {
-          this.log.debug('stats failed', { proc: p.task.task_id.value, error: (err as Error).message });
-        }
-      }),
-    );
+    try {
+      const info = parseInfo(await p.redis.info());
+      const stats = statsFromInfo(info);
+      const procId = p.task.task_id.value;
+      await etcd
+        .if(this.keys.procField(p.launch.instance, procId, 'Instance'), 'Version', '>', 0)
+        .then(
+          etcd.put(this.keys.procField(p.launch.instance, procId, 'Stats')).value(JSON.stringify(stats)),
+          etcd.put(this.keys.procField(p.launch.instance, procId, 'MemUsed')).value(String(stats.usedMemory)),
+        )
+        .commit();
+    } catch (err) {
+      this.log.debug('stats failed', { proc: p.task.task_id.value, error: (err as Error).message });
+    }
   }
 }

@@ -1,0 +1,298 @@
+import { expect } from 'chai';
+import { createConnection } from 'node:net';
+import { Redis } from 'ioredis';
+import { LocalFleet } from '../harness/local-fleet.js';
+
+/** A client to one proc with the tenant password; closed by the caller. */
+function connect(port: number, password: string): Redis {
+  return new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+}
+
+/** Sends one inline command on a fresh socket and returns the first reply line. */
+function rawReply(port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection({ host: '127.0.0.1', port }, () => sock.write(`${command}\r\n`));
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\r\n');
+      if (nl >= 0) {
+        sock.destroy();
+        resolve(buf.slice(0, nl));
+      }
+    });
+    sock.on('error', reject);
+  });
+}
+
+async function withRedis<T>(port: number, password: string, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = connect(port, password);
+  try {
+    await r.connect();
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
+describe('core fleet (3 agents, real etcd and redis-server)', function () {
+  this.timeout(60_000);
+  let fleet: LocalFleet;
+  let password = '';
+
+  before(async () => {
+    fleet = await LocalFleet.start({ agents: 3 });
+  });
+
+  after(async () => {
+    await fleet?.stop();
+  });
+
+  describe('v1 CREATE of 1 master + 2 slaves', () => {
+    let status: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+    it('answers 201 at once, with the password in X-Redis-Password', async () => {
+      const res = await fleet.api('POST', '/v1/CREATE/cache1/64/1/2');
+      expect(res.status).to.equal(201);
+      password = res.headers.get('x-redis-password') ?? '';
+      expect(password).to.match(/^[A-Za-z0-9_-]{43,}$/);
+      const right = await fleet.api('GET', '/v1/STATUS/cache1');
+      expect(right.status).to.equal(200, 'a read right after the create sees it');
+      expect(right.json.Status).to.be.oneOf(['CREATING', 'RUNNING']);
+    });
+
+    it('is RUNNING with one master and two slaves, each on a different agent', async () => {
+      await fleet.waitForStatus('cache1', 'RUNNING', 10_000);
+      const res = await fleet.api('GET', '/v1/STATUS/cache1');
+      status = res.json;
+      expect(status).to.include({ Name: 'cache1', Type: 'MS', Status: 'RUNNING', Capacity: 64 });
+      expect(status.Master).to.include({ IP: '127.0.0.1', MemoryCapacity: 64 });
+      expect(status.Slaves).to.have.length(2);
+      const inst = (await fleet.api('GET', '/api/instances/cache1')).json;
+      const agents = inst.procs.map((p: { agent: string }) => p.agent);
+      expect(new Set(agents).size).to.equal(3);
+      expect(inst).not.to.have.property('password');
+      expect(JSON.stringify(inst)).not.to.contain(password);
+    });
+
+    it('has both replicas linked (master_link_status:up) and maxmemory 64mb everywhere', async () => {
+      const ports = [Number(status.Master.Port), ...status.Slaves.map((s: { Port: string }) => Number(s.Port))];
+      for (const [i, port] of ports.entries()) {
+        await withRedis(port, password, async (r) => {
+          expect(await r.config('GET', 'maxmemory')).to.deep.equal(['maxmemory', String(64 * 1024 * 1024)]);
+          const info = await r.info('replication');
+          if (i === 0) expect(info).to.match(/role:master/).and.match(/connected_slaves:2/);
+          else expect(info).to.match(/role:slave/).and.match(/master_link_status:up/);
+        });
+      }
+    });
+
+    it('replicates a value SET on the master to both replicas, with the returned password', async () => {
+      await withRedis(Number(status.Master.Port), password, async (r) => {
+        await r.set('greeting', 'hello');
+        expect(await r.wait(2, 2000)).to.equal(2);
+      });
+      for (const s of status.Slaves) {
+        expect(await withRedis(Number(s.Port), password, (r) => r.get('greeting'))).to.equal('hello');
+      }
+    });
+
+    it('refuses clients without the password or with a wrong one', async () => {
+      const port = Number(status.Master.Port);
+      expect(await rawReply(port, 'GET greeting')).to.match(/^-NOAUTH/);
+      expect(await rawReply(port, 'AUTH wrong-password')).to.match(/^-WRONGPASS/);
+      expect(await rawReply(port, `AUTH ${password}`)).to.equal('+OK');
+    });
+  });
+
+  describe('the etcd tree', () => {
+    it('holds plain values readable with etcdctl', () => {
+      const tree = fleet.tree('/MrRedis/Instances/cache1/');
+      const at = (k: string) => tree.get(`/MrRedis/Instances/cache1/${k}`);
+      expect(at('Type')).to.equal('MS');
+      expect(at('Status')).to.equal('RUNNING');
+      expect(at('Capacity')).to.equal('64');
+      expect(at('Masters')).to.equal('1');
+      expect(at('Slaves')).to.equal('2');
+      expect(at('ExpSlaves')).to.equal('2');
+      const mname = at('Mname')!;
+      expect(mname).to.match(/^cache1::[0-9a-f-]{36}$/);
+      const snames = [...tree.keys()].filter((k) => k.includes('/Snames/'));
+      expect(snames).to.have.length(2);
+      const procIds = new Set([...tree.keys()].filter((k) => k.includes('/Procs/')).map((k) => k.split('/')[5]));
+      expect(procIds.size).to.equal(3);
+      for (const id of procIds) {
+        const f = (k: string) => tree.get(`/MrRedis/Instances/cache1/Procs/${id}/${k}`);
+        expect(f('IP')).to.equal('127.0.0.1');
+        expect(Number(f('Port'))).to.be.greaterThan(0);
+        expect(f('Type')).to.equal(id === mname ? 'M' : 'S');
+        expect(f('State')).to.equal('RUNNING');
+        expect(Number(f('Pid'))).to.be.greaterThan(0);
+        expect(f('Nodename')).to.be.a('string').and.not.equal('');
+        expect(f('SID')).to.match(/^agent[123]$/);
+      }
+      const everything = fleet.etcdctl('get', '--prefix', '/');
+      expect(everything).not.to.contain(password, 'no clear password in etcd');
+    });
+
+    it('gets every proc Stats rewritten every second', async () => {
+      const mname = fleet.etcdctl('get', '--print-value-only', '/MrRedis/Instances/cache1/Mname').trim();
+      const key = `/MrRedis/Instances/cache1/Procs/${mname}/Stats`;
+      const first = await fleet.waitFor(() => {
+        const text = fleet.etcdctl('get', '--print-value-only', key).trim();
+        return text ? JSON.parse(text) : undefined;
+      }, 3000, 'the first Stats');
+      expect(first).to.include.keys('uptime', 'usedMemory', 'clients', 'role', 'replOffset', 'updatedAt');
+      expect(first.role).to.equal('master');
+      const next = await fleet.waitFor(() => {
+        const s = JSON.parse(fleet.etcdctl('get', '--print-value-only', key));
+        return s.updatedAt !== first.updatedAt ? s : undefined;
+      }, 3000, 'a newer Stats');
+      const gap = Date.parse(next.updatedAt) - Date.parse(first.updatedAt);
+      expect(gap).to.be.within(500, 2000);
+      const slave = [...fleet.tree('/MrRedis/Instances/cache1/Snames/').keys()][0].split('/').pop();
+      const slaveStats = JSON.parse(fleet.etcdctl('get', '--print-value-only', `/MrRedis/Instances/cache1/Procs/${slave}/Stats`));
+      expect(slaveStats).to.include({ role: 'slave', masterLinkStatus: 'up' });
+    });
+  });
+
+  describe('messages written with etcdctl into Msg', () => {
+    const procKey = (id: string, f: string) => `/MrRedis/Instances/cache1/Procs/${id}/${f}`;
+    const read = (id: string, f: string) => fleet.etcdctl('get', '--print-value-only', procKey(id, f)).replace(/\n$/, '');
+
+    async function carriedOut(id: string, msg: string, check: () => Promise<boolean>): Promise<number> {
+      const t0 = Date.now();
+      fleet.etcdctl('put', procKey(id, 'Msg'), msg);
+      await fleet.waitFor(check, 2000, `${msg} to be carried out`);
+      const took = Date.now() - t0;
+      await fleet.waitFor(() => read(id, 'Msg') === '', 2000, 'Msg to read "" again');
+      return took;
+    }
+
+    it('MASTER promotes a replica and SLAVEOF points it back, each reset to ""', async () => {
+      const inst = (await fleet.api('GET', '/api/instances/cache1')).json;
+      const replica = inst.slaves[0];
+      const r = connect(replica.port, password);
+      await r.connect();
+      try {
+        const role = async () => (await r.info('replication')).match(/role:(\w+)/)?.[1];
+        const t1 = await carriedOut(replica.id, 'MASTER', async () => (await role()) === 'master');
+        expect(read(replica.id, 'Type')).to.equal('M');
+        const t2 = await carriedOut(replica.id, `SLAVEOF ${inst.master.ip} ${inst.master.port}`, async () => (await role()) === 'slave');
+        expect(read(replica.id, 'Type')).to.equal('S');
+        expect(read(replica.id, 'SlaveOf')).to.equal(`${inst.master.ip}:${inst.master.port}`);
+        // etcdctl itself takes a few ms to start; the budget is the acceptance's 100 ms plus that.
+        expect(t1, 'MASTER latency (ms)').to.be.below(400);
+        expect(t2, 'SLAVEOF latency (ms)').to.be.below(400);
+        await fleet.waitFor(async () => /master_link_status:up/.test(await r.info('replication')), 5000, 'the link to come back');
+      } finally {
+        r.disconnect();
+      }
+    });
+
+    it('SHUTDOWN stops the proc; the replica is replaced and the instance is whole again', async () => {
+      const inst = (await fleet.api('GET', '/api/instances/cache1')).json;
+      const victim = inst.slaves[0];
+      const alive = () => { try { process.kill(victim.pid, 0); return true; } catch { return false; } };
+      expect(alive()).to.equal(true);
+      await carriedOut(victim.id, 'SHUTDOWN', async () => !alive());
+      const back = await fleet.waitFor(async () => {
+        const now = (await fleet.api('GET', '/api/instances/cache1')).json;
+        return now.status === 'RUNNING' && now.slaves.length === 2 && !now.slaves.some((s: { id: string }) => s.id === victim.id) ? now : undefined;
+      }, 10_000, 'a replacement replica');
+      expect(back.procs.find((p: { id: string }) => p.id === victim.id)?.state ?? 'KILLED').to.equal('KILLED');
+      expect(back.master.id).to.equal(inst.master.id, 'the master is not disturbed');
+    });
+  });
+
+  describe('standalone and JSON API', () => {
+    it('v1 CREATE x/32/1/0 gives a standalone instance of Type S', async () => {
+      expect((await fleet.api('POST', '/v1/CREATE/solo/32/1/0')).status).to.equal(201);
+      await fleet.waitForStatus('solo', 'RUNNING');
+      const s = (await fleet.api('GET', '/v1/STATUS/solo')).json;
+      expect(s).to.include({ Type: 'S', Status: 'RUNNING', Capacity: 32 });
+      expect(s.Slaves).to.deep.equal([]);
+      expect(fleet.etcdctl('get', '--print-value-only', '/MrRedis/Instances/solo/Type').trim()).to.equal('S');
+    });
+
+    it('POST /api/instances answers 202 with the password once, and reaches RUNNING', async () => {
+      const res = await fleet.api('POST', '/api/instances', { name: 'jsonapi', capacityMb: 48, replicas: 2 });
+      expect(res.status).to.equal(202);
+      expect(res.json.password).to.match(/^[A-Za-z0-9_-]{43,}$/);
+      const inst = await fleet.waitForStatus('jsonapi', 'RUNNING');
+      expect(inst.slaves).to.have.length(2);
+      expect(inst).not.to.have.property('password');
+      await withRedis(inst.master.port, res.json.password, async (r) => expect(await r.ping()).to.equal('PONG'));
+    });
+
+    it('lists instances (v1 and JSON) and agents, and answers /healthz', async () => {
+      const v1 = (await fleet.api('GET', '/v1/STATUS/')).json;
+      expect(v1.map((s: { Name: string }) => s.Name)).to.include.members(['cache1', 'solo', 'jsonapi']);
+      const list = (await fleet.api('GET', '/api/instances')).json;
+      expect(list.length).to.equal(v1.length);
+      const agents = (await fleet.api('GET', '/api/agents')).json;
+      expect(agents.map((a: { id: string }) => a.id).sort()).to.deep.equal(['agent1', 'agent2', 'agent3']);
+      expect((await fleet.api('GET', '/healthz')).json).to.include({ ok: true, agents: 3 });
+    });
+
+    it('rejects bad input with a 4xx naming the field, and writes nothing', async () => {
+      const before = fleet.etcdctl('get', '--prefix', '--keys-only', '/MrRedis/Instances/');
+      const cases: [string, string, unknown, number, string][] = [
+        ['POST', '/v1/CREATE/bad/abc/1/2', undefined, 400, 'capacity'],
+        ['POST', '/v1/CREATE/bad/64/1/-1', undefined, 400, 'slaves'],
+        ['POST', '/v1/CREATE/bad/64/2/1', undefined, 400, 'masters'],
+        ['POST', '/v1/CREATE/Bad_Name/64/1/1', undefined, 400, 'name'],
+        ['POST', '/v1/CREATE/bad/999999/1/1', undefined, 400, 'capacity'],
+        ['POST', '/api/instances', { name: 'bad', capacityMb: 'lots' }, 400, 'capacityMb'],
+        ['POST', '/api/instances', { name: 'bad', capacityMb: 64, replicas: 99 }, 400, 'replicas'],
+        ['POST', '/api/instances', { name: 'bad', capacityMb: 64, color: 'red' }, 400, 'color'],
+        ['POST', '/api/instances', '{not json', 400, 'body'],
+      ];
+      for (const [method, path, body, code, field] of cases) {
+        const res = await fleet.api(method, path, body);
+        expect(res.status, `${method} ${path} ${JSON.stringify(body)}`).to.equal(code);
+        expect(res.json.error.code).to.be.a('string');
+        expect(res.json.error.message).to.contain(field);
+      }
+      expect((await fleet.api('GET', '/v1/STATUS/nosuch')).status).to.equal(404);
+      expect((await fleet.api('DELETE', '/api/instances/nosuch')).status).to.equal(404);
+      expect((await fleet.api('POST', '/api/instances', { name: 'cache1', capacityMb: 64 })).status).to.equal(409);
+      expect(fleet.etcdctl('get', '--prefix', '--keys-only', '/MrRedis/Instances/')).to.equal(before);
+    });
+  });
+
+  describe('delete', () => {
+    it('DELETE /v1/DELETE shuts every proc down, returns the resources to the offers, ends DELETED', async () => {
+      const inst = (await fleet.api('GET', '/api/instances/cache1')).json;
+      const pids: number[] = inst.procs.filter((p: { state: string }) => p.state === 'RUNNING').map((p: { pid: number }) => p.pid);
+      const agentsBefore = (await fleet.api('GET', '/api/agents')).json;
+      const res = await fleet.api('DELETE', '/v1/DELETE/cache1');
+      expect(res.status).to.equal(200);
+      await fleet.waitForStatus('cache1', 'DELETED', 10_000);
+      for (const pid of pids) expect(() => process.kill(pid, 0), `pid ${pid} is gone`).to.throw();
+      const agentsAfter = (await fleet.api('GET', '/api/agents')).json;
+      for (const a of agentsAfter) {
+        const was = agentsBefore.find((b: { id: string }) => b.id === a.id);
+        expect(a.free.mem).to.equal(was.free.mem + 64 * inst.procs.filter((p: { agent: string; state: string }) => p.agent === a.id && p.state === 'RUNNING').length);
+        expect(a.tasks.some((t: string) => t.startsWith('cache1::'))).to.equal(false);
+      }
+      expect(fleet.etcdctl('get', '--print-value-only', '/MrRedis/Instances/cache1/Status').trim()).to.equal('DELETED');
+      expect((await fleet.api('GET', '/v1/STATUS/cache1')).json).to.include({ Status: 'DELETED', Master: null });
+    });
+
+    it('DELETE /api/instances ends DELETED, and the name can be created again', async () => {
+      expect((await fleet.api('DELETE', '/api/instances/jsonapi')).status).to.equal(202);
+      await fleet.waitForStatus('jsonapi', 'DELETED', 10_000);
+      const again = await fleet.api('POST', '/api/instances', { name: 'jsonapi', capacityMb: 16, replicas: 1 });
+      expect(again.status).to.equal(202);
+      const inst = await fleet.waitForStatus('jsonapi', 'RUNNING');
+      expect(inst.procs).to.have.length(2, 'the old procs are gone from the tree');
+    });
+
+    it('leaves no redis-server behind after the last delete', async () => {
+      for (const name of ['solo', 'jsonapi']) await fleet.api('DELETE', `/api/instances/${name}`);
+      for (const name of ['solo', 'jsonapi']) await fleet.waitForStatus(name, 'DELETED', 10_000);
+      await fleet.waitFor(() => fleet.redisPids().length === 0, 5000, 'every redis-server to exit');
+    });
+  });
+});
