@@ -105,7 +105,7 @@ export class OfferBroker implements ResourceBroker {
     });
     this.log.info('agent subscribed', { agent: id, ip: entry.ip, tasks: held.size, mem: entry.total.mem, cpus: entry.total.cpus });
     this.framework?.agentSubscribed(id, [...held.keys()]);
-    this.scheduleCycle();
+    this.resourcesChanged();
   }
 
   /** The agent's stream closed. Its tasks stay held until it returns or times out. */
@@ -131,7 +131,7 @@ export class OfferBroker implements ResourceBroker {
   async update(agentId: string, status: redfleet.v1.ITaskStatus): Promise<void> {
     const entry = this.agentsById.get(agentId);
     const taskId = status.task_id.value;
-    if (entry && TERMINAL.has(status.state) && entry.tasks.delete(taskId)) this.scheduleCycle();
+    if (entry && TERMINAL.has(status.state) && entry.tasks.delete(taskId)) this.resourcesChanged();
     await this.framework?.statusUpdate(agentId, status);
     if (status.uuid && status.uuid.length > 0) {
       entry?.sink?.send({ type: pb.Event.Type.ACKNOWLEDGED, acknowledged: { task_id: { value: taskId }, uuid: status.uuid } });
@@ -210,6 +210,17 @@ export class OfferBroker implements ResourceBroker {
   }
 
   // ---- offers ----
+
+  /**
+   * The fleet's free resources changed (an agent joined, a task ended): clear every refuse filter
+   * so that all agents are offered together again. Without this, agents declined at different
+   * moments would come back in separate rounds, and an instance that needs several agents at
+   * once would never see them in the same round.
+   */
+  private resourcesChanged(): void {
+    for (const a of this.agentsById.values()) a.refuseUntil = 0;
+    this.scheduleCycle();
+  }
 
   private freeOf(a: AgentEntry): Resources {
     let cpus = a.total.cpus;

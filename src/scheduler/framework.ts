@@ -6,7 +6,7 @@ import type { FleetStore, NewProc } from '../store/fleet-store.js';
 import { pb, taskStateName } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 import type { Logger } from '../logger.js';
-import { place, type Slot } from './placement.js';
+import { place, shortfall, type Slot } from './placement.js';
 import type { Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
 
 export interface FrameworkOptions {
@@ -274,7 +274,8 @@ export class RedisFramework implements Framework {
     };
     let result = place(req, slots);
     if (!result.ok) {
-      if (inst.reason !== result.reason) await this.store.setInstance(inst.name, { Reason: result.reason });
+      const reason = shortfall(req, this.fleetSlots());
+      if (inst.reason !== reason) await this.store.setInstance(inst.name, { Reason: reason });
       if (need.gang || result.placed.length === 0) return;
       result = place({ ...req, count: result.placed.length }, slots);
       if (!result.ok) return;
@@ -318,6 +319,19 @@ export class RedisFramework implements Framework {
       launches.set(offerId, [...(launches.get(offerId) ?? []), launch]);
     }
     if (this.needOf(this.store.instance(inst.name) ?? inst).count <= 0) this.wanting.delete(inst.name);
+  }
+
+  /** Every connected agent's free resources, offered or not: what the fleet has, for messages. */
+  private fleetSlots(): Slot[] {
+    return this.broker.agents().filter((a) => a.connected).map((a) => ({
+      agentId: a.id,
+      offerId: '',
+      ip: a.ip,
+      hostname: a.hostname,
+      cpus: a.free.cpus,
+      mem: a.free.mem,
+      ports: a.free.ports,
+    }));
   }
 
   // ---- destroyer ----

@@ -1,0 +1,98 @@
+import { expect } from 'chai';
+import { LocalFleet } from '../harness/local-fleet.js';
+
+describe('placement waits for room', function () {
+  this.timeout(60_000);
+  let fleet: LocalFleet;
+
+  before(async () => {
+    fleet = await LocalFleet.start({ agents: 2 });
+  });
+
+  after(async () => {
+    await fleet?.stop();
+  });
+
+  it('stays CREATING with the reason, then places once an agent with room joins', async () => {
+    expect((await fleet.api('POST', '/v1/CREATE/waiting/64/1/2')).status).to.equal(201);
+    const pending = await fleet.waitFor(async () => {
+      const i = (await fleet.api('GET', '/api/instances/waiting')).json;
+      return i.reason.startsWith('needs') ? i : undefined;
+    }, 5000, 'the reason');
+    expect(pending.status).to.equal('CREATING');
+    expect(pending.reason).to.equal('needs 3 agents with 64 MB free, 2 have room');
+    expect(fleet.etcdctl('get', '--print-value-only', '/MrRedis/Instances/waiting/Reason').trim()).to.equal(pending.reason);
+    expect(pending.procs).to.have.length(0, 'nothing is launched until the whole instance fits');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await fleet.api('GET', '/api/instances/waiting')).json.status).to.equal('CREATING');
+
+    await fleet.startAgent('agent3');
+    const running = await fleet.waitForStatus('waiting', 'RUNNING', 10_000);
+    expect(new Set(running.procs.map((p: { agent: string }) => p.agent))).to.have.length(3);
+    expect(running.reason).to.equal('');
+  });
+
+  it('does not place on an agent with too little memory', async () => {
+    await fleet.startAgent('tiny', { mem: 16 });
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 4, 5000, 'the tiny agent');
+    expect((await fleet.api('POST', '/api/instances', { name: 'big', capacityMb: 600, replicas: 3 })).status).to.equal(202);
+    const pending = await fleet.waitFor(async () => {
+      const i = (await fleet.api('GET', '/api/instances/big')).json;
+      return i.reason.startsWith('needs') ? i : undefined;
+    }, 5000, 'the reason');
+    expect(pending.reason).to.equal('needs 4 agents with 600 MB free, 3 have room');
+    await fleet.api('DELETE', '/api/instances/big');
+    await fleet.waitForStatus('big', 'DELETED');
+  });
+});
+
+describe('scheduler restart (kill -9)', function () {
+  this.timeout(60_000);
+  let fleet: LocalFleet;
+
+  before(async () => {
+    fleet = await LocalFleet.start({ agents: 3, schedulerArgs: ['--agent-timeout', '2'] });
+  });
+
+  after(async () => {
+    await fleet?.stop();
+  });
+
+  it('keeps every instance and proc, restarts no redis-server, and reads right within 2 s', async () => {
+    await fleet.api('POST', '/api/instances', { name: 'survivor', capacityMb: 32, replicas: 2 });
+    await fleet.api('POST', '/v1/CREATE/single/32/1/0');
+    const before = await fleet.waitForStatus('survivor', 'RUNNING');
+    await fleet.waitForStatus('single', 'RUNNING');
+    const pidsBefore = fleet.redisPids().sort();
+    expect(pidsBefore).to.have.length(4);
+
+    await fleet.killScheduler('SIGKILL');
+    const restartedAt = Date.now();
+    await fleet.startScheduler();
+    const after = (await fleet.api('GET', '/api/instances/survivor')).json;
+    expect(Date.now() - restartedAt).to.be.below(2000 + 1000, 'a status read is served within 2 s of the restart (plus process start)');
+    expect(after.status).to.equal('RUNNING');
+    expect(after.procs.map((p: { id: string; pid: number }) => `${p.id}:${p.pid}`).sort()).to.deep.equal(before.procs.map((p: { id: string; pid: number }) => `${p.id}:${p.pid}`).sort());
+
+    const agents = await fleet.waitFor(async () => {
+      const a = (await fleet.api('GET', '/api/agents')).json;
+      return a.filter((x: { connected: boolean }) => x.connected).length === 3 ? a : undefined;
+    }, 5000, 'the agents to resubscribe');
+    const held = agents.flatMap((a: { tasks: string[] }) => a.tasks).sort();
+    expect(held).to.deep.equal([...before.procs.map((p: { id: string }) => p.id), ...(await fleet.api('GET', '/api/instances/single')).json.procs.map((p: { id: string }) => p.id)].sort());
+
+    // Past the agent grace period nothing is declared lost, and no redis-server was restarted.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(fleet.redisPids().sort()).to.deep.equal(pidsBefore);
+    const later = (await fleet.api('GET', '/api/instances/survivor')).json;
+    expect(later.procs.every((p: { state: string }) => p.state === 'RUNNING')).to.equal(true);
+    expect((await fleet.api('GET', '/v1/STATUS/survivor')).json.Slaves).to.have.length(2);
+  });
+
+  it('still creates and deletes after the restart', async () => {
+    await fleet.api('POST', '/api/instances', { name: 'afterwards', capacityMb: 16, replicas: 1 });
+    await fleet.waitForStatus('afterwards', 'RUNNING');
+    await fleet.api('DELETE', '/api/instances/survivor');
+    await fleet.waitForStatus('survivor', 'DELETED');
+  });
+});
