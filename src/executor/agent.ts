@@ -2,6 +2,7 @@ import { request, Agent as HttpAgent, type IncomingMessage, type ClientRequest }
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { connectEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
@@ -70,6 +71,7 @@ export class RedFleetAgent {
   }
 
   async start(): Promise<void> {
+    this.reapOrphans();
     this.etcd = connectEtcd(this.opts.etcd);
     await this.register();
     this.timers.push(setInterval(() => void this.writeStats(), 1000));
@@ -97,6 +99,33 @@ export class RedFleetAgent {
     this.etcd?.close();
     this.httpAgent.destroy();
     this.log.info('agent stopped');
+  }
+
+  /**
+   * redis-servers left running by an earlier life of this agent (killed with SIGKILL, say) are
+   * not adopted: the scheduler has already counted them lost or will when this agent subscribes
+   * without them, and a stale master must never serve again. Kill them and clear their dirs.
+   */
+  private reapOrphans(): void {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(this.opts.workDir);
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const dir = join(this.opts.workDir, entry);
+      const pid = Number(readIfExists(join(dir, 'redis.pid')).trim());
+      if (pid > 0 && readIfExists(`/proc/${pid}/comm`).trim() === 'redis-server') {
+        this.log.warn('killing an orphaned redis-server from an earlier run', { pid, dir });
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // it went away meanwhile
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   /** /MrRedis/Agents/<id>, bound to a lease that lapses if the agent dies. */
@@ -423,5 +452,13 @@ export class RedFleetAgent {
     } catch (err) {
       this.log.debug('stats failed', { proc: p.task.task_id.value, error: (err as Error).message });
     }
+  }
+}
+
+function readIfExists(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
   }
 }

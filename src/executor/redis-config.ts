@@ -25,6 +25,7 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     'daemonize no',
     `dir ${c.dir}`,
     `logfile ${c.dir}/redis.log`,
+    `pidfile ${c.dir}/redis.pid`,
     'save ""',
     'appendonly no',
     `maxmemory ${c.capacityMb}mb`,

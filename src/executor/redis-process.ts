@@ -66,7 +66,9 @@ export class RedisProcess extends EventEmitter {
     child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
     child.on('exit', (code, signal) => {
       this.exitInfo = { code, signal, requested: this.stopping };
-      rmSync(conf, { force: true });
+      // A clean stop leaves nothing behind; after a crash the log stays for a post-mortem
+      // (the agent clears it at its next start). The config holds a secret: always removed.
+      rmSync(this.stopping ? dir : conf, { recursive: true, force: true });
       this.client.disconnect();
       this.emit('exit', this.exitInfo);
     });

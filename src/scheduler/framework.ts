@@ -122,6 +122,8 @@ export class RedisFramework implements Framework {
       await this.store.setInstance(name, fields);
       if (fields.Status) this.log.info('instance status', { instance: name, status: fields.Status, masters: master ? 1 : 0, replicas });
     }
+    // Once the instance is whole again, the procs that ended are history: drop them from the tree.
+    if (status === 'RUNNING') await this.store.removeProcs(name, inst.procs.filter((p) => !isLive(p)).map((p) => p.id));
     if (need.count > 0) {
       this.wanting.add(name);
       this.broker.revive();

@@ -284,6 +284,14 @@ export class FleetStore extends EventEmitter {
     await this.caughtUp(res.header.revision);
   }
 
+  /** Deletes the trees of procs that have ended (and their Snames entries). */
+  async removeProcs(name: string, procIds: string[]): Promise<void> {
+    if (procIds.length === 0) return;
+    const ops = procIds.flatMap((id) => [this.etcd.delete().prefix(this.keys.proc(name, id)), this.etcd.delete().key(this.keys.sname(name, id))]);
+    const res = await this.etcd.if(this.keys.instanceField(name, 'Status'), 'Version', '>', 0).then(...ops).commit();
+    await this.caughtUp(res.header.revision);
+  }
+
   async removeSname(name: string, procId: string): Promise<void> {
     const res = await this.etcd.delete().key(this.keys.sname(name, procId));
     await this.caughtUp(res.header.revision);

@@ -96,3 +96,38 @@ describe('scheduler restart (kill -9)', function () {
     await fleet.waitForStatus('survivor', 'DELETED');
   });
 });
+
+describe('agent restart after kill -9', function () {
+  this.timeout(60_000);
+  let fleet: LocalFleet;
+
+  before(async () => {
+    fleet = await LocalFleet.start({ agents: 4, schedulerArgs: ['--agent-timeout', '3'] });
+  });
+
+  after(async () => {
+    await fleet?.stop();
+  });
+
+  it('kills the orphaned redis-server, and the lost replica is replaced on another agent', async () => {
+    await fleet.api('POST', '/api/instances', { name: 'orphans', capacityMb: 16, replicas: 2 });
+    const inst = await fleet.waitForStatus('orphans', 'RUNNING');
+    const replica = inst.slaves[0];
+    await fleet.stopAgent(replica.agent, 'SIGKILL');
+    expect(() => process.kill(replica.pid, 0), 'the orphan outlives its agent').not.to.throw();
+    await fleet.startAgent(replica.agent);
+    await fleet.waitFor(() => {
+      try {
+        process.kill(replica.pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 10_000, 'the orphan to be killed');
+    const healed = await fleet.waitFor(async () => {
+      const now = (await fleet.api('GET', '/api/instances/orphans')).json;
+      return now.status === 'RUNNING' && now.slaves.length === 2 && !now.slaves.some((s: { id: string }) => s.id === replica.id) ? now : undefined;
+    }, 15_000, 'a replacement replica');
+    expect(healed.master.id).to.equal(inst.master.id);
+  });
+});
