@@ -1,4 +1,5 @@
 import type { Instance, Proc } from '../store/model.js';
+import { currentMaster } from '../scheduler/failover.js';
 
 /** MrRedis v1 STATUS shapes: the same field names its clients parse. */
 export interface V1Proc {
@@ -32,9 +33,9 @@ function v1Proc(p: Proc): V1Proc {
   };
 }
 
+/** The master clients should use: the Mname proc while it runs (what Sentinel answers too). */
 export function masterOf(inst: Instance): Proc | undefined {
-  return inst.procs.find((p) => p.id === inst.mname && p.state === 'RUNNING')
-    ?? inst.procs.find((p) => p.type === 'M' && p.state === 'RUNNING');
+  return currentMaster(inst);
 }
 
 export function replicasOf(inst: Instance): Proc[] {
@@ -80,6 +81,8 @@ export function instanceView(inst: Instance, extra: Record<string, unknown> = {}
     placement: inst.placement,
     createdAt: inst.createdAt,
     expiresAt: inst.expiresAt || null,
+    epoch: inst.epoch,
+    dataLost: inst.dataLost || null,
     master: master ? proc(master) : null,
     slaves: replicasOf(inst).map(proc),
     procs: inst.procs.map(proc),

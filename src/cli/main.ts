@@ -51,6 +51,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
   });
   if (values.help) return void console.log(HELP);
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
+  const sentinel = parseHostPort(str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379'), '--sentinel');
   const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
   const fleet = loadFleetKey(keyPath, true);
   const log = createLogger('scheduler');
@@ -60,6 +61,8 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     prefix: str(values.prefix, process.env.REDFLEET_PREFIX ?? DEFAULT_PREFIX),
     apiHost: api.host,
     apiPort: api.port,
+    sentinelHost: sentinel.host,
+    sentinelPort: sentinel.port,
     id: str(values.id, `scheduler-${process.pid}`),
     fleetKey: fleet.key,
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,

@@ -323,6 +323,8 @@ export class RedFleetAgent {
       passwordSha256: launch.password_sha256,
       frameworkSecret: frameworkSecret(this.opts.fleetKey, launch.instance),
       replicaPriority: launch.replica_priority ?? 100,
+      minReplicasToWrite: launch.min_replicas_to_write ?? 0,
+      minReplicasMaxLag: launch.min_replicas_max_lag ?? 0,
     });
     const proc: RunningProc = { task, launch, redis, running: false };
     this.procs.set(procId, proc);
@@ -404,6 +406,9 @@ export class RedFleetAgent {
         await proc.redis.stop();
       } else if (verb === 'MASTER') {
         await proc.redis.client.call('REPLICAOF', 'NO', 'ONE');
+        // Clients of the promoted node reconnect and rediscover the master through Sentinel.
+        await proc.redis.client.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+        await proc.redis.client.call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'SKIPME', 'yes');
         fields.Type = 'M';
         fields.SlaveOf = '';
       } else {

@@ -8,6 +8,8 @@ export interface RedisConfigInput {
   passwordSha256: string;
   frameworkSecret: string;
   replicaPriority: number;
+  minReplicasToWrite: number;
+  minReplicasMaxLag: number;
 }
 
 /**
@@ -33,6 +35,13 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     'repl-diskless-sync yes',
     'repl-diskless-sync-delay 0',
     `replica-priority ${c.replicaPriority}`,
+    // A master pings its replicas every second, so a replica's master_last_io_seconds_ago
+    // tells within about a second whether the master is still alive.
+    'repl-ping-replica-period 1',
+    `min-replicas-to-write ${c.minReplicasToWrite}`,
+    `min-replicas-max-lag ${c.minReplicasMaxLag || 10}`,
+    // Stopping a proc never waits for lagging replicas: it is being deleted or fenced.
+    'shutdown-on-sigterm nosave now',
     `user default on resetpass #${c.passwordSha256} ~* &* +@all`,
     `user ${FRAMEWORK_USER} on resetpass #${sha256Hex(c.frameworkSecret)} ~* &* +@all`,
     `masteruser ${FRAMEWORK_USER}`,

@@ -89,7 +89,7 @@ export class RedisProcess extends EventEmitter {
    * SIGTERM (redis-server shuts down without saving, as no save points are configured), then
    * SIGKILL after `graceMs`; resolves when the process is gone.
    */
-  async stop(graceMs = 3000): Promise<void> {
+  async stop(graceMs = 1000): Promise<void> {
     if (this.exitInfo || !this.child) return;
     this.stopping = true;
     const gone = new Promise<void>((r) => this.once('exit', () => r()));

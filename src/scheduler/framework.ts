@@ -8,6 +8,8 @@ import type { redfleet } from '../proto/redfleet.js';
 import type { Logger } from '../logger.js';
 import { place, shortfall, type Slot } from './placement.js';
 import type { Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
+import { Failover, currentMaster } from './failover.js';
+import type { RedisLinks } from './redis-links.js';
 
 export interface FrameworkOptions {
   /** cpus each redis-server takes from its agent's offer. */
@@ -21,6 +23,8 @@ export interface FrameworkOptions {
 }
 
 const ACTIVE = new Set(['CREATING', 'RUNNING', 'DEGRADED']);
+/** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
+const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
 
 interface Need {
   count: number;
@@ -48,21 +52,28 @@ export class RedisFramework implements Framework {
   private graceTimer?: NodeJS.Timeout;
   private stopped = false;
 
+  readonly failover: Failover;
+
   constructor(
     private readonly store: FleetStore,
     private readonly broker: ResourceBroker,
     private readonly log: Logger,
     private readonly opts: FrameworkOptions,
-  ) {}
+    links: RedisLinks,
+  ) {
+    this.failover = new Failover(store, links, log, (name, masterId, cause) => this.requestFailover(name, masterId, cause));
+  }
 
   start(): void {
     this.store.on('instance', (name: string) => this.instanceChanged(name));
     for (const name of this.store.instanceNames()) this.instanceChanged(name);
     this.graceTimer = setTimeout(() => this.sweepUnclaimedProcs(), this.opts.agentGraceMs);
+    this.failover.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.failover.stop();
     clearTimeout(this.graceTimer);
     this.creator.clear();
     this.maintainer.clear();
@@ -101,30 +112,25 @@ export class RedisFramework implements Framework {
   private async maintain(name: string): Promise<void> {
     const inst = this.store.instance(name);
     if (!inst || !ACTIVE.has(inst.status)) return;
-    const master = inst.procs.find((p) => p.type === 'M' && p.state === 'RUNNING');
-    const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING').length;
-    const full = (master ? 1 : 0) >= inst.expMasters && replicas >= inst.expSlaves;
-    let status = inst.status;
-    if (inst.status === 'CREATING') status = full ? 'RUNNING' : 'CREATING';
-    else status = full ? 'RUNNING' : 'DEGRADED';
+    if (await this.masterLost(inst)) return;
+    const master = masterNow(inst);
+    const replicas = replicasOf(inst, master).filter((p) => p.state === 'RUNNING').length;
+    const full = Boolean(master) && replicas >= inst.expSlaves;
+    const status = full ? 'RUNNING' : inst.status === 'CREATING' ? 'CREATING' : 'DEGRADED';
     const fields: Record<string, string> = {};
     if (status !== inst.status) fields.Status = status;
-    if (String(master ? 1 : 0) !== String(inst.masters)) fields.Masters = String(master ? 1 : 0);
+    if ((master ? 1 : 0) !== inst.masters) fields.Masters = String(master ? 1 : 0);
     if (replicas !== inst.slaves) fields.Slaves = String(replicas);
     if (master && inst.mname !== master.id) fields.Mname = master.id;
-    const need = this.needOf(inst);
     if (status === 'RUNNING' && inst.reason) fields.Reason = '';
-    if (status === 'DEGRADED' && !inst.procs.some((p) => p.type === 'M' && isLive(p))) {
-      const reason = 'master lost: no live master proc';
-      if (inst.reason !== reason) fields.Reason = reason;
-    }
+    if (status === 'DEGRADED' && !master && !inst.reason.startsWith('master lost')) fields.Reason = 'master lost: no live master proc';
     if (Object.keys(fields).length > 0) {
       await this.store.setInstance(name, fields);
       if (fields.Status) this.log.info('instance status', { instance: name, status: fields.Status, masters: master ? 1 : 0, replicas });
     }
     // Once the instance is whole again, the procs that ended are history: drop them from the tree.
     if (status === 'RUNNING') await this.store.removeProcs(name, inst.procs.filter((p) => !isLive(p)).map((p) => p.id));
-    if (need.count > 0) {
+    if (this.needOf(inst).count > 0) {
       this.wanting.add(name);
       this.broker.revive();
     } else {
@@ -132,15 +138,36 @@ export class RedisFramework implements Framework {
     }
   }
 
+  /**
+   * The master named by Mname has ended while the instance ran: promote a replica. Returns true
+   * when a failover was written (the watch brings the instance back here afterwards).
+   */
+  private async masterLost(inst: Instance): Promise<boolean> {
+    if (!inst.mname || inst.status === 'CREATING') return false;
+    const named = inst.procs.find((p) => p.id === inst.mname);
+    if (named && isLive(named)) return false;
+    const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING');
+    if (replicas.length === 0) return false;
+    return this.failover.promote(inst.name, inst.mname, `master proc ${named ? named.state : 'gone'}`);
+  }
+
+  /** Called by failure detection; runs the failover in the maintainer queue. */
+  requestFailover(name: string, masterId: string, cause: string): void {
+    this.enqueue(this.maintainer, `failover:${name}`, async () => {
+      await this.failover.promote(name, masterId, cause);
+    });
+  }
+
   /** How many procs the instance lacks, and whether they must be placed together. */
   private needOf(inst: Instance): Need {
     const live = inst.procs.filter(isLive);
-    const master = live.find((p) => p.type === 'M');
+    const master = masterNow(inst) ?? live.find((p) => p.id === inst.mname) ?? live.find((p) => p.type === 'M' && !inst.mname);
     if (!master) {
-      const fresh = inst.status === 'CREATING' && live.length === 0;
-      return { count: fresh ? 1 + inst.expSlaves : 0, gang: true, master: undefined };
+      // Nothing survives: start afresh (the data is gone). Live replicas without a master are
+      // the failover's business, not the creator's.
+      return { count: live.length === 0 ? 1 + inst.expSlaves : 0, gang: true, master: undefined };
     }
-    const replicas = live.filter((p) => p.type === 'S').length;
+    const replicas = replicasOf(inst, master).length;
     return { count: Math.max(0, inst.expSlaves - replicas), gang: false, master };
   }
 
@@ -298,8 +325,17 @@ export class RedisFramework implements Framework {
     });
     const master = need.master ?? { ip: procs[0].ip, port: procs[0].port };
     for (const p of procs) if (p.type === 'S') p.slaveOf = `${master.ip}:${master.port}`;
-    const reason = need.gang ? `launching ${procs.length} procs` : `replacing ${procs.length} replica(s)`;
-    await this.store.addProcs(inst.name, procs, { Reason: reason });
+    const restart = need.gang && inst.procs.length > 0;
+    const reason = restart
+      ? 'data lost: the master ended with no replica to promote; starting a fresh, empty master'
+      : need.gang ? `launching ${procs.length} procs` : `replacing ${procs.length} replica(s)`;
+    const fields: Record<string, string> = { Reason: reason };
+    if (restart) {
+      fields.DataLost = `${new Date().toISOString()} the master ended with no replica to promote; the instance restarted empty`;
+      fields.Mname = '';
+      this.log.error('instance restarted empty: data lost', { instance: inst.name });
+    }
+    await this.store.addProcs(inst.name, procs, fields);
     this.log.info('placed', { instance: inst.name, procs: procs.map((p) => `${p.id}@${p.agentId}:${p.port}`) });
     for (const [i, p] of procs.entries()) {
       const launch: TaskLaunch = {
@@ -315,6 +351,8 @@ export class RedisFramework implements Framework {
           master_ip: p.type === 'S' ? master.ip : undefined,
           master_port: p.type === 'S' ? master.port : undefined,
           password_sha256: inst.passwordHash,
+          min_replicas_to_write: inst.expSlaves > 0 ? 1 : 0,
+          min_replicas_max_lag: inst.minReplicasMaxLag || DEFAULT_MIN_REPLICAS_MAX_LAG,
         }).finish(),
       };
       const offerId = result.assignments[i].offerId;
@@ -360,4 +398,21 @@ export class RedisFramework implements Framework {
     await this.store.setInstance(name, { Status: 'DELETED', Masters: '0', Slaves: '0', Mname: '', Reason: '' });
     this.log.info('instance status', { instance: name, status: 'DELETED' });
   }
+}
+
+/** The running master: the Mname proc, or (before the first Mname, or after a fresh start) the one running M proc. */
+function masterNow(inst: Instance): Proc | undefined {
+  const named = currentMaster(inst);
+  if (named) return named;
+  const namedProc = inst.procs.find((p) => p.id === inst.mname);
+  if (namedProc && isLive(namedProc)) return undefined;
+  return inst.procs.find((p) => p.type === 'M' && p.state === 'RUNNING');
+}
+
+/**
+ * Live procs that count as the master's replicas: every other live proc but one being shut
+ * down (a fenced old master), whatever its Type says at this instant.
+ */
+function replicasOf(inst: Instance, master: Proc | undefined): Proc[] {
+  return inst.procs.filter((p) => isLive(p) && p.id !== master?.id && p.msg !== 'SHUTDOWN' && (p.type === 'S' || Boolean(master)));
 }

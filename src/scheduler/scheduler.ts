@@ -9,12 +9,17 @@ import { OfferBroker } from './broker.js';
 import { AgentEndpoint } from './agent-endpoint.js';
 import { RedisFramework } from './framework.js';
 import { Reaper } from './reaper.js';
+import { RedisLinks } from './redis-links.js';
+import { SentinelView } from './sentinel-view.js';
+import { SentinelEndpoint } from '../api/sentinel.js';
 
 export interface SchedulerOptions {
   etcd: string;
   prefix: string;
   apiHost: string;
   apiPort: number;
+  sentinelHost: string;
+  sentinelPort: number;
   id: string;
   fleetKey: string;
   agentTimeoutMs?: number;
@@ -29,25 +34,28 @@ export class Scheduler {
   private framework?: RedisFramework;
   private reaper?: Reaper;
   private server?: Server;
+  private links?: RedisLinks;
+  private sentinel?: SentinelEndpoint;
 
   constructor(private readonly opts: SchedulerOptions) {
     this.log = createLogger('scheduler', { scheduler: opts.id });
   }
 
   /** Resolves with the API address once it listens. */
-  async start(): Promise<{ host: string; port: number }> {
+  async start(): Promise<{ host: string; port: number; sentinelPort: number }> {
     this.etcd = connectEtcd(this.opts.etcd);
     this.store = new FleetStore(this.etcd, this.opts.prefix, this.log);
     await this.store.start();
     const frameworkId = await this.store.ensureFrameworkId(randomUUID());
     const agentTimeoutMs = this.opts.agentTimeoutMs ?? 10_000;
     this.broker = new OfferBroker({ heartbeatSeconds: 5, agentTimeoutMs, frameworkId }, this.log);
+    this.links = new RedisLinks(this.opts.fleetKey);
     this.framework = new RedisFramework(this.store, this.broker, this.log, {
       procCpus: 0.1,
       pendingRefuseSeconds: 1,
       idleRefuseSeconds: 5,
       agentGraceMs: agentTimeoutMs,
-    });
+    }, this.links);
     this.broker.attach(this.framework);
     this.framework.start();
     this.reaper = new Reaper(this.store, this.log);
@@ -61,12 +69,15 @@ export class Scheduler {
     });
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : this.opts.apiPort;
-    this.log.info('scheduler started', { api: `${this.opts.apiHost}:${port}`, etcd: this.opts.etcd, prefix: this.opts.prefix, frameworkId });
-    return { host: this.opts.apiHost, port };
+    this.sentinel = new SentinelEndpoint(new SentinelView(this.store, this.framework.failover, this.opts.id), this.log);
+    const sentinelPort = await this.sentinel.listen(this.opts.sentinelHost, this.opts.sentinelPort);
+    this.log.info('scheduler started', { api: `${this.opts.apiHost}:${port}`, sentinel: `${this.opts.sentinelHost}:${sentinelPort}`, etcd: this.opts.etcd, prefix: this.opts.prefix, frameworkId });
+    return { host: this.opts.apiHost, port, sentinelPort };
   }
 
   async stop(): Promise<void> {
     this.reaper?.stop();
+    await this.sentinel?.close();
     this.broker?.close();
     await this.framework?.stop();
     const server = this.server;
@@ -75,6 +86,7 @@ export class Scheduler {
       await new Promise<void>((r) => server.close(() => r()));
     }
     await this.store?.stop();
+    this.links?.close();
     this.etcd?.close();
     this.log.info('scheduler stopped');
   }

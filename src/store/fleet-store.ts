@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3, Watcher } from 'etcd3';
 import { Keys } from './keys.js';
-import { instanceFromFields, type Instance } from './model.js';
+import { instanceFromFields, type Instance, type Proc } from './model.js';
 import type { Logger } from '../logger.js';
 
 interface InstanceNode {
@@ -201,6 +201,8 @@ export class FleetStore extends EventEmitter {
       Placement: spec.placement,
       CreatedAt: new Date().toISOString(),
       PasswordHash: spec.passwordHash,
+      Epoch: '0',
+      DownAfter: '1000',
       ...spec.extra,
     };
     const puts = Object.entries(fields).map(([f, v]) => this.etcd.put(k.instanceField(spec.name, f)).value(v));
@@ -281,6 +283,31 @@ export class FleetStore extends EventEmitter {
     const k = this.keys;
     const ops = Object.entries(fields).map(([f, v]) => this.etcd.put(k.procField(name, procId, f)).value(v));
     const res = await this.etcd.if(k.procField(name, procId, 'Instance'), 'Version', '>', 0).then(...ops).commit();
+    await this.caughtUp(res.header.revision);
+  }
+
+  /**
+   * A failover, in one transaction: the new Mname and epoch, MASTER to the chosen replica,
+   * SLAVEOF to the others, SHUTDOWN to the old master when it may still be running.
+   */
+  async failover(name: string, f: { epoch: number; newMaster: Proc; repoint: Proc[]; fence?: Proc; reason: string }): Promise<void> {
+    const k = this.keys;
+    const put = (key: string, value: string) => this.etcd.put(key).value(value);
+    const to = `${f.newMaster.ip}:${f.newMaster.port}`;
+    const ops = [
+      put(k.instanceField(name, 'Mname'), f.newMaster.id),
+      put(k.instanceField(name, 'Epoch'), String(f.epoch)),
+      put(k.instanceField(name, 'Reason'), f.reason),
+      put(k.procField(name, f.newMaster.id, 'Type'), 'M'),
+      put(k.procField(name, f.newMaster.id, 'SlaveOf'), ''),
+      put(k.procField(name, f.newMaster.id, 'Msg'), 'MASTER'),
+      this.etcd.delete().key(k.sname(name, f.newMaster.id)),
+    ];
+    for (const r of f.repoint) {
+      ops.push(put(k.procField(name, r.id, 'SlaveOf'), to), put(k.procField(name, r.id, 'Msg'), `SLAVEOF ${f.newMaster.ip} ${f.newMaster.port}`));
+    }
+    if (f.fence) ops.push(put(k.procField(name, f.fence.id, 'Msg'), 'SHUTDOWN'));
+    const res = await this.etcd.if(k.instanceField(name, 'Status'), 'Version', '>', 0).then(...ops).commit();
     await this.caughtUp(res.header.revision);
   }
 

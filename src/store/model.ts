@@ -51,6 +51,13 @@ export interface Instance {
   reason: string;
   placement: 'spread' | 'binpack';
   createdAt: string;
+  /** Raised at every failover; a master from an older epoch is stale. */
+  epoch: number;
+  /** Set when the instance had to restart empty; says when and why. */
+  dataLost: string;
+  downAfterMs: number;
+  failoverTimeoutMs: number;
+  minReplicasMaxLag: number;
   /** ISO time after which the reaper deletes the instance; '' for none. */
   expiresAt: string;
   passwordHash: string;
@@ -117,6 +124,11 @@ export function instanceFromFields(
     placement: f.get('Placement') === 'binpack' ? 'binpack' : 'spread',
     createdAt: f.get('CreatedAt') ?? '',
     expiresAt: f.get('ExpiresAt') ?? '',
+    epoch: int(f.get('Epoch')),
+    dataLost: f.get('DataLost') ?? '',
+    downAfterMs: int(f.get('DownAfter')),
+    failoverTimeoutMs: int(f.get('FailoverTimeout')),
+    minReplicasMaxLag: int(f.get('MinReplicasMaxLag')),
     passwordHash: f.get('PasswordHash') ?? '',
     procs: [...procs.entries()].map(([id, pf]) => procFromFields(id, pf)).sort((a, b) => a.id.localeCompare(b.id)),
   };

@@ -39,6 +39,7 @@ export class LocalFleet {
   readonly fleetKeyPath: string;
   etcd!: EtcdServer;
   apiPort = 0;
+  sentinelPort = 0;
   scheduler?: ChildProcess;
   readonly agents = new Map<string, ChildProcess>();
   private readonly children = new Set<ChildProcess>();
@@ -55,6 +56,7 @@ export class LocalFleet {
     try {
       fleet.etcd = await startEtcdServer(join(fleet.dir, 'etcd'));
       fleet.apiPort = await freePort();
+      fleet.sentinelPort = await freePort();
       await fleet.startScheduler();
       for (let i = 1; i <= (opts.agents ?? 3); i++) await fleet.startAgent(`agent${i}`, opts.agent);
       await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === (opts.agents ?? 3), 10_000, 'agents to subscribe');
@@ -87,7 +89,8 @@ export class LocalFleet {
 
   async startScheduler(): Promise<void> {
     this.scheduler = this.launch('scheduler', [
-      'scheduler', '--etcd', this.etcd.url, '--api', `127.0.0.1:${this.apiPort}`, '--fleet-key', this.fleetKeyPath, '--id', 'test-scheduler',
+      'scheduler', '--etcd', this.etcd.url, '--api', `127.0.0.1:${this.apiPort}`, '--sentinel', `127.0.0.1:${this.sentinelPort}`,
+      '--fleet-key', this.fleetKeyPath, '--id', 'test-scheduler',
       ...this.schedulerArgs,
     ]);
     await this.waitFor(async () => (await this.api('GET', '/healthz').catch(() => undefined))?.status === 200, 15_000, 'the scheduler to listen');

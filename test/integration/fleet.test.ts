@@ -172,22 +172,19 @@ describe('core fleet (3 agents, real etcd and redis-server)', function () {
     it('MASTER promotes a replica and SLAVEOF points it back, each reset to ""', async () => {
       const inst = (await fleet.api('GET', '/api/instances/cache1')).json;
       const replica = inst.slaves[0];
-      const r = connect(replica.port, password);
-      await r.connect();
-      try {
-        const role = async () => (await r.info('replication')).match(/role:(\w+)/)?.[1];
-        const t1 = await carriedOut(replica.id, 'MASTER', async () => (await role()) === 'master');
-        expect(read(replica.id, 'Type')).to.equal('M');
-        const t2 = await carriedOut(replica.id, `SLAVEOF ${inst.master.ip} ${inst.master.port}`, async () => (await role()) === 'slave');
-        expect(read(replica.id, 'Type')).to.equal('S');
-        expect(read(replica.id, 'SlaveOf')).to.equal(`${inst.master.ip}:${inst.master.port}`);
-        // etcdctl itself takes a few ms to start; the budget is the acceptance's 100 ms plus that.
-        expect(t1, 'MASTER latency (ms)').to.be.below(400);
-        expect(t2, 'SLAVEOF latency (ms)').to.be.below(400);
-        await fleet.waitFor(async () => /master_link_status:up/.test(await r.info('replication')), 5000, 'the link to come back');
-      } finally {
-        r.disconnect();
-      }
+      // The agent disconnects a promoted node's clients, so each look uses a fresh connection.
+      const role = () => withRedis(replica.port, password, async (r) => (await r.info('replication')).match(/role:(\w+)/)?.[1]);
+      const t1 = await carriedOut(replica.id, 'MASTER', async () => (await role()) === 'master');
+      expect(read(replica.id, 'Type')).to.equal('M');
+      const t2 = await carriedOut(replica.id, `SLAVEOF ${inst.master.ip} ${inst.master.port}`, async () => (await role()) === 'slave');
+      expect(read(replica.id, 'Type')).to.equal('S');
+      expect(read(replica.id, 'SlaveOf')).to.equal(`${inst.master.ip}:${inst.master.port}`);
+      // etcdctl itself takes a few ms to start; the budget is the acceptance's 100 ms plus that.
+      expect(t1, 'MASTER latency (ms)').to.be.below(400);
+      expect(t2, 'SLAVEOF latency (ms)').to.be.below(400);
+      await fleet.waitFor(() => withRedis(replica.port, password, async (r) => /master_link_status:up/.test(await r.info('replication'))), 5000, 'the link to come back');
+      const after = (await fleet.api('GET', '/api/instances/cache1')).json;
+      expect(after.procs.filter((p: { state: string }) => p.state === 'RUNNING')).to.have.length(3, 'no extra replica was placed meanwhile');
     });
 
     it('SHUTDOWN stops the proc; the replica is replaced and the instance is whole again', async () => {

@@ -33,7 +33,8 @@ describe('input validation', () => {
 
 describe('redis-server configuration', () => {
   it('configures memory, diskless sync with no delay, no persistence, and hashed users only', () => {
-    const conf = renderRedisConfig({ ip: '127.0.0.1', port: 7000, dir: '/tmp/x', capacityMb: 64, passwordSha256: 'f'.repeat(64), frameworkSecret: 'fw-secret', replicaPriority: 100 });
+    const conf = renderRedisConfig({ ip: '127.0.0.1', port: 7000, dir: '/tmp/x', capacityMb: 64, passwordSha256: 'f'.repeat(64), frameworkSecret: 'fw-secret', replicaPriority: 100, minReplicasToWrite: 1, minReplicasMaxLag: 3 });
+    expect(conf).to.match(/^min-replicas-to-write 1$/m);
     expect(conf).to.match(/^maxmemory 64mb$/m);
     expect(conf).to.match(/^repl-diskless-sync-delay 0$/m);
     expect(conf).to.match(/^save ""$/m);

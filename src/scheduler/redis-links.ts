@@ -1,0 +1,58 @@
+import { Redis } from 'ioredis';
+import { FRAMEWORK_USER, frameworkSecret } from '../store/secrets.js';
+import type { Proc } from '../store/model.js';
+
+/**
+ * The scheduler's own connections to redis-server procs, as the framework user. Commands fail
+ * fast rather than queue: a hung or dead proc must show up as a failed PING at once, not as a
+ * command waiting behind a reconnect.
+ */
+export class RedisLinks {
+  private readonly links = new Map<string, { redis: Redis; address: string }>();
+
+  constructor(private readonly fleetKey: string, private readonly commandTimeoutMs = 400) {}
+
+  get(proc: Proc): Redis {
+    const address = `${proc.ip}:${proc.port}`;
+    const known = this.links.get(proc.id);
+    if (known && known.address === address) return known.redis;
+    known?.redis.disconnect();
+    const redis = new Redis({
+      host: proc.ip,
+      port: proc.port,
+      username: FRAMEWORK_USER,
+      password: frameworkSecret(this.fleetKey, proc.instance),
+      enableOfflineQueue: false,
+      enableReadyCheck: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 500,
+      commandTimeout: this.commandTimeoutMs,
+      retryStrategy: () => 100,
+    });
+    redis.on('error', () => undefined);
+    this.links.set(proc.id, { redis, address });
+    return redis;
+  }
+
+  /** Runs one command; undefined when the proc did not answer in time. */
+  async call(proc: Proc, ...args: string[]): Promise<unknown> {
+    try {
+      return await this.get(proc).call(args[0], ...args.slice(1));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Drops links to procs that are no longer wanted. */
+  retain(procIds: Set<string>): void {
+    for (const [id, link] of this.links) {
+      if (procIds.has(id)) continue;
+      link.redis.disconnect();
+      this.links.delete(id);
+    }
+  }
+
+  close(): void {
+    this.retain(new Set());
+  }
+}

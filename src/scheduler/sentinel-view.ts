@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+import type { FleetStore } from '../store/fleet-store.js';
+import type { Instance, Proc } from '../store/model.js';
+import type { SentinelMaster, SentinelReplica, SentinelSource } from '../api/sentinel.js';
+import { currentMaster, downAfterOf, failoverTimeoutOf, type Failover } from './failover.js';
+
+/** A stable 40-hex-digit run id for a proc, as Sentinel replies carry. */
+function runId(procId: string): string {
+  return createHash('sha1').update(procId).digest('hex');
+}
+
+/**
+ * The fleet as the Sentinel protocol sees it: every instance with a running master is a
+ * Sentinel master of the same name; its address is exactly what GET /v1/STATUS reports.
+ */
+export class SentinelView implements SentinelSource {
+  readonly myid: string;
+
+  constructor(private readonly store: FleetStore, private readonly failover: Failover, schedulerId: string) {
+    this.myid = runId(`sentinel:${schedulerId}`);
+  }
+
+  get events() {
+    return this.failover.events;
+  }
+
+  masters(): SentinelMaster[] {
+    return this.store.instances().map((i) => this.describe(i)).filter((m): m is SentinelMaster => Boolean(m));
+  }
+
+  master(name: string): SentinelMaster | undefined {
+    const inst = this.store.instance(name);
+    return inst ? this.describe(inst) : undefined;
+  }
+
+  replicas(name: string): SentinelReplica[] {
+    const inst = this.store.instance(name);
+    const master = inst && currentMaster(inst);
+    if (!inst || !master) return [];
+    return inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id).map((p) => replicaOf(p, master));
+  }
+
+  private describe(inst: Instance): SentinelMaster | undefined {
+    if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') return undefined;
+    const master = currentMaster(inst);
+    if (!master) return undefined;
+    const health = this.failover.healthOf(master.id);
+    const flags = ['master'];
+    if (health?.sdown) flags.push('s_down');
+    if (health?.odown) flags.push('o_down');
+    if (health?.failingOver) flags.push('failover_in_progress');
+    return {
+      name: inst.name,
+      ip: master.ip,
+      port: master.port,
+      runid: runId(master.id),
+      flags,
+      lastPingSentMs: health?.lastPingSent ?? 0,
+      lastOkPingReplyMs: health?.lastOk ?? Date.now(),
+      downAfterMs: downAfterOf(inst),
+      failoverTimeoutMs: failoverTimeoutOf(inst),
+      configEpoch: inst.epoch,
+      numSlaves: this.replicas(inst.name).length,
+    };
+  }
+}
+
+function replicaOf(p: Proc, master: Proc): SentinelReplica {
+  const link = p.stats?.masterLinkStatus ?? 'up';
+  return {
+    ip: p.ip,
+    port: p.port,
+    runid: runId(p.id),
+    flags: ['slave'],
+    masterLinkStatus: link,
+    masterLinkDownMs: link === 'up' ? 0 : (p.stats?.lastIoSecondsAgo ?? 0) * 1000,
+    masterHost: master.ip,
+    masterPort: master.port,
+    priority: 100,
+    offset: p.stats?.replOffset ?? 0,
+  };
+}
