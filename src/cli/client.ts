@@ -110,6 +110,8 @@ function printInstance(i: Record<string, unknown>): void {
   console.log(`capacity:  ${i.capacityMb} MB`);
   console.log(`replicas:  ${(i.slaves as unknown[]).length} of ${i.replicas}`);
   if (i.expiresAt) console.log(`expires:   ${i.expiresAt}`);
+  if (i.dataLost) console.log(`data lost: ${i.dataLost}`);
+  console.log(`epoch:     ${i.epoch}`);
   for (const p of i.procs as Record<string, unknown>[]) {
     const stats = p.stats as Record<string, unknown> | null;
     const link = stats?.masterLinkStatus ? ` link=${stats.masterLinkStatus}` : '';

@@ -5,7 +5,9 @@ import { LocalFleet } from '../harness/local-fleet.js';
 
 /** A client to one proc with the tenant password; closed by the caller. */
 function connect(port: number, password: string): Redis {
-  return new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  const r = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  r.on('error', () => undefined);
+  return r;
 }
 
 /** Sends one inline command on a fresh socket and returns the first reply line. */

@@ -1,0 +1,265 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { LocalFleet } from '../harness/local-fleet.js';
+
+/**
+ * A client that finds the master only through the Sentinel-compatible endpoint, writes without
+ * pause, and follows each write with WAIT 1 100: a write counts as acknowledged when at least
+ * one replica has it. Every acknowledged write must survive any failover.
+ */
+class Writer {
+  readonly acked: string[] = [];
+  errors = 0;
+  writes = 0;
+  private stopped = false;
+  private loop?: Promise<void>;
+  readonly redis: Redis;
+
+  constructor(sentinelPort: number, name: string, password: string) {
+    this.redis = new Redis({
+      sentinels: [{ host: '127.0.0.1', port: sentinelPort }],
+      name,
+      password,
+      failoverDetector: true,
+      commandTimeout: 500,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => 50,
+      sentinelRetryStrategy: () => 50,
+    });
+    this.redis.on('error', () => undefined);
+  }
+
+  start(): void {
+    this.loop = (async () => {
+      const deadline = Date.now() + 90_000;
+      for (let i = 0; !this.stopped && i < 1_000_000 && Date.now() < deadline; i++) {
+        const key = `w:${i}`;
+        try {
+          await this.redis.set(key, String(i));
+          this.writes++;
+          if ((await this.redis.wait(1, 100)) >= 1) this.acked.push(key);
+        } catch {
+          this.errors++;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    })();
+  }
+
+  /** Resolves once `n` more writes were acknowledged. */
+  async progress(n: number, timeoutMs: number): Promise<void> {
+    const target = this.acked.length + n;
+    const deadline = Date.now() + timeoutMs;
+    while (this.acked.length < target) {
+      if (Date.now() > deadline) throw new Error(`writes did not resume: ${this.acked.length}/${target} acknowledged, ${this.errors} errors`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  /** Checks every acknowledged write on the current master; returns how many were missing. */
+  async missing(master: { ip: string; port: number }, password: string): Promise<string[]> {
+    const r = new Redis({ host: master.ip, port: master.port, password, lazyConnect: true });
+    await r.connect();
+    try {
+      const lost: string[] = [];
+      for (let i = 0; i < this.acked.length; i += 500) {
+        const keys = this.acked.slice(i, i + 500);
+        const values = await r.mget(...keys);
+        values.forEach((v, j) => { if (v === null) lost.push(keys[j]); });
+      }
+      return lost;
+    } finally {
+      r.disconnect();
+    }
+  }
+}
+
+function sentinelAddr(fleet: LocalFleet, name: string): string {
+  const out = spawnSync('redis-cli', ['-p', String(fleet.sentinelPort), '--raw', 'SENTINEL', 'get-master-addr-by-name', name], { encoding: 'utf8' });
+  return out.stdout.trim().split('\n').filter(Boolean).join(':');
+}
+
+/** Acceptance 7: the Sentinel endpoint and GET /v1/STATUS name the same master. */
+async function expectSameMaster(fleet: LocalFleet, name: string): Promise<string> {
+  const status = (await fleet.api('GET', `/v1/STATUS/${name}`)).json;
+  const viaSentinel = sentinelAddr(fleet, name);
+  const viaStatus = status.Master ? `${status.Master.IP}:${status.Master.Port}` : '';
+  expect(viaSentinel, 'SENTINEL get-master-addr-by-name vs /v1/STATUS').to.equal(viaStatus);
+  return viaStatus;
+}
+
+async function whole(fleet: LocalFleet, name: string, replicas: number, timeoutMs = 20_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return fleet.waitFor(async () => {
+    const i = (await fleet.api('GET', `/api/instances/${name}`)).json;
+    const live = i.procs.filter((p: { state: string }) => ['STAGING', 'STARTING', 'RUNNING'].includes(p.state));
+    return i.status === 'RUNNING' && i.master && i.slaves.length === replicas && live.length === replicas + 1 ? i : undefined;
+  }, timeoutMs, `${name} to be whole with ${replicas} replicas`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Roles the instance's live redis-servers report: exactly one must be master. */
+async function roles(inst: { procs: { ip: string; port: number; state: string }[] }, password: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of inst.procs.filter((x) => x.state === 'RUNNING')) {
+    const r = new Redis({ host: p.ip, port: p.port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+    try {
+      await r.connect();
+      out.push(((await r.role()) as string[])[0]);
+    } catch {
+      out.push('unreachable');
+    } finally {
+      r.disconnect();
+    }
+  }
+  return out;
+}
+
+describe('failover', function () {
+  this.timeout(120_000);
+  let fleet: LocalFleet;
+
+  beforeEach(async () => {
+    fleet = await LocalFleet.start({ agents: 4, schedulerArgs: ['--agent-timeout', '3'] });
+  });
+
+  afterEach(async () => {
+    await fleet?.stop();
+  });
+
+  async function create(name: string, replicas: number): Promise<{ password: string; inst: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const res = await fleet.api('POST', '/api/instances', { name, capacityMb: 32, replicas });
+    expect(res.status).to.equal(202);
+    const inst = await fleet.waitForStatus(name, 'RUNNING');
+    return { password: res.json.password, inst };
+  }
+
+  it('master killed (kill -9): writes resume on a promoted replica, nothing acknowledged is lost, 1+2 again', async () => {
+    const { password, inst } = await create('cache1', 2);
+    expect(await expectSameMaster(fleet, 'cache1')).to.equal(`${inst.master.ip}:${inst.master.port}`);
+    const writer = new Writer(fleet.sentinelPort, 'cache1', password);
+    writer.start();
+    try {
+      await writer.progress(50, 10_000);
+      process.kill(inst.master.pid, 'SIGKILL');
+      await writer.progress(50, 15_000);
+      const after = await whole(fleet, 'cache1', 2);
+      expect(after.master.id).not.to.equal(inst.master.id);
+      expect(inst.slaves.map((s: { id: string }) => s.id)).to.include(after.master.id, 'a replica was promoted');
+      expect(after.epoch).to.equal(inst.epoch + 1);
+      await writer.stop();
+      expect(await writer.missing(after.master, password)).to.deep.equal([]);
+      expect(await expectSameMaster(fleet, 'cache1')).to.equal(`${after.master.ip}:${after.master.port}`);
+      expect((await roles(after, password)).sort()).to.deep.equal(['master', 'slave', 'slave']);
+    } finally {
+      await writer.stop();
+      writer.redis.disconnect();
+    }
+  });
+
+  it('master frozen (SIGSTOP 5 s): exactly one failover, the old master is fenced and shut down', async () => {
+    const { password, inst } = await create('frozen', 2);
+    const writer = new Writer(fleet.sentinelPort, 'frozen', password);
+    writer.start();
+    try {
+      await writer.progress(50, 10_000);
+      process.kill(inst.master.pid, 'SIGSTOP');
+      await writer.progress(20, 15_000);
+      const during = (await fleet.api('GET', '/api/instances/frozen')).json;
+      expect(during.master.id).not.to.equal(inst.master.id);
+      expect(await expectSameMaster(fleet, 'frozen')).to.equal(`${during.master.ip}:${during.master.port}`);
+      await new Promise((r) => setTimeout(r, Math.max(0, 5000)));
+      if (alive(inst.master.pid)) process.kill(inst.master.pid, 'SIGCONT');
+      await fleet.waitFor(() => !alive(inst.master.pid), 5000, 'the old master to be shut down');
+      const after = await whole(fleet, 'frozen', 2);
+      expect(after.epoch).to.equal(inst.epoch + 1, 'exactly one failover');
+      expect(after.master.id).to.equal(during.master.id);
+      await writer.stop();
+      expect(await writer.missing(after.master, password)).to.deep.equal([]);
+      expect((await roles(after, password)).filter((r) => r === 'master')).to.have.length(1);
+      expect(await expectSameMaster(fleet, 'frozen')).to.equal(`${after.master.ip}:${after.master.port}`);
+    } finally {
+      if (alive(inst.master.pid)) process.kill(inst.master.pid, 'SIGCONT');
+      await writer.stop();
+      writer.redis.disconnect();
+    }
+  });
+
+  it('node lost (agent and redis-server killed): failover, and nothing it ran is master when it returns', async () => {
+    const { password, inst } = await create('nodeloss', 2);
+    const agentId = inst.master.agent;
+    await fleet.stopAgent(agentId, 'SIGKILL');
+    process.kill(inst.master.pid, 'SIGKILL');
+    const promoted = await fleet.waitFor(async () => {
+      const i = (await fleet.api('GET', '/api/instances/nodeloss')).json;
+      return i.master && i.master.id !== inst.master.id ? i : undefined;
+    }, 10_000, 'a promotion');
+    expect(await expectSameMaster(fleet, 'nodeloss')).to.equal(`${promoted.master.ip}:${promoted.master.port}`);
+    await fleet.startAgent(agentId);
+    const after = await whole(fleet, 'nodeloss', 2);
+    expect(after.master.agent).not.to.equal(agentId);
+    expect(after.procs.find((p: { id: string }) => p.id === inst.master.id)).to.equal(undefined);
+    expect((await roles(after, password)).filter((r) => r === 'master')).to.have.length(1);
+    expect(after.epoch).to.equal(inst.epoch + 1);
+  });
+
+  it('replica killed: replaced, the count restored, the master undisturbed', async () => {
+    const { inst } = await create('replica', 2);
+    process.kill(inst.slaves[0].pid, 'SIGKILL');
+    const after = await fleet.waitFor(async () => {
+      const i = (await fleet.api('GET', '/api/instances/replica')).json;
+      return i.status === 'RUNNING' && i.slaves.length === 2 && !i.slaves.some((s: { id: string }) => s.id === inst.slaves[0].id) ? i : undefined;
+    }, 15_000, 'a replacement replica');
+    expect(after.master.id).to.equal(inst.master.id);
+    expect(after.master.pid).to.equal(inst.master.pid);
+    expect(after.epoch).to.equal(inst.epoch);
+    expect(await expectSameMaster(fleet, 'replica')).to.equal(`${inst.master.ip}:${inst.master.port}`);
+  });
+
+  it('new master killed mid-failover: converges to one master with every replica', async () => {
+    const { password, inst } = await create('midway', 2);
+    // Kill the master, then the promoted replica as soon as it is named.
+    process.kill(inst.master.pid, 'SIGKILL');
+    const first = await fleet.waitFor(async () => {
+      const i = (await fleet.api('GET', '/api/instances/midway')).json;
+      const named = i.procs.find((p: { id: string; role: string }) => p.id !== inst.master.id && p.role === 'master');
+      return named ?? undefined;
+    }, 10_000, 'the first promotion');
+    process.kill(first.pid, 'SIGKILL');
+    const after = await whole(fleet, 'midway', 2, 30_000);
+    expect(after.master.id).not.to.equal(first.id);
+    expect(after.master.id).not.to.equal(inst.master.id);
+    expect((await roles(after, password)).sort()).to.deep.equal(['master', 'slave', 'slave']);
+    expect(await expectSameMaster(fleet, 'midway')).to.equal(`${after.master.ip}:${after.master.port}`);
+  });
+
+  it('standalone proc dies: a fresh proc replaces it and the status reports the data loss', async () => {
+    const { password, inst } = await create('solo', 0);
+    process.kill(inst.master.pid, 'SIGKILL');
+    const after = await fleet.waitFor(async () => {
+      const i = (await fleet.api('GET', '/api/instances/solo')).json;
+      return i.status === 'RUNNING' && i.master && i.master.id !== inst.master.id ? i : undefined;
+    }, 15_000, 'a fresh proc');
+    expect(after.dataLost).to.match(/restarted empty/);
+    const status = await fleet.cli(['status', 'solo']);
+    expect(status.stdout).to.match(/data lost/);
+    const r = new Redis({ host: after.master.ip, port: after.master.port, password, lazyConnect: true });
+    await r.connect();
+    expect(await r.ping()).to.equal('PONG');
+    r.disconnect();
+    expect(await expectSameMaster(fleet, 'solo')).to.equal(`${after.master.ip}:${after.master.port}`);
+  });
+});
