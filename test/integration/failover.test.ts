@@ -263,3 +263,107 @@ describe('failover', function () {
     expect(await expectSameMaster(fleet, 'solo')).to.equal(`${after.master.ip}:${after.master.port}`);
   });
 });
+
+describe('Sentinel-compatible endpoint', function () {
+  this.timeout(60_000);
+  let fleet: LocalFleet;
+  let inst: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+  before(async () => {
+    fleet = await LocalFleet.start({ agents: 3 });
+    await fleet.api('POST', '/api/instances', { name: 'cache1', capacityMb: 32, replicas: 2 });
+    inst = await fleet.waitForStatus('cache1', 'RUNNING');
+  });
+
+  after(async () => {
+    await fleet?.stop();
+  });
+
+  const cli = (...args: string[]) => spawnSync('redis-cli', ['-p', String(fleet.sentinelPort), ...args], { encoding: 'utf8' }).stdout;
+
+  it('answers PING, ROLE, INFO and SENTINEL myid / sentinels', () => {
+    expect(cli('PING').trim()).to.equal('PONG');
+    expect(cli('--raw', 'ROLE').trim().split('\n')).to.deep.equal(['sentinel', 'cache1']);
+    expect(cli('INFO')).to.match(/redis_mode:sentinel/).and.match(/master0:name=cache1,status=ok,address=127\.0\.0\.1:\d+,slaves=2,sentinels=1/);
+    expect(cli('--raw', 'SENTINEL', 'myid').trim()).to.match(/^[0-9a-f]{40}$/);
+    expect(cli('SENTINEL', 'sentinels', 'cache1').trim()).to.equal('');
+  });
+
+  it('lists masters and replicas with Sentinel field names', () => {
+    const fields = (text: string) => {
+      const lines = text.trim().split('\n');
+      const out = new Map<string, string>();
+      for (let i = 0; i + 1 < lines.length; i += 2) out.set(lines[i], lines[i + 1]);
+      return out;
+    };
+    const master = fields(cli('--raw', 'SENTINEL', 'master', 'cache1'));
+    expect(master.get('name')).to.equal('cache1');
+    expect(master.get('ip')).to.equal(inst.master.ip);
+    expect(master.get('port')).to.equal(String(inst.master.port));
+    expect(master.get('flags')).to.equal('master');
+    expect(master.get('num-slaves')).to.equal('2');
+    expect(master.get('num-other-sentinels')).to.equal('0');
+    expect(master.get('quorum')).to.equal('1');
+    expect(master.get('down-after-milliseconds')).to.equal('1000');
+    expect(master.get('runid')).to.match(/^[0-9a-f]{40}$/);
+    const masters = cli('--raw', 'SENTINEL', 'masters');
+    expect(masters).to.contain('cache1');
+    const replicas = cli('--raw', 'SENTINEL', 'replicas', 'cache1');
+    expect(replicas.match(/^master-link-status$/gm)).to.have.length(2);
+    expect(replicas).to.contain(`${inst.slaves[0].ip}:${inst.slaves[0].port}`);
+    expect(cli('--raw', 'SENTINEL', 'slaves', 'cache1')).to.equal(replicas);
+  });
+
+  it('gives a null reply for an unknown name and errors for unknown commands', () => {
+    expect(cli('--no-raw', 'SENTINEL', 'get-master-addr-by-name', 'nosuch').trim()).to.equal('(nil)');
+    expect(cli('SENTINEL', 'master', 'nosuch')).to.match(/No such master/);
+    expect(cli('FLUSHALL')).to.match(/unknown command/);
+  });
+
+  it('speaks RESP3 after HELLO 3', () => {
+    const out = cli('--no-raw', '-3', 'HELLO', '3');
+    expect(out).to.match(/proto/).and.match(/sentinel/);
+    expect(cli('--no-raw', '-3', 'SENTINEL', 'get-master-addr-by-name', 'nosuch').trim()).to.equal('(nil)');
+    expect(cli('--no-raw', '-3', 'SENTINEL', 'master', 'cache1')).to.match(/1# "name" => "cache1"/);
+  });
+
+  it('publishes +switch-master to subscribers on a failover, and ioredis follows it', async () => {
+    const sub = new Redis({ host: '127.0.0.1', port: fleet.sentinelPort });
+    const events: string[] = [];
+    sub.on('message', (channel: string, message: string) => events.push(`${channel} ${message}`));
+    sub.on('pmessage', (_p: string, channel: string, message: string) => events.push(`p ${channel} ${message}`));
+    await sub.subscribe('+switch-master', '+try-failover');
+    await sub.psubscribe('+s*');
+    try {
+      process.kill(inst.master.pid, 'SIGKILL');
+      const line = await fleet.waitFor(() => events.find((e) => e.startsWith('+switch-master ')), 10_000, '+switch-master');
+      const after = (await fleet.api('GET', '/api/instances/cache1')).json;
+      expect(line).to.equal(`+switch-master cache1 ${inst.master.ip} ${inst.master.port} ${after.master.ip} ${after.master.port}`);
+      expect(events.some((e) => e.startsWith('+try-failover master cache1'))).to.equal(true);
+      expect(events.some((e) => e.startsWith('p +switch-master cache1'))).to.equal(true);
+      expect(await expectSameMaster(fleet, 'cache1')).to.equal(`${after.master.ip}:${after.master.port}`);
+    } finally {
+      sub.disconnect();
+    }
+  });
+
+  it('survives garbage, huge lengths and slow clients', async () => {
+    const { createConnection } = await import('node:net');
+    const send = (bytes: Buffer | string) => new Promise<string>((resolve) => {
+      const s = createConnection({ host: '127.0.0.1', port: fleet.sentinelPort }, () => s.write(bytes));
+      let out = '';
+      s.on('data', (d) => { out += d.toString(); });
+      s.on('close', () => resolve(out));
+      s.on('error', () => resolve(out));
+      setTimeout(() => s.destroy(), 500);
+    });
+    expect(await send('*1\r\n$2147483647\r\n')).to.match(/Protocol error/);
+    expect(await send(Buffer.from([0x2a, 0xff, 0x00, 0x0d, 0x0a]))).to.match(/Protocol error/);
+    // A client that never reads: the server keeps serving others.
+    const slow = createConnection({ host: '127.0.0.1', port: fleet.sentinelPort });
+    slow.pause();
+    slow.write('SENTINEL masters\r\n'.repeat(2000));
+    expect(cli('PING').trim()).to.equal('PONG');
+    slow.destroy();
+  });
+});
