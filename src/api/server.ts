@@ -10,7 +10,8 @@ import type { ResourceBroker } from '../scheduler/offers.js';
 import { BodyTooLargeError, readBody } from '../net.js';
 import type { Logger } from '../logger.js';
 import { instanceView, v1Status } from './views.js';
-import { validateCreateBody, validateInt, validateName, validateV1Body, MAX_REPLICAS, type CreateRequest } from './validate.js';
+import { validateCreateBody, validateInt, validateName, validatePatchBody, validateV1Body, MAX_REPLICAS, type CreateRequest } from './validate.js';
+import { ForbiddenError, PerClientLock, QuotaError, UnauthenticatedError, clientAddress, principalOf, type AccessPolicy, type Principal } from './access.js';
 
 export const MAX_JSON_BODY = 64 * 1024;
 /** Capacity bound when no agent is connected yet to say how large the largest one is. */
@@ -21,7 +22,10 @@ export interface ApiDeps {
   broker: ResourceBroker;
   agentEndpoint: AgentEndpoint;
   log: Logger;
+  access: AccessPolicy;
 }
+
+type State = { principal: Principal };
 
 /**
  * The scheduler's HTTP face: MrRedis's v1 routes, the JSON API under /api, /healthz, and the
@@ -29,9 +33,10 @@ export interface ApiDeps {
  * and are answered once the cache has seen them.
  */
 export function createApiServer(deps: ApiDeps): Server {
-  const app = new Koa();
-  const router = new Router();
-  const { store, broker, log } = deps;
+  const app = new Koa<State>();
+  const router = new Router<State>();
+  const { store, broker, log, access } = deps;
+  const anonymousLock = new PerClientLock();
 
   app.use(async (ctx, next) => {
     try {
@@ -47,12 +52,36 @@ export function createApiServer(deps: ApiDeps): Server {
     }
   });
 
+  app.use(async (ctx, next) => {
+    if (ctx.path === '/healthz') return next();
+    const principal = principalOf(ctx.req, access, store);
+    if (!principal) throw new UnauthenticatedError('this API needs Authorization: Bearer <admin token or instance access key>');
+    ctx.state.principal = principal;
+    await next();
+  });
+
+  /** Admins reach everything; an instance key reaches its own instance; anonymous callers only create. */
+  const allow = (ctx: Context & { state: State }, name?: string): void => {
+    const p = ctx.state.principal;
+    if (p.kind === 'admin') return;
+    if (p.kind === 'instance' && name !== undefined && p.name === name) return;
+    if (p.kind === 'anonymous') throw new UnauthenticatedError('this route needs Authorization: Bearer <admin token or instance access key>');
+    throw new ForbiddenError(name === undefined ? 'an instance access key reaches only its own instance' : `this access key does not reach instance '${name}'`);
+  };
+
   const maxCapacity = (): number => broker.largestAgentMem() || DEFAULT_MAX_CAPACITY_MB;
 
-  const create = async (req: CreateRequest): Promise<{ created: boolean; password: string }> => {
+  interface Created {
+    created: boolean;
+    password: string;
+    accessKey: string;
+  }
+
+  const create = async (req: CreateRequest, extra: Record<string, string> = {}): Promise<Created> => {
     const password = generatePassword();
-    const extra: Record<string, string> = {};
-    if (req.ttlSeconds !== undefined) extra.ExpiresAt = new Date(Date.now() + req.ttlSeconds * 1000).toISOString();
+    const accessKey = generatePassword();
+    const fields: Record<string, string> = { AccessKeyHash: sha256Hex(accessKey), ...extra };
+    if (req.ttlSeconds !== undefined) fields.ExpiresAt = new Date(Date.now() + req.ttlSeconds * 1000).toISOString();
     const created = await store.createInstance({
       name: req.name,
       type: req.replicas === 0 ? 'S' : 'MS',
@@ -61,10 +90,29 @@ export function createApiServer(deps: ApiDeps): Server {
       dValue: req.distribution,
       placement: req.placement,
       passwordHash: sha256Hex(password),
-      extra,
+      extra: fields,
     });
-    if (created) log.info('instance requested', { instance: req.name, capacityMb: req.capacityMb, replicas: req.replicas, distribution: req.distribution });
-    return { created, password };
+    if (created) log.info('instance requested', { instance: req.name, capacityMb: req.capacityMb, replicas: req.replicas, distribution: req.distribution, ttlSeconds: req.ttlSeconds, creator: extra.Creator });
+    return { created, password, accessKey };
+  };
+
+  /** A create without a token in anonymous mode: within the operator's limits and the per-client quota. */
+  const createAnonymous = async (ctx: Context, req: CreateRequest): Promise<Created> => {
+    const policy = access.anonymous!;
+    if (req.capacityMb > policy.maxCapacityMb) throw new InvalidInputError('OUT_OF_RANGE', 'capacityMb', `capacityMb must be at most ${policy.maxCapacityMb} for an anonymous instance`);
+    if (req.replicas > policy.maxReplicas) throw new InvalidInputError('OUT_OF_RANGE', 'replicas', `replicas must be at most ${policy.maxReplicas} for an anonymous instance`);
+    if (req.ttlSeconds !== undefined && req.ttlSeconds > policy.ttlSeconds) throw new InvalidInputError('OUT_OF_RANGE', 'ttlSeconds', `ttlSeconds must be at most ${policy.ttlSeconds} for an anonymous instance`);
+    const client = clientAddress(ctx.req, access.trustedProxies);
+    return anonymousLock.run(client, async () => {
+      const mine = store.instances().filter((i) => i.creator === client && i.status !== 'DELETED' && i.status !== 'DELETING');
+      if (mine.length >= policy.perClient) {
+        const soonest = mine.map((i) => Date.parse(i.expiresAt)).filter(Number.isFinite).sort((a, b) => a - b)[0];
+        const when = soonest ? `the next slot frees at ${new Date(soonest).toISOString()} (in ${Math.max(0, Math.ceil((soonest - Date.now()) / 1000))} s), or when you delete one` : 'delete one to free a slot';
+        log.warn('anonymous quota exceeded', { client, live: mine.length, limit: policy.perClient });
+        throw new QuotaError(`client ${client} already has ${mine.length} live anonymous instances, the limit is ${policy.perClient}; ${when}`);
+      }
+      return create({ ...req, ttlSeconds: req.ttlSeconds ?? policy.ttlSeconds }, { Creator: client, MaxClients: String(policy.maxClients) });
+    });
   };
 
   const mustFind = (name: string): Instance => {
@@ -76,12 +124,13 @@ export function createApiServer(deps: ApiDeps): Server {
   // ---- MrRedis v1 ----
 
   router.post('/v1/CREATE/:name/:capacity/:masters/:slaves', async (ctx) => {
+    allow(ctx);
     const name = validateName(ctx.params.name);
     const capacityMb = validateInt(ctx.params.capacity, 'capacity', 1, maxCapacity());
     validateInt(ctx.params.masters, 'masters', 1, 1);
     const replicas = validateInt(ctx.params.slaves, 'slaves', 0, MAX_REPLICAS);
     const body = validateV1Body(await readJson(ctx, true));
-    const { created, password } = await create({ name, capacityMb, replicas, placement: 'spread', ...body });
+    const { created, password, accessKey } = await create({ name, capacityMb, replicas, placement: 'spread', ...body });
     if (!created) {
       ctx.status = 200;
       ctx.body = `Instance ${name} already exists`;
@@ -89,19 +138,24 @@ export function createApiServer(deps: ApiDeps): Server {
     }
     ctx.status = 201;
     ctx.set('X-Redis-Password', password);
+    ctx.set('X-Access-Key', accessKey);
     ctx.body = `Request accepted: instance ${name} is being created`;
   });
 
   router.get('/v1/STATUS/:name', (ctx) => {
-    ctx.body = v1Status(mustFind(validateName(ctx.params.name)));
+    const name = validateName(ctx.params.name);
+    allow(ctx, name);
+    ctx.body = v1Status(mustFind(name));
   });
 
   router.get('/v1/STATUS/', (ctx) => {
+    allow(ctx);
     ctx.body = store.instances().map(v1Status);
   });
 
   router.delete('/v1/DELETE/:name', async (ctx) => {
     const name = validateName(ctx.params.name);
+    allow(ctx, name);
     const before = await store.markDeleting(name);
     if (!before) throw new NotFoundError('instance', name);
     ctx.body = before === 'DELETED' ? `Instance ${name} is already deleted` : `Request accepted: instance ${name} is being deleted`;
@@ -110,23 +164,41 @@ export function createApiServer(deps: ApiDeps): Server {
   // ---- JSON API ----
 
   router.post('/api/instances', async (ctx) => {
+    const anonymous = ctx.state.principal.kind === 'anonymous';
+    if (!anonymous) allow(ctx);
     const req = validateCreateBody(await readJson(ctx, false), maxCapacity());
-    const { created, password } = await create(req);
+    const { created, password, accessKey } = anonymous ? await createAnonymous(ctx, req) : await create(req);
     if (!created) throw new ConflictError(`instance '${req.name}' already exists; delete it first or pick another name`);
     ctx.status = 202;
-    ctx.body = instanceView(mustFind(req.name), { password });
+    ctx.body = instanceView(mustFind(req.name), { password, accessKey });
   });
 
   router.get('/api/instances', (ctx) => {
+    allow(ctx);
     ctx.body = store.instances().map((i) => instanceView(i));
   });
 
   router.get('/api/instances/:name', (ctx) => {
-    ctx.body = instanceView(mustFind(validateName(ctx.params.name)));
+    const name = validateName(ctx.params.name);
+    allow(ctx, name);
+    ctx.body = instanceView(mustFind(name));
+  });
+
+  router.patch('/api/instances/:name', async (ctx) => {
+    const name = validateName(ctx.params.name);
+    allow(ctx, name);
+    const inst = mustFind(name);
+    const cap = inst.creator && access.anonymous ? access.anonymous.ttlSeconds : undefined;
+    const { ttlSeconds } = validatePatchBody(await readJson(ctx, false), cap);
+    if (inst.status === 'DELETING' || inst.status === 'DELETED') throw new ConflictError(`instance '${name}' is ${inst.status}; its time-to-live can no longer change`);
+    await store.setInstance(name, { ExpiresAt: new Date(Date.now() + ttlSeconds * 1000).toISOString() });
+    log.info('instance time-to-live set', { instance: name, ttlSeconds });
+    ctx.body = instanceView(mustFind(name));
   });
 
   router.delete('/api/instances/:name', async (ctx) => {
     const name = validateName(ctx.params.name);
+    allow(ctx, name);
     const before = await store.markDeleting(name);
     if (!before) throw new NotFoundError('instance', name);
     ctx.status = 202;
@@ -134,6 +206,7 @@ export function createApiServer(deps: ApiDeps): Server {
   });
 
   router.get('/api/agents', (ctx) => {
+    allow(ctx);
     ctx.body = broker.agents();
   });
 

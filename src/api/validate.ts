@@ -79,3 +79,15 @@ export function validateV1Body(body: unknown): { distribution: number; ttlSecond
     ttlSeconds: record.TTL === undefined ? undefined : validateInt(record.TTL, 'TTL', 1, MAX_TTL_SECONDS),
   };
 }
+
+/** PATCH /api/instances/:name: only {"ttlSeconds": n}. */
+export function validatePatchBody(body: unknown, maxTtl = MAX_TTL_SECONDS): { ttlSeconds: number } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new InvalidInputError('INVALID_BODY', 'body', 'body must be a JSON object like {"ttlSeconds":3600}');
+  }
+  const record = body as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (key !== 'ttlSeconds') throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: ttlSeconds`);
+  }
+  return { ttlSeconds: validateInt(record.ttlSeconds, 'ttlSeconds', 1, maxTtl) };
+}

@@ -81,6 +81,7 @@ export function instanceView(inst: Instance, extra: Record<string, unknown> = {}
     placement: inst.placement,
     createdAt: inst.createdAt,
     expiresAt: inst.expiresAt || null,
+    ttlRemainingSeconds: inst.expiresAt ? Math.max(0, Math.round((Date.parse(inst.expiresAt) - Date.now()) / 1000)) : null,
     epoch: inst.epoch,
     dataLost: inst.dataLost || null,
     master: master ? proc(master) : null,

@@ -2,7 +2,8 @@ import { UsageError, intFlag, parseDuration, parseFlags } from './args.js';
 
 /** Client commands: create, status, list, delete. They speak the JSON API. */
 
-function apiBase(flag: string | boolean | undefined): string {
+function apiBase(flag: string | boolean | undefined, tokenFlag?: string | boolean): string {
+  if (typeof tokenFlag === 'string') token = tokenFlag;
   const raw = typeof flag === 'string' ? flag : process.env.REDFLEET_API ?? 'http://127.0.0.1:5656';
   return (/^https?:\/\//.test(raw) ? raw : `http://${raw}`).replace(/\/$/, '');
 }
@@ -12,12 +13,16 @@ interface ApiReply {
   body: Record<string, unknown> & { error?: { code: string; message: string } };
 }
 
+let token = process.env.REDFLEET_TOKEN ?? '';
+
 async function call(base: string, method: string, path: string, body?: unknown): Promise<ApiReply> {
   let res: Response;
+  const headers: Record<string, string> = body === undefined ? {} : { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
   try {
     res = await fetch(`${base}${path}`, {
       method,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
@@ -34,9 +39,10 @@ async function call(base: string, method: string, path: string, body?: unknown):
   return { status: res.status, body: parsed };
 }
 
-const apiFlag = { api: { type: 'string' as const } };
+const apiFlag = { api: { type: 'string' as const }, token: { type: 'string' as const } };
 
-export const CLIENT_HELP = `Client commands (they find the API through --api or REDFLEET_API, default http://127.0.0.1:5656):
+export const CLIENT_HELP = `Client commands (they find the API through --api or REDFLEET_API, default http://127.0.0.1:5656,
+and send --token or REDFLEET_TOKEN, an admin token or an instance's access key, when given):
   redfleet create NAME [--capacity MB] [--replicas N] [--distribution N] [--ttl DURATION] [--wait]
   redfleet status NAME
   redfleet list
@@ -62,11 +68,13 @@ export async function createCommand(argv: string[]): Promise<void> {
   };
   if (typeof values.ttl === 'string') body.ttlSeconds = parseDuration(values.ttl);
   if (typeof values.placement === 'string') body.placement = values.placement;
-  const base = apiBase(values.api);
+  const base = apiBase(values.api, values.token);
   const { body: inst } = await call(base, 'POST', '/api/instances', body);
   console.log(`instance ${inst.name}: ${inst.status} (${inst.capacityMb} MB, ${inst.replicas} replica(s))`);
-  console.log(`password: ${inst.password}`);
-  console.log('keep it: it is shown only this once.');
+  console.log(`password:   ${inst.password}`);
+  console.log(`access key: ${inst.accessKey}   (reads and deletes this instance only: --token or REDFLEET_TOKEN)`);
+  console.log('keep them: they are shown only this once.');
+  if (inst.expiresAt) console.log(`expires:    ${inst.expiresAt}`);
   if (values.wait) await waitFor(base, String(inst.name), (i) => i.status === 'RUNNING');
 }
 
@@ -74,7 +82,7 @@ export async function statusCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseFlags(argv, { ...apiFlag, json: { type: 'boolean' } });
   if (values.help) return void console.log(CLIENT_HELP);
   if (positionals.length !== 1) throw new UsageError('status takes exactly one NAME');
-  const { body } = await call(apiBase(values.api), 'GET', `/api/instances/${encodeURIComponent(positionals[0])}`);
+  const { body } = await call(apiBase(values.api, values.token), 'GET', `/api/instances/${encodeURIComponent(positionals[0])}`);
   if (values.json) return void console.log(JSON.stringify(body, null, 2));
   printInstance(body);
 }
@@ -83,7 +91,7 @@ export async function listCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseFlags(argv, { ...apiFlag });
   if (values.help) return void console.log(CLIENT_HELP);
   if (positionals.length !== 0) throw new UsageError('list takes no arguments');
-  const { body } = await call(apiBase(values.api), 'GET', '/api/instances');
+  const { body } = await call(apiBase(values.api, values.token), 'GET', '/api/instances');
   const rows = Object.values(body) as Record<string, unknown>[];
   if (rows.length === 0) return void console.log('no instances');
   console.log(['NAME', 'TYPE', 'STATUS', 'CAPACITY', 'REPLICAS', 'MASTER'].join('\t'));
@@ -97,7 +105,7 @@ export async function deleteCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseFlags(argv, { ...apiFlag, wait: { type: 'boolean' } });
   if (values.help) return void console.log(CLIENT_HELP);
   if (positionals.length !== 1) throw new UsageError('delete takes exactly one NAME');
-  const base = apiBase(values.api);
+  const base = apiBase(values.api, values.token);
   const { body } = await call(base, 'DELETE', `/api/instances/${encodeURIComponent(positionals[0])}`);
   console.log(`instance ${body.name}: ${body.status}`);
   if (values.wait) await waitFor(base, positionals[0], (i) => i.status === 'DELETED');
@@ -109,7 +117,7 @@ function printInstance(i: Record<string, unknown>): void {
   console.log(`status:    ${i.status}${i.reason ? ` (${i.reason})` : ''}`);
   console.log(`capacity:  ${i.capacityMb} MB`);
   console.log(`replicas:  ${(i.slaves as unknown[]).length} of ${i.replicas}`);
-  if (i.expiresAt) console.log(`expires:   ${i.expiresAt}`);
+  if (i.expiresAt) console.log(`expires:   ${i.expiresAt} (in ${formatSeconds(Number(i.ttlRemainingSeconds))})`);
   if (i.dataLost) console.log(`data lost: ${i.dataLost}`);
   console.log(`epoch:     ${i.epoch}`);
   for (const p of i.procs as Record<string, unknown>[]) {
@@ -134,4 +142,11 @@ async function waitFor(base: string, name: string, done: (i: Record<string, unkn
     if (Date.now() > deadline) throw new Error(`gave up waiting after 120 s; last state: ${line}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+function formatSeconds(total: number): string {
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = total % 60;
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }

@@ -8,7 +8,9 @@ import { DEFAULT_PREFIX } from '../store/keys.js';
 import { parseHostPort } from '../net.js';
 import { parsePortRange } from '../proto/messages.js';
 import { createLogger } from '../logger.js';
-import { UsageError, intFlag, parseFlags, str } from './args.js';
+import { UsageError, intFlag, parseDuration, parseFlags, str } from './args.js';
+import { DEFAULT_ANONYMOUS } from '../api/access.js';
+import { readFileSync } from 'node:fs';
 import { CLIENT_HELP, createCommand, deleteCommand, listCommand, statusCommand } from './client.js';
 import { devCommand, DEV_HELP } from './dev.js';
 
@@ -16,13 +18,16 @@ const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
 Fleet processes:
   redfleet scheduler --etcd URLS [--prefix /MrRedis] [--api HOST:PORT] [--sentinel HOST:PORT] [--id NAME] [--fleet-key FILE]
+                     [--agent-timeout SECONDS] [--api-token TOKEN]... [--api-token-file FILE] [--trusted-proxy ADDR]...
+                     [--anonymous [--anonymous-per-client 6] [--anonymous-ttl 12h] [--anonymous-capacity 64] [--anonymous-maxclients 50]]
   redfleet agent --scheduler URL --etcd URLS --id NAME [--ip ADDR] [--cpus N] [--mem MB] [--ports FIRST-LAST]
                  [--work-dir DIR] [--redis-server PATH] [--fleet-key FILE] [--prefix /MrRedis]
 ${DEV_HELP}
 
 ${CLIENT_HELP}
 
-Environment: REDFLEET_API, REDFLEET_ETCD, REDFLEET_SENTINEL, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
+Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
+REDFLEET_SENTINEL, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
 
 /** Runs `stop` on the first SIGINT/SIGTERM, then exits. */
 function stopOnSignal(stop: () => Promise<void>): void {
@@ -48,6 +53,14 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     id: { type: 'string' },
     'fleet-key': { type: 'string' },
     'agent-timeout': { type: 'string' },
+    'api-token': { type: 'string', multiple: true },
+    'api-token-file': { type: 'string' },
+    anonymous: { type: 'boolean' },
+    'anonymous-per-client': { type: 'string' },
+    'anonymous-ttl': { type: 'string' },
+    'anonymous-capacity': { type: 'string' },
+    'anonymous-maxclients': { type: 'string' },
+    'trusted-proxy': { type: 'string', multiple: true },
   });
   if (values.help) return void console.log(HELP);
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
@@ -66,9 +79,37 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     id: str(values.id, `scheduler-${process.pid}`),
     fleetKey: fleet.key,
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
+    access: {
+      adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
+      trustedProxies: new Set((values['trusted-proxy'] as unknown as string[] | undefined) ?? []),
+      anonymous: values.anonymous
+        ? {
+            perClient: intFlag(values['anonymous-per-client'], 'anonymous-per-client', DEFAULT_ANONYMOUS.perClient, 1),
+            ttlSeconds: typeof values['anonymous-ttl'] === 'string' ? parseDuration(values['anonymous-ttl']) : DEFAULT_ANONYMOUS.ttlSeconds,
+            maxCapacityMb: intFlag(values['anonymous-capacity'], 'anonymous-capacity', DEFAULT_ANONYMOUS.maxCapacityMb, 1),
+            maxClients: intFlag(values['anonymous-maxclients'], 'anonymous-maxclients', DEFAULT_ANONYMOUS.maxClients, 1),
+            maxReplicas: DEFAULT_ANONYMOUS.maxReplicas,
+          }
+        : undefined,
+    },
   });
   await scheduler.start();
   stopOnSignal(() => scheduler.stop());
+}
+
+/** Admin tokens from --api-token (repeatable), REDFLEET_API_TOKEN (comma-separated) and --api-token-file (one a line). */
+function adminTokens(flags: string[] | undefined, file: string | boolean | undefined): string[] {
+  const tokens = [...(flags ?? []), ...(process.env.REDFLEET_API_TOKEN ?? '').split(',')];
+  if (typeof file === 'string') {
+    try {
+      tokens.push(...readFileSync(file, 'utf8').split('\n'));
+    } catch (err) {
+      throw new UsageError(`--api-token-file ${file}: ${(err as Error).message}`);
+    }
+  }
+  const clean = tokens.map((t) => t.trim()).filter(Boolean);
+  if (clean.some((t) => t.length < 16)) throw new UsageError('every admin token must be at least 16 characters');
+  return clean;
 }
 
 async function agentCommand(argv: string[]): Promise<void> {

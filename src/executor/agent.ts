@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { connectEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
-import { frameworkSecret } from '../store/secrets.js';
+import { agentToken, frameworkSecret } from '../store/secrets.js';
 import { FrameDecoder } from '../proto/recordio.js';
 import { pb, toResourceList, type PortRange, type Resources } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
@@ -64,6 +64,10 @@ export class RedFleetAgent {
   constructor(private readonly opts: AgentOptions) {
     this.log = createLogger('agent', { agent: opts.id });
     this.keys = new Keys(opts.prefix);
+  }
+
+  private get authorization(): string {
+    return `Bearer ${agentToken(this.opts.fleetKey, this.opts.id)}`;
   }
 
   get resources(): Resources {
@@ -183,7 +187,7 @@ export class RedFleetAgent {
       const req = request(`${this.opts.schedulerUrl}/api/v1/agent`, {
         method: 'POST',
         agent: false,
-        headers: { 'Content-Type': 'application/x-protobuf', Accept: 'application/recordio', 'Content-Length': body.length },
+        headers: { 'Content-Type': 'application/x-protobuf', Accept: 'application/recordio', 'Content-Length': body.length, Authorization: this.authorization },
       });
       this.stream = req;
       let watchdog: NodeJS.Timeout | undefined;
@@ -278,7 +282,7 @@ export class RedFleetAgent {
         method: 'POST',
         agent: this.httpAgent,
         timeout: 5000,
-        headers: { 'Content-Type': 'application/x-protobuf', 'Content-Length': body.length },
+        headers: { 'Content-Type': 'application/x-protobuf', 'Content-Length': body.length, Authorization: this.authorization },
       });
       req.on('response', (res) => {
         res.resume();
@@ -325,6 +329,7 @@ export class RedFleetAgent {
       replicaPriority: launch.replica_priority ?? 100,
       minReplicasToWrite: launch.min_replicas_to_write ?? 0,
       minReplicasMaxLag: launch.min_replicas_max_lag ?? 0,
+      maxClients: launch.max_clients ?? 0,
     });
     const proc: RunningProc = { task, launch, redis, running: false };
     this.procs.set(procId, proc);
@@ -368,7 +373,7 @@ export class RedFleetAgent {
     this.procs.delete(procId);
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
     if (exit.requested) this.report(procId, pb.TaskState.TASK_KILLED, `redis-server stopped on request (${how})`);
-    else this.report(procId, pb.TaskState.TASK_FAILED, `redis-server exited unexpectedly (${how})`);
+    else this.report(procId, pb.TaskState.TASK_FAILED, `redis-server exited unexpectedly (${how})${lastLogLine(proc.redis.opts.dir)}`);
   }
 
   private async kill(procId: string): Promise<void> {
@@ -466,4 +471,11 @@ function readIfExists(path: string): string {
   } catch {
     return '';
   }
+}
+
+/** ": <the last line of redis.log>", to say why a redis-server died. */
+function lastLogLine(dir: string): string {
+  const lines = readIfExists(join(dir, 'redis.log')).trim().split('\n');
+  const last = lines[lines.length - 1]?.replace(/^\d+:[A-Z] [^*#.-]*[*#.-] /, '').trim();
+  return last ? `: ${last.slice(0, 300)}` : '';
 }

@@ -10,7 +10,24 @@ export interface RedisConfigInput {
   replicaPriority: number;
   minReplicasToWrite: number;
   minReplicasMaxLag: number;
+  maxClients: number;
 }
+
+/**
+ * What the tenant (the `default` user) may run: every data command (strings, hashes, lists,
+ * sets, sorted sets, streams, pub/sub, transactions, scripts), nothing that changes topology,
+ * configuration or lifecycle. INFO, ROLE, PING, WAIT, HELLO and the harmless CLIENT
+ * subcommands stay open: Sentinel-aware clients check a master's role with them, and WAIT is
+ * how a tenant knows a write reached a replica. KEYS, SORT and FLUSH* act only on the tenant's
+ * own data and stay open too. (CLIENT SETINFO, new in Redis 7.2, is added by the agent at run
+ * time where the server knows it.)
+ */
+export const TENANT_COMMANDS = [
+  '+@all', '-@admin', '-@dangerous',
+  '+info', '+role', '+ping', '+wait', '+hello',
+  '+client|setname', '+client|getname', '+client|id', '+client|info',
+  '+keys', '+sort', '+sort_ro', '+flushdb', '+flushall',
+].join(' ');
 
 /**
  * The redis.conf of one proc. No persistence (a throwaway cache by default), diskless
@@ -31,6 +48,7 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     'save ""',
     'appendonly no',
     `maxmemory ${c.capacityMb}mb`,
+    `maxclients ${c.maxClients || 10000}`,
     'maxmemory-policy noeviction',
     'repl-diskless-sync yes',
     'repl-diskless-sync-delay 0',
@@ -42,7 +60,7 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     `min-replicas-max-lag ${c.minReplicasMaxLag || 10}`,
     // Stopping a proc never waits for lagging replicas: it is being deleted or fenced.
     'shutdown-on-sigterm nosave now',
-    `user default on resetpass #${c.passwordSha256} ~* &* +@all`,
+    `user default on resetpass #${c.passwordSha256} ~* &* ${TENANT_COMMANDS}`,
     `user ${FRAMEWORK_USER} on resetpass #${sha256Hex(c.frameworkSecret)} ~* &* +@all`,
     `masteruser ${FRAMEWORK_USER}`,
     `masterauth ${c.frameworkSecret}`,

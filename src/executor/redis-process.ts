@@ -83,6 +83,8 @@ export class RedisProcess extends EventEmitter {
     }
     await this.client.connect();
     await this.client.ping();
+    // Redis 7.2+ has CLIENT SETINFO, which clients send on connect; older servers refuse the rule.
+    await this.client.call('ACL', 'SETUSER', 'default', '+client|setinfo').catch(() => undefined);
   }
 
   /**

@@ -4,6 +4,7 @@ import { encodeFrame } from '../proto/recordio.js';
 import { pb } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 import { BodyTooLargeError, readBody } from '../net.js';
+import { agentToken, sameSecret } from '../store/secrets.js';
 import type { Logger } from '../logger.js';
 import type { EventSink, OfferBroker } from './broker.js';
 
@@ -16,7 +17,14 @@ const MAX_CALL_BYTES = 1024 * 1024;
  * UPDATE answers 202 once the status is durable, and the ACKNOWLEDGED event follows on the stream.
  */
 export class AgentEndpoint {
-  constructor(private readonly broker: OfferBroker, private readonly log: Logger) {}
+  constructor(private readonly broker: OfferBroker, private readonly log: Logger, private readonly fleetKey: string) {}
+
+  /** An agent proves it holds the fleet key: Bearer HMAC(fleet key, "agent:<id>"). */
+  private authentic(req: IncomingMessage, agentId: string): boolean {
+    const header = req.headers.authorization ?? '';
+    const token = header.startsWith('Bearer ') ? header.slice(7) : '';
+    return token !== '' && sameSecret(token, agentToken(this.fleetKey, agentId));
+  }
 
   static owns(req: IncomingMessage): boolean {
     return (req.url ?? '').split('?')[0] === AGENT_PATH;
@@ -32,6 +40,11 @@ export class AgentEndpoint {
     } catch (err) {
       if (err instanceof BodyTooLargeError) return this.reply(res, 413, 'BODY_TOO_LARGE', err.message);
       return this.reply(res, 400, 'BAD_PROTOBUF', `body is not a valid Call: ${(err as Error).message}`);
+    }
+    const claimed = call.subscribe?.agent_info?.id?.value ?? call.agent_id?.value ?? '';
+    if (!this.authentic(req, claimed)) {
+      this.log.warn('agent call refused: bad or missing fleet-key token', { agent: claimed.slice(0, 64), peer: req.socket.remoteAddress });
+      return this.reply(res, 401, 'UNAUTHENTICATED', 'agent calls need Authorization: Bearer <token derived from the fleet key>');
     }
     if (call.type === pb.Call.Type.SUBSCRIBE) return this.subscribe(call, req, res);
     if (call.type === pb.Call.Type.UPDATE) return this.update(call, res);
@@ -73,7 +86,7 @@ export class AgentEndpoint {
 
   private async update(call: redfleet.v1.Call, res: ServerResponse): Promise<boolean> {
     const status = call.update?.status;
-    const agentId = call.agent_id?.value ?? status?.agent_id?.value ?? '';
+    const agentId = call.agent_id?.value ?? '';
     if (!status || !agentId) return this.reply(res, 400, 'BAD_UPDATE', 'UPDATE needs agent_id and update.status');
     try {
       await this.broker.update(agentId, status);

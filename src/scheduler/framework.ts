@@ -113,6 +113,7 @@ export class RedisFramework implements Framework {
     const inst = this.store.instance(name);
     if (!inst || !ACTIVE.has(inst.status)) return;
     if (await this.masterLost(inst)) return;
+    if (await this.abortFailedStart(inst)) return;
     const master = masterNow(inst);
     const replicas = replicasOf(inst, master).filter((p) => p.state === 'RUNNING').length;
     const full = Boolean(master) && replicas >= inst.expSlaves;
@@ -149,6 +150,26 @@ export class RedisFramework implements Framework {
     const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING');
     if (replicas.length === 0) return false;
     return this.failover.promote(inst.name, inst.mname, `master proc ${named ? named.state : 'gone'}`);
+  }
+
+  /**
+   * The master of an instance still CREATING ended before it ever ran: its replicas wait for a
+   * master that will never come. Shut them down so the whole instance is placed afresh.
+   */
+  private async abortFailedStart(inst: Instance): Promise<boolean> {
+    if (inst.status !== 'CREATING' || inst.mname) return false;
+    const live = inst.procs.filter(isLive);
+    if (live.some((p) => p.type === 'M') || !inst.procs.some((p) => p.type === 'M')) return false;
+    if (live.length === 0) return false;
+    for (const p of live) {
+      if (p.msg === 'SHUTDOWN' || this.shutdownSent.has(p.id)) continue;
+      this.shutdownSent.add(p.id);
+      await this.store.setProc(inst.name, p.id, { Msg: 'SHUTDOWN' });
+    }
+    const reason = 'the master failed to start; placing the instance again';
+    if (inst.reason !== reason) await this.store.setInstance(inst.name, { Reason: reason });
+    this.log.warn('master failed during creation; restarting the placement', { instance: inst.name });
+    return true;
   }
 
   /** Called by failure detection; runs the failover in the maintainer queue. */
@@ -325,7 +346,7 @@ export class RedisFramework implements Framework {
     });
     const master = need.master ?? { ip: procs[0].ip, port: procs[0].port };
     for (const p of procs) if (p.type === 'S') p.slaveOf = `${master.ip}:${master.port}`;
-    const restart = need.gang && inst.procs.length > 0;
+    const restart = need.gang && inst.procs.length > 0 && inst.status !== 'CREATING';
     const reason = restart
       ? 'data lost: the master ended with no replica to promote; starting a fresh, empty master'
       : need.gang ? `launching ${procs.length} procs` : `replacing ${procs.length} replica(s)`;
@@ -353,6 +374,7 @@ export class RedisFramework implements Framework {
           password_sha256: inst.passwordHash,
           min_replicas_to_write: inst.expSlaves > 0 ? 1 : 0,
           min_replicas_max_lag: inst.minReplicasMaxLag || DEFAULT_MIN_REPLICAS_MAX_LAG,
+          max_clients: inst.maxClients || undefined,
         }).finish(),
       };
       const offerId = result.assignments[i].offerId;

@@ -12,6 +12,7 @@ import { Reaper } from './reaper.js';
 import { RedisLinks } from './redis-links.js';
 import { SentinelView } from './sentinel-view.js';
 import { SentinelEndpoint } from '../api/sentinel.js';
+import type { AccessPolicy } from '../api/access.js';
 
 export interface SchedulerOptions {
   etcd: string;
@@ -23,7 +24,10 @@ export interface SchedulerOptions {
   id: string;
   fleetKey: string;
   agentTimeoutMs?: number;
+  access?: AccessPolicy;
 }
+
+const LOOPBACK = /^(127\.|::1$|localhost$)/;
 
 /** One scheduler process: store, offer broker, Redis framework, reaper and the HTTP API. */
 export class Scheduler {
@@ -60,19 +64,30 @@ export class Scheduler {
     this.framework.start();
     this.reaper = new Reaper(this.store, this.log);
     this.reaper.start();
-    const endpoint = new AgentEndpoint(this.broker, this.log);
-    this.server = createApiServer({ store: this.store, broker: this.broker, agentEndpoint: endpoint, log: this.log });
+    const endpoint = new AgentEndpoint(this.broker, this.log, this.opts.fleetKey);
+    const access: AccessPolicy = this.opts.access ?? { adminTokens: [], trustedProxies: new Set() };
+    let apiHost = this.opts.apiHost;
+    if (access.adminTokens.length === 0) {
+      if (!LOOPBACK.test(apiHost)) {
+        this.log.error(`NO ADMIN TOKEN IS CONFIGURED: refusing to expose the API on ${apiHost}; it listens on 127.0.0.1 only. Give --api-token, REDFLEET_API_TOKEN or --api-token-file to serve other hosts.`);
+        apiHost = '127.0.0.1';
+      } else {
+        this.log.warn('NO ADMIN TOKEN IS CONFIGURED: the API is open to anyone on this machine (loopback only). Give --api-token, REDFLEET_API_TOKEN or --api-token-file to require one.');
+      }
+    }
+    if (access.anonymous) this.log.warn('anonymous mode: creates without a token are allowed within the anonymous limits', { ...access.anonymous });
+    this.server = createApiServer({ store: this.store, broker: this.broker, agentEndpoint: endpoint, log: this.log, access });
     const server = this.server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.opts.apiPort, this.opts.apiHost, () => resolve());
+      server.listen(this.opts.apiPort, apiHost, () => resolve());
     });
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : this.opts.apiPort;
     this.sentinel = new SentinelEndpoint(new SentinelView(this.store, this.framework.failover, this.opts.id), this.log);
     const sentinelPort = await this.sentinel.listen(this.opts.sentinelHost, this.opts.sentinelPort);
-    this.log.info('scheduler started', { api: `${this.opts.apiHost}:${port}`, sentinel: `${this.opts.sentinelHost}:${sentinelPort}`, etcd: this.opts.etcd, prefix: this.opts.prefix, frameworkId });
-    return { host: this.opts.apiHost, port, sentinelPort };
+    this.log.info('scheduler started', { api: `${apiHost}:${port}`, sentinel: `${this.opts.sentinelHost}:${sentinelPort}`, etcd: this.opts.etcd, prefix: this.opts.prefix, frameworkId });
+    return { host: apiHost, port, sentinelPort };
   }
 
   async stop(): Promise<void> {

@@ -61,6 +61,11 @@ export interface Instance {
   /** ISO time after which the reaper deletes the instance; '' for none. */
   expiresAt: string;
   passwordHash: string;
+  /** SHA-256 of the instance's access key (it reads and deletes this instance only). */
+  accessKeyHash: string;
+  /** The client address of an anonymous creator ('' when an admin created it). */
+  creator: string;
+  maxClients: number;
   procs: Proc[];
 }
 
@@ -130,6 +135,9 @@ export function instanceFromFields(
     failoverTimeoutMs: int(f.get('FailoverTimeout')),
     minReplicasMaxLag: int(f.get('MinReplicasMaxLag')),
     passwordHash: f.get('PasswordHash') ?? '',
+    accessKeyHash: f.get('AccessKeyHash') ?? '',
+    creator: f.get('Creator') ?? '',
+    maxClients: int(f.get('MaxClients')),
     procs: [...procs.entries()].map(([id, pf]) => procFromFields(id, pf)).sort((a, b) => a.id.localeCompare(b.id)),
   };
 }

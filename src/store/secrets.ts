@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
@@ -20,6 +20,18 @@ export function sha256Hex(text: string): string {
  */
 export function frameworkSecret(fleetKey: string, instance: string): string {
   return createHmac('sha256', fleetKey).update(`framework-user:${instance}`).digest('base64url');
+}
+
+/** What an agent presents to the scheduler: proof that it holds the fleet key, bound to its id. */
+export function agentToken(fleetKey: string, agentId: string): string {
+  return createHmac('sha256', fleetKey).update(`agent:${agentId}`).digest('base64url');
+}
+
+/** Compares two secrets in constant time (for equal lengths). */
+export function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 export function defaultFleetKeyPath(): string {

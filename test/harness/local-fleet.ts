@@ -3,6 +3,7 @@ import { mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, readFileSync 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
 import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
 import { loadFleetKey } from '../../src/store/secrets.js';
 import { freePort } from '../../src/net.js';
@@ -44,6 +45,9 @@ export class LocalFleet {
   readonly agents = new Map<string, ChildProcess>();
   private readonly children = new Set<ChildProcess>();
 
+  /** Sent by waitForStatus and cli() when the scheduler requires a token. */
+  adminToken = '';
+
   private constructor(readonly schedulerArgs: string[]) {
     this.dir = mkdtempSync(join(tmpdir(), 'redfleet-test-'));
     this.fleetKeyPath = join(this.dir, 'fleet.key');
@@ -51,8 +55,9 @@ export class LocalFleet {
     live.add(this);
   }
 
-  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[] } = {}): Promise<LocalFleet> {
+  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[]; adminToken?: string } = {}): Promise<LocalFleet> {
     const fleet = new LocalFleet(opts.schedulerArgs ?? []);
+    fleet.adminToken = opts.adminToken ?? '';
     try {
       fleet.etcd = await startEtcdServer(join(fleet.dir, 'etcd'));
       fleet.apiPort = await freePort();
@@ -102,8 +107,8 @@ export class LocalFleet {
   }
 
   async startAgent(id: string, spec: AgentSpec = {}): Promise<ChildProcess> {
-    const first = await freePort();
     const count = spec.ports ?? 20;
+    const first = await freeRange(count);
     const child = this.launch(id, [
       'agent', '--scheduler', this.apiUrl, '--etcd', this.etcd.url, '--id', id, '--ip', '127.0.0.1',
       '--mem', String(spec.mem ?? 1024), '--cpus', String(spec.cpus ?? 2), '--ports', `${first}-${Math.min(65535, first + count - 1)}`,
@@ -153,7 +158,8 @@ export class LocalFleet {
   /** Runs the redfleet CLI; resolves with its output and exit code. */
   cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolvePromise) => {
-      const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, REDFLEET_API: this.apiUrl, ...env } });
+      const token = this.adminToken ? { REDFLEET_TOKEN: this.adminToken } : {};
+      const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, REDFLEET_API: this.apiUrl, ...token, ...env } });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
@@ -180,7 +186,7 @@ export class LocalFleet {
   /** Waits until the instance reads `status` (from the JSON API) and returns it. */
   async waitForStatus(name: string, status: string, timeoutMs = 20_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
     return this.waitFor(async () => {
-      const res = await this.api('GET', `/api/instances/${name}`);
+      const res = await this.api('GET', `/api/instances/${name}`, undefined, this.adminToken ? { Authorization: `Bearer ${this.adminToken}` } : {});
       return res.json?.status === status ? res.json : undefined;
     }, timeoutMs, `${name} to be ${status}`);
   }
@@ -240,5 +246,26 @@ export function killAndWait(child: ChildProcess, signal: NodeJS.Signals): Promis
       resolvePromise();
     });
     child.kill(signal);
+  });
+}
+
+/**
+ * `count` consecutive free ports below the kernel's ephemeral range (32768 up), so that no
+ * outgoing connection's local port lands in an agent's range while a test runs.
+ */
+async function freeRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = 20000 + Math.floor(Math.random() * (12000 - count));
+    const checks = await Promise.all(Array.from({ length: count }, (_, i) => portFree(first + i)));
+    if (checks.every(Boolean)) return first;
+  }
+  throw new Error(`no ${count} free consecutive ports found`);
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }

@@ -25,7 +25,8 @@ describe('redfleet CLI', function () {
     expect(out.stdout).to.match(/instance cache1: CREATING/);
     expect(out.stdout).to.match(/procs running/);
     expect(out.stdout).to.match(/^RUNNING: 3 of 3 procs running$/m);
-    const password = /password: (\S+)/.exec(out.stdout)?.[1] ?? '';
+    const password = /password: +(\S+)/.exec(out.stdout)?.[1] ?? '';
+    expect(out.stdout).to.match(/access key: +\S{43,}/);
     const inst = (await fleet.api('GET', '/api/instances/cache1')).json;
     const r = new Redis({ host: '127.0.0.1', port: inst.master.port, password, lazyConnect: true, maxRetriesPerRequest: 1 });
     try {

@@ -33,12 +33,13 @@ describe('input validation', () => {
 
 describe('redis-server configuration', () => {
   it('configures memory, diskless sync with no delay, no persistence, and hashed users only', () => {
-    const conf = renderRedisConfig({ ip: '127.0.0.1', port: 7000, dir: '/tmp/x', capacityMb: 64, passwordSha256: 'f'.repeat(64), frameworkSecret: 'fw-secret', replicaPriority: 100, minReplicasToWrite: 1, minReplicasMaxLag: 3 });
+    const conf = renderRedisConfig({ ip: '127.0.0.1', port: 7000, dir: '/tmp/x', capacityMb: 64, passwordSha256: 'f'.repeat(64), frameworkSecret: 'fw-secret', replicaPriority: 100, minReplicasToWrite: 1, minReplicasMaxLag: 3, maxClients: 100 });
+    expect(conf).to.match(/^maxclients 100$/m);
     expect(conf).to.match(/^min-replicas-to-write 1$/m);
     expect(conf).to.match(/^maxmemory 64mb$/m);
     expect(conf).to.match(/^repl-diskless-sync-delay 0$/m);
     expect(conf).to.match(/^save ""$/m);
-    expect(conf).to.match(/^user default on resetpass #f{64} /m);
+    expect(conf).to.match(/^user default on resetpass #f{64} ~\* &\* \+@all -@admin -@dangerous /m);
     expect(conf).to.match(/^user redfleet on resetpass #[0-9a-f]{64} /m);
     expect(conf).not.to.match(/requirepass/);
   });
