@@ -82,6 +82,8 @@ export function createApiServer(deps: ApiDeps): Server {
     const accessKey = generatePassword();
     const fields: Record<string, string> = { AccessKeyHash: sha256Hex(accessKey), ...extra };
     if (req.ttlSeconds !== undefined) fields.ExpiresAt = new Date(Date.now() + req.ttlSeconds * 1000).toISOString();
+    if (req.downAfterMs !== undefined) fields.DownAfter = String(req.downAfterMs);
+    if (req.minReplicasMaxLag !== undefined) fields.MinReplicasMaxLag = String(req.minReplicasMaxLag);
     const created = await store.createInstance({
       name: req.name,
       type: req.replicas === 0 ? 'S' : 'MS',

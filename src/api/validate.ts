@@ -11,6 +11,8 @@ export interface CreateRequest {
   distribution: number;
   ttlSeconds?: number;
   placement: 'spread' | 'binpack';
+  downAfterMs?: number;
+  minReplicasMaxLag?: number;
 }
 
 export function validateName(name: unknown): string {
@@ -37,7 +39,7 @@ export function validateInt(value: unknown, field: string, min: number, max: num
   return n;
 }
 
-const CREATE_FIELDS = new Set(['name', 'capacityMb', 'replicas', 'distribution', 'ttlSeconds', 'placement']);
+const CREATE_FIELDS = new Set(['name', 'capacityMb', 'replicas', 'distribution', 'ttlSeconds', 'placement', 'downAfterMs', 'minReplicasMaxLag']);
 
 /** Checks a JSON create body against the schema; unknown fields are refused by name. */
 export function validateCreateBody(body: unknown, maxCapacityMb: number): CreateRequest {
@@ -59,6 +61,8 @@ export function validateCreateBody(body: unknown, maxCapacityMb: number): Create
     distribution: record.distribution === undefined ? 1 : validateInt(record.distribution, 'distribution', 1, MAX_REPLICAS + 1),
     ttlSeconds: record.ttlSeconds === undefined ? undefined : validateInt(record.ttlSeconds, 'ttlSeconds', 1, MAX_TTL_SECONDS),
     placement,
+    downAfterMs: record.downAfterMs === undefined ? undefined : validateInt(record.downAfterMs, 'downAfterMs', 200, 60_000),
+    minReplicasMaxLag: record.minReplicasMaxLag === undefined ? undefined : validateInt(record.minReplicasMaxLag, 'minReplicasMaxLag', 1, 3600),
   };
 }
 

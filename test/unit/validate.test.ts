@@ -26,6 +26,8 @@ describe('input validation', () => {
     expect(() => validateCreateBody({ name: 'c', capacityMb: 2048 }, 1024)).to.throw(/capacityMb must be from 1 to 1024/);
     expect(() => validateCreateBody({ name: 'c', capacityMb: 64, replicas: 17 }, 1024)).to.throw(/replicas/);
     expect(() => validateCreateBody([], 1024)).to.throw(/JSON object/);
+    expect(validateCreateBody({ name: 'c', capacityMb: 64, downAfterMs: 500, minReplicasMaxLag: 2 }, 1024)).to.include({ downAfterMs: 500, minReplicasMaxLag: 2 });
+    expect(() => validateCreateBody({ name: 'c', capacityMb: 64, downAfterMs: 10 }, 1024)).to.throw(/downAfterMs must be from 200/);
     expect(() => validateV1Body({ Distribution: 0 })).to.throw(/Distribution/);
     expect(validateV1Body({ Distribution: 2, TTL: 60 })).to.deep.equal({ distribution: 2, ttlSeconds: 60 });
   });
