@@ -29,7 +29,13 @@ export async function devCommand(argv: string[]): Promise<void> {
   const agents = intFlag(values.agents, 'agents', 3, 1);
   const data = resolve(str(values.data, process.env.REDFLEET_DATA ?? '.redfleet'));
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
-  const sentinel = str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379');
+  let sentinel = str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379');
+  if (sentinel === '127.0.0.1:26379' && !(await portFree(26379))) {
+    // A system redis-sentinel (Debian's package starts one) may hold the default port.
+    sentinel = `127.0.0.1:${await freePort()}`;
+    console.log(`port 26379 is taken (a system redis-sentinel?); the Sentinel-compatible endpoint uses ${sentinel}`);
+  }
+  if (!(await portFree(api.port))) throw new Error(`port ${api.port} is taken; stop what holds it or pass --api HOST:PORT`);
   const logs = join(data, 'logs');
   mkdirSync(logs, { recursive: true });
   const keyPath = join(data, 'fleet.key');
