@@ -14,6 +14,15 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether a TCP port on 127.0.0.1 can be bound right now. */
+export function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 /** Splits `HOST:PORT` (or `http://HOST:PORT`) into its parts. */
 export function parseHostPort(text: string, what: string): { host: string; port: number } {
   const bare = text.replace(/^https?:\/\//, '').replace(/\/.*$/, '');

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcdServer, type EtcdServer } from '../store/etcd-server.js';
 import { loadFleetKey } from '../store/secrets.js';
-import { freePort, parseHostPort } from '../net.js';
+import { freePort, parseHostPort, portFree } from '../net.js';
 import { intFlag, parseFlags, str } from './args.js';
 
 export const DEV_HELP = `Laptop fleet:
@@ -97,15 +97,6 @@ Ctrl-C stops everything.`);
   };
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
-}
-
-async function portFree(port: number): Promise<boolean> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
 }
 
 async function waitForHealth(url: string, child: ChildProcess): Promise<void> {

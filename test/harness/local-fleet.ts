@@ -3,10 +3,9 @@ import { mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, readFileSync 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
 import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
 import { loadFleetKey } from '../../src/store/secrets.js';
-import { freePort } from '../../src/net.js';
+import { freePort, portFree } from '../../src/net.js';
 
 /** The compiled CLI, run as real processes just as an operator would run them. */
 export const CLI = resolve(fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)));
@@ -260,12 +259,4 @@ async function freeRange(count: number): Promise<number> {
     if (checks.every(Boolean)) return first;
   }
   throw new Error(`no ${count} free consecutive ports found`);
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
 }
