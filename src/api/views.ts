@@ -1,5 +1,5 @@
 import type { Instance, Proc } from '../store/model.js';
-import { currentMaster } from '../scheduler/failover.js';
+import { announcedMaster } from '../scheduler/failover.js';
 
 /** MrRedis v1 STATUS shapes: the same field names its clients parse. */
 export interface V1Proc {
@@ -33,9 +33,9 @@ function v1Proc(p: Proc): V1Proc {
   };
 }
 
-/** The master clients should use: the Mname proc while it runs (what Sentinel answers too). */
+/** The master clients should use; exactly what the Sentinel endpoint answers. */
 export function masterOf(inst: Instance): Proc | undefined {
-  return currentMaster(inst);
+  return announcedMaster(inst);
 }
 
 export function replicasOf(inst: Instance): Proc[] {

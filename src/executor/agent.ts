@@ -412,8 +412,9 @@ export class RedFleetAgent {
       } else if (verb === 'MASTER') {
         await proc.redis.client.call('REPLICAOF', 'NO', 'ONE');
         // Clients of the promoted node reconnect and rediscover the master through Sentinel.
-        await proc.redis.client.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
-        await proc.redis.client.call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'SKIPME', 'yes');
+        // Only the tenant's: the scheduler's own link (framework user) stays up to see the new role.
+        await proc.redis.client.call('CLIENT', 'KILL', 'TYPE', 'normal', 'USER', 'default', 'SKIPME', 'yes');
+        await proc.redis.client.call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'USER', 'default', 'SKIPME', 'yes');
         fields.Type = 'M';
         fields.SlaveOf = '';
       } else {

@@ -88,10 +88,11 @@ export class RedisProcess extends EventEmitter {
   }
 
   /**
-   * SIGTERM (redis-server shuts down without saving, as no save points are configured), then
-   * SIGKILL after `graceMs`; resolves when the process is gone.
+   * SIGTERM (redis-server exits at once: no persistence, and `shutdown-on-sigterm nosave now`
+   * skips waiting for replicas), then SIGKILL after `graceMs`, which also ends a hung or
+   * SIGSTOPped server: a fenced old master must not linger. Resolves when the process is gone.
    */
-  async stop(graceMs = 1000): Promise<void> {
+  async stop(graceMs = 250): Promise<void> {
     if (this.exitInfo || !this.child) return;
     this.stopping = true;
     const gone = new Promise<void>((r) => this.once('exit', () => r()));

@@ -11,11 +11,23 @@ export function currentMaster(inst: Instance): Proc | undefined {
   return p && p.state === 'RUNNING' ? p : undefined;
 }
 
+/**
+ * The master clients are told about (Sentinel endpoint and GET /v1/STATUS alike): the Mname proc
+ * while it runs, and, as Redis Sentinel does, still the old one between its death and the
+ * promotion that replaces it, so a client asking in that window is not told "no such master".
+ */
+export function announcedMaster(inst: Instance): Proc | undefined {
+  if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') return currentMaster(inst);
+  return inst.procs.find((x) => x.id === inst.mname);
+}
+
 /** What the monitor knows of one master. */
 export interface MasterHealth {
   procId: string;
   lastPingSent: number;
   lastOk: number;
+  /** When the oldest PING still without a valid reply was sent (0: none pending). */
+  pendingSince: number;
   sdown: boolean;
   odown: boolean;
   failingOver: boolean;
@@ -88,7 +100,12 @@ export class Failover {
       const master = currentMaster(inst);
       if (!master) continue;
       watched.add(master.id);
-      for (const p of inst.procs) if (isLive(p)) watched.add(p.id);
+      // Keep a link open to every replica too, so a failover never waits for a connection.
+      for (const p of inst.procs) {
+        if (!isLive(p)) continue;
+        watched.add(p.id);
+        this.links.get(p);
+      }
       void this.ping(inst, master);
     }
     for (const id of this.health.keys()) if (!watched.has(id)) this.health.delete(id);
@@ -99,13 +116,15 @@ export class Failover {
     const now = Date.now();
     let h = this.health.get(master.id);
     if (!h) {
-      h = { procId: master.id, lastPingSent: now, lastOk: now, sdown: false, odown: false, failingOver: false };
+      h = { procId: master.id, lastPingSent: now, lastOk: now, pendingSince: 0, sdown: false, odown: false, failingOver: false };
       this.health.set(master.id, h);
     }
     h.lastPingSent = now;
+    if (h.pendingSince === 0) h.pendingSince = now;
     const reply = await this.links.call(master, 'PING');
     if (reply === 'PONG') {
       h.lastOk = Date.now();
+      h.pendingSince = 0;
       if (h.sdown) {
         h.sdown = false;
         h.odown = false;
@@ -113,8 +132,9 @@ export class Failover {
       }
       return;
     }
+    // As Sentinel counts it: down once the oldest unanswered PING is down-after old.
     const downAfter = downAfterOf(inst);
-    if (Date.now() - h.lastOk < downAfter || h.failingOver) return;
+    if (h.pendingSince === 0 || Date.now() - h.pendingSince < downAfter || h.failingOver) return;
     if (!h.sdown) {
       h.sdown = true;
       this.log.warn('master subjectively down', { instance: inst.name, proc: master.id, downAfterMs: downAfter });

@@ -36,8 +36,10 @@ export class RedisLinks {
 
   /** Runs one command; undefined when the proc did not answer in time. */
   async call(proc: Proc, ...args: string[]): Promise<unknown> {
+    const redis = this.get(proc);
     try {
-      return await this.get(proc).call(args[0], ...args.slice(1));
+      if (redis.status !== 'ready') await ready(redis, this.commandTimeoutMs);
+      return await redis.call(args[0], ...args.slice(1));
     } catch {
       return undefined;
     }
@@ -55,4 +57,19 @@ export class RedisLinks {
   close(): void {
     this.retain(new Set());
   }
+}
+
+/** Resolves when the link is ready, rejects after `ms`. */
+function ready(redis: Redis, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      if (ok) resolve();
+      else reject(new Error('not connected'));
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    redis.once('ready', onReady);
+  });
 }
