@@ -12,7 +12,7 @@ import { pb, toResourceList, type PortRange, type Resources } from '../proto/mes
 import type { redfleet } from '../proto/redfleet.js';
 import { createLogger, type Logger } from '../logger.js';
 import { RedisProcess, sleep, portOpen, type ProcExit } from './redis-process.js';
-import { parseInfo, statsFromInfo } from './redis-config.js';
+import { parseInfo, statsFromInfo, SETTLED_HZ } from './redis-config.js';
 
 export interface AgentOptions {
   schedulerUrl: string;
@@ -334,11 +334,15 @@ export class RedFleetAgent {
     const proc: RunningProc = { task, launch, redis, running: false };
     this.procs.set(procId, proc);
     redis.on('exit', (exit: ProcExit) => this.exited(proc, exit));
-    this.report(procId, pb.TaskState.TASK_STARTING);
+    // No TASK_STARTING: on a small node every update costs the critical path of a create an
+    // etcd write and a maintainer pass; STAGING goes straight to RUNNING (or FAILED).
     try {
       await redis.start();
+      log.debug('redis-server ready', { port: launch.port });
+      // The Msg watch and the replica's link are set up side by side: neither waits on the other.
+      const following = launch.role === pb.RedisLaunch.Role.SLAVE ? this.follow(proc, launch.master_ip ?? '', launch.master_port ?? 0) : undefined;
       proc.watcher = await this.watchMsg(proc);
-      if (launch.role === pb.RedisLaunch.Role.SLAVE) await this.follow(proc, launch.master_ip ?? '', launch.master_port ?? 0);
+      await following;
     } catch (err) {
       if (redis.exited) return;
       log.error('launch failed', { error: (err as Error).message });
@@ -347,7 +351,11 @@ export class RedFleetAgent {
     }
     if (redis.exited) return;
     proc.running = true;
-    void this.writeStatsOf(proc);
+    // Startup is over: back to Redis's usual cron rate (see STARTUP_HZ).
+    const settle = setTimeout(() => {
+      if (!redis.exited) redis.client.call('CONFIG', 'SET', 'hz', String(SETTLED_HZ)).catch(() => undefined);
+    }, 5000);
+    redis.once('exit', () => clearTimeout(settle));
     this.report(procId, pb.TaskState.TASK_RUNNING, '', { pid: redis.pid, ip: this.opts.ip, port: launch.port, role: launch.role === pb.RedisLaunch.Role.MASTER ? 'master' : 'slave' });
   }
 
@@ -356,14 +364,15 @@ export class RedFleetAgent {
     const deadline = Date.now() + 30_000;
     while (!(await portOpen(ip, port))) {
       if (proc.redis.exited || Date.now() > deadline) throw new Error(`master ${ip}:${port} never listened`);
-      await sleep(10);
+      await sleep(3);
     }
     await proc.redis.client.call('REPLICAOF', ip, String(port));
+    this.log.debug('REPLICAOF sent', { proc: proc.task.task_id.value, master: `${ip}:${port}` });
     for (let i = 0; ; i++) {
       if (proc.redis.exited) return;
       const info = parseInfo(await proc.redis.client.info('replication'));
       if (info.get('master_link_status') === 'up') return;
-      await sleep(i < 500 ? 10 : 250);
+      await sleep(i < 1000 ? 3 : 250);
     }
   }
 

@@ -22,6 +22,9 @@ export interface RedisConfigInput {
  * own data and stay open too. (CLIENT SETINFO, new in Redis 7.2, is added by the agent at run
  * time where the server knows it.)
  */
+export const STARTUP_HZ = 100;
+export const SETTLED_HZ = 10;
+
 export const TENANT_COMMANDS = [
   '+@all', '-@admin', '-@dangerous',
   '+info', '+role', '+ping', '+wait', '+hello',
@@ -52,6 +55,10 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     'maxmemory-policy noeviction',
     'repl-diskless-sync yes',
     'repl-diskless-sync-delay 0',
+    // A fresh master reaps each sync's child on its next cron tick before it can start the next
+    // replica's sync; at the default hz 10 that is up to 100 ms. The agent lowers hz to 10 once
+    // the proc has settled (see RedFleetAgent.launch).
+    `hz ${STARTUP_HZ}`,
     `replica-priority ${c.replicaPriority}`,
     // A master pings its replicas every second, so a replica's master_last_io_seconds_ago
     // tells within about a second whether the master is still alive.

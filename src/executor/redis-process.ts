@@ -79,7 +79,7 @@ export class RedisProcess extends EventEmitter {
     while (!(await portOpen(this.opts.ip, this.opts.port))) {
       if (this.exitInfo) throw new Error(`redis-server exited at start (code ${this.exitInfo.code}): ${stderr.trim() || 'see redis.log'}`);
       if (Date.now() > deadline) throw new Error('redis-server did not listen within 10 s');
-      await sleep(5);
+      await sleep(2);
     }
     await this.client.connect();
     await this.client.ping();

@@ -114,20 +114,10 @@ export class RedisFramework implements Framework {
     if (!inst || !ACTIVE.has(inst.status)) return;
     if (await this.masterLost(inst)) return;
     if (await this.abortFailedStart(inst)) return;
-    const master = masterNow(inst);
-    const replicas = replicasOf(inst, master).filter((p) => p.state === 'RUNNING').length;
-    const full = Boolean(master) && replicas >= inst.expSlaves;
-    const status = full ? 'RUNNING' : inst.status === 'CREATING' ? 'CREATING' : 'DEGRADED';
-    const fields: Record<string, string> = {};
-    if (status !== inst.status) fields.Status = status;
-    if ((master ? 1 : 0) !== inst.masters) fields.Masters = String(master ? 1 : 0);
-    if (replicas !== inst.slaves) fields.Slaves = String(replicas);
-    if (master && inst.mname !== master.id) fields.Mname = master.id;
-    if (status === 'RUNNING' && inst.reason) fields.Reason = '';
-    if (status === 'DEGRADED' && !master && !inst.reason.startsWith('master lost')) fields.Reason = 'master lost: no live master proc';
+    const { fields, status, masters, replicas } = statusFields(inst);
     if (Object.keys(fields).length > 0) {
       await this.store.setInstance(name, fields);
-      if (fields.Status) this.log.info('instance status', { instance: name, status: fields.Status, masters: master ? 1 : 0, replicas });
+      if (fields.Status) this.log.info('instance status', { instance: name, status: fields.Status, masters, replicas });
     }
     // Once the instance is whole again, the procs that ended are history: drop them from the tree.
     if (status === 'RUNNING') await this.store.removeProcs(name, inst.procs.filter((p) => !isLive(p)).map((p) => p.id));
@@ -211,12 +201,16 @@ export class RedisFramework implements Framework {
       const data = pb.RedisState.decode(status.data);
       if (data.pid) fields.Pid = String(data.pid);
     }
-    if (proc.state !== state || fields.Pid) {
-      await this.store.setProc(name, procId, fields);
-      const level = isLive({ ...proc, state: state as Proc['state'] }) ? 'info' : 'warn';
-      this.log.log(level, 'proc state', { instance: name, proc: procId, agent: agentId, state, detail: status.message ?? '' });
-    }
-    if (!isLive({ ...proc, state: state as Proc['state'] }) && proc.type === 'S') await this.store.removeSname(name, procId);
+    if (proc.state === state && !fields.Pid) return;
+    const after = { ...proc, state: state as Proc['state'] };
+    // When this update completes the instance, its Status goes in the same transaction: one etcd
+    // round trip fewer between the last replica's link coming up and RUNNING.
+    const inst = this.store.instance(name)!;
+    const derived = after.state === 'RUNNING' ? statusFields({ ...inst, procs: inst.procs.map((p) => (p.id === procId ? after : p)) }) : undefined;
+    const instanceFields = derived?.fields.Status === 'RUNNING' ? derived.fields : {};
+    await this.store.updateProc(name, procId, fields, instanceFields, !isLive(after) && proc.type === 'S');
+    this.log.log(isLive(after) ? 'info' : 'warn', 'proc state', { instance: name, proc: procId, agent: agentId, state, detail: status.message ?? '' });
+    if (instanceFields.Status) this.log.info('instance status', { instance: name, status: 'RUNNING', masters: derived!.masters, replicas: derived!.replicas });
   }
 
   agentSubscribed(agentId: string, taskIds: string[]): void {
@@ -241,8 +235,7 @@ export class RedisFramework implements Framework {
 
   private async markLost(proc: Proc, why: string): Promise<void> {
     this.log.warn('proc lost', { instance: proc.instance, proc: proc.id, agent: proc.sid, why });
-    await this.store.setProc(proc.instance, proc.id, { State: 'LOST' });
-    if (proc.type === 'S') await this.store.removeSname(proc.instance, proc.id);
+    await this.store.updateProc(proc.instance, proc.id, { State: 'LOST' }, {}, proc.type === 'S');
   }
 
   /** After a scheduler start: procs whose agent never came back are lost. */
@@ -437,4 +430,20 @@ function masterNow(inst: Instance): Proc | undefined {
  */
 function replicasOf(inst: Instance, master: Proc | undefined): Proc[] {
   return inst.procs.filter((p) => isLive(p) && p.id !== master?.id && p.msg !== 'SHUTDOWN' && (p.type === 'S' || Boolean(master)));
+}
+
+/** The instance fields that follow from its procs: Status, Masters, Slaves, Mname, Reason. Pure. */
+function statusFields(inst: Instance): { fields: Record<string, string>; status: string; masters: number; replicas: number } {
+  const master = masterNow(inst);
+  const replicas = replicasOf(inst, master).filter((p) => p.state === 'RUNNING').length;
+  const full = Boolean(master) && replicas >= inst.expSlaves;
+  const status = full ? 'RUNNING' : inst.status === 'CREATING' ? 'CREATING' : 'DEGRADED';
+  const fields: Record<string, string> = {};
+  if (status !== inst.status) fields.Status = status;
+  if ((master ? 1 : 0) !== inst.masters) fields.Masters = String(master ? 1 : 0);
+  if (replicas !== inst.slaves) fields.Slaves = String(replicas);
+  if (master && inst.mname !== master.id) fields.Mname = master.id;
+  if (status === 'RUNNING' && inst.reason) fields.Reason = '';
+  if (status === 'DEGRADED' && !master && !inst.reason.startsWith('master lost')) fields.Reason = 'master lost: no live master proc';
+  return { fields, status, masters: master ? 1 : 0, replicas };
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Etcd3, Watcher } from 'etcd3';
+import type { DeleteBuilder, Etcd3, PutBuilder, Watcher } from 'etcd3';
 import { Keys } from './keys.js';
 import { instanceFromFields, type Instance, type Proc } from './model.js';
 import type { Logger } from '../logger.js';
@@ -279,6 +279,21 @@ export class FleetStore extends EventEmitter {
     await this.caughtUp(res.header.revision);
   }
 
+  /**
+   * One proc's fields, with instance fields and the removal of its Snames entry, in one
+   * transaction (only while the proc exists).
+   */
+  async updateProc(name: string, procId: string, fields: Record<string, string>, instanceFields: Record<string, string>, dropSname: boolean): Promise<void> {
+    const k = this.keys;
+    const ops: (PutBuilder | DeleteBuilder)[] = [
+      ...Object.entries(fields).map(([f, v]) => this.etcd.put(k.procField(name, procId, f)).value(v)),
+      ...Object.entries(instanceFields).map(([f, v]) => this.etcd.put(k.instanceField(name, f)).value(v)),
+    ];
+    if (dropSname) ops.push(this.etcd.delete().key(k.sname(name, procId)));
+    const res = await this.etcd.if(k.procField(name, procId, 'Instance'), 'Version', '>', 0).then(...ops).commit();
+    await this.caughtUp(res.header.revision);
+  }
+
   async setProc(name: string, procId: string, fields: Record<string, string>): Promise<void> {
     const k = this.keys;
     const ops = Object.entries(fields).map(([f, v]) => this.etcd.put(k.procField(name, procId, f)).value(v));
@@ -316,11 +331,6 @@ export class FleetStore extends EventEmitter {
     if (procIds.length === 0) return;
     const ops = procIds.flatMap((id) => [this.etcd.delete().prefix(this.keys.proc(name, id)), this.etcd.delete().key(this.keys.sname(name, id))]);
     const res = await this.etcd.if(this.keys.instanceField(name, 'Status'), 'Version', '>', 0).then(...ops).commit();
-    await this.caughtUp(res.header.revision);
-  }
-
-  async removeSname(name: string, procId: string): Promise<void> {
-    const res = await this.etcd.delete().key(this.keys.sname(name, procId));
     await this.caughtUp(res.header.revision);
   }
 

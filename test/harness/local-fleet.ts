@@ -77,7 +77,7 @@ export class LocalFleet {
 
   private launch(name: string, args: string[]): ChildProcess {
     const fd = openSync(join(this.dir, `${name}.log`), 'a');
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', fd, fd], env: { ...process.env, REDFLEET_LOG_LEVEL: 'debug' } });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', fd, fd], env: { REDFLEET_LOG_LEVEL: 'info', ...process.env } });
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     return child;

@@ -21,7 +21,10 @@ class Writer {
       sentinels: [{ host: '127.0.0.1', port: sentinelPort }],
       name,
       password,
-      failoverDetector: true,
+      // Plain ioredis, as an existing application has it: no failoverDetector. A client follows a
+      // failover because RedFleet closes the old master's connections (it dies, or is fenced and
+      // shut down) and the reconnect asks the endpoint again. (ioredis's failoverDetector can end
+      // a client for good when +switch-master lands during a reconnect: docs/BENCHMARKS.md.)
       commandTimeout: 500,
       maxRetriesPerRequest: 1,
       retryStrategy: () => 50,
