@@ -25,7 +25,16 @@ interface AgentEntry {
   refuseUntil: number;
   subscribedAt: string;
   lostTimer?: NodeJS.Timeout;
+  /** Ports whose task ended lately, and when. */
+  cooling: Map<number, number>;
 }
+
+/**
+ * A port whose redis-server just ended is offered again only after this long (or when the agent
+ * has no other port): clients that still hold the old address must not land on a different
+ * instance's proc, or on a new replica where a master used to be.
+ */
+const PORT_COOLDOWN_MS = 30_000;
 
 export interface BrokerOptions {
   heartbeatSeconds: number;
@@ -93,6 +102,7 @@ export class OfferBroker implements ResourceBroker {
       sink,
       refuseUntil: 0,
       subscribedAt: new Date().toISOString(),
+      cooling: previous?.cooling ?? new Map(),
     };
     this.agentsById.set(id, entry);
     sink.send({
@@ -131,7 +141,12 @@ export class OfferBroker implements ResourceBroker {
   async update(agentId: string, status: redfleet.v1.ITaskStatus): Promise<void> {
     const entry = this.agentsById.get(agentId);
     const taskId = status.task_id.value;
-    if (entry && TERMINAL.has(status.state) && entry.tasks.delete(taskId)) this.resourcesChanged();
+    const ended = entry && TERMINAL.has(status.state) ? entry.tasks.get(taskId) : undefined;
+    if (entry && ended) {
+      entry.tasks.delete(taskId);
+      for (const r of ended.resources.ports) for (let p = r.begin; p <= r.end; p++) entry.cooling.set(p, Date.now());
+      this.resourcesChanged();
+    }
     await this.framework?.statusUpdate(agentId, status);
     if (status.uuid && status.uuid.length > 0) {
       entry?.sink?.send({ type: pb.Event.Type.ACKNOWLEDGED, acknowledged: { task_id: { value: taskId }, uuid: status.uuid } });
@@ -231,7 +246,11 @@ export class OfferBroker implements ResourceBroker {
       mem -= t.resources.mem;
       for (const r of t.resources.ports) for (let p = r.begin; p <= r.end; p++) taken.push(p);
     }
-    return { cpus: Math.max(0, Math.round(cpus * 1000) / 1000), mem: Math.max(0, mem), ports: subtractPorts(a.total.ports, taken) };
+    const free = subtractPorts(a.total.ports, taken);
+    const now = Date.now();
+    for (const [port, at] of a.cooling) if (now - at > PORT_COOLDOWN_MS) a.cooling.delete(port);
+    const rested = subtractPorts(free, [...a.cooling.keys()]);
+    return { cpus: Math.max(0, Math.round(cpus * 1000) / 1000), mem: Math.max(0, mem), ports: rested.length > 0 ? rested : free };
   }
 
   private scheduleCycle(): void {

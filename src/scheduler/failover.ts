@@ -230,7 +230,7 @@ export class Failover {
       const reason = `master lost (${cause}); no eligible replica to promote${why.length ? `: ${why.join('; ')}` : ''}`;
       this.log.error('failover impossible', { instance: name, proc: oldMasterId, reason });
       this.emitEvent('-failover-abort-no-good-slave', `master ${name} ${oldAddr}`);
-      await this.store.setInstance(name, { Reason: reason, Status: 'DEGRADED' });
+      await this.store.setInstance(name, { Reason: reason, Status: 'DEGRADED' }, inst.status);
       if (health) health.failingOver = false;
       return false;
     }
@@ -239,13 +239,19 @@ export class Failover {
     const epoch = Number(inst.epoch) + 1;
     this.emitEvent('+selected-slave', `slave ${chosen.ip}:${chosen.port} ${chosen.ip} ${chosen.port} @ ${name} ${oldAddr}`);
     this.log.warn('failover', { instance: name, from: oldMasterId, to: chosen.id, epoch, cause, offset: candidates[0].offset, candidates: candidates.length });
-    await this.store.failover(name, {
+    const written = await this.store.failover(name, {
+      expectStatus: inst.status,
       epoch,
       newMaster: chosen,
       repoint: others,
       fence: old && isLive(old) ? old : undefined,
       reason: `failed over to ${chosen.ip}:${chosen.port} at epoch ${epoch} (${cause})`,
     });
+    if (!written) {
+      if (health) health.failingOver = false;
+      this.log.warn('failover dropped: the instance changed meanwhile', { instance: name, proc: oldMasterId });
+      return false;
+    }
     this.lastFailover.set(name, Date.now());
     await this.awaitRole(chosen, 'master', 3000);
     this.emitEvent('+promoted-slave', `slave ${chosen.ip}:${chosen.port} ${chosen.ip} ${chosen.port} @ ${name} ${oldAddr}`);

@@ -116,7 +116,7 @@ export class RedisFramework implements Framework {
     if (await this.abortFailedStart(inst)) return;
     const { fields, status, masters, replicas } = statusFields(inst);
     if (Object.keys(fields).length > 0) {
-      await this.store.setInstance(name, fields);
+      if (!(await this.store.setInstance(name, fields, inst.status))) return;
       if (fields.Status) this.log.info('instance status', { instance: name, status: fields.Status, masters, replicas });
     }
     // Once the instance is whole again, the procs that ended are history: drop them from the tree.
@@ -206,9 +206,9 @@ export class RedisFramework implements Framework {
     // When this update completes the instance, its Status goes in the same transaction: one etcd
     // round trip fewer between the last replica's link coming up and RUNNING.
     const inst = this.store.instance(name)!;
-    const derived = after.state === 'RUNNING' ? statusFields({ ...inst, procs: inst.procs.map((p) => (p.id === procId ? after : p)) }) : undefined;
+    const derived = after.state === 'RUNNING' && ACTIVE.has(inst.status) ? statusFields({ ...inst, procs: inst.procs.map((p) => (p.id === procId ? after : p)) }) : undefined;
     const instanceFields = derived?.fields.Status === 'RUNNING' ? derived.fields : {};
-    await this.store.updateProc(name, procId, fields, instanceFields, !isLive(after) && proc.type === 'S');
+    await this.store.updateProc(name, procId, fields, instanceFields, !isLive(after) && proc.type === 'S', inst.status);
     this.log.log(isLive(after) ? 'info' : 'warn', 'proc state', { instance: name, proc: procId, agent: agentId, state, detail: status.message ?? '' });
     if (instanceFields.Status) this.log.info('instance status', { instance: name, status: 'RUNNING', masters: derived!.masters, replicas: derived!.replicas });
   }
@@ -410,7 +410,7 @@ export class RedisFramework implements Framework {
     if (live.length > 0) return;
     for (const proc of inst.procs) this.shutdownSent.delete(proc.id);
     await this.store.clearSnames(name);
-    await this.store.setInstance(name, { Status: 'DELETED', Masters: '0', Slaves: '0', Mname: '', Reason: '' });
+    if (!(await this.store.setInstance(name, { Status: 'DELETED', Masters: '0', Slaves: '0', Mname: '', Reason: '' }, 'DELETING'))) return;
     this.log.info('instance status', { instance: name, status: 'DELETED' });
   }
 }

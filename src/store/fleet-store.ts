@@ -225,10 +225,17 @@ export class FleetStore extends EventEmitter {
   }
 
   /** Sets instance fields, only while the instance exists. */
-  async setInstance(name: string, fields: Record<string, string>): Promise<boolean> {
+  /**
+   * Sets instance fields, only while the instance exists and, when `expectStatus` is given, only
+   * while its Status still reads that: a status derived from an older view must never overwrite
+   * a newer one (a delete that came in meanwhile, above all). Returns whether it wrote.
+   */
+  async setInstance(name: string, fields: Record<string, string>, expectStatus?: string): Promise<boolean> {
     const k = this.keys;
     const puts = Object.entries(fields).map(([f, v]) => this.etcd.put(k.instanceField(name, f)).value(v));
-    const res = await this.etcd.if(k.instanceField(name, 'Status'), 'Version', '>', 0).then(...puts).commit();
+    const statusKey = k.instanceField(name, 'Status');
+    const txn = expectStatus === undefined ? this.etcd.if(statusKey, 'Version', '>', 0) : this.etcd.if(statusKey, 'Value', '==', expectStatus);
+    const res = await txn.then(...puts).commit();
     await this.caughtUp(res.header.revision);
     return res.succeeded;
   }
@@ -283,8 +290,25 @@ export class FleetStore extends EventEmitter {
    * One proc's fields, with instance fields and the removal of its Snames entry, in one
    * transaction (only while the proc exists).
    */
-  async updateProc(name: string, procId: string, fields: Record<string, string>, instanceFields: Record<string, string>, dropSname: boolean): Promise<void> {
+  async updateProc(name: string, procId: string, fields: Record<string, string>, instanceFields: Record<string, string>, dropSname: boolean, expectStatus?: string): Promise<void> {
     const k = this.keys;
+    if (Object.keys(instanceFields).length > 0 && expectStatus !== undefined) {
+      // Instance fields only on top of the status they were derived from; else the proc alone.
+      const both = await this.etcd
+        .if(k.procField(name, procId, 'Instance'), 'Version', '>', 0)
+        .and(k.instanceField(name, 'Status'), 'Value', '==', expectStatus)
+        .then(
+          ...Object.entries(fields).map(([f, v]) => this.etcd.put(k.procField(name, procId, f)).value(v)),
+          ...Object.entries(instanceFields).map(([f, v]) => this.etcd.put(k.instanceField(name, f)).value(v)),
+          ...(dropSname ? [this.etcd.delete().key(k.sname(name, procId))] : []),
+        )
+        .commit();
+      if (both.succeeded) {
+        await this.caughtUp(both.header.revision);
+        return;
+      }
+      instanceFields = {};
+    }
     const ops: (PutBuilder | DeleteBuilder)[] = [
       ...Object.entries(fields).map(([f, v]) => this.etcd.put(k.procField(name, procId, f)).value(v)),
       ...Object.entries(instanceFields).map(([f, v]) => this.etcd.put(k.instanceField(name, f)).value(v)),
@@ -305,7 +329,7 @@ export class FleetStore extends EventEmitter {
    * A failover, in one transaction: the new Mname and epoch, MASTER to the chosen replica,
    * SLAVEOF to the others, SHUTDOWN to the old master when it may still be running.
    */
-  async failover(name: string, f: { epoch: number; newMaster: Proc; repoint: Proc[]; fence?: Proc; reason: string }): Promise<void> {
+  async failover(name: string, f: { expectStatus: string; epoch: number; newMaster: Proc; repoint: Proc[]; fence?: Proc; reason: string }): Promise<boolean> {
     const k = this.keys;
     const put = (key: string, value: string) => this.etcd.put(key).value(value);
     const to = `${f.newMaster.ip}:${f.newMaster.port}`;
@@ -322,8 +346,9 @@ export class FleetStore extends EventEmitter {
       ops.push(put(k.procField(name, r.id, 'SlaveOf'), to), put(k.procField(name, r.id, 'Msg'), `SLAVEOF ${f.newMaster.ip} ${f.newMaster.port}`));
     }
     if (f.fence) ops.push(put(k.procField(name, f.fence.id, 'Msg'), 'SHUTDOWN'));
-    const res = await this.etcd.if(k.instanceField(name, 'Status'), 'Version', '>', 0).then(...ops).commit();
+    const res = await this.etcd.if(k.instanceField(name, 'Status'), 'Value', '==', f.expectStatus).then(...ops).commit();
     await this.caughtUp(res.header.revision);
+    return res.succeeded;
   }
 
   /** Deletes the trees of procs that have ended (and their Snames entries). */

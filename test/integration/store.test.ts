@@ -1,0 +1,63 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
+import { connectEtcd } from '../../src/store/etcd.js';
+import { FleetStore } from '../../src/store/fleet-store.js';
+
+describe('FleetStore (real etcd)', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let etcd: EtcdServer;
+  let client: Etcd3;
+  let store: FleetStore;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'redfleet-store-'));
+    etcd = await startEtcdServer(join(dir, 'etcd'));
+    client = connectEtcd(etcd.url);
+    store = new FleetStore(client, '/MrRedis');
+    await store.start();
+  });
+
+  after(async () => {
+    await store?.stop();
+    client?.close();
+    await etcd?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const spec = { name: 'c1', type: 'MS' as const, capacity: 64, expSlaves: 2, dValue: 1, placement: 'spread' as const, passwordHash: 'ab' };
+
+  it('creates an instance once, and reads its own write at once from memory', async () => {
+    expect(await store.createInstance(spec)).to.equal(true);
+    expect(store.instance('c1')).to.include({ status: 'CREATING', capacity: 64, expSlaves: 2, type: 'MS' });
+    expect(await store.createInstance(spec)).to.equal(false, 'a live name is refused');
+  });
+
+  it('never lets a status derived from an older view overwrite a newer one', async () => {
+    expect(await store.setInstance('c1', { Status: 'RUNNING' }, 'CREATING')).to.equal(true);
+    expect(await store.markDeleting('c1')).to.equal('RUNNING');
+    expect(await store.setInstance('c1', { Status: 'RUNNING', Reason: '' }, 'RUNNING')).to.equal(false);
+    expect(store.instance('c1')?.status).to.equal('DELETING');
+    expect((await client.get('/MrRedis/Instances/c1/Status').string())).to.equal('DELETING');
+  });
+
+  it('reuses the name of a DELETED instance, clearing its old procs', async () => {
+    await store.addProcs('c1', [{ id: 'c1::p1', instance: 'c1', nodename: 'n', capacity: 64, ip: '127.0.0.1', port: 7000, type: 'M', slaveOf: '', agentId: 'a1' }]);
+    expect(await store.setInstance('c1', { Status: 'DELETED' }, 'DELETING')).to.equal(true);
+    expect(await store.createInstance({ ...spec, capacity: 32 })).to.equal(true);
+    const inst = store.instance('c1')!;
+    expect(inst).to.include({ status: 'CREATING', capacity: 32 });
+    expect(inst.procs).to.deep.equal([]);
+  });
+
+  it('keeps the cache current from the watch for writes made by others', async () => {
+    await client.put('/MrRedis/Instances/c1/Reason').value('written by etcdctl');
+    const res = await client.put('/MrRedis/Instances/c1/DValue').value('2');
+    await store.caughtUp(res.header.revision);
+    expect(store.instance('c1')).to.include({ reason: 'written by etcdctl', dValue: 2 });
+  });
+});
