@@ -14,11 +14,13 @@ export interface EtcdServer {
  * Starts a single-member etcd (Debian's etcd-server) as a child process on free loopback ports,
  * with its data under `dataDir`, and resolves once it answers. Used by `redfleet dev` and tests.
  */
-export async function startEtcdServer(dataDir: string, opts: { clientPort?: number; binary?: string } = {}): Promise<EtcdServer> {
+export async function startEtcdServer(dataDir: string, opts: { clientPort?: number; binary?: string; extraHosts?: string[] } = {}): Promise<EtcdServer> {
   mkdirSync(dataDir, { recursive: true });
   const clientPort = opts.clientPort ?? (await freePort());
   const peerPort = await freePort();
   const url = `http://127.0.0.1:${clientPort}`;
+  // Also serve on other local addresses (a test bridge that network-namespaced agents reach).
+  const urls = [url, ...(opts.extraHosts ?? []).map((h) => `http://${h}:${clientPort}`)].join(',');
   const peer = `http://127.0.0.1:${peerPort}`;
   const logFd = openSync(join(dataDir, 'etcd.log'), 'a');
   const child = spawn(
@@ -26,8 +28,8 @@ export async function startEtcdServer(dataDir: string, opts: { clientPort?: numb
     [
       '--name', 'redfleet',
       '--data-dir', join(dataDir, 'data'),
-      '--listen-client-urls', url,
-      '--advertise-client-urls', url,
+      '--listen-client-urls', urls,
+      '--advertise-client-urls', urls,
       '--listen-peer-urls', peer,
       '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `redfleet=${peer}`,

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
 import { loadFleetKey } from '../../src/store/secrets.js';
 import { freePort, portFree } from '../../src/net.js';
+import type { TestNetwork } from './netns.js';
 
 /** The compiled CLI, run as real processes just as an operator would run them. */
 export const CLI = resolve(fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)));
@@ -14,6 +15,8 @@ export interface AgentSpec {
   mem?: number;
   cpus?: number;
   ports?: number;
+  /** Run the agent (and so its redis-servers) inside this test host's network namespace. */
+  host?: { ns: string; ip: string };
 }
 
 export interface ApiResponse {
@@ -47,6 +50,9 @@ export class LocalFleet {
   /** Sent by waitForStatus and cli() when the scheduler requires a token. */
   adminToken = '';
 
+  /** Where agents reach etcd and the scheduler: 127.0.0.1, or a test network's bridge address. */
+  reachAt = '127.0.0.1';
+
   private constructor(readonly schedulerArgs: string[]) {
     this.dir = mkdtempSync(join(tmpdir(), 'redfleet-test-'));
     this.fleetKeyPath = join(this.dir, 'fleet.key');
@@ -54,11 +60,15 @@ export class LocalFleet {
     live.add(this);
   }
 
-  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[]; adminToken?: string } = {}): Promise<LocalFleet> {
+  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[]; adminToken?: string; network?: TestNetwork } = {}): Promise<LocalFleet> {
     const fleet = new LocalFleet(opts.schedulerArgs ?? []);
     fleet.adminToken = opts.adminToken ?? '';
+    if (opts.network) {
+      if (!fleet.adminToken) throw new Error('a fleet on a test network listens beyond loopback, which needs an admin token');
+      fleet.reachAt = opts.network.hostIp;
+    }
     try {
-      fleet.etcd = await startEtcdServer(join(fleet.dir, 'etcd'));
+      fleet.etcd = await startEtcdServer(join(fleet.dir, 'etcd'), { extraHosts: opts.network ? [opts.network.hostIp] : [] });
       fleet.apiPort = await freePort();
       fleet.sentinelPort = await freePort();
       await fleet.startScheduler();
@@ -72,12 +82,17 @@ export class LocalFleet {
   }
 
   get apiUrl(): string {
-    return `http://127.0.0.1:${this.apiPort}`;
+    return `http://${this.reachAt}:${this.apiPort}`;
   }
 
-  private launch(name: string, args: string[]): ChildProcess {
+  private get etcdUrl(): string {
+    return this.etcd.url.replace('127.0.0.1', this.reachAt);
+  }
+
+  private launch(name: string, args: string[], ns?: string): ChildProcess {
     const fd = openSync(join(this.dir, `${name}.log`), 'a');
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', fd, fd], env: { REDFLEET_LOG_LEVEL: 'info', ...process.env } });
+    const [cmd, argv] = ns ? ['ip', ['netns', 'exec', ns, process.execPath, CLI, ...args]] : [process.execPath, [CLI, ...args]];
+    const child = spawn(cmd, argv, { stdio: ['ignore', fd, fd], env: { REDFLEET_LOG_LEVEL: 'info', ...process.env } });
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     return child;
@@ -93,7 +108,7 @@ export class LocalFleet {
 
   async startScheduler(): Promise<void> {
     this.scheduler = this.launch('scheduler', [
-      'scheduler', '--etcd', this.etcd.url, '--api', `127.0.0.1:${this.apiPort}`, '--sentinel', `127.0.0.1:${this.sentinelPort}`,
+      'scheduler', '--etcd', this.etcd.url, '--api', `${this.reachAt}:${this.apiPort}`, '--sentinel', `127.0.0.1:${this.sentinelPort}`,
       '--fleet-key', this.fleetKeyPath, '--id', 'test-scheduler',
       ...this.schedulerArgs,
     ]);
@@ -109,10 +124,10 @@ export class LocalFleet {
     const count = spec.ports ?? 20;
     const first = await freeRange(count);
     const child = this.launch(id, [
-      'agent', '--scheduler', this.apiUrl, '--etcd', this.etcd.url, '--id', id, '--ip', '127.0.0.1',
+      'agent', '--scheduler', this.apiUrl, '--etcd', this.etcdUrl, '--id', id, '--ip', spec.host?.ip ?? '127.0.0.1',
       '--mem', String(spec.mem ?? 1024), '--cpus', String(spec.cpus ?? 2), '--ports', `${first}-${Math.min(65535, first + count - 1)}`,
       '--work-dir', join(this.dir, 'agents', id), '--fleet-key', this.fleetKeyPath,
-    ]);
+    ], spec.host?.ns);
     this.agents.set(id, child);
     return child;
   }
