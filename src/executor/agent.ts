@@ -36,6 +36,8 @@ interface RunningProc {
   redis: RedisProcess;
   watcher?: Watcher;
   running: boolean;
+  /** The master this proc should replicate from; null once told MASTER. Messages change it. */
+  target: { ip: string; port: number } | null;
 }
 
 const MESSAGES = new Set(['MASTER', 'SLAVEOF', 'SHUTDOWN']);
@@ -331,7 +333,8 @@ export class RedFleetAgent {
       minReplicasMaxLag: launch.min_replicas_max_lag ?? 0,
       maxClients: launch.max_clients ?? 0,
     });
-    const proc: RunningProc = { task, launch, redis, running: false };
+    const isReplica = launch.role === pb.RedisLaunch.Role.SLAVE;
+    const proc: RunningProc = { task, launch, redis, running: false, target: isReplica ? { ip: launch.master_ip ?? '', port: launch.master_port ?? 0 } : null };
     this.procs.set(procId, proc);
     redis.on('exit', (exit: ProcExit) => this.exited(proc, exit));
     // No TASK_STARTING: on a small node every update costs the critical path of a create an
@@ -340,7 +343,7 @@ export class RedFleetAgent {
       await redis.start();
       log.debug('redis-server ready', { port: launch.port });
       // The Msg watch and the replica's link are set up side by side: neither waits on the other.
-      const following = launch.role === pb.RedisLaunch.Role.SLAVE ? this.follow(proc, launch.master_ip ?? '', launch.master_port ?? 0) : undefined;
+      const following = isReplica ? this.follow(proc) : undefined;
       proc.watcher = await this.watchMsg(proc);
       await following;
     } catch (err) {
@@ -359,20 +362,29 @@ export class RedFleetAgent {
     this.report(procId, pb.TaskState.TASK_RUNNING, '', { pid: redis.pid, ip: this.opts.ip, port: launch.port, role: launch.role === pb.RedisLaunch.Role.MASTER ? 'master' : 'slave' });
   }
 
-  /** Points a replica at its master as soon as the master listens, then waits for the link. */
-  private async follow(proc: RunningProc, ip: string, port: number): Promise<void> {
+  /**
+   * Points a new replica at its master as soon as the master listens, then waits for the link.
+   * A SLAVEOF or MASTER message that arrives meanwhile (a failover during the start) changes the
+   * target, and the wait follows it instead of waiting for a master that is gone.
+   */
+  private async follow(proc: RunningProc): Promise<void> {
     const deadline = Date.now() + 30_000;
-    while (!(await portOpen(ip, port))) {
-      if (proc.redis.exited || Date.now() > deadline) throw new Error(`master ${ip}:${port} never listened`);
-      await sleep(3);
-    }
-    await proc.redis.client.call('REPLICAOF', ip, String(port));
-    this.log.debug('REPLICAOF sent', { proc: proc.task.task_id.value, master: `${ip}:${port}` });
+    let sentTo = '';
     for (let i = 0; ; i++) {
-      if (proc.redis.exited) return;
-      const info = parseInfo(await proc.redis.client.info('replication'));
-      if (info.get('master_link_status') === 'up') return;
-      await sleep(i < 1000 ? 3 : 250);
+      const target = proc.target;
+      if (proc.redis.exited || !target) return;
+      if (Date.now() > deadline) throw new Error(`no link to master ${target.ip}:${target.port} within 30 s`);
+      const address = `${target.ip}:${target.port}`;
+      if (sentTo !== address) {
+        if (await portOpen(target.ip, target.port)) {
+          await proc.redis.client.call('REPLICAOF', target.ip, String(target.port));
+          this.log.debug('REPLICAOF sent', { proc: proc.task.task_id.value, master: address });
+          sentTo = address;
+        }
+      } else if (parseInfo(await proc.redis.client.info('replication')).get('master_link_status') === 'up') {
+        return;
+      }
+      await sleep(i < 3000 ? 3 : 250);
     }
   }
 
@@ -419,6 +431,7 @@ export class RedFleetAgent {
         await this.resetMsg(key, msg, fields);
         await proc.redis.stop();
       } else if (verb === 'MASTER') {
+        proc.target = null;
         await proc.redis.client.call('REPLICAOF', 'NO', 'ONE');
         // Clients of the promoted node reconnect and rediscover the master through Sentinel.
         // Only the tenant's: the scheduler's own link (framework user) stays up to see the new role.
@@ -429,6 +442,7 @@ export class RedFleetAgent {
       } else {
         const [ip, port] = args;
         if (!ip || !/^[0-9]{1,5}$/.test(port ?? '')) throw new Error(`SLAVEOF needs '<ip> <port>', got '${msg}'`);
+        proc.target = { ip, port: Number(port) };
         await proc.redis.client.call('REPLICAOF', ip, port);
         fields.Type = 'S';
         fields.SlaveOf = `${ip}:${port}`;
