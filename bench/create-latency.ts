@@ -10,16 +10,17 @@
  *
  * Every wait is bounded: a run that has not finished after 30 s is given up and counted as failed.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
-import { availableParallelism, loadavg, tmpdir, totalmem } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { LocalFleet } from '../test/harness/local-fleet.js';
-import { freePort } from '../src/net.js';
 import { STARTUP_HZ } from '../src/executor/redis-config.js';
+import {
+  describeMachine, formatMs, freePorts, machineLines, OtherLoad, parseJsonLog, portOpen, redisServerConf, runMain, runsOption, sleep,
+  sortedRuns, StartedHere, stopProcess, summarize, summaryHeader, summaryRow, type LogEvent, type Spawned, type SummaryLayout,
+} from './common.js';
 
 const RUN_TIMEOUT_MS = 30_000;
 const POLL_MS = 2;
@@ -30,14 +31,15 @@ const REPLICAS = 2;
 /** Give up on the whole benchmark after this many failed runs in a row on one side. */
 const MAX_CONSECUTIVE_FAILURES = 3;
 const REPRODUCE = 'npm run bench:create';
+/** Servers whose versions the report gives, and whose other instances on the machine count as noise. */
+const SERVERS = ['redis-server', 'etcd'] as const;
+const TABLE: SummaryLayout = { labelWidth: 22, cellWidth: 9, digits: 1 };
 
 const USAGE = `usage: node dist/bench/create-latency.js [--runs N]   (or: ${REPRODUCE})
   --runs N   timed runs on each side (default 20, 1-1000); one untimed warm-up run precedes each side`;
 
 // ---------------------------------------------------------------------------------------------
-// small helpers
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+// arguments
 
 function parseArgs(argv: string[]): { runs: number } {
   let runs = 20;
@@ -47,13 +49,10 @@ function parseArgs(argv: string[]): { runs: number } {
       console.log(USAGE);
       process.exit(0);
     }
-    const eq = arg.startsWith('--runs=') ? arg.slice('--runs='.length) : undefined;
-    if (arg === '--runs' || eq !== undefined) {
-      const text = eq ?? argv[++i];
-      if (text === undefined || !/^[0-9]{1,4}$/.test(text) || Number(text) < 1 || Number(text) > 1000) {
-        fail(`--runs must be a whole number from 1 to 1000, got ${JSON.stringify(text)}`);
-      }
-      runs = Number(text);
+    const r = runsOption(argv, i, 1000, fail);
+    if (r) {
+      runs = r.runs;
+      i = r.last;
       continue;
     }
     fail(`unknown argument '${arg}'\n${USAGE}`);
@@ -66,109 +65,8 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
-
-interface Summary {
-  n: number;
-  p50: number;
-  p95: number;
-  min: number;
-  max: number;
-}
-
-function summarize(values: number[]): Summary {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), min: sorted[0] ?? NaN, max: sorted[sorted.length - 1] ?? NaN };
-}
-
-const ms1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : '-');
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: '127.0.0.1', port });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// the machine
-
-function firstLine(cmd: string, args: string[]): string {
-  const out = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (out.error || out.status !== 0) return `unknown (${cmd} ${args.join(' ')} failed)`;
-  return (out.stdout || out.stderr).split('\n')[0].trim();
-}
-
-function machine(): Record<string, string> {
-  let cpuModel = 'unknown';
-  try {
-    cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown';
-  } catch {
-    // not Linux
-  }
-  const nproc = firstLine('nproc', []);
-  return {
-    nproc: /^[0-9]+$/.test(nproc) ? nproc : String(availableParallelism()),
-    cpu: cpuModel,
-    memory: `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`,
-    node: process.version,
-    'redis-server': firstLine('redis-server', ['--version']),
-    etcd: firstLine('etcd', ['--version']),
-  };
-}
-
-/**
- * redis-server and etcd processes on this machine that this benchmark did not start (a test run,
- * a dev fleet): they compete for the same CPUs and make the figures noisy, so they are reported.
- */
-function foreignServers(): string[] {
-  const parentOf = new Map<number, number>();
-  const comm = new Map<number, string>();
-  let entries: string[] = [];
-  try {
-    entries = readdirSync('/proc').filter((e) => /^[0-9]+$/.test(e));
-  } catch {
-    return [];
-  }
-  for (const e of entries) {
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const name = stat.slice(stat.indexOf('(') + 1, close);
-      const fields = stat.slice(close + 2).split(' ');
-      if (fields[0] === 'Z') continue; // zombies use no CPU
-      comm.set(Number(e), name);
-      parentOf.set(Number(e), Number(fields[1]));
-    } catch {
-      // gone already
-    }
-  }
-  const ours = (pid: number): boolean => {
-    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parentOf.get(p) ?? 0, hops++) if (p === process.pid) return true;
-    return false;
-  };
-  const out: string[] = [];
-  for (const [pid, name] of comm) if ((name === 'redis-server' || name === 'etcd') && !ours(pid)) out.push(`${name}[${pid}]`);
-  return out;
-}
-
-/** Samples foreignServers() between runs (untimed) and keeps the most seen at once. */
-const otherLoad = { most: [] as string[], samples: 0, busySamples: 0 };
-function sampleOtherLoad(): void {
-  const seen = foreignServers();
-  otherLoad.samples++;
-  if (seen.length > 0) otherLoad.busySamples++;
-  if (seen.length > otherLoad.most.length) otherLoad.most = seen;
-}
+/** Samples other redis-server and etcd processes between runs (untimed). */
+const otherLoad = new OtherLoad(SERVERS);
 
 // ---------------------------------------------------------------------------------------------
 // RedFleet side
@@ -213,27 +111,6 @@ async function fleetDelete(fleet: LocalFleet, name: string): Promise<void> {
 }
 
 // ---- phase breakdown from the fleet's JSON logs ----
-
-interface LogEvent {
-  t: number;
-  message: string;
-  [field: string]: unknown;
-}
-
-function parseLog(text: string): LogEvent[] {
-  const out: LogEvent[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const obj = JSON.parse(line) as Record<string, unknown>;
-      const t = Date.parse(String(obj.timestamp ?? ''));
-      if (Number.isFinite(t) && typeof obj.message === 'string') out.push({ ...obj, t, message: obj.message });
-    } catch {
-      // not a log line
-    }
-  }
-  return out;
-}
 
 const PHASES = [
   'POST sent -> instance written (API, etcd txn)',
@@ -310,19 +187,19 @@ async function benchFleet(runs: number): Promise<FleetResult> {
         const run = await fleetRun(fleet, name);
         result.runs.push(run);
         consecutive = 0;
-        process.stderr.write(`redfleet run ${i}/${runs}: ${ms1(run.ms)} ms\n`);
+        process.stderr.write(`redfleet run ${i}/${runs}: ${formatMs(run.ms, 1)} ms\n`);
       } catch (err) {
         consecutive++;
         result.failures.push(`${name}: ${(err as Error).message}`);
         process.stderr.write(`redfleet run ${i}/${runs} FAILED: ${(err as Error).message}\n`);
       }
       await fleetDelete(fleet, name);
-      sampleOtherLoad();
+      otherLoad.sample();
       if (consecutive >= MAX_CONSECUTIVE_FAILURES) throw new Error(`${consecutive} RedFleet runs failed in a row; giving up`);
     }
     // The logs live in the fleet's temporary directory: read them before stop() removes it.
-    const scheduler = parseLog(fleet.log('scheduler'));
-    const agents = [1, 2, 3].flatMap((n) => parseLog(fleet.log(`agent${n}`)));
+    const scheduler = parseJsonLog(fleet.log('scheduler'));
+    const agents = [1, 2, 3].flatMap((n) => parseJsonLog(fleet.log(`agent${n}`)));
     result.breakdown = phaseBreakdown(result.runs, scheduler, agents);
     for (const e of [...scheduler, ...agents]) {
       if (e.level === 'error' || (e.level === 'warn' && e.message !== 'proc state')) {
@@ -338,51 +215,15 @@ async function benchFleet(runs: number): Promise<FleetResult> {
 // ---------------------------------------------------------------------------------------------
 // raw floor
 
-interface RawProc {
-  child: ChildProcess;
-  port: number;
-  exited: boolean;
-  stderr: string;
-}
+type RawProc = Spawned & { port: number };
 
-/** Raw processes alive right now, so that a signal or an early exit can still kill them. */
-const liveRaw = new Set<RawProc>();
-const liveRawDirs = new Set<string>();
+/** Raw processes and their directories, so that a signal or an early exit can still remove them. */
+const started = new StartedHere();
 
 function rawConfig(port: number, dir: string): string {
-  return [
-    `port ${port}`,
-    'bind 127.0.0.1',
-    'daemonize no',
-    `dir ${dir}`,
-    `logfile ${dir}/redis.log`,
-    'save ""',
-    'appendonly no',
-    `maxmemory ${CAPACITY_MB}mb`,
-    'repl-diskless-sync yes',
-    'repl-diskless-sync-delay 0',
-    // The same cron rate RedFleet starts its procs with (src/executor/redis-config.ts, STARTUP_HZ),
-    // so that the floor is not held back by the 100 ms reaping wait RedFleet avoids.
-    `hz ${STARTUP_HZ}`,
-    '',
-  ].join('\n');
-}
-
-function spawnRaw(conf: string, port: number): RawProc {
-  const child = spawn('redis-server', [conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const proc: RawProc = { child, port, exited: false, stderr: '' };
-  liveRaw.add(proc);
-  child.stderr?.on('data', (d: Buffer) => { proc.stderr = (proc.stderr + d.toString()).slice(-2000); });
-  child.on('exit', () => {
-    proc.exited = true;
-    liveRaw.delete(proc);
-  });
-  child.on('error', (err) => {
-    proc.exited = true;
-    proc.stderr += err.message;
-    liveRaw.delete(proc);
-  });
-  return proc;
+  // The same cron rate RedFleet starts its procs with (src/executor/redis-config.ts, STARTUP_HZ),
+  // so that the floor is not held back by the 100 ms reaping wait RedFleet avoids.
+  return redisServerConf(port, dir, CAPACITY_MB, [`hz ${STARTUP_HZ}`]);
 }
 
 async function waitListening(proc: RawProc, deadline: number): Promise<void> {
@@ -407,29 +248,12 @@ async function waitLinkUp(client: Redis, port: number, deadline: number): Promis
   throw new Error(`replica on port ${port}: master_link_status ${last} after ${RUN_TIMEOUT_MS} ms`);
 }
 
-function stopRaw(proc: RawProc): Promise<void> {
-  if (proc.exited) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => proc.child.kill('SIGKILL'), 5000);
-    proc.child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    proc.child.kill('SIGTERM');
-  });
-}
-
 async function rawRun(): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'redfleet-bench-raw-'));
-  liveRawDirs.add(dir);
+  const dir = started.tempDir('redfleet-bench-raw-');
   const procs: RawProc[] = [];
   const clients: Redis[] = [];
   try {
-    const ports: number[] = [];
-    while (ports.length < 1 + REPLICAS) {
-      const p = await freePort();
-      if (!ports.includes(p)) ports.push(p);
-    }
+    const ports = await freePorts(1 + REPLICAS);
     const confs = ports.map((port, i) => {
       const procDir = join(dir, `redis${i}`);
       mkdirSync(procDir);
@@ -439,7 +263,7 @@ async function rawRun(): Promise<number> {
     });
     const t0 = performance.now();
     const deadline = t0 + RUN_TIMEOUT_MS;
-    for (let i = 0; i < ports.length; i++) procs.push(spawnRaw(confs[i], ports[i]));
+    for (let i = 0; i < ports.length; i++) procs.push(started.spawn('redis-server', [confs[i]], { port: ports[i] }));
     await Promise.all(procs.map((p) => waitListening(p, deadline)));
     const master = ports[0];
     await Promise.all(procs.slice(1).map(async (p) => {
@@ -453,9 +277,8 @@ async function rawRun(): Promise<number> {
     return performance.now() - t0;
   } finally {
     for (const c of clients) c.disconnect();
-    await Promise.all(procs.map(stopRaw));
-    rmSync(dir, { recursive: true, force: true });
-    liveRawDirs.delete(dir);
+    await Promise.all(procs.map((p) => stopProcess(p, 'SIGTERM')));
+    started.removeDir(dir);
   }
 }
 
@@ -468,8 +291,8 @@ async function benchRaw(runs: number): Promise<{ ms: number[]; failures: string[
       const ms = await rawRun();
       out.ms.push(ms);
       consecutive = 0;
-      process.stderr.write(`raw run ${i}/${runs}: ${ms1(ms)} ms\n`);
-      sampleOtherLoad();
+      process.stderr.write(`raw run ${i}/${runs}: ${formatMs(ms, 1)} ms\n`);
+      otherLoad.sample();
     } catch (err) {
       consecutive++;
       out.failures.push(`raw run ${i}: ${(err as Error).message}`);
@@ -480,32 +303,16 @@ async function benchRaw(runs: number): Promise<{ ms: number[]; failures: string[
   return out;
 }
 
-function killRawSync(): void {
-  for (const p of liveRaw) p.child.kill('SIGKILL');
-  for (const d of liveRawDirs) rmSync(d, { recursive: true, force: true });
-}
-
 // ---------------------------------------------------------------------------------------------
 // main
 
-function row(label: string, s: Summary): string {
-  return `${label.padEnd(22)}${ms1(s.p50).padStart(9)}${ms1(s.p95).padStart(9)}${ms1(s.min).padStart(9)}${ms1(s.max).padStart(9)}${String(s.n).padStart(6)}`;
-}
-
 async function main(): Promise<number> {
   const { runs } = parseArgs(process.argv.slice(2));
-  process.on('exit', killRawSync);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    // process.exit runs the exit handlers: ours (raw redis-servers) and LocalFleet's (the fleet).
-    process.on(sig, () => {
-      console.error(`create-latency: ${sig}; stopping everything started here`);
-      process.exit(130);
-    });
-  }
-  const started = new Date();
-  const host = machine();
+  started.cleanUpOnExit('create-latency');
+  const startedAt = new Date();
+  const host = describeMachine(SERVERS);
   const loadBefore = loadavg()[0];
-  sampleOtherLoad();
+  otherLoad.sample();
   process.stderr.write(`create-latency: ${runs} runs per side, 1 master + ${REPLICAS} replicas, ${CAPACITY_MB} MB\n`);
 
   const fleet = await benchFleet(runs);
@@ -518,17 +325,17 @@ async function main(): Promise<number> {
   const out: string[] = [];
   out.push('');
   out.push(`create-latency: POST /v1/CREATE/<name>/${CAPACITY_MB}/1/${REPLICAS} -> RUNNING, vs three redis-server started and linked directly`);
-  out.push(`date: ${started.toISOString()}   runs per side: ${runs} (+1 untimed warm-up each)   poll: every ${POLL_MS} ms`);
+  out.push(`date: ${startedAt.toISOString()}   runs per side: ${runs} (+1 untimed warm-up each)   poll: every ${POLL_MS} ms`);
   out.push('');
-  out.push(`${'ms'.padEnd(22)}${'p50'.padStart(9)}${'p95'.padStart(9)}${'min'.padStart(9)}${'max'.padStart(9)}${'runs'.padStart(6)}`);
-  out.push(row('RedFleet', f));
-  out.push(row('raw floor', r));
+  out.push(summaryHeader(TABLE));
+  out.push(summaryRow('RedFleet', f, TABLE));
+  out.push(summaryRow('raw floor', r, TABLE));
   out.push('');
   out.push(`ratio p50 RedFleet / p50 raw: ${Number.isFinite(ratio) ? ratio.toFixed(1) : '-'}x   goal <= 3x: ${ratio <= 3 ? 'MET' : 'NOT MET'}`);
   out.push('');
   out.push(`all runs, sorted (ms):`);
-  out.push(`  RedFleet   ${[...fleet.runs.map((x) => x.ms)].sort((a, b) => a - b).map((v) => v.toFixed(0)).join(' ')}`);
-  out.push(`  raw floor  ${[...raw.ms].sort((a, b) => a - b).map((v) => v.toFixed(0)).join(' ')}`);
+  out.push(`  RedFleet   ${sortedRuns(fleet.runs.map((x) => x.ms))}`);
+  out.push(`  raw floor  ${sortedRuns(raw.ms)}`);
   if (r.max > 2 * r.min) {
     out.push('  note: a run spreads wide when the second full sync waits for the master to reap the first');
     out.push('  diskless-sync child, which redis-server notices on its next cron tick (both sides run hz 100');
@@ -555,23 +362,13 @@ async function main(): Promise<number> {
     for (const line of fleet.odd.slice(0, 10)) out.push(`  ${line.slice(0, 300)}`);
   }
   out.push('');
-  const busy = otherLoad.busySamples > 0
-    ? `NOISY: redis-server/etcd processes not started by this benchmark were running in ${otherLoad.busySamples} of ${otherLoad.samples} samples (at most ${otherLoad.most.length}: ${otherLoad.most.slice(0, 6).join(' ')})`
-    : `quiet: no redis-server/etcd processes but this benchmark's in ${otherLoad.samples} samples`;
-  out.push(`other load: ${busy}; 1-min load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
+  out.push(otherLoad.line(loadBefore));
   out.push('');
-  out.push('machine:');
-  for (const [k, v] of Object.entries(host)) out.push(`  ${k.padEnd(13)}${v}`);
+  out.push(...machineLines(host));
   out.push('');
   out.push(`reproduce: ${REPRODUCE}   (fewer runs: npm run build && node dist/bench/create-latency.js --runs 5)`);
   console.log(out.join('\n'));
   return failures.length > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => { process.exitCode = code; },
-  (err: Error) => {
-    console.error(`create-latency: ${err.stack ?? err.message}`);
-    process.exitCode = 1;
-  },
-);
+runMain('create-latency', main);

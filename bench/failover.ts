@@ -34,15 +34,17 @@
  * reported as failed (left out of the figures). Every process started here is killed, and every
  * temporary directory removed, after each run and on exit, even on failure.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
-import { availableParallelism, loadavg, tmpdir, totalmem } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type Socket } from 'node:net';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { LocalFleet } from '../test/harness/local-fleet.js';
-import { freePort } from '../src/net.js';
+import {
+  describeMachine, formatMs, freePorts, machineLines, OtherLoad, parseJsonLog, portOpen, redisServerConf, runMain, runsOption, sleep,
+  sortedRuns, StartedHere, stopProcess, summarize, summaryHeader, summaryRow, type Spawned, type SummaryLayout,
+} from './common.js';
 
 const DOWN_AFTER_MS = 1000;
 /** Sentinel's failover-timeout for the master: 10 s (its default is 180 s; only one failover happens per run). */
@@ -67,6 +69,9 @@ const TRACE = process.env.FAILOVER_BENCH_TRACE === '1';
 let CLIENT_DISCONNECT_TIMEOUT: number | undefined;
 let IOREDIS_VERSION = 'unknown';
 const REPRODUCE = 'npm run build && node dist/bench/failover.js';
+/** Servers whose versions the report gives, and whose other instances on the machine count as noise. */
+const SERVERS = ['redis-server', 'redis-sentinel', 'etcd'] as const;
+const TABLE: SummaryLayout = { labelWidth: 20, cellWidth: 8, digits: 0 };
 
 const FAULTS = ['SIGKILL', 'SIGSTOP'] as const;
 type Fault = (typeof FAULTS)[number];
@@ -87,8 +92,6 @@ const USAGE = `usage: node dist/bench/failover.js [--runs N]   (or: ${REPRODUCE}
 
 // ---------------------------------------------------------------------------------------------
 // small helpers
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function fail(message: string): never {
   console.error(`failover: ${message}`);
@@ -112,13 +115,10 @@ function parseArgs(argv: string[]): Args {
       console.log(USAGE);
       process.exit(0);
     }
-    const eq = arg.startsWith('--runs=') ? arg.slice('--runs='.length) : undefined;
-    if (arg === '--runs' || eq !== undefined) {
-      const text = eq ?? argv[++i];
-      if (text === undefined || !/^[0-9]{1,3}$/.test(text) || Number(text) < 1 || Number(text) > 200) {
-        fail(`--runs must be a whole number from 1 to 200, got ${JSON.stringify(text)}`);
-      }
-      runs = Number(text);
+    const r = runsOption(argv, i, 200, fail);
+    if (r) {
+      runs = r.runs;
+      i = r.last;
       continue;
     }
     if (arg === '--disconnect-timeout') {
@@ -139,28 +139,6 @@ function parseArgs(argv: string[]): Args {
   return { runs, only, disconnectTimeout };
 }
 
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
-
-interface Summary {
-  n: number;
-  p50: number;
-  p95: number;
-  min: number;
-  max: number;
-}
-
-function summarize(values: number[]): Summary {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), min: sorted[0] ?? NaN, max: sorted[sorted.length - 1] ?? NaN };
-}
-
-const fmt = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '-');
-
 /** Polls `probe` every POLL_MS until it returns a value; throws after `timeoutMs`. Bounded in iterations too. */
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
   const deadline = performance.now() + timeoutMs;
@@ -177,31 +155,6 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
     await sleep(POLL_MS);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: '127.0.0.1', port });
-    sock.setTimeout(500, () => {
-      sock.destroy();
-      resolve(false);
-    });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const ports: number[] = [];
-  for (let tries = 0; ports.length < n && tries < 100 * n; tries++) {
-    const p = await freePort();
-    if (!ports.includes(p)) ports.push(p);
-  }
-  if (ports.length < n) throw new Error(`could not find ${n} distinct free ports`);
-  return ports;
 }
 
 /** One command to a Redis or Sentinel port on a short-lived connection. */
@@ -431,6 +384,9 @@ interface Outcome {
   notes: string[];
 }
 
+/** Samples other redis-server, redis-sentinel and etcd processes between runs (untimed). */
+const otherLoad = new OtherLoad(SERVERS);
+
 function progress(run: Run): void {
   process.stderr.write(`${run.system} ${FAULT_LABEL[run.fault]} ${run.label}: ${run.ms.toFixed(0)} ms${run.notes.length ? ` (${run.notes.join('; ')})` : ''}\n`);
 }
@@ -456,7 +412,7 @@ async function series(system: System, runs: number, one: (i: number, fault: Faul
         else out.notes.push(msg);
         process.stderr.write(`FAILED ${msg}\n`);
       }
-      sampleOtherLoad();
+      otherLoad.sample();
       if (consecutive >= MAX_CONSECUTIVE_FAILURES) throw new Error(`${consecutive} ${system} runs failed in a row; giving up`);
     }
   }
@@ -553,27 +509,6 @@ async function fleetDelete(fleet: LocalFleet, name: string): Promise<void> {
   await waitFor(`${name} to be DELETED`, SETUP_TIMEOUT_MS, async () => ((await getInstance(fleet, name))?.status === 'DELETED' ? true : undefined));
 }
 
-interface LogEvent {
-  t: number;
-  message: string;
-  [field: string]: unknown;
-}
-
-function parseJsonLog(text: string): LogEvent[] {
-  const out: LogEvent[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const obj = JSON.parse(line) as Record<string, unknown>;
-      const t = Date.parse(String(obj.timestamp ?? ''));
-      if (Number.isFinite(t) && typeof obj.message === 'string') out.push({ ...obj, t, message: obj.message });
-    } catch {
-      // not a log line
-    }
-  }
-  return out;
-}
-
 /** Does a Sentinel event message name the instance (`master fo1 ip port`, `fo1 ip port ip port`)? */
 function namesInstance(message: string, name: string): boolean {
   return message.split(' ').includes(name);
@@ -629,67 +564,16 @@ async function benchFleet(runs: number, out: Outcome): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Sentinel side
 
-interface Child {
-  child: ChildProcess;
-  what: string;
-  exited: boolean;
-  stderr: string;
-}
+type Child = Spawned & { what: string };
 
-/** Processes and directories of the Sentinel side alive right now, so that an exit can still remove them. */
-const liveChildren = new Set<Child>();
-const liveDirs = new Set<string>();
-
-function spawnChild(cmd: string, args: string[], what: string): Child {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const c: Child = { child, what, exited: false, stderr: '' };
-  liveChildren.add(c);
-  child.stderr?.on('data', (d: Buffer) => { c.stderr = (c.stderr + d.toString()).slice(-2000); });
-  child.on('exit', () => {
-    c.exited = true;
-    liveChildren.delete(c);
-  });
-  child.on('error', (err) => {
-    c.exited = true;
-    c.stderr += err.message;
-    liveChildren.delete(c);
-  });
-  return c;
-}
-
-function killChild(c: Child): Promise<void> {
-  if (c.exited) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, 5000);
-    c.child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    c.child.kill('SIGKILL');
-  });
-}
+/** Processes and directories of the Sentinel side, so that an exit can still remove them. */
+const started = new StartedHere(Boolean(process.env.REDFLEET_KEEP_TEST_DIRS));
 
 async function waitListening(c: Child, port: number): Promise<void> {
   await waitFor(`${c.what} to listen on ${port}`, SETUP_TIMEOUT_MS, async () => {
     if (c.exited) throw new Error(`${c.what} exited at start: ${c.stderr.trim() || 'see its log'}`);
-    return (await portOpen(port)) ? true : undefined;
+    return (await portOpen(port, 500)) ? true : undefined;
   });
-}
-
-function redisConf(port: number, dir: string): string {
-  return [
-    `port ${port}`,
-    'bind 127.0.0.1',
-    'daemonize no',
-    `dir ${dir}`,
-    `logfile ${dir}/redis.log`,
-    'save ""',
-    'appendonly no',
-    `maxmemory ${CAPACITY_MB}mb`,
-    'repl-diskless-sync yes',
-    'repl-diskless-sync-delay 0',
-    '',
-  ].join('\n');
 }
 
 function sentinelConf(port: number, masterPort: number, dir: string, n: number): string {
@@ -749,8 +633,7 @@ function sentinelEvents(dir: string, wall: number): Partial<Record<EventName, nu
 }
 
 async function sentinelRun(i: number, fault: Fault): Promise<Run> {
-  const dir = mkdtempSync(join(tmpdir(), 'redfleet-bench-failover-'));
-  liveDirs.add(dir);
+  const dir = started.tempDir('redfleet-bench-failover-');
   const children: Child[] = [];
   const label = `run ${i}`;
   let prober: Prober | undefined;
@@ -763,8 +646,8 @@ async function sentinelRun(i: number, fault: Fault): Promise<Run> {
     const redis = redisPorts.map((port, k) => {
       const d = join(dir, `redis${k}`);
       mkdirSync(d);
-      writeFileSync(join(d, 'redis.conf'), redisConf(port, d));
-      const c = spawnChild('redis-server', [join(d, 'redis.conf')], `redis-server ${port}`);
+      writeFileSync(join(d, 'redis.conf'), redisServerConf(port, d, CAPACITY_MB));
+      const c = started.spawn('redis-server', [join(d, 'redis.conf')], { what: `redis-server ${port}` });
       children.push(c);
       return c;
     });
@@ -777,7 +660,7 @@ async function sentinelRun(i: number, fault: Fault): Promise<Run> {
     const sentinels = sentinelPorts.map((port, k) => {
       const conf = join(dir, `sentinel-${k + 1}.conf`);
       writeFileSync(conf, sentinelConf(port, masterPort, dir, k + 1), { mode: 0o600 });
-      const c = spawnChild('redis-sentinel', [conf], `redis-sentinel ${port}`);
+      const c = started.spawn('redis-sentinel', [conf], { what: `redis-sentinel ${port}` });
       children.push(c);
       return c;
     });
@@ -805,10 +688,8 @@ async function sentinelRun(i: number, fault: Fault): Promise<Run> {
   } finally {
     if (frozenPid) resume(frozenPid);
     await prober?.stop();
-    await Promise.all(children.map(killChild));
-    if (process.env.REDFLEET_KEEP_TEST_DIRS) process.stderr.write(`kept ${dir}\n`);
-    else rmSync(dir, { recursive: true, force: true });
-    liveDirs.delete(dir);
+    await Promise.all(children.map((c) => stopProcess(c, 'SIGKILL')));
+    started.removeDir(dir);
   }
 }
 
@@ -816,108 +697,23 @@ async function benchSentinel(runs: number, out: Outcome): Promise<void> {
   await series('Sentinel', runs, sentinelRun, out);
 }
 
-function killSentinelSideSync(): void {
-  for (const c of liveChildren) c.child.kill('SIGKILL');
-  if (!process.env.REDFLEET_KEEP_TEST_DIRS) for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
-}
-
-// ---------------------------------------------------------------------------------------------
-// the machine and other load
-
-function firstLine(cmd: string, args: string[]): string {
-  const out = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (out.error || out.status !== 0) return `unknown (${cmd} ${args.join(' ')} failed)`;
-  return (out.stdout || out.stderr).split('\n')[0].trim();
-}
-
-function machine(): Record<string, string> {
-  let cpuModel = 'unknown';
-  try {
-    cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown';
-  } catch {
-    // not Linux
-  }
-  const nproc = firstLine('nproc', []);
-  return {
-    nproc: /^[0-9]+$/.test(nproc) ? nproc : String(availableParallelism()),
-    cpu: cpuModel,
-    memory: `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`,
-    node: process.version,
-    'redis-server': firstLine('redis-server', ['--version']),
-    'redis-sentinel': firstLine('redis-sentinel', ['--version']),
-    etcd: firstLine('etcd', ['--version']),
-  };
-}
-
-/** redis-server, redis-sentinel and etcd processes that this benchmark did not start: they compete for the CPUs. */
-function foreignServers(): string[] {
-  const parentOf = new Map<number, number>();
-  const comm = new Map<number, string>();
-  let entries: string[] = [];
-  try {
-    entries = readdirSync('/proc').filter((e) => /^[0-9]+$/.test(e));
-  } catch {
-    return [];
-  }
-  for (const e of entries) {
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const fields = stat.slice(close + 2).split(' ');
-      if (fields[0] === 'Z') continue;
-      comm.set(Number(e), stat.slice(stat.indexOf('(') + 1, close));
-      parentOf.set(Number(e), Number(fields[1]));
-    } catch {
-      // gone already
-    }
-  }
-  const ours = (pid: number): boolean => {
-    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parentOf.get(p) ?? 0, hops++) if (p === process.pid) return true;
-    return false;
-  };
-  const out: string[] = [];
-  for (const [pid, name] of comm) {
-    if ((name === 'redis-server' || name === 'redis-sentinel' || name === 'etcd') && !ours(pid)) out.push(`${name}[${pid}]`);
-  }
-  return out;
-}
-
-const otherLoad = { most: [] as string[], samples: 0, busySamples: 0 };
-function sampleOtherLoad(): void {
-  const seen = foreignServers();
-  otherLoad.samples++;
-  if (seen.length > 0) otherLoad.busySamples++;
-  if (seen.length > otherLoad.most.length) otherLoad.most = seen;
-}
-
 // ---------------------------------------------------------------------------------------------
 // main
-
-function row(label: string, s: Summary): string {
-  return `${label.padEnd(20)}${fmt(s.p50).padStart(8)}${fmt(s.p95).padStart(8)}${fmt(s.min).padStart(8)}${fmt(s.max).padStart(8)}${String(s.n).padStart(6)}`;
-}
 
 async function main(): Promise<number> {
   const { runs, only, disconnectTimeout } = parseArgs(process.argv.slice(2));
   CLIENT_DISCONNECT_TIMEOUT = disconnectTimeout;
-  process.on('exit', killSentinelSideSync);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    // process.exit runs the exit handlers: ours (Sentinel side) and LocalFleet's (the fleet).
-    process.on(sig, () => {
-      console.error(`failover: ${sig}; stopping everything started here`);
-      process.exit(130);
-    });
-  }
+  started.cleanUpOnExit('failover');
   try {
     IOREDIS_VERSION = String(JSON.parse(readFileSync(new URL('../../node_modules/ioredis/package.json', import.meta.url), 'utf8')).version);
   } catch {
     // left as unknown
   }
-  const started = new Date();
-  const host = machine();
+  const startedAt = new Date();
+  const host = describeMachine(SERVERS);
   if (host['redis-sentinel'].startsWith('unknown')) fail('redis-sentinel is not installed (Debian: apt-get install -y redis-sentinel)');
   const loadBefore = loadavg()[0];
-  sampleOtherLoad();
+  otherLoad.sample();
   process.stderr.write(`failover: ${runs} runs per system and fault, 1 master + ${REPLICAS} replicas, down-after ${DOWN_AFTER_MS} ms\n`);
 
   const out: Outcome = { runs: [], failures: [], notes: [] };
@@ -929,15 +725,15 @@ async function main(): Promise<number> {
   lines.push('');
   lines.push(`failover: 1 master + ${REPLICAS} replicas; ms from the fault to the first SET acknowledged by the new master,`);
   lines.push('as seen by one ioredis client that finds the master through the Sentinel protocol (failoverDetector on)');
-  lines.push(`date: ${started.toISOString()}   runs per cell: ${runs} (+1 untimed kill -9 warm-up per system)`);
+  lines.push(`date: ${startedAt.toISOString()}   runs per cell: ${runs} (+1 untimed kill -9 warm-up per system)`);
   lines.push(`client: ioredis ${IOREDIS_VERSION}, a SET every ${WRITE_EVERY_MS} ms, pipelined (<= ${MAX_IN_FLIGHT} outstanding), commandTimeout 300 ms, retry/sentinelRetry 20 ms,`);
   lines.push(`        disconnectTimeout ${disconnectTimeout === undefined ? "ioredis's default (2000 ms)" : `${disconnectTimeout} ms (--disconnect-timeout; NOT the default client)`}`);
   lines.push(`RedFleet: ${AGENTS} agents, instance ${CAPACITY_MB} MB, down-after ${DOWN_AFTER_MS} ms (checked on its Sentinel endpoint each run)`);
   lines.push(`Sentinel: ${SENTINELS} redis-sentinel, quorum ${SENTINEL_QUORUM}, down-after-milliseconds ${DOWN_AFTER_MS}, failover-timeout ${SENTINEL_FAILOVER_TIMEOUT_MS}, parallel-syncs 1`);
   lines.push('');
-  lines.push(`${'ms'.padEnd(20)}${'p50'.padStart(8)}${'p95'.padStart(8)}${'min'.padStart(8)}${'max'.padStart(8)}${'runs'.padStart(6)}`);
+  lines.push(summaryHeader(TABLE));
   for (const fault of FAULTS) {
-    for (const system of SYSTEMS) lines.push(row(`${FAULT_LABEL[fault]}  ${system}`, summarize(cell(system, fault).map((r) => r.ms))));
+    for (const system of SYSTEMS) lines.push(summaryRow(`${FAULT_LABEL[fault]}  ${system}`, summarize(cell(system, fault).map((r) => r.ms)), TABLE));
   }
   lines.push('');
   for (const fault of FAULTS) {
@@ -950,7 +746,7 @@ async function main(): Promise<number> {
   lines.push('all runs, sorted (ms):');
   for (const fault of FAULTS) {
     for (const system of SYSTEMS) {
-      lines.push(`  ${`${FAULT_LABEL[fault]}  ${system}`.padEnd(20)}${cell(system, fault).map((r) => r.ms).sort((a, b) => a - b).map((v) => v.toFixed(0)).join(' ')}`);
+      lines.push(`  ${`${FAULT_LABEL[fault]}  ${system}`.padEnd(20)}${sortedRuns(cell(system, fault).map((r) => r.ms))}`);
     }
   }
   lines.push('');
@@ -963,11 +759,11 @@ async function main(): Promise<number> {
       const rs = cell(system, fault);
       const cols = EVENTS.map((ev) => {
         const vs = rs.map((r) => r.events[ev]).filter((v): v is number => v !== undefined);
-        return `${fmt(summarize(vs).p50)} (n=${vs.length})`.padStart(16);
+        return `${formatMs(summarize(vs).p50, 0)} (n=${vs.length})`.padStart(16);
       });
       const gaps = rs.filter((r) => r.events['+switch-master'] !== undefined).map((r) => r.ms - r.events['+switch-master']!);
-      lines.push(`  ${`${FAULT_LABEL[fault]}  ${system}`.padEnd(20)}${cols.join('')}${`${fmt(summarize(rs.map((r) => r.ms)).p50)} (n=${rs.length})`.padStart(14)}`
-        + `${`${fmt(summarize(gaps).p50)} (n=${gaps.length})`.padStart(14)}`);
+      lines.push(`  ${`${FAULT_LABEL[fault]}  ${system}`.padEnd(20)}${cols.join('')}${`${formatMs(summarize(rs.map((r) => r.ms)).p50, 0)} (n=${rs.length})`.padStart(14)}`
+        + `${`${formatMs(summarize(gaps).p50, 0)} (n=${gaps.length})`.padStart(14)}`);
     }
   }
   lines.push('');
@@ -999,23 +795,13 @@ async function main(): Promise<number> {
     for (const f of out.failures) lines.push(`  ${f}`);
   }
   lines.push('');
-  const busy = otherLoad.busySamples > 0
-    ? `NOISY: redis-server/redis-sentinel/etcd processes not started by this benchmark were running in ${otherLoad.busySamples} of ${otherLoad.samples} samples (at most ${otherLoad.most.length}: ${otherLoad.most.slice(0, 6).join(' ')})`
-    : `quiet: no redis-server/redis-sentinel/etcd processes but this benchmark's in ${otherLoad.samples} samples`;
-  lines.push(`other load: ${busy}; 1-min load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
+  lines.push(otherLoad.line(loadBefore));
   lines.push('');
-  lines.push('machine:');
-  for (const [k, v] of Object.entries(host)) lines.push(`  ${k.padEnd(15)}${v}`);
+  lines.push(...machineLines(host));
   lines.push('');
   lines.push(`reproduce: ${REPRODUCE}   (fewer runs: add --runs 2)`);
   console.log(lines.join('\n'));
   return out.failures.length > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => { process.exitCode = code; },
-  (err: Error) => {
-    console.error(`failover: ${err.stack ?? err.message}`);
-    process.exitCode = 1;
-  },
-);
+runMain('failover', main);
