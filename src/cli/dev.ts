@@ -113,8 +113,8 @@ async function waitForHealth(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`the scheduler did not answer on ${url} within 10 s`);
 }
 
-/** SIGTERM, then SIGKILL after 10 s; resolves when the child is gone. */
-export function terminate(child: ChildProcess): Promise<void> {
+/** `signal` (SIGTERM by default), then SIGKILL after 10 s; resolves when the child is gone. */
+export function terminate(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -122,6 +122,6 @@ export function terminate(child: ChildProcess): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }

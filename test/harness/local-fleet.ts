@@ -7,6 +7,7 @@ import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js
 import { loadFleetKey } from '../../src/store/secrets.js';
 import { freePort, portFree } from '../../src/net.js';
 import type { TestNetwork } from './netns.js';
+import { terminate } from '../../src/cli/dev.js';
 
 /** The compiled CLI, run as real processes just as an operator would run them. */
 export const CLI = resolve(fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)));
@@ -251,16 +252,9 @@ export class LocalFleet {
   }
 }
 
+/** Sends `signal` (SIGKILL after 10 s) and resolves when the child is gone. */
 export function killAndWait(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolvePromise) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolvePromise();
-    });
-    child.kill(signal);
-  });
+  return terminate(child, signal);
 }
 
 /**
