@@ -10,6 +10,9 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+# The partition test makes its own test hosts with ip netns and veth pairs.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 # Only the failover benchmark uses it (it races RedFleet against real Sentinels).
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 if ((${#missing[@]})); then
@@ -17,7 +20,7 @@ if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]} with apt-get" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt-get install -y -qq $(printf "%s\n" "${missing[@]}" | sort -u) >/dev/null
   else
     echo "setup: missing ${missing[*]}; install them (Debian: apt-get install -y ${missing[*]}) and run again" >&2
     exit 1

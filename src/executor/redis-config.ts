@@ -96,9 +96,10 @@ export function statsFromInfo(info: Map<string, string>, now = new Date()): Reco
     clients: num('connected_clients'),
     role,
     replOffset: role === 'slave' ? num('slave_repl_offset') : num('master_repl_offset'),
-    masterLinkStatus: role === 'slave' ? (info.get('master_link_status') ?? 'down') : undefined,
-    lastIoSecondsAgo: role === 'slave' ? num('master_last_io_seconds_ago') : undefined,
-    connectedReplicas: role === 'master' ? num('connected_slaves') : undefined,
+    // Every key is always there (null where it does not apply), so readers see one shape.
+    masterLinkStatus: role === 'slave' ? (info.get('master_link_status') ?? 'down') : null,
+    lastIoSecondsAgo: role === 'slave' ? num('master_last_io_seconds_ago') : null,
+    connectedReplicas: role === 'master' ? num('connected_slaves') : null,
     updatedAt: now.toISOString(),
   };
 }

@@ -13,8 +13,9 @@ export interface ProcStats {
   clients: number;
   role: string;
   replOffset: number;
-  masterLinkStatus?: string;
-  lastIoSecondsAgo?: number;
+  masterLinkStatus?: string | null;
+  lastIoSecondsAgo?: number | null;
+  connectedReplicas?: number | null;
   updatedAt: string;
 }
 

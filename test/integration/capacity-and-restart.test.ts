@@ -89,6 +89,24 @@ describe('scheduler restart (kill -9)', function () {
     expect((await fleet.api('GET', '/v1/STATUS/survivor')).json.Slaves).to.have.length(2);
   });
 
+  it('delivers a status update that happened while the scheduler was down (retried until acknowledged)', async () => {
+    await fleet.api('POST', '/api/instances', { name: 'outage', capacityMb: 16, replicas: 2 });
+    const inst = await fleet.waitForStatus('outage', 'RUNNING');
+    await fleet.killScheduler('SIGKILL');
+    const victim = inst.slaves[0];
+    process.kill(victim.pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 500));
+    await fleet.startScheduler();
+    // The agent's TASK_FAILED, sent while nobody listened, arrives after the resubscription;
+    // the replica is then replaced.
+    const after = await fleet.waitFor(async () => {
+      const i = (await fleet.api('GET', '/api/instances/outage')).json;
+      return i.status === 'RUNNING' && i.slaves.length === 2 && !i.slaves.some((s: { id: string }) => s.id === victim.id) ? i : undefined;
+    }, 20_000, 'the lost replica replaced');
+    expect(after.master.id).to.equal(inst.master.id);
+    expect(fleet.log('scheduler')).to.match(new RegExp(`"proc":"${victim.id}"[^\n]*"state":"FAILED"`));
+  });
+
   it('still creates and deletes after the restart', async () => {
     await fleet.api('POST', '/api/instances', { name: 'afterwards', capacityMb: 16, replicas: 1 });
     await fleet.waitForStatus('afterwards', 'RUNNING');

@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import { frameworkSecret } from '../../src/store/secrets.js';
 import { LocalFleet } from '../harness/local-fleet.js';
 
 /**
@@ -194,6 +196,8 @@ describe('failover', function () {
       expect(await writer.missing(after.master, password)).to.deep.equal([]);
       expect((await roles(after, password)).filter((r) => r === 'master')).to.have.length(1);
       expect(await expectSameMaster(fleet, 'frozen')).to.equal(`${after.master.ip}:${after.master.port}`);
+      const flags = spawnSync('redis-cli', ['-p', String(fleet.sentinelPort), '--raw', 'SENTINEL', 'master', 'frozen'], { encoding: 'utf8' }).stdout.split('\n');
+      expect(flags[flags.indexOf('flags') + 1]).to.equal('master', 'no s_down/o_down once the failover is done');
     } finally {
       if (alive(inst.master.pid)) process.kill(inst.master.pid, 'SIGCONT');
       await writer.stop();
@@ -247,6 +251,26 @@ describe('failover', function () {
     expect(after.master.id).not.to.equal(inst.master.id);
     expect((await roles(after, password)).sort()).to.deep.equal(['master', 'slave', 'slave']);
     expect(await expectSameMaster(fleet, 'midway')).to.equal(`${after.master.ip}:${after.master.port}`);
+  });
+
+  it('no eligible replica (priority 0): no promotion, DEGRADED, and the status says why', async () => {
+    const { inst } = await create('noprom', 2);
+    // The framework user may set replica-priority; derive its secret the way agents do.
+    const key = readFileSync(fleet.fleetKeyPath, 'utf8').trim();
+    for (const s of inst.slaves) {
+      const r = new Redis({ host: s.ip, port: s.port, username: 'redfleet', password: frameworkSecret(key, 'noprom'), lazyConnect: true });
+      await r.connect();
+      await r.config('SET', 'replica-priority', '0');
+      r.disconnect();
+    }
+    process.kill(inst.master.pid, 'SIGKILL');
+    const stuck = await fleet.waitFor(async () => {
+      const i = (await fleet.api('GET', '/api/instances/noprom')).json;
+      return i.status === 'DEGRADED' && /no eligible replica/.test(i.reason) ? i : undefined;
+    }, 10_000, 'DEGRADED with the reason');
+    expect(stuck.reason).to.match(/priority 0/);
+    expect(stuck.epoch).to.equal(inst.epoch, 'no promotion happened');
+    expect(fleet.log('scheduler')).to.match(/"message":"failover impossible"/);
   });
 
   it('standalone proc dies: a fresh proc replaces it and the status reports the data loss', async () => {

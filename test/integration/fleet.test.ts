@@ -144,7 +144,7 @@ describe('core fleet (3 agents, real etcd and redis-server)', function () {
         const text = fleet.etcdctl('get', '--print-value-only', key).trim();
         return text ? JSON.parse(text) : undefined;
       }, 3000, 'the first Stats');
-      expect(first).to.include.keys('uptime', 'usedMemory', 'clients', 'role', 'replOffset', 'updatedAt');
+      expect(first).to.include.keys('uptime', 'usedMemory', 'clients', 'role', 'replOffset', 'masterLinkStatus', 'updatedAt');
       expect(first.role).to.equal('master');
       const next = await fleet.waitFor(() => {
         const s = JSON.parse(fleet.etcdctl('get', '--print-value-only', key));

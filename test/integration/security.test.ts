@@ -2,9 +2,11 @@ import { expect } from 'chai';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
+import { spawn, spawnSync } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { Redis } from 'ioredis';
-import { LocalFleet } from '../harness/local-fleet.js';
+import { CLI, LocalFleet } from '../harness/local-fleet.js';
+import { freePort } from '../../src/net.js';
 import { agentToken } from '../../src/store/secrets.js';
 import { pb } from '../../src/proto/messages.js';
 
@@ -156,6 +158,24 @@ describe('security: tokens, instance keys, agent authentication, tenant ACL', fu
     await r2.connect();
     expect(await r2.get('a')).to.equal('1');
     r2.disconnect();
+  });
+
+  it('with no admin token, listens on loopback only and says so loudly', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, 'scheduler', '--etcd', fleet.etcd.url, '--prefix', '/OpenModeProbe', '--api', `0.0.0.0:${port}`,
+      '--sentinel', `127.0.0.1:${await freePort()}`, '--fleet-key', fleet.fleetKeyPath, '--id', 'open-mode'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr.on('data', (d: Buffer) => { log += d.toString(); });
+    try {
+      await fleet.waitFor(() => /scheduler started/.test(log), 10_000, 'the open-mode scheduler');
+      expect(log).to.match(/"level":"error","message":"NO ADMIN TOKEN IS CONFIGURED: refusing to expose the API on 0\.0\.0\.0/);
+      expect(log).to.match(/"api":"127\.0\.0\.1:\d+"/);
+      const listening = spawnSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).stdout;
+      expect(listening).to.contain(`127.0.0.1:${port}`);
+      expect(listening).not.to.contain(`0.0.0.0:${port}`);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('keeps no clear password, access key or token in etcd or in any log', () => {
