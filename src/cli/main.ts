@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { cpus as osCpus, totalmem } from 'node:os';
+import { cpus as osCpus, hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { RedFleetAgent } from '../executor/agent.js';
@@ -76,9 +76,10 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     apiPort: api.port,
     sentinelHost: sentinel.host,
     sentinelPort: sentinel.port,
-    id: str(values.id, `scheduler-${process.pid}`),
+    id: str(values.id, `scheduler-${hostname()}`),
     fleetKey: fleet.key,
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
+    onLeadershipLost: () => process.exit(3),
     access: {
       adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
       trustedProxies: new Set((values['trusted-proxy'] as unknown as string[] | undefined) ?? []),
@@ -93,8 +94,8 @@ async function schedulerCommand(argv: string[]): Promise<void> {
         : undefined,
     },
   });
-  await scheduler.start();
   stopOnSignal(() => scheduler.stop());
+  await scheduler.start();
 }
 
 /** Admin tokens from --api-token (repeatable), REDFLEET_API_TOKEN (comma-separated) and --api-token-file (one a line). */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { connectEtcd } from '../store/etcd.js';
+import { currentLeader } from '../store/leadership.js';
 import { Keys } from '../store/keys.js';
 import { agentToken, frameworkSecret } from '../store/secrets.js';
 import { FrameDecoder } from '../proto/recordio.js';
@@ -59,6 +60,8 @@ export class RedFleetAgent {
   private lease?: Lease;
   private stream?: ClientRequest;
   private subscribed = false;
+  /** The scheduler API currently in use (see findScheduler). */
+  private schedulerUrl: string;
   private stopped = false;
   private timers: NodeJS.Timeout[] = [];
   private loop?: Promise<void>;
@@ -66,6 +69,7 @@ export class RedFleetAgent {
   constructor(private readonly opts: AgentOptions) {
     this.log = createLogger('agent', { agent: opts.id });
     this.keys = new Keys(opts.prefix);
+    this.schedulerUrl = opts.schedulerUrl;
   }
 
   private get authorization(): string {
@@ -173,8 +177,21 @@ export class RedFleetAgent {
     }
   }
 
+  /**
+   * The elected scheduler's API, as announced in etcd, else the one given with --scheduler.
+   * Asked afresh before every subscription, so agents follow a scheduler failover.
+   */
+  private async findScheduler(): Promise<string> {
+    const leader = this.etcd ? await currentLeader(this.etcd, this.opts.prefix) : undefined;
+    const url = leader?.api ?? this.opts.schedulerUrl;
+    if (url !== this.schedulerUrl) this.log.info('scheduler address', { scheduler: url, leader: leader?.id ?? '' });
+    this.schedulerUrl = url;
+    return url;
+  }
+
   /** One SUBSCRIBE; resolves when the stream ends. */
-  private streamOnce(): Promise<void> {
+  private async streamOnce(): Promise<void> {
+    const scheduler = await this.findScheduler();
     const call: redfleet.v1.ICall = {
       type: pb.Call.Type.SUBSCRIBE,
       agent_id: { value: this.opts.id },
@@ -186,7 +203,7 @@ export class RedFleetAgent {
     };
     const body = pb.Call.encode(call).finish();
     return new Promise((resolve, reject) => {
-      const req = request(`${this.opts.schedulerUrl}/api/v1/agent`, {
+      const req = request(`${scheduler}/api/v1/agent`, {
         method: 'POST',
         agent: false,
         headers: { 'Content-Type': 'application/x-protobuf', Accept: 'application/recordio', 'Content-Length': body.length, Authorization: this.authorization },
@@ -280,7 +297,7 @@ export class RedFleetAgent {
   private sendUpdate(status: redfleet.v1.ITaskStatus): Promise<void> {
     const body = pb.Call.encode({ type: pb.Call.Type.UPDATE, agent_id: { value: this.opts.id }, update: { status } }).finish();
     return new Promise((resolve) => {
-      const req = request(`${this.opts.schedulerUrl}/api/v1/agent`, {
+      const req = request(`${this.schedulerUrl}/api/v1/agent`, {
         method: 'POST',
         agent: this.httpAgent,
         timeout: 5000,

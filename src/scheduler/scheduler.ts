@@ -1,6 +1,8 @@
 import type { Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import type { Etcd3 } from 'etcd3';
+import type { Campaign, Etcd3 } from 'etcd3';
+import { hostname } from 'node:os';
+import { campaignForLeadership } from '../store/leadership.js';
 import { connectEtcd } from '../store/etcd.js';
 import { FleetStore } from '../store/fleet-store.js';
 import { createApiServer } from '../api/server.js';
@@ -25,6 +27,10 @@ export interface SchedulerOptions {
   fleetKey: string;
   agentTimeoutMs?: number;
   access?: AccessPolicy;
+  /** Seconds the leader's election lease lives without renewal (how fast a standby takes over). */
+  leaderTtlSeconds?: number;
+  /** Called when this scheduler loses its leadership; the process must stop acting at once. */
+  onLeadershipLost?: (err: Error) => void;
 }
 
 const LOOPBACK = /^(127\.|::1$|localhost$)/;
@@ -40,6 +46,7 @@ export class Scheduler {
   private server?: Server;
   private links?: RedisLinks;
   private sentinel?: SentinelEndpoint;
+  private campaign?: Campaign;
 
   constructor(private readonly opts: SchedulerOptions) {
     this.log = createLogger('scheduler', { scheduler: opts.id });
@@ -48,6 +55,15 @@ export class Scheduler {
   /** Resolves with the API address once it listens. */
   async start(): Promise<{ host: string; port: number; sentinelPort: number }> {
     this.etcd = connectEtcd(this.opts.etcd);
+    // Only the elected scheduler acts; a standby waits here until the leader's lease lapses.
+    const advertised = `http://${this.opts.apiHost === '0.0.0.0' ? hostname() : this.opts.apiHost}:${this.opts.apiPort}`;
+    this.log.info('campaigning for leadership', { api: advertised });
+    this.campaign = await campaignForLeadership(this.etcd, this.opts.prefix, { id: this.opts.id, api: advertised }, this.opts.leaderTtlSeconds ?? 5);
+    this.campaign.on('error', (err: Error) => {
+      this.log.error('leadership lost: this scheduler must stop acting', { error: err.message });
+      this.opts.onLeadershipLost?.(err);
+    });
+    this.log.info('elected leader', { api: advertised });
     this.store = new FleetStore(this.etcd, this.opts.prefix, this.log);
     await this.store.start();
     const frameworkId = await this.store.ensureFrameworkId(randomUUID());
@@ -101,6 +117,7 @@ export class Scheduler {
       await new Promise<void>((r) => server.close(() => r()));
     }
     await this.store?.stop();
+    await this.campaign?.resign().catch(() => undefined);
     this.links?.close();
     this.etcd?.close();
     this.log.info('scheduler stopped');

@@ -9,6 +9,8 @@ export class Keys {
 
   get root(): string { return `${this.prefix}/`; }
   config(field: 'FrameworkID' | 'RegisteredAt'): string { return `${this.prefix}/Config/${field}`; }
+  /** Where the scheduler election's keys live (etcd3's Election adds `election/<name>/<lease>`). */
+  get configDir(): string { return `${this.prefix}/Config/`; }
   get agents(): string { return `${this.prefix}/Agents/`; }
   agent(id: string): string { return `${this.agents}${id}`; }
   get instances(): string { return `${this.prefix}/Instances/`; }

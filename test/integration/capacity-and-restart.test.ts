@@ -1,5 +1,9 @@
 import { expect } from 'chai';
-import { LocalFleet } from '../harness/local-fleet.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLI, LocalFleet, killAndWait } from '../harness/local-fleet.js';
+import { freePort } from '../../src/net.js';
 
 describe('placement waits for room', function () {
   this.timeout(60_000);
@@ -147,5 +151,48 @@ describe('agent restart after kill -9', function () {
       return now.status === 'RUNNING' && now.slaves.length === 2 && !now.slaves.some((s: { id: string }) => s.id === replica.id) ? now : undefined;
     }, 15_000, 'a replacement replica');
     expect(healed.master.id).to.equal(inst.master.id);
+  });
+});
+
+describe('scheduler standby (etcd leader election)', function () {
+  this.timeout(90_000);
+  let fleet: LocalFleet;
+  let standby: ChildProcess | undefined;
+
+  before(async () => {
+    fleet = await LocalFleet.start({ agents: 3, schedulerArgs: ['--agent-timeout', '5'] });
+  });
+
+  after(async () => {
+    if (standby) await killAndWait(standby, 'SIGKILL');
+    await fleet?.stop();
+  });
+
+  it('a standby waits, takes over when the leader dies, and the agents follow it', async () => {
+    await fleet.api('POST', '/api/instances', { name: 'ha', capacityMb: 16, replicas: 2 });
+    const before = await fleet.waitForStatus('ha', 'RUNNING');
+    const pids = fleet.redisPids().sort();
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const log = openSync(join(fleet.dir, 'standby.log'), 'a');
+    standby = spawn(process.execPath, [CLI, 'scheduler', '--etcd', fleet.etcd.url, '--api', `127.0.0.1:${port}`, '--sentinel', `127.0.0.1:${await freePort()}`,
+      '--fleet-key', fleet.fleetKeyPath, '--id', 'standby', '--agent-timeout', '5'], { stdio: ['ignore', log, log] });
+    await fleet.waitFor(() => /campaigning for leadership/.test(fleet.log('standby')), 10_000, 'the standby to campaign');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await fetch(`${url}/healthz`).then(() => 'serving', () => 'not serving')).to.equal('not serving', 'a standby does not act');
+
+    await fleet.killScheduler('SIGKILL');
+    const health = await fleet.waitFor(async () => {
+      const h = await (await fetch(`${url}/healthz`)).json() as { agents: number };
+      return h.agents === 3 ? h : undefined;
+    }, 30_000, 'the standby to lead and the agents to follow');
+    expect(health.agents).to.equal(3);
+    const ha = await (await fetch(`${url}/api/instances/ha`)).json() as { status: string; procs: { id: string; pid: number }[] };
+    expect(ha.status).to.equal('RUNNING');
+    expect(ha.procs.map((p) => `${p.id}:${p.pid}`).sort()).to.deep.equal(before.procs.map((p: { id: string; pid: number }) => `${p.id}:${p.pid}`).sort());
+    expect(fleet.redisPids().sort()).to.deep.equal(pids, 'no redis-server was restarted');
+    const created = await fetch(`${url}/api/instances`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'ha2', capacityMb: 16, replicas: 1 }) });
+    expect(created.status).to.equal(202);
+    await fleet.waitFor(async () => ((await (await fetch(`${url}/api/instances/ha2`)).json()) as { status: string }).status === 'RUNNING', 15_000, 'a create on the new leader');
   });
 });
