@@ -133,10 +133,6 @@ export class OfferBroker implements ResourceBroker {
     }, this.opts.agentTimeoutMs);
   }
 
-  isConnected(agentId: string): boolean {
-    return Boolean(this.agentsById.get(agentId)?.sink);
-  }
-
   /** Applies a status update to the resources held, then lets the framework persist it. */
   async update(agentId: string, status: redfleet.v1.ITaskStatus): Promise<void> {
     const entry = this.agentsById.get(agentId);

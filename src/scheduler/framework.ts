@@ -81,11 +81,6 @@ export class RedisFramework implements Framework {
     await Promise.all([this.creator.onIdle(), this.maintainer.onIdle(), this.destroyer.onIdle()]);
   }
 
-  /** Resolves when all three queues are idle (tests and benchmarks use it). */
-  async idle(): Promise<void> {
-    await Promise.all([this.creator.onIdle(), this.maintainer.onIdle(), this.destroyer.onIdle()]);
-  }
-
   private instanceChanged(name: string): void {
     const inst = this.store.instance(name);
     if (!inst || this.stopped) return;

@@ -45,7 +45,6 @@ export class FleetStore extends EventEmitter {
   readonly keys: Keys;
   private readonly nodes = new Map<string, InstanceNode>();
   private readonly agentRecords = new Map<string, string>();
-  private readonly config = new Map<string, string>();
   private revision = 0n;
   private waiters: { rev: bigint; resolve: () => void }[] = [];
   private watcher?: Watcher;
@@ -104,10 +103,6 @@ export class FleetStore extends EventEmitter {
    */
   private route(key: string, value: string | undefined): string {
     const rel = key.slice(this.keys.root.length).split('/');
-    if (rel[0] === 'Config' && rel.length === 2) {
-      setOrDelete(this.config, rel[1], value);
-      return '';
-    }
     if (rel[0] === 'Agents' && rel.length === 2) {
       setOrDelete(this.agentRecords, rel[1], value);
       return '\0agents';
@@ -167,14 +162,6 @@ export class FleetStore extends EventEmitter {
     } catch {
       return undefined;
     }
-  }
-
-  agentIds(): string[] {
-    return [...this.agentRecords.keys()].sort();
-  }
-
-  configValue(field: string): string | undefined {
-    return this.config.get(field);
   }
 
   // ---- writes (etcd first; the cache follows through the watch) ----
