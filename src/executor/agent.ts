@@ -64,6 +64,7 @@ export class RedFleetAgent {
   private schedulerUrl: string;
   private stopped = false;
   private timers: NodeJS.Timeout[] = [];
+  private watchQueue: Promise<unknown> = Promise.resolve();
   private loop?: Promise<void>;
 
   constructor(private readonly opts: AgentOptions) {
@@ -103,7 +104,7 @@ export class RedFleetAgent {
         await sleep(100);
       }
     }
-    for (const p of this.procs.values()) await p.watcher?.cancel().catch(() => undefined);
+    for (const p of this.procs.values()) await this.cancelWatch(p.watcher);
     await this.loop;
     await this.lease?.revoke().catch(() => undefined);
     this.etcd?.close();
@@ -407,7 +408,7 @@ export class RedFleetAgent {
 
   private exited(proc: RunningProc, exit: ProcExit): void {
     const procId = proc.task.task_id.value;
-    void proc.watcher?.cancel().catch(() => undefined);
+    void this.cancelWatch(proc.watcher);
     this.procs.delete(procId);
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
     if (exit.requested) this.report(procId, pb.TaskState.TASK_KILLED, `redis-server stopped on request (${how})`);
@@ -425,15 +426,40 @@ export class RedFleetAgent {
 
   // ---- messages (Msg key) ----
 
+  /**
+   * Watches the proc's Msg key (after acting on any message already there). Watch creations and
+   * cancellations go through one queue: when a watch was cancelled while another was being
+   * created on the same etcd client, the creation could hang, and with it the new proc's RUNNING
+   * report. A creation that still takes too long is abandoned and tried again.
+   */
   private async watchMsg(proc: RunningProc): Promise<Watcher> {
     const key = this.keys.procField(proc.launch.instance, proc.task.task_id.value, 'Msg');
     const etcd = this.etcd!;
-    const res = await etcd.get(key).exec();
-    const watcher = await etcd.watch().key(key).startRevision(String(Number(res.header.revision) + 1)).create();
-    watcher.on('put', (kv) => void this.onMsg(proc, key, kv.value.toString()));
-    const current = res.kvs[0]?.value.toString() ?? '';
-    if (current) void this.onMsg(proc, key, current);
-    return watcher;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await etcd.get(key).exec();
+        const watcher = await this.watchOp(() => withTimeout(etcd.watch().key(key).startRevision(String(Number(res.header.revision) + 1)).create(), 3000));
+        watcher.on('put', (kv) => void this.onMsg(proc, key, kv.value.toString()));
+        const current = res.kvs[0]?.value.toString() ?? '';
+        if (current) void this.onMsg(proc, key, current);
+        return watcher;
+      } catch (err) {
+        if (attempt >= 5 || proc.redis.exited) throw err;
+        this.log.warn('Msg watch not ready; trying again', { proc: proc.task.task_id.value, attempt, error: (err as Error).message });
+      }
+    }
+  }
+
+  private cancelWatch(watcher: Watcher | undefined): Promise<void> {
+    if (!watcher) return Promise.resolve();
+    return this.watchOp(() => withTimeout(watcher.cancel(), 3000)).catch(() => undefined);
+  }
+
+  /** Runs watch creations and cancellations one at a time. */
+  private watchOp<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.watchQueue.then(op, op);
+    this.watchQueue = next.catch(() => undefined);
+    return next;
   }
 
   private async onMsg(proc: RunningProc, key: string, msg: string): Promise<void> {
@@ -519,4 +545,12 @@ function lastLogLine(dir: string): string {
   const lines = readIfExists(join(dir, 'redis.log')).trim().split('\n');
   const last = lines[lines.length - 1]?.replace(/^\d+:[A-Z] [^*#.-]*[*#.-] /, '').trim();
   return last ? `: ${last.slice(0, 300)}` : '';
+}
+
+/** Rejects when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer from etcd within ${ms} ms`)), ms);
+    promise.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e as Error); });
+  });
 }
