@@ -41,3 +41,24 @@ export class ProtocolError extends RedFleetError {
     super('BAD_FRAME', message, 400);
   }
 }
+
+/** Thrown by the API's access check (401): no credentials, or ones that match nothing. */
+export class UnauthenticatedError extends RedFleetError {
+  constructor(message: string) {
+    super('UNAUTHENTICATED', message, 401);
+  }
+}
+
+/** Thrown by the API's access check (403): valid credentials that do not reach this resource. */
+export class ForbiddenError extends RedFleetError {
+  constructor(message: string) {
+    super('FORBIDDEN', message, 403);
+  }
+}
+
+/** Thrown by anonymous creates (429): the caller's quota of live instances is used up. */
+export class QuotaError extends RedFleetError {
+  constructor(message: string) {
+    super('QUOTA_EXCEEDED', message, 429);
+  }
+}

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { RedFleetError } from '../errors.js';
+import { UnauthenticatedError } from '../errors.js';
 import { sameSecret, sha256Hex } from '../store/secrets.js';
 import type { FleetStore } from '../store/fleet-store.js';
 
@@ -33,27 +33,6 @@ export type Principal =
   | { kind: 'admin' }
   | { kind: 'instance'; name: string }
   | { kind: 'anonymous' };
-
-/** 401: no credentials, or ones that match nothing. */
-export class UnauthenticatedError extends RedFleetError {
-  constructor(message: string) {
-    super('UNAUTHENTICATED', message, 401);
-  }
-}
-
-/** 403: valid credentials that do not reach this resource. */
-export class ForbiddenError extends RedFleetError {
-  constructor(message: string) {
-    super('FORBIDDEN', message, 403);
-  }
-}
-
-/** 429: the caller's quota is used up. */
-export class QuotaError extends RedFleetError {
-  constructor(message: string) {
-    super('QUOTA_EXCEEDED', message, 429);
-  }
-}
 
 /**
  * Who is calling: an admin token, an instance's access key, or nobody. An instance key is

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import Koa, { type Context } from 'koa';
 import Router from '@koa/router';
-import { ConflictError, InvalidInputError, NotFoundError, RedFleetError } from '../errors.js';
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, QuotaError, RedFleetError, UnauthenticatedError } from '../errors.js';
 import { generatePassword, sha256Hex } from '../store/secrets.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Instance } from '../store/model.js';
@@ -11,7 +11,7 @@ import { BodyTooLargeError, readBody } from '../net.js';
 import type { Logger } from '../logger.js';
 import { instanceView, v1Status } from './views.js';
 import { validateCreateBody, validateInt, validateName, validatePatchBody, validateV1Body, MAX_REPLICAS, type CreateRequest } from './validate.js';
-import { ForbiddenError, PerClientLock, QuotaError, UnauthenticatedError, clientAddress, principalOf, type AccessPolicy, type Principal } from './access.js';
+import { PerClientLock, clientAddress, principalOf, type AccessPolicy, type Principal } from './access.js';
 
 export const MAX_JSON_BODY = 64 * 1024;
 /** Capacity bound when no agent is connected yet to say how large the largest one is. */
