@@ -40,7 +40,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { LocalFleet } from '../test/harness/local-fleet.js';
+import { LocalFleet, pidAlive as alive } from '../test/harness/local-fleet.js';
 import {
   describeMachine, formatMs, freePorts, machineLines, OtherLoad, parseJsonLog, portOpen, redisServerConf, runMain, runsOption, sleep,
   sortedRuns, StartedHere, stopProcess, summarize, summaryHeader, summaryRow, type Spawned, type SummaryLayout,
@@ -183,15 +183,6 @@ function pairs(reply: unknown): Record<string, string> {
 async function masterAddr(sentinelPort: number, name: string): Promise<string> {
   const reply = await command(sentinelPort, ['SENTINEL', 'get-master-addr-by-name', name]);
   return Array.isArray(reply) ? `${reply[0]}:${reply[1]}` : 'none';
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** SIGCONT to a process frozen by the benchmark (it may have ended meanwhile: RedFleet fences it). */

@@ -269,3 +269,13 @@ async function freeRange(count: number): Promise<number> {
   }
   throw new Error(`no ${count} free consecutive ports found`);
 }
+
+/** Whether a process with this pid still exists. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

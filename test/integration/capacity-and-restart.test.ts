@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, LocalFleet, killAndWait } from '../harness/local-fleet.js';
+import { CLI, LocalFleet, killAndWait, pidAlive } from '../harness/local-fleet.js';
 import { freePort } from '../../src/net.js';
 
 describe('placement waits for room', function () {
@@ -138,14 +138,7 @@ describe('agent restart after kill -9', function () {
     await fleet.stopAgent(replica.agent, 'SIGKILL');
     expect(() => process.kill(replica.pid, 0), 'the orphan outlives its agent').not.to.throw();
     await fleet.startAgent(replica.agent);
-    await fleet.waitFor(() => {
-      try {
-        process.kill(replica.pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 10_000, 'the orphan to be killed');
+    await fleet.waitFor(() => !pidAlive(replica.pid), 10_000, 'the orphan to be killed');
     const healed = await fleet.waitFor(async () => {
       const now = (await fleet.api('GET', '/api/instances/orphans')).json;
       return now.status === 'RUNNING' && now.slaves.length === 2 && !now.slaves.some((s: { id: string }) => s.id === replica.id) ? now : undefined;

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { frameworkSecret } from '../../src/store/secrets.js';
-import { LocalFleet } from '../harness/local-fleet.js';
+import { LocalFleet, pidAlive as alive } from '../harness/local-fleet.js';
 
 /**
  * A client that finds the master only through the Sentinel-compatible endpoint, writes without
@@ -105,15 +105,6 @@ async function whole(fleet: LocalFleet, name: string, replicas: number, timeoutM
     const live = i.procs.filter((p: { state: string }) => ['STAGING', 'STARTING', 'RUNNING'].includes(p.state));
     return i.status === 'RUNNING' && i.master && i.slaves.length === replicas && live.length === replicas + 1 ? i : undefined;
   }, timeoutMs, `${name} to be whole with ${replicas} replicas`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Roles the instance's live redis-servers report: exactly one must be master. */

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createConnection } from 'node:net';
 import { Redis } from 'ioredis';
-import { LocalFleet } from '../harness/local-fleet.js';
+import { LocalFleet, pidAlive } from '../harness/local-fleet.js';
 
 /** A client to one proc with the tenant password; closed by the caller. */
 function connect(port: number, password: string): Redis {
@@ -192,7 +192,7 @@ describe('core fleet (3 agents, real etcd and redis-server)', function () {
     it('SHUTDOWN stops the proc; the replica is replaced and the instance is whole again', async () => {
       const inst = (await fleet.api('GET', '/api/instances/cache1')).json;
       const victim = inst.slaves[0];
-      const alive = () => { try { process.kill(victim.pid, 0); return true; } catch { return false; } };
+      const alive = () => pidAlive(victim.pid);
       expect(alive()).to.equal(true);
       await carriedOut(victim.id, 'SHUTDOWN', async () => !alive());
       const back = await fleet.waitFor(async () => {
