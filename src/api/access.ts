@@ -48,9 +48,9 @@ export function principalOf(req: IncomingMessage, policy: AccessPolicy, store: F
   if (!token) throw new UnauthenticatedError('Authorization must be "Bearer <token>"');
   if (policy.adminTokens.some((t) => sameSecret(t, token))) return { kind: 'admin' };
   const hash = sha256Hex(token);
-  for (const inst of store.instances()) {
-    if (inst.accessKeyHash && sameSecret(inst.accessKeyHash, hash)) return { kind: 'instance', name: inst.name };
-  }
+  // Every request with a token lands here: look at one field, do not build every instance.
+  const name = store.instanceWhere('AccessKeyHash', (stored) => sameSecret(stored, hash));
+  if (name) return { kind: 'instance', name };
   throw new UnauthenticatedError('the token matches no admin token and no instance access key');
 }
 

@@ -146,6 +146,15 @@ export class FleetStore extends EventEmitter {
     return instanceFromFields(name, node.fields, node.procs, node.snames);
   }
 
+  /** The first instance whose `field` satisfies `matches`, found without building any Instance. */
+  instanceWhere(field: string, matches: (value: string) => boolean): string | undefined {
+    for (const [name, node] of this.nodes) {
+      const value = node.fields.get(field);
+      if (value && node.fields.has('Status') && matches(value)) return name;
+    }
+    return undefined;
+  }
+
   instanceNames(): string[] {
     return [...this.nodes.keys()].filter((n) => this.nodes.get(n)?.fields.has('Status')).sort();
   }
