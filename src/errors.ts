@@ -62,3 +62,13 @@ export class QuotaError extends RedFleetError {
     super('QUOTA_EXCEEDED', message, 429);
   }
 }
+
+/**
+ * Thrown by a create (409) that the connected agents could never hold, even empty: more procs than
+ * agents x distribution, or a capacity above every agent's memory. `field` names what to change.
+ */
+export class NeverPlaceableError extends RedFleetError {
+  constructor(field: string, message: string) {
+    super('NEVER_PLACEABLE', message, 409, field);
+  }
+}

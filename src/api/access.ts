@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { UnauthenticatedError } from '../errors.js';
+import ipaddr from 'ipaddr.js';
+import { InvalidInputError, UnauthenticatedError } from '../errors.js';
 import { sameSecret, sha256Hex } from '../store/secrets.js';
 import type { FleetStore } from '../store/fleet-store.js';
 
@@ -54,19 +55,54 @@ export function principalOf(req: IncomingMessage, policy: AccessPolicy, store: F
   throw new UnauthenticatedError('the token matches no admin token and no instance access key');
 }
 
-/** The client's address: the socket peer, or X-Forwarded-For's nearest untrusted hop behind a trusted proxy. */
+/**
+ * The client address: the socket peer, or X-Forwarded-For's nearest untrusted hop behind a
+ * trusted proxy. A forwarded hop that is not an IP address is refused (400): it was either
+ * forged past the proxy or the proxy is misconfigured, and as a quota key any free text would
+ * give its sender a fresh quota per string.
+ */
 export function clientAddress(req: IncomingMessage, trustedProxies: Set<string>): string {
   const peer = normalize(req.socket.remoteAddress ?? '');
   if (!trustedProxies.has(peer)) return peer;
-  const forwarded = String(req.headers['x-forwarded-for'] ?? '').split(',').map((s) => normalize(s.trim())).filter(Boolean);
+  const header = req.headers['x-forwarded-for'];
+  const forwarded = (Array.isArray(header) ? header.join(',') : header ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = forwarded.length - 1; i >= 0; i--) {
-    if (!trustedProxies.has(forwarded[i])) return forwarded[i];
+    const hop = parseAddress(forwarded[i]);
+    if (!hop) throw new InvalidInputError('INVALID_FORWARDED_FOR', 'X-Forwarded-For', `X-Forwarded-For holds '${forwarded[i].slice(0, 64)}', which is not an IP address`);
+    if (!trustedProxies.has(hop)) return hop;
   }
   return peer;
 }
 
+/**
+ * The anonymous quota's key for an address: an IPv4 address counts alone, an IPv6 address
+ * counts with its whole /64 (one host or one customer usually holds a /64 and can pick any
+ * address inside it). IPv4-mapped IPv6 counts as the IPv4 address. Text that is no address
+ * is its own key, so an old Creator value still counts against something.
+ */
+export function quotaKey(address: string): string {
+  const text = parseAddress(address);
+  if (!text) return address;
+  const ip = ipaddr.parse(text);
+  if (ip.kind() === 'ipv4') return text;
+  const parts = (ip as ipaddr.IPv6).parts.slice(0, 4);
+  return `${new ipaddr.IPv6([...parts, 0, 0, 0, 0]).toString()}/64`;
+}
+
+/**
+ * An IP address in canonical text (IPv4-mapped IPv6 as IPv4), or undefined. IPv4 must be four
+ * decimal parts: ipaddr.js would also take `0x7f.1`, which no proxy writes.
+ */
+export function parseAddress(text: string): string | undefined {
+  const bare = text.trim();
+  if (ipaddr.IPv4.isValidFourPartDecimal(bare)) return ipaddr.IPv4.parse(bare).toString();
+  if (!ipaddr.IPv6.isValid(bare) || bare.includes('%')) return undefined;
+  const v6 = ipaddr.IPv6.parse(bare);
+  return v6.isIPv4MappedAddress() ? v6.toIPv4Address().toString() : v6.toString();
+}
+
 function normalize(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
+  return parseAddress(address) ?? address;
 }
 
 /**

@@ -10,12 +10,16 @@ import type { ResourceBroker } from '../scheduler/offers.js';
 import { BodyTooLargeError, readBody } from '../net.js';
 import type { Logger } from '../logger.js';
 import { instanceView, v1Status } from './views.js';
-import { validateCreateBody, validateInt, validateName, validatePatchBody, validateV1Body, MAX_REPLICAS, type CreateRequest } from './validate.js';
-import { PerClientLock, clientAddress, principalOf, type AccessPolicy, type Principal } from './access.js';
+import { parseStrictJson, validateCreateBody, validateInt, validateName, validatePatchBody, validateV1Body, MAX_REPLICAS, type CreateRequest } from './validate.js';
+import { PerClientLock, clientAddress, principalOf, quotaKey, type AccessPolicy, type Principal } from './access.js';
+import { admit } from './admission.js';
 
 export const MAX_JSON_BODY = 64 * 1024;
-/** Capacity bound when no agent is connected yet to say how large the largest one is. */
-const DEFAULT_MAX_CAPACITY_MB = 1024 * 1024;
+/**
+ * The schema's bound on capacity. Whether the connected agents can hold it is admit()'s
+ * question, answered with 409 and the numbers rather than a 400 range error.
+ */
+const MAX_CAPACITY_MB = 1024 * 1024;
 
 export interface ApiDeps {
   store: FleetStore;
@@ -42,6 +46,11 @@ export function createApiServer(deps: ApiDeps): Server {
     try {
       await next();
     } catch (err) {
+      if (clientAborted(ctx, err)) {
+        // Nobody is left to answer, and a client hanging up is not a scheduler fault: one debug line.
+        log.debug('client aborted the request', { method: ctx.method, path: ctx.path });
+        return;
+      }
       const known = err instanceof RedFleetError;
       const tooLarge = err instanceof BodyTooLargeError;
       ctx.status = known ? err.status : tooLarge ? 413 : 500;
@@ -69,7 +78,6 @@ export function createApiServer(deps: ApiDeps): Server {
     throw new ForbiddenError(name === undefined ? 'an instance access key reaches only its own instance' : `this access key does not reach instance '${name}'`);
   };
 
-  const maxCapacity = (): number => broker.largestAgentMem() || DEFAULT_MAX_CAPACITY_MB;
 
   interface Created {
     created: boolean;
@@ -80,7 +88,8 @@ export function createApiServer(deps: ApiDeps): Server {
   const create = async (req: CreateRequest, extra: Record<string, string> = {}): Promise<Created> => {
     const password = generatePassword();
     const accessKey = generatePassword();
-    const fields: Record<string, string> = { AccessKeyHash: sha256Hex(accessKey), ...extra };
+    const waiting = admit(req, broker.agents());
+    const fields: Record<string, string> = { AccessKeyHash: sha256Hex(accessKey), ...(waiting ? { Reason: waiting } : {}), ...extra };
     if (req.ttlSeconds !== undefined) fields.ExpiresAt = new Date(Date.now() + req.ttlSeconds * 1000).toISOString();
     if (req.downAfterMs !== undefined) fields.DownAfter = String(req.downAfterMs);
     if (req.minReplicasMaxLag !== undefined) fields.MinReplicasMaxLag = String(req.minReplicasMaxLag);
@@ -105,13 +114,15 @@ export function createApiServer(deps: ApiDeps): Server {
     if (req.replicas > policy.maxReplicas) throw new InvalidInputError('OUT_OF_RANGE', 'replicas', `replicas must be at most ${policy.maxReplicas} for an anonymous instance`);
     if (req.ttlSeconds !== undefined && req.ttlSeconds > policy.ttlSeconds) throw new InvalidInputError('OUT_OF_RANGE', 'ttlSeconds', `ttlSeconds must be at most ${policy.ttlSeconds} for an anonymous instance`);
     const client = clientAddress(ctx.req, access.trustedProxies);
-    return anonymousLock.run(client, async () => {
-      const mine = store.instances().filter((i) => i.creator === client && i.status !== 'DELETED' && i.status !== 'DELETING');
+    const key = quotaKey(client);
+    admit(req, broker.agents());
+    return anonymousLock.run(key, async () => {
+      const mine = store.instances().filter((i) => i.creator && quotaKey(i.creator) === key && i.status !== 'DELETED' && i.status !== 'DELETING');
       if (mine.length >= policy.perClient) {
         const soonest = mine.map((i) => Date.parse(i.expiresAt)).filter(Number.isFinite).sort((a, b) => a - b)[0];
         const when = soonest ? `the next slot frees at ${new Date(soonest).toISOString()} (in ${Math.max(0, Math.ceil((soonest - Date.now()) / 1000))} s), or when you delete one` : 'delete one to free a slot';
-        log.warn('anonymous quota exceeded', { client, live: mine.length, limit: policy.perClient });
-        throw new QuotaError(`client ${client} already has ${mine.length} live anonymous instances, the limit is ${policy.perClient}; ${when}`);
+        log.warn('anonymous quota exceeded', { client, quotaKey: key, live: mine.length, limit: policy.perClient });
+        throw new QuotaError(`client ${key === client ? client : `${client} (counted as ${key})`} already has ${mine.length} live anonymous instances, the limit is ${policy.perClient}; ${when}`);
       }
       return create({ ...req, ttlSeconds: req.ttlSeconds ?? policy.ttlSeconds }, { Creator: client, MaxClients: String(policy.maxClients) });
     });
@@ -128,7 +139,7 @@ export function createApiServer(deps: ApiDeps): Server {
   router.post('/v1/CREATE/:name/:capacity/:masters/:slaves', async (ctx) => {
     allow(ctx);
     const name = validateName(ctx.params.name);
-    const capacityMb = validateInt(ctx.params.capacity, 'capacity', 1, maxCapacity());
+    const capacityMb = validateInt(ctx.params.capacity, 'capacity', 1, MAX_CAPACITY_MB);
     validateInt(ctx.params.masters, 'masters', 1, 1);
     const replicas = validateInt(ctx.params.slaves, 'slaves', 0, MAX_REPLICAS);
     const body = validateV1Body(await readJson(ctx, true));
@@ -168,7 +179,7 @@ export function createApiServer(deps: ApiDeps): Server {
   router.post('/api/instances', async (ctx) => {
     const anonymous = ctx.state.principal.kind === 'anonymous';
     if (!anonymous) allow(ctx);
-    const req = validateCreateBody(await readJson(ctx, false), maxCapacity());
+    const req = validateCreateBody(await readJson(ctx, false), MAX_CAPACITY_MB);
     const { created, password, accessKey } = anonymous ? await createAnonymous(ctx, req) : await create(req);
     if (!created) throw new ConflictError(`instance '${req.name}' already exists; delete it first or pick another name`);
     ctx.status = 202;
@@ -190,10 +201,11 @@ export function createApiServer(deps: ApiDeps): Server {
     const name = validateName(ctx.params.name);
     allow(ctx, name);
     const inst = mustFind(name);
-    const cap = inst.creator && access.anonymous ? access.anonymous.ttlSeconds : undefined;
-    const { ttlSeconds } = validatePatchBody(await readJson(ctx, false), cap);
+    const { ttlSeconds } = validatePatchBody(await readJson(ctx, false));
     if (inst.status === 'DELETING' || inst.status === 'DELETED') throw new ConflictError(`instance '${name}' is ${inst.status}; its time-to-live can no longer change`);
-    await store.setInstance(name, { ExpiresAt: new Date(Date.now() + ttlSeconds * 1000).toISOString() });
+    const expiresAt = Date.now() + ttlSeconds * 1000;
+    if (inst.creator && access.anonymous) checkAnonymousExpiry(inst, expiresAt, access.anonymous.ttlSeconds);
+    await store.setInstance(name, { ExpiresAt: new Date(expiresAt).toISOString() });
     log.info('instance time-to-live set', { instance: name, ttlSeconds });
     ctx.body = instanceView(mustFind(name));
   });
@@ -233,16 +245,34 @@ export function createApiServer(deps: ApiDeps): Server {
   });
 }
 
-/** Parses a JSON body of at most 64 KiB; `optional` lets an empty body through as undefined. */
+/**
+ * Parses a JSON body of at most 64 KiB, integers strictly; `optional` lets an empty body through
+ * as undefined.
+ */
 async function readJson(ctx: Context, optional: boolean): Promise<unknown> {
   const raw = await readBody(ctx.req, MAX_JSON_BODY);
   if (raw.length === 0) {
     if (optional) return undefined;
     throw new InvalidInputError('INVALID_BODY', 'body', 'a JSON body is required');
   }
-  try {
-    return JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw new InvalidInputError('INVALID_JSON', 'body', 'body is not valid JSON');
-  }
+  return parseStrictJson(raw.toString('utf8'));
+}
+
+/**
+ * An anonymous instance lives at most the anonymous TTL from its creation: a PATCH may shorten or
+ * restore that, never extend it, or a client could keep a free instance forever by re-patching.
+ */
+function checkAnonymousExpiry(inst: Instance, expiresAt: number, maxTtlSeconds: number): void {
+  const created = Date.parse(inst.createdAt);
+  if (!Number.isFinite(created)) return;
+  const latest = created + maxTtlSeconds * 1000;
+  if (expiresAt <= latest) return;
+  const left = Math.max(0, Math.floor((latest - Date.now()) / 1000));
+  throw new InvalidInputError('OUT_OF_RANGE', 'ttlSeconds', `an anonymous instance expires at most ${maxTtlSeconds} s after its creation (${new Date(latest).toISOString()}); ttlSeconds can be at most ${left} now`);
+}
+
+/** A request body cut off by the client: the socket is gone and readBody saw 'aborted'. */
+function clientAborted(ctx: Context, err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return (code === 'ECONNRESET' || code === 'ECONNABORTED' || (err as Error | undefined)?.message === 'aborted') && (ctx.req.destroyed || ctx.req.aborted === true);
 }

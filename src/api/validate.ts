@@ -26,17 +26,97 @@ export function validateName(name: unknown): string {
   return name;
 }
 
-/** A decimal integer within bounds, from a JSON number or a path segment. */
+/** A decimal integer within bounds, from a path segment (or an already checked JSON number). */
 export function validateInt(value: unknown, field: string, min: number, max: number): number {
-  const text = typeof value === 'number' ? String(value) : value;
+  const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
   if (typeof text !== 'string' || !/^-?[0-9]{1,15}$/.test(text)) {
     throw new InvalidInputError('INVALID_NUMBER', field, `${field} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
   }
-  const n = Number(text);
+  return inRange(Number(text), field, min, max);
+}
+
+/**
+ * A JSON body's integer field. A string such as "64" is refused: a client that quotes its
+ * numbers has a bug we would rather show than guess around. The raw-text check that refuses
+ * `64.0`, `1e1` and `16.0000000000000001` is in parseStrictJson, because JSON.parse has already
+ * turned those into integers by the time a value reaches here.
+ */
+export function jsonInt(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+    throw new InvalidInputError('INVALID_NUMBER', field, `${field} must be a JSON integer from ${min} to ${max} (no quotes, no fraction, no exponent), got ${JSON.stringify(value)}`);
+  }
+  return inRange(value, field, min, max);
+}
+
+function inRange(n: number, field: string, min: number, max: number): number {
   if (n < min || n > max) {
     throw new InvalidInputError('OUT_OF_RANGE', field, `${field} must be from ${min} to ${max}, got ${n}`);
   }
   return n;
+}
+
+/**
+ * JSON.parse, then a pass over the raw text that refuses every number token that is not a plain
+ * integer (`-?(0|[1-9][0-9]*)`). JSON.parse keeps no source text, and `64.0`, `1e1` and
+ * `16.0000000000000001` all parse to integers, so only the text can tell them apart. The error
+ * names the object key the number belongs to (or `body` for a bare number).
+ */
+export function parseStrictJson(text: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new InvalidInputError('INVALID_JSON', 'body', 'body is not valid JSON');
+  }
+  const bad = firstNonIntegerNumber(text);
+  if (bad) {
+    throw new InvalidInputError('INVALID_NUMBER', bad.field, `${bad.field} must be a JSON integer (no fraction, no exponent), got ${bad.token}`);
+  }
+  return value;
+}
+
+const NUMBER_TOKEN = /-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+const INTEGER_TOKEN = /^-?(0|[1-9][0-9]*)$/;
+
+/**
+ * Walks already-valid JSON text. Strings are skipped whole (so digits inside them are never seen);
+ * a string followed by ':' is an object key and becomes the field of the numbers after it.
+ */
+export function firstNonIntegerNumber(text: string): { field: string; token: string } | undefined {
+  let field = 'body';
+  for (let i = 0; i < text.length; ) {
+    const c = text[i];
+    if (c === '"') {
+      const end = endOfString(text, i);
+      const after = skipSpace(text, end);
+      if (text[after] === ':') field = JSON.parse(text.slice(i, end)) as string;
+      i = end;
+      continue;
+    }
+    if (c === '-' || (c >= '0' && c <= '9')) {
+      NUMBER_TOKEN.lastIndex = i;
+      const token = NUMBER_TOKEN.exec(text)?.[0] ?? c;
+      if (!INTEGER_TOKEN.test(token)) return { field, token };
+      i += token.length;
+      continue;
+    }
+    i++;
+  }
+  return undefined;
+}
+
+/** Index just past the closing quote of the string that opens at `start`. */
+function endOfString(text: string, start: number): number {
+  for (let i = start + 1; i < text.length; i++) {
+    if (text[i] === '\\') i++;
+    else if (text[i] === '"') return i + 1;
+  }
+  return text.length;
+}
+
+function skipSpace(text: string, i: number): number {
+  while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  return i;
 }
 
 const CREATE_FIELDS = new Set(['name', 'capacityMb', 'replicas', 'distribution', 'ttlSeconds', 'placement', 'downAfterMs', 'minReplicasMaxLag']);
@@ -56,13 +136,13 @@ export function validateCreateBody(body: unknown, maxCapacityMb: number): Create
   }
   return {
     name: validateName(record.name),
-    capacityMb: validateInt(record.capacityMb, 'capacityMb', 1, maxCapacityMb),
-    replicas: record.replicas === undefined ? 0 : validateInt(record.replicas, 'replicas', 0, MAX_REPLICAS),
-    distribution: record.distribution === undefined ? 1 : validateInt(record.distribution, 'distribution', 1, MAX_REPLICAS + 1),
-    ttlSeconds: record.ttlSeconds === undefined ? undefined : validateInt(record.ttlSeconds, 'ttlSeconds', 1, MAX_TTL_SECONDS),
+    capacityMb: jsonInt(record.capacityMb, 'capacityMb', 1, maxCapacityMb),
+    replicas: record.replicas === undefined ? 0 : jsonInt(record.replicas, 'replicas', 0, MAX_REPLICAS),
+    distribution: record.distribution === undefined ? 1 : jsonInt(record.distribution, 'distribution', 1, MAX_REPLICAS + 1),
+    ttlSeconds: record.ttlSeconds === undefined ? undefined : jsonInt(record.ttlSeconds, 'ttlSeconds', 1, MAX_TTL_SECONDS),
     placement,
-    downAfterMs: record.downAfterMs === undefined ? undefined : validateInt(record.downAfterMs, 'downAfterMs', 200, 60_000),
-    minReplicasMaxLag: record.minReplicasMaxLag === undefined ? undefined : validateInt(record.minReplicasMaxLag, 'minReplicasMaxLag', 1, 3600),
+    downAfterMs: record.downAfterMs === undefined ? undefined : jsonInt(record.downAfterMs, 'downAfterMs', 200, 60_000),
+    minReplicasMaxLag: record.minReplicasMaxLag === undefined ? undefined : jsonInt(record.minReplicasMaxLag, 'minReplicasMaxLag', 1, 3600),
   };
 }
 
@@ -79,8 +159,8 @@ export function validateV1Body(body: unknown): { distribution: number; ttlSecond
     if (!V1_BODY_FIELDS.has(key)) throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: Distribution, TTL`);
   }
   return {
-    distribution: record.Distribution === undefined ? 1 : validateInt(record.Distribution, 'Distribution', 1, MAX_REPLICAS + 1),
-    ttlSeconds: record.TTL === undefined ? undefined : validateInt(record.TTL, 'TTL', 1, MAX_TTL_SECONDS),
+    distribution: record.Distribution === undefined ? 1 : jsonInt(record.Distribution, 'Distribution', 1, MAX_REPLICAS + 1),
+    ttlSeconds: record.TTL === undefined ? undefined : jsonInt(record.TTL, 'TTL', 1, MAX_TTL_SECONDS),
   };
 }
 
@@ -93,5 +173,5 @@ export function validatePatchBody(body: unknown, maxTtl = MAX_TTL_SECONDS): { tt
   for (const key of Object.keys(record)) {
     if (key !== 'ttlSeconds') throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: ttlSeconds`);
   }
-  return { ttlSeconds: validateInt(record.ttlSeconds, 'ttlSeconds', 1, maxTtl) };
+  return { ttlSeconds: jsonInt(record.ttlSeconds, 'ttlSeconds', 1, maxTtl) };
 }

@@ -1,0 +1,51 @@
+import { NeverPlaceableError } from '../errors.js';
+import type { AgentView } from '../scheduler/offers.js';
+
+/** What a create asks of the fleet: replicas + 1 procs of capacityMb, at most `distribution` per agent. */
+export interface Ask {
+  capacityMb: number;
+  replicas: number;
+  distribution: number;
+}
+
+/** How many of the ask's procs one agent can hold with `mem` MB. */
+function procsOn(mem: number, ask: Ask): number {
+  return Math.min(ask.distribution, Math.floor(mem / ask.capacityMb));
+}
+
+/**
+ * Decides at the API whether a create can ever be placed on the agents connected now.
+ *
+ * - Throws NeverPlaceableError (409) when it cannot: more procs than connected agents times the
+ *   distribution, or a capacity above every agent's total memory, or (the two combined) more
+ *   procs than the agents' total memory holds at the distribution.
+ * - Returns a Reason for the instance when it can be placed in principle but not now (or when no
+ *   agent is connected yet: the fleet may still be starting, so the create is accepted and
+ *   says what it waits for), and undefined when the free resources hold it today.
+ *
+ * Totals, not free resources, decide a refusal: memory held by other instances comes back when
+ * they are deleted, so a create that only lacks free room waits instead.
+ */
+export function admit(ask: Ask, agents: AgentView[]): string | undefined {
+  const connected = agents.filter((a) => a.connected);
+  const procs = ask.replicas + 1;
+  if (connected.length === 0) {
+    return `no agent is connected yet; waiting for agents to join (needs ${procs} proc(s) of ${ask.capacityMb} MB, at most ${ask.distribution} per agent)`;
+  }
+  const largest = Math.max(...connected.map((a) => a.total.mem));
+  if (ask.capacityMb > largest) {
+    throw new NeverPlaceableError('capacityMb', `capacityMb ${ask.capacityMb} is more than any connected agent has in total (the largest of ${connected.length} has ${largest} MB); this instance could never be placed`);
+  }
+  if (procs > connected.length * ask.distribution) {
+    throw new NeverPlaceableError('replicas', `replicas ${ask.replicas} + 1 = ${procs} procs need more than ${connected.length} connected agent(s) x distribution ${ask.distribution} = ${connected.length * ask.distribution}; add agents, lower replicas or raise distribution`);
+  }
+  const room = connected.reduce((n, a) => n + procsOn(a.total.mem, ask), 0);
+  if (procs > room) {
+    throw new NeverPlaceableError('capacityMb', `${procs} procs of ${ask.capacityMb} MB, at most ${ask.distribution} per agent, need more memory than the ${connected.length} connected agent(s) have in total: they hold ${room} such proc(s); lower capacityMb or replicas`);
+  }
+  const free = connected.reduce((n, a) => n + procsOn(a.free.mem, ask), 0);
+  if (procs > free) {
+    return `waiting for room: needs ${procs} proc(s) of ${ask.capacityMb} MB at most ${ask.distribution} per agent, the connected agents have free memory for ${free} now`;
+  }
+  return undefined;
+}
