@@ -41,12 +41,56 @@ async function call(base: string, method: string, path: string, body?: unknown):
 
 const apiFlag = { api: { type: 'string' as const }, token: { type: 'string' as const } };
 
-export const CLIENT_HELP = `Client commands (they find the API through --api or REDFLEET_API, default http://127.0.0.1:5656,
-and send --token or REDFLEET_TOKEN, an admin token or an instance's access key, when given):
-  redfleet create NAME [--capacity MB] [--replicas N] [--distribution N] [--ttl DURATION] [--wait]
-  redfleet status NAME
+const CONNECTION_FLAGS = `  --api URL            the scheduler's API; default $REDFLEET_API, else http://127.0.0.1:5656
+  --token TOKEN        an admin token or the instance's access key; default $REDFLEET_TOKEN.
+                       A flag shows in \`ps\` to every local user: prefer REDFLEET_TOKEN.
+  -h, --help           this text`;
+
+export const CREATE_HELP = `Usage: redfleet create NAME [flags]
+Asks for a new instance: a master and --replicas replicas. Prints the password and the access key
+once; keep them.
+
+  --capacity MB        memory of each proc (redis maxmemory); default 64
+  --replicas N         replicas besides the master, 0 for a standalone master; default 0
+  --distribution N     at most N of the instance's procs on one agent; default 1
+  --placement P        spread (fewest procs per agent) or binpack (fullest agent first); default spread
+  --ttl DURATION       delete it after 90, 45s, 30m, 2h or 1d; default none (anonymous: the
+                       scheduler's --anonymous-ttl)
+  --wait               print each change until the instance is RUNNING
+  --timeout SECONDS    with --wait: give up after this long and exit 1 with the reason; default 120
+${CONNECTION_FLAGS}
+
+A create the connected agents could never hold is refused (409 NEVER_PLACEABLE, with the numbers).`;
+
+export const STATUS_HELP = `Usage: redfleet status NAME [flags]
+Shows an instance: its status (and why, while it is not RUNNING), its master and replicas.
+
+  --json               print the API's JSON instead of the table; default off
+${CONNECTION_FLAGS}`;
+
+export const LIST_HELP = `Usage: redfleet list [flags]
+One line per instance: name, type, status, capacity, replicas running of wanted, master address.
+
+${CONNECTION_FLAGS}`;
+
+export const DELETE_HELP = `Usage: redfleet delete NAME [flags]
+Deletes an instance: its redis-servers are stopped and its data is gone.
+
+  --wait               print each change until the instance is DELETED
+  --timeout SECONDS    with --wait: give up after this long and exit 1 with the reason; default 120
+${CONNECTION_FLAGS}`;
+
+/** The client commands in one block, for \`redfleet --help\`. */
+export const CLIENT_HELP = `Client commands (they speak the JSON API at --api or REDFLEET_API, default http://127.0.0.1:5656,
+and send REDFLEET_TOKEN or --token, an admin token or an instance's access key, when set):
+  redfleet create NAME [--capacity 64] [--replicas 0] [--distribution 1] [--placement spread] [--ttl DURATION]
+                       [--wait [--timeout 120]]
+  redfleet status NAME [--json]
   redfleet list
-  redfleet delete NAME [--wait]`;
+  redfleet delete NAME [--wait [--timeout 120]]
+  redfleet COMMAND --help   lists a command's flags and their defaults`;
+
+const DEFAULT_WAIT_SECONDS = 120;
 
 export async function createCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseFlags(argv, {
@@ -57,8 +101,9 @@ export async function createCommand(argv: string[]): Promise<void> {
     ttl: { type: 'string' },
     placement: { type: 'string' },
     wait: { type: 'boolean' },
+    timeout: { type: 'string' },
   });
-  if (values.help) return void console.log(CLIENT_HELP);
+  if (values.help) return void console.log(CREATE_HELP);
   if (positionals.length !== 1) throw new UsageError('create takes exactly one NAME');
   const body: Record<string, unknown> = {
     name: positionals[0],
@@ -67,6 +112,7 @@ export async function createCommand(argv: string[]): Promise<void> {
     distribution: intFlag(values.distribution, 'distribution', 1, 1),
   };
   if (typeof values.ttl === 'string') body.ttlSeconds = parseDuration(values.ttl);
+  const waitSeconds = intFlag(values.timeout, 'timeout', DEFAULT_WAIT_SECONDS, 1);
   if (typeof values.placement === 'string') body.placement = values.placement;
   const base = apiBase(values.api, values.token);
   const { body: inst } = await call(base, 'POST', '/api/instances', body);
@@ -75,12 +121,12 @@ export async function createCommand(argv: string[]): Promise<void> {
   console.log(`access key: ${inst.accessKey}   (reads and deletes this instance only: --token or REDFLEET_TOKEN)`);
   console.log('keep them: they are shown only this once.');
   if (inst.expiresAt) console.log(`expires:    ${inst.expiresAt}`);
-  if (values.wait) await waitFor(base, String(inst.name), (i) => i.status === 'RUNNING');
+  if (values.wait) await waitFor(base, String(inst.name), (i) => i.status === 'RUNNING', waitSeconds);
 }
 
 export async function statusCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseFlags(argv, { ...apiFlag, json: { type: 'boolean' } });
-  if (values.help) return void console.log(CLIENT_HELP);
+  if (values.help) return void console.log(STATUS_HELP);
   if (positionals.length !== 1) throw new UsageError('status takes exactly one NAME');
   const { body } = await call(apiBase(values.api, values.token), 'GET', `/api/instances/${encodeURIComponent(positionals[0])}`);
   if (values.json) return void console.log(JSON.stringify(body, null, 2));
@@ -89,7 +135,7 @@ export async function statusCommand(argv: string[]): Promise<void> {
 
 export async function listCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseFlags(argv, { ...apiFlag });
-  if (values.help) return void console.log(CLIENT_HELP);
+  if (values.help) return void console.log(LIST_HELP);
   if (positionals.length !== 0) throw new UsageError('list takes no arguments');
   const { body } = await call(apiBase(values.api, values.token), 'GET', '/api/instances');
   const rows = Object.values(body) as Record<string, unknown>[];
@@ -102,13 +148,14 @@ export async function listCommand(argv: string[]): Promise<void> {
 }
 
 export async function deleteCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseFlags(argv, { ...apiFlag, wait: { type: 'boolean' } });
-  if (values.help) return void console.log(CLIENT_HELP);
+  const { values, positionals } = parseFlags(argv, { ...apiFlag, wait: { type: 'boolean' }, timeout: { type: 'string' } });
+  if (values.help) return void console.log(DELETE_HELP);
   if (positionals.length !== 1) throw new UsageError('delete takes exactly one NAME');
+  const waitSeconds = intFlag(values.timeout, 'timeout', DEFAULT_WAIT_SECONDS, 1);
   const base = apiBase(values.api, values.token);
   const { body } = await call(base, 'DELETE', `/api/instances/${encodeURIComponent(positionals[0])}`);
   console.log(`instance ${body.name}: ${body.status}`);
-  if (values.wait) await waitFor(base, positionals[0], (i) => i.status === 'DELETED');
+  if (values.wait) await waitFor(base, positionals[0], (i) => i.status === 'DELETED', waitSeconds);
 }
 
 function printInstance(i: Record<string, unknown>): void {
@@ -127,9 +174,12 @@ function printInstance(i: Record<string, unknown>): void {
   }
 }
 
-/** Polls the instance, printing each change, until `done` holds (or 120 s pass). */
-async function waitFor(base: string, name: string, done: (i: Record<string, unknown>) => boolean): Promise<void> {
-  const deadline = Date.now() + 120_000;
+/**
+ * Polls the instance, printing each change, until `done` holds. After `seconds` it gives up with
+ * an error that carries the last status and its reason, so a script sees why (exit 1).
+ */
+async function waitFor(base: string, name: string, done: (i: Record<string, unknown>) => boolean, seconds: number): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
   let last = '';
   for (;;) {
     const { body } = await call(base, 'GET', `/api/instances/${encodeURIComponent(name)}`);
@@ -139,8 +189,8 @@ async function waitFor(base: string, name: string, done: (i: Record<string, unkn
     if (line !== last) console.log(line);
     last = line;
     if (done(body)) return;
-    if (Date.now() > deadline) throw new Error(`gave up waiting after 120 s; last state: ${line}`);
-    await new Promise((r) => setTimeout(r, 200));
+    if (Date.now() >= deadline) throw new Error(`gave up waiting for instance ${name} after ${seconds} s: it is ${body.status}${body.reason ? `, ${body.reason}` : ''}`);
+    await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, deadline - Date.now()))));
   }
 }
 

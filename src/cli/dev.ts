@@ -7,8 +7,22 @@ import { loadFleetKey } from '../store/secrets.js';
 import { freePort, parseHostPort, portFree } from '../net.js';
 import { intFlag, parseFlags, str } from './args.js';
 
-export const DEV_HELP = `Laptop fleet:
-  redfleet dev [--agents 3] [--api HOST:PORT] [--sentinel HOST:PORT] [--data DIR] [--etcd URLS]`;
+export const DEV_USAGE = `Laptop fleet:
+  redfleet dev [--agents 3] [--api 127.0.0.1:5656] [--sentinel 127.0.0.1:26379] [--data .redfleet] [--etcd URLS]`;
+
+const DEFAULT_API = '127.0.0.1:5656';
+
+export const DEV_HELP = `Usage: redfleet dev [flags]
+A whole fleet on this host (what npm start runs): etcd, one scheduler and N agents, each its own
+process, logs under DIR/logs. Ctrl-C stops everything.
+
+  --agents N            agents to start, 1024 MB and 2 CPUs each; default 3
+  --api HOST:PORT       the scheduler's REST API; default $REDFLEET_API, else ${DEFAULT_API}
+  --sentinel HOST:PORT  the Sentinel-compatible endpoint; default $REDFLEET_SENTINEL, else 127.0.0.1:26379
+                        (a free port when a system redis-sentinel holds 26379)
+  --data DIR            etcd data, fleet key, agents' work dirs and logs; default $REDFLEET_DATA, else .redfleet
+  --etcd URLS           use this etcd instead of starting one; default $REDFLEET_ETCD, else start one
+  -h, --help            this text`;
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -28,7 +42,7 @@ export async function devCommand(argv: string[]): Promise<void> {
   if (values.help) return void console.log(DEV_HELP);
   const agents = intFlag(values.agents, 'agents', 3, 1);
   const data = resolve(str(values.data, process.env.REDFLEET_DATA ?? '.redfleet'));
-  const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
+  const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? DEFAULT_API), '--api');
   let sentinel = str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379');
   if (sentinel === '127.0.0.1:26379' && !(await portFree(26379))) {
     // A system redis-sentinel (Debian's package starts one) may hold the default port.
@@ -82,7 +96,7 @@ export async function devCommand(argv: string[]): Promise<void> {
 Try:
   curl -XPOST ${schedulerUrl}/v1/CREATE/cache1/64/1/2 -D -
   curl ${schedulerUrl}/v1/STATUS/cache1
-  node ${MAIN} create cache2 --capacity 64 --replicas 2 --wait
+  ${cliExample(MAIN, schedulerUrl)}
 
 Ctrl-C stops everything.`);
 
@@ -97,6 +111,16 @@ Ctrl-C stops everything.`);
   };
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
+}
+
+/**
+ * The banner's CLI line. The client finds the API through --api or REDFLEET_API, else the default
+ * address: when the dev fleet listens elsewhere, the example must say where, or a copy-paste of it
+ * talks to nothing (or to another fleet).
+ */
+export function cliExample(main: string, schedulerUrl: string): string {
+  const atDefault = schedulerUrl === `http://${DEFAULT_API}`;
+  return `node ${main} create cache2 --capacity 64 --replicas 2 --wait${atDefault ? '' : ` --api ${schedulerUrl}`}`;
 }
 
 async function waitForHealth(url: string, child: ChildProcess): Promise<void> {

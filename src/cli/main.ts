@@ -12,22 +12,62 @@ import { UsageError, intFlag, parseDuration, parseFlags, str } from './args.js';
 import { DEFAULT_ANONYMOUS } from '../api/access.js';
 import { readFileSync } from 'node:fs';
 import { CLIENT_HELP, createCommand, deleteCommand, listCommand, statusCommand } from './client.js';
-import { devCommand, DEV_HELP } from './dev.js';
+import { devCommand, DEV_USAGE } from './dev.js';
+import { explainError, type Endpoints } from './explain.js';
+
+export const SCHEDULER_HELP = `Usage: redfleet scheduler --etcd URLS [flags]
+Runs a scheduler: the REST API, the Sentinel-compatible endpoint and the agents' endpoint. Several
+may run against one etcd; one leads.
+
+  --etcd URLS                etcd client URLs, comma-separated; default $REDFLEET_ETCD, else http://127.0.0.1:2379
+  --prefix PATH              etcd key prefix; default $REDFLEET_PREFIX, else /MrRedis
+  --api HOST:PORT            REST API and agent endpoint; default $REDFLEET_API, else 127.0.0.1:5656
+  --sentinel HOST:PORT       Sentinel-compatible endpoint; default $REDFLEET_SENTINEL, else 127.0.0.1:26379
+  --id NAME                  this scheduler's name in the election; default scheduler-<hostname>
+  --fleet-key FILE           the key agents prove themselves with; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
+  --agent-timeout SECONDS    an agent silent this long is lost and its procs replaced; default 10
+  --api-token-file FILE      admin tokens, one a line (at least 16 characters each); default none
+  --api-token TOKEN          an admin token; repeatable. Visible in \`ps\` to every local user: prefer
+                             --api-token-file or REDFLEET_API_TOKEN (comma-separated). Without any
+                             token the API is open and must stay on loopback.
+  --trusted-proxy ADDR       a proxy whose X-Forwarded-For names the client; repeatable; default none
+  --anonymous                allow creates without a token, within these limits; default off
+  --anonymous-per-client N   live anonymous instances per IPv4 address or IPv6 /64; default ${DEFAULT_ANONYMOUS.perClient}
+  --anonymous-ttl DURATION   lifetime of an anonymous instance, counted from its creation; default 12h
+  --anonymous-capacity MB    largest anonymous capacity; default ${DEFAULT_ANONYMOUS.maxCapacityMb}
+  --anonymous-maxclients N   redis maxclients of an anonymous instance; default ${DEFAULT_ANONYMOUS.maxClients}
+  -h, --help                 this text`;
+
+export const AGENT_HELP = `Usage: redfleet agent --scheduler URL --id NAME [flags]
+Runs an agent: offers this host's memory, CPUs and ports and runs the redis-servers it is given.
+
+  --scheduler URL            the scheduler's API, e.g. http://10.0.0.1:5656; required
+  --id NAME                  this agent's unique name (letters, digits, "_", "." or "-"); required
+  --etcd URLS                etcd client URLs; default $REDFLEET_ETCD, else http://127.0.0.1:2379
+  --prefix PATH              etcd key prefix; default $REDFLEET_PREFIX, else /MrRedis
+  --ip ADDR                  the address clients reach this host's redis-servers at; default 127.0.0.1
+  --cpus N                   CPUs to offer; default all of this host's (${osCpus().length})
+  --mem MB                   memory to offer; default 75% of this host's
+  --ports FIRST-LAST         ports for redis-servers; default 6380-6479
+  --work-dir DIR             proc directories; default .redfleet/agents/<id>
+  --redis-server PATH        the redis-server binary; default redis-server (on PATH)
+  --fleet-key FILE           the fleet key file, copied from the scheduler; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
+  -h, --help                 this text`;
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
 Fleet processes:
-  redfleet scheduler --etcd URLS [--prefix /MrRedis] [--api HOST:PORT] [--sentinel HOST:PORT] [--id NAME] [--fleet-key FILE]
-                     [--agent-timeout SECONDS] [--api-token TOKEN]... [--api-token-file FILE] [--trusted-proxy ADDR]...
-                     [--anonymous [--anonymous-per-client 6] [--anonymous-ttl 12h] [--anonymous-capacity 64] [--anonymous-maxclients 50]]
-  redfleet agent --scheduler URL --etcd URLS --id NAME [--ip ADDR] [--cpus N] [--mem MB] [--ports FIRST-LAST]
-                 [--work-dir DIR] [--redis-server PATH] [--fleet-key FILE] [--prefix /MrRedis]
-${DEV_HELP}
+  redfleet scheduler --etcd URLS [--api HOST:PORT] [--sentinel HOST:PORT] [--fleet-key FILE] [--api-token-file FILE] ...
+  redfleet agent --scheduler URL --id NAME [--etcd URLS] [--mem MB] [--ports FIRST-LAST] ...
+${DEV_USAGE}
 
 ${CLIENT_HELP}
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
 REDFLEET_SENTINEL, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
+
+/** Where the running command points, so that a library error can say what to check. */
+const endpoints: Endpoints = {};
 
 /** Runs `stop` on the first SIGINT/SIGTERM, then exits. */
 function stopOnSignal(stop: () => Promise<void>): void {
@@ -62,15 +102,20 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     'anonymous-maxclients': { type: 'string' },
     'trusted-proxy': { type: 'string', multiple: true },
   });
-  if (values.help) return void console.log(HELP);
+  if (values.help) return void console.log(SCHEDULER_HELP);
+  const etcd = str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379');
+  endpoints.etcd = etcd;
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
   const sentinel = parseHostPort(str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379'), '--sentinel');
   const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
   const fleet = loadFleetKey(keyPath, true);
   const log = createLogger('scheduler');
   if (fleet.created) log.warn('created a new fleet key; copy it to every agent (--fleet-key)', { path: keyPath });
+  if (values['api-token'] !== undefined) {
+    log.warn('--api-token on the command line is visible to every local user (ps, /proc/PID/cmdline); use --api-token-file or REDFLEET_API_TOKEN');
+  }
   const scheduler = new Scheduler({
-    etcd: str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379'),
+    etcd,
     prefix: str(values.prefix, process.env.REDFLEET_PREFIX ?? DEFAULT_PREFIX),
     apiHost: api.host,
     apiPort: api.port,
@@ -127,10 +172,13 @@ async function agentCommand(argv: string[]): Promise<void> {
     'fleet-key': { type: 'string' },
     prefix: { type: 'string' },
   });
-  if (values.help) return void console.log(HELP);
+  if (values.help) return void console.log(AGENT_HELP);
   if (typeof values.scheduler !== 'string') throw new UsageError('agent needs --scheduler URL (the scheduler API, e.g. http://127.0.0.1:5656)');
   if (typeof values.id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(values.id)) throw new UsageError('agent needs --id NAME (letters, digits, "_", "." or "-")');
   const schedulerUrl = /^https?:\/\//.test(values.scheduler) ? values.scheduler.replace(/\/$/, '') : `http://${values.scheduler}`;
+  const etcd = str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379');
+  endpoints.etcd = etcd;
+  endpoints.scheduler = schedulerUrl;
   const id = values.id;
   const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
   let ports;
@@ -141,7 +189,7 @@ async function agentCommand(argv: string[]): Promise<void> {
   }
   const agent = new RedFleetAgent({
     schedulerUrl,
-    etcd: str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379'),
+    etcd,
     prefix: str(values.prefix, process.env.REDFLEET_PREFIX ?? DEFAULT_PREFIX),
     id,
     ip: str(values.ip, '127.0.0.1'),
@@ -166,15 +214,23 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   delete: deleteCommand,
 };
 
+/** Exit status of a bad command line, as for every other usage error. */
+const USAGE_EXIT = 2;
+
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
-  if (!command || command === '--help' || command === '-h' || command === 'help') return void console.log(HELP);
+  if (command === undefined) {
+    // No command is a mistake, not a request for help: a script that lost its arguments must fail.
+    console.error(HELP);
+    process.exit(USAGE_EXIT);
+  }
+  if (command === '--help' || command === '-h' || command === 'help') return void console.log(HELP);
   const run = COMMANDS[command];
   if (!run) throw new UsageError(`unknown command '${command}'; run 'redfleet --help'`);
   await run(rest);
 }
 
 main().catch((err: Error) => {
-  console.error(`redfleet: ${err.message}`);
-  process.exit(err instanceof UsageError ? 2 : 1);
+  console.error(`redfleet: ${err instanceof UsageError ? err.message : explainError(err, endpoints)}`);
+  process.exit(err instanceof UsageError ? USAGE_EXIT : 1);
 });
