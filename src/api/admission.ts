@@ -8,6 +8,14 @@ export interface Ask {
   distribution: number;
 }
 
+/** What the request calls the two fields: the JSON API's names, or v1's path segments. */
+export interface FieldNames {
+  capacity: string;
+  replicas: string;
+}
+
+const JSON_FIELDS: FieldNames = { capacity: 'capacityMb', replicas: 'replicas' };
+
 /** How many of the ask's procs one agent can hold with `mem` MB. */
 function procsOn(mem: number, ask: Ask): number {
   return Math.min(ask.distribution, Math.floor(mem / ask.capacityMb));
@@ -26,7 +34,7 @@ function procsOn(mem: number, ask: Ask): number {
  * Totals, not free resources, decide a refusal: memory held by other instances comes back when
  * they are deleted, so a create that only lacks free room waits instead.
  */
-export function admit(ask: Ask, agents: AgentView[]): string | undefined {
+export function admit(ask: Ask, agents: AgentView[], names: FieldNames = JSON_FIELDS): string | undefined {
   const connected = agents.filter((a) => a.connected);
   const procs = ask.replicas + 1;
   if (connected.length === 0) {
@@ -34,14 +42,14 @@ export function admit(ask: Ask, agents: AgentView[]): string | undefined {
   }
   const largest = Math.max(...connected.map((a) => a.total.mem));
   if (ask.capacityMb > largest) {
-    throw new NeverPlaceableError('capacityMb', `capacityMb ${ask.capacityMb} is more than any connected agent has in total (the largest of ${connected.length} has ${largest} MB); this instance could never be placed`);
+    throw new NeverPlaceableError(names.capacity, `${names.capacity} ${ask.capacityMb} is more than any connected agent has in total (the largest of ${connected.length} has ${largest} MB); this instance could never be placed`);
   }
   if (procs > connected.length * ask.distribution) {
-    throw new NeverPlaceableError('replicas', `replicas ${ask.replicas} + 1 = ${procs} procs need more than ${connected.length} connected agent(s) x distribution ${ask.distribution} = ${connected.length * ask.distribution}; add agents, lower replicas or raise distribution`);
+    throw new NeverPlaceableError(names.replicas, `${names.replicas} ${ask.replicas} + 1 = ${procs} procs need more than ${connected.length} connected agent(s) x distribution ${ask.distribution} = ${connected.length * ask.distribution}; add agents, lower ${names.replicas} or raise distribution`);
   }
   const room = connected.reduce((n, a) => n + procsOn(a.total.mem, ask), 0);
   if (procs > room) {
-    throw new NeverPlaceableError('capacityMb', `${procs} procs of ${ask.capacityMb} MB, at most ${ask.distribution} per agent, need more memory than the ${connected.length} connected agent(s) have in total: they hold ${room} such proc(s); lower capacityMb or replicas`);
+    throw new NeverPlaceableError(names.capacity, `${procs} procs of ${ask.capacityMb} MB, at most ${ask.distribution} per agent, need more memory than the ${connected.length} connected agent(s) have in total: they hold ${room} such proc(s); lower ${names.capacity} or ${names.replicas}`);
   }
   const free = connected.reduce((n, a) => n + procsOn(a.free.mem, ask), 0);
   if (procs > free) {

@@ -12,7 +12,7 @@ import type { Logger } from '../logger.js';
 import { instanceView, v1Status } from './views.js';
 import { parseStrictJson, validateCreateBody, validateInt, validateName, validatePatchBody, validateV1Body, MAX_REPLICAS, type CreateRequest } from './validate.js';
 import { PerClientLock, clientAddress, principalOf, quotaKey, type AccessPolicy, type Principal } from './access.js';
-import { admit } from './admission.js';
+import { admit, type FieldNames } from './admission.js';
 
 export const MAX_JSON_BODY = 64 * 1024;
 /**
@@ -85,10 +85,10 @@ export function createApiServer(deps: ApiDeps): Server {
     accessKey: string;
   }
 
-  const create = async (req: CreateRequest, extra: Record<string, string> = {}): Promise<Created> => {
+  const create = async (req: CreateRequest, extra: Record<string, string> = {}, names?: FieldNames): Promise<Created> => {
     const password = generatePassword();
     const accessKey = generatePassword();
-    const waiting = admit(req, broker.agents());
+    const waiting = admit(req, broker.agents(), names);
     const fields: Record<string, string> = { AccessKeyHash: sha256Hex(accessKey), ...(waiting ? { Reason: waiting } : {}), ...extra };
     if (req.ttlSeconds !== undefined) fields.ExpiresAt = new Date(Date.now() + req.ttlSeconds * 1000).toISOString();
     if (req.downAfterMs !== undefined) fields.DownAfter = String(req.downAfterMs);
@@ -143,7 +143,7 @@ export function createApiServer(deps: ApiDeps): Server {
     validateInt(ctx.params.masters, 'masters', 1, 1);
     const replicas = validateInt(ctx.params.slaves, 'slaves', 0, MAX_REPLICAS);
     const body = validateV1Body(await readJson(ctx, true));
-    const { created, password, accessKey } = await create({ name, capacityMb, replicas, placement: 'spread', ...body });
+    const { created, password, accessKey } = await create({ name, capacityMb, replicas, placement: 'spread', ...body }, {}, { capacity: 'capacity', replicas: 'slaves' });
     if (!created) {
       ctx.status = 200;
       ctx.body = `Instance ${name} already exists`;

@@ -241,7 +241,7 @@ describe('core fleet (3 agents, real etcd and redis-server)', function () {
         ['POST', '/v1/CREATE/bad/64/1/-1', undefined, 400, 'slaves'],
         ['POST', '/v1/CREATE/bad/64/2/1', undefined, 400, 'masters'],
         ['POST', '/v1/CREATE/Bad_Name/64/1/1', undefined, 400, 'name'],
-        ['POST', '/v1/CREATE/bad/999999/1/1', undefined, 400, 'capacity'],
+        ['POST', '/v1/CREATE/bad/999999/1/1', undefined, 409, 'capacity'],
         ['POST', '/api/instances', { name: 'bad', capacityMb: 'lots' }, 400, 'capacityMb'],
         ['POST', '/api/instances', { name: 'bad', capacityMb: 64, replicas: 99 }, 400, 'replicas'],
         ['POST', '/api/instances', { name: 'bad', capacityMb: 64, color: 'red' }, 400, 'color'],
