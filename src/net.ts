@@ -58,7 +58,22 @@ export function readBody(req: NodeJS.ReadableStream, limit: number): Promise<Buf
       if (!done) reject(err);
       done = true;
     });
+    // A client that hangs up mid-body does not always get an 'error' (it depends on where the
+    // parser was); without this the read would wait forever and hold its buffers.
+    req.on('close', () => {
+      if (!done) reject(new ClientAbortedError());
+      done = true;
+    });
   });
+}
+
+/** Thrown by readBody when the client closed the connection before the body's end. */
+export class ClientAbortedError extends Error {
+  readonly code = 'ECONNRESET';
+
+  constructor() {
+    super('aborted');
+  }
 }
 
 /** Thrown by readBody when a body is over its limit. */

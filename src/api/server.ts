@@ -42,6 +42,14 @@ export function createApiServer(deps: ApiDeps): Server {
   const { store, broker, log, access } = deps;
   const anonymousLock = new PerClientLock();
 
+  // Koa reports here what happens after a response began, e.g. a socket cut mid-body. Without a
+  // listener it prints a raw stack to stderr, outside the structured log.
+  app.on('error', (err: Error, ctx?: Context) => {
+    // A cut-off client: the request's own error path below logs its one debug line.
+    if (ctx && clientAborted(ctx, err)) return;
+    log.error('request failed after the response began', { method: ctx?.method, path: ctx?.path, error: err.message });
+  });
+
   app.use(async (ctx, next) => {
     try {
       await next();
@@ -271,8 +279,12 @@ function checkAnonymousExpiry(inst: Instance, expiresAt: number, maxTtlSeconds: 
   throw new InvalidInputError('OUT_OF_RANGE', 'ttlSeconds', `an anonymous instance expires at most ${maxTtlSeconds} s after its creation (${new Date(latest).toISOString()}); ttlSeconds can be at most ${left} now`);
 }
 
-/** A request body cut off by the client: the socket is gone and readBody saw 'aborted'. */
+/**
+ * A request the client cut off: readBody saw 'aborted' (ECONNRESET), or the HTTP parser saw the
+ * socket end inside the body (HPE_INVALID_EOF_STATE). Either way the socket is gone.
+ */
 function clientAborted(ctx: Context, err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return (code === 'ECONNRESET' || code === 'ECONNABORTED' || (err as Error | undefined)?.message === 'aborted') && (ctx.req.destroyed || ctx.req.aborted === true);
+  const { code, message } = (err ?? {}) as NodeJS.ErrnoException;
+  const cut = code === 'ECONNRESET' || code === 'ECONNABORTED' || code === 'HPE_INVALID_EOF_STATE' || message === 'aborted';
+  return cut && (ctx.req.destroyed || ctx.req.aborted === true || ctx.req.socket?.destroyed === true);
 }
