@@ -151,8 +151,9 @@ describe('CLI papercuts', function () {
       agent: [/--scheduler URL .*required/, /--mem MB .*default/, /--ports FIRST-LAST .*default 6380-6479/],
       dev: [/--agents N .*default 3/, /--api HOST:PORT .*127\.0\.0\.1:5656/, /--data DIR .*default/],
     };
-    for (const [command, patterns] of Object.entries(expected)) {
-      const out = await runCli([command, '--help']);
+    const outs = await Promise.all(Object.keys(expected).map((command) => runCli([command, '--help'])));
+    for (const [i, [command, patterns]] of Object.entries(expected).entries()) {
+      const out = outs[i];
       expect(out.code, command).to.equal(0);
       expect(out.stdout, command).to.match(new RegExp(`Usage: redfleet ${command}`));
       for (const p of patterns) expect(out.stdout, `${command}: ${p}`).to.match(p);

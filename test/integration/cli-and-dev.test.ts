@@ -115,6 +115,8 @@ describe('redfleet dev (what npm start runs)', function () {
       expect(stdout).to.contain(`http://127.0.0.1:${apiPort}`);
       expect(stdout).to.contain(`127.0.0.1:${sentinelPort}`);
       expect(stdout).to.match(/CREATE\/cache1\/64\/1\/2/);
+      // The API is not at the default address, so the banner's CLI example must say where it is.
+      expect(stdout).to.match(new RegExp(`main\\.js create cache2 .*--api http://127\\.0\\.0\\.1:${apiPort}`));
       const api = `http://127.0.0.1:${apiPort}`;
       for (let i = 0; i < 100; i++) {
         const health = await (await fetch(`${api}/healthz`)).json() as { agents: number };
