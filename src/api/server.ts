@@ -86,7 +86,6 @@ export function createApiServer(deps: ApiDeps): Server {
     throw new ForbiddenError(name === undefined ? 'an instance access key reaches only its own instance' : `this access key does not reach instance '${name}'`);
   };
 
-
   interface Created {
     created: boolean;
     password: string;
@@ -123,6 +122,7 @@ export function createApiServer(deps: ApiDeps): Server {
     if (req.ttlSeconds !== undefined && req.ttlSeconds > policy.ttlSeconds) throw new InvalidInputError('OUT_OF_RANGE', 'ttlSeconds', `ttlSeconds must be at most ${policy.ttlSeconds} for an anonymous instance`);
     const client = clientAddress(ctx.req, access.trustedProxies);
     const key = quotaKey(client);
+    // A create that can never be placed is refused before it can count against the quota.
     admit(req, broker.agents());
     return anonymousLock.run(key, async () => {
       const mine = store.instances().filter((i) => i.creator && quotaKey(i.creator) === key && i.status !== 'DELETED' && i.status !== 'DELETING');
