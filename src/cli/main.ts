@@ -9,7 +9,7 @@ import { parseHostPort } from '../net.js';
 import { parsePortRange } from '../proto/messages.js';
 import { createLogger } from '../logger.js';
 import { UsageError, intFlag, parseDuration, parseFlags, str } from './args.js';
-import { DEFAULT_ANONYMOUS } from '../api/access.js';
+import { DEFAULT_ANONYMOUS, parseAddress } from '../api/access.js';
 import { readFileSync } from 'node:fs';
 import { CLIENT_HELP, createCommand, deleteCommand, listCommand, statusCommand } from './client.js';
 import { devCommand, DEV_USAGE } from './dev.js';
@@ -127,7 +127,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     onLeadershipLost: () => process.exit(3),
     access: {
       adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
-      trustedProxies: new Set((values['trusted-proxy'] as unknown as string[] | undefined) ?? []),
+      trustedProxies: trustedProxies(values['trusted-proxy'] as unknown as string[] | undefined),
       anonymous: values.anonymous
         ? {
             perClient: intFlag(values['anonymous-per-client'], 'anonymous-per-client', DEFAULT_ANONYMOUS.perClient, 1),
@@ -141,6 +141,17 @@ async function schedulerCommand(argv: string[]): Promise<void> {
   });
   stopOnSignal(() => scheduler.stop());
   await scheduler.start();
+}
+
+/** --trusted-proxy values in the canonical form the API compares peers in (`::ffff:10.0.0.1` is 10.0.0.1). */
+function trustedProxies(flags: string[] | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const flag of flags ?? []) {
+    const address = parseAddress(flag);
+    if (!address) throw new UsageError(`--trusted-proxy must be an IP address, got '${flag}'`);
+    out.add(address);
+  }
+  return out;
 }
 
 /** Admin tokens from --api-token (repeatable), REDFLEET_API_TOKEN (comma-separated) and --api-token-file (one a line). */

@@ -172,6 +172,10 @@ describe('CLI papercuts', function () {
       expect(last).to.match(new RegExp(`^redfleet: lost or could not reach etcd at ${etcd}: check that etcd is running`));
       expect(last).not.to.match(/^redfleet: 14 UNAVAILABLE/);
 
+      const proxy = await runCli(['scheduler', '--etcd', etcd, '--fleet-key', join(dir, 'fleet.key'), '--trusted-proxy', 'proxy.example']);
+      expect(proxy.code).to.equal(2);
+      expect(proxy.stderr).to.match(/--trusted-proxy must be an IP address, got 'proxy\.example'/);
+
       const agent = await runCli(['agent', '--scheduler', 'http://127.0.0.1:1', '--etcd', etcd, '--id', 'lonely', '--fleet-key', join(dir, 'fleet.key'), '--work-dir', join(dir, 'work')]);
       expect(agent.code).to.not.equal(0);
       expect(agent.stderr.trim().split('\n').pop()).to.match(new RegExp(`^redfleet: lost or could not reach etcd at ${etcd}`));
