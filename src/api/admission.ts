@@ -25,8 +25,7 @@ function procsOn(mem: number, ask: Ask): number {
  * Decides at the API whether a create can ever be placed on the agents connected now.
  *
  * - Throws NeverPlaceableError (409) when it cannot: more procs than connected agents times the
- *   distribution, or a capacity above every agent's total memory, or (the two combined) more
- *   procs than the agents' total memory holds at the distribution.
+ *   distribution, or a capacity above every agent's total memory.
  * - Returns a Reason for the instance when it can be placed in principle but not now (or when no
  *   agent is connected yet: the fleet may still be starting, so the create is accepted and
  *   says what it waits for), and undefined when the free resources hold it today.
@@ -49,7 +48,9 @@ export function admit(ask: Ask, agents: AgentView[], names: FieldNames = JSON_FI
   }
   const room = connected.reduce((n, a) => n + procsOn(a.total.mem, ask), 0);
   if (procs > room) {
-    throw new NeverPlaceableError(names.capacity, `${procs} procs of ${ask.capacityMb} MB, at most ${ask.distribution} per agent, need more memory than the ${connected.length} connected agent(s) have in total: they hold ${room} such proc(s); lower ${names.capacity} or ${names.replicas}`);
+    // Mixed agent sizes: enough agents, and one large enough, but not enough large ones. More may
+    // join, so this waits (the two refusals above are the whole contract), saying so plainly.
+    return `waiting for larger agents: ${procs} proc(s) of ${ask.capacityMb} MB at most ${ask.distribution} per agent, the connected agents could hold ${room} even if empty`;
   }
   const free = connected.reduce((n, a) => n + procsOn(a.free.mem, ask), 0);
   if (procs > free) {

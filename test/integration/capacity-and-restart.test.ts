@@ -18,6 +18,14 @@ describe('placement waits for room', function () {
   });
 
   it('stays CREATING with the reason, then places once an agent with room joins', async () => {
+    // Three procs at distribution 1 on two agents can never be placed: 409, nothing written.
+    const never = await fleet.api('POST', '/v1/CREATE/waiting/64/1/2');
+    expect(never.status).to.equal(409);
+    expect(never.json.error).to.include({ code: 'NEVER_PLACEABLE', field: 'slaves' });
+    expect(fleet.etcdctl('get', '--prefix', '--keys-only', '/MrRedis/Instances/waiting/')).to.equal('');
+    // A third agent too small for a proc makes it placeable in principle, not now.
+    await fleet.startAgent('small', { mem: 32 });
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 3, 5000, 'the small agent');
     expect((await fleet.api('POST', '/v1/CREATE/waiting/64/1/2')).status).to.equal(201);
     const pending = await fleet.waitFor(async () => {
       const i = (await fleet.api('GET', '/api/instances/waiting')).json;
@@ -33,12 +41,13 @@ describe('placement waits for room', function () {
     await fleet.startAgent('agent3');
     const running = await fleet.waitForStatus('waiting', 'RUNNING', 10_000);
     expect(new Set(running.procs.map((p: { agent: string }) => p.agent))).to.have.length(3);
+    expect(running.procs.map((p: { agent: string }) => p.agent)).to.not.include('small');
     expect(running.reason).to.equal('');
   });
 
   it('does not place on an agent with too little memory', async () => {
     await fleet.startAgent('tiny', { mem: 16 });
-    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 4, 5000, 'the tiny agent');
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 5, 5000, 'the tiny agent');
     expect((await fleet.api('POST', '/api/instances', { name: 'big', capacityMb: 600, replicas: 3 })).status).to.equal(202);
     const pending = await fleet.waitFor(async () => {
       const i = (await fleet.api('GET', '/api/instances/big')).json;
