@@ -10,6 +10,7 @@ import { parsePortRange } from '../proto/messages.js';
 import { createLogger } from '../logger.js';
 import { UsageError, intFlag, parseDuration, parseFlags, str } from './args.js';
 import { DEFAULT_ANONYMOUS } from '../api/access.js';
+import { SENTINEL_DEFAULTS } from '../api/sentinel.js';
 import { readFileSync } from 'node:fs';
 import { CLIENT_HELP, createCommand, deleteCommand, listCommand, statusCommand } from './client.js';
 import { devCommand, DEV_HELP } from './dev.js';
@@ -20,6 +21,12 @@ Fleet processes:
   redfleet scheduler --etcd URLS [--prefix /MrRedis] [--api HOST:PORT] [--sentinel HOST:PORT] [--id NAME] [--fleet-key FILE]
                      [--agent-timeout SECONDS] [--api-token TOKEN]... [--api-token-file FILE] [--trusted-proxy ADDR]...
                      [--anonymous [--anonymous-per-client 6] [--anonymous-ttl 12h] [--anonymous-capacity 64] [--anonymous-maxclients 50]]
+                     [--sentinel-max-clients 10000] [--sentinel-max-clients-per-ip 1000] [--sentinel-idle-timeout 300]
+                     [--sentinel-password-file FILE]
+      Sentinel endpoint limits: connections in all, connections per IPv4 address or IPv6 /64, and seconds
+      before a connection that sent nothing is closed (0 = never; subscribed clients are kept).
+      --sentinel-password-file (or REDFLEET_SENTINEL_PASSWORD) makes clients AUTH first, like Sentinel's
+      requirepass; --sentinel-password PASSWORD also works but shows in ps, so prefer the file or the environment.
   redfleet agent --scheduler URL --etcd URLS --id NAME [--ip ADDR] [--cpus N] [--mem MB] [--ports FIRST-LAST]
                  [--work-dir DIR] [--redis-server PATH] [--fleet-key FILE] [--prefix /MrRedis]
 ${DEV_HELP}
@@ -27,7 +34,7 @@ ${DEV_HELP}
 ${CLIENT_HELP}
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
-REDFLEET_SENTINEL, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
+REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
 
 /** Runs `stop` on the first SIGINT/SIGTERM, then exits. */
 function stopOnSignal(stop: () => Promise<void>): void {
@@ -61,6 +68,11 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     'anonymous-capacity': { type: 'string' },
     'anonymous-maxclients': { type: 'string' },
     'trusted-proxy': { type: 'string', multiple: true },
+    'sentinel-max-clients': { type: 'string' },
+    'sentinel-max-clients-per-ip': { type: 'string' },
+    'sentinel-idle-timeout': { type: 'string' },
+    'sentinel-password': { type: 'string' },
+    'sentinel-password-file': { type: 'string' },
   });
   if (values.help) return void console.log(HELP);
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
@@ -80,6 +92,12 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     fleetKey: fleet.key,
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
     onLeadershipLost: () => process.exit(3),
+    sentinel: {
+      maxClients: Math.floor(intFlag(values['sentinel-max-clients'], 'sentinel-max-clients', SENTINEL_DEFAULTS.maxClients, 1)),
+      maxClientsPerAddress: Math.floor(intFlag(values['sentinel-max-clients-per-ip'], 'sentinel-max-clients-per-ip', SENTINEL_DEFAULTS.maxClientsPerAddress, 1)),
+      idleTimeoutMs: intFlag(values['sentinel-idle-timeout'], 'sentinel-idle-timeout', SENTINEL_DEFAULTS.idleTimeoutMs / 1000, 0) * 1000,
+      password: sentinelPassword(values['sentinel-password'], values['sentinel-password-file']),
+    },
     access: {
       adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
       trustedProxies: new Set((values['trusted-proxy'] as unknown as string[] | undefined) ?? []),
@@ -111,6 +129,22 @@ function adminTokens(flags: string[] | undefined, file: string | boolean | undef
   const clean = tokens.map((t) => t.trim()).filter(Boolean);
   if (clean.some((t) => t.length < 16)) throw new UsageError('every admin token must be at least 16 characters');
   return clean;
+}
+
+/** The Sentinel endpoint's password: --sentinel-password, else --sentinel-password-file (first line), else REDFLEET_SENTINEL_PASSWORD. */
+function sentinelPassword(flag: string | boolean | undefined, file: string | boolean | undefined): string | undefined {
+  if (typeof flag === 'string') return flag || undefined;
+  if (typeof file === 'string') {
+    try {
+      const first = readFileSync(file, 'utf8').split('\n')[0].trim();
+      if (!first) throw new UsageError(`--sentinel-password-file ${file} is empty`);
+      return first;
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw new UsageError(`--sentinel-password-file ${file}: ${(err as Error).message}`);
+    }
+  }
+  return process.env.REDFLEET_SENTINEL_PASSWORD || undefined;
 }
 
 async function agentCommand(argv: string[]): Promise<void> {
