@@ -27,12 +27,21 @@ class PartialBytes {
       this.bytes.copy(grown, 0, 0, this.length);
       this.bytes = grown;
     }
+    // Buffer.copy has a fixed cost that dominates for the few bytes of a header line.
+    if (to - from < 32) {
+      for (let i = from; i < to; i++) this.bytes[this.length++] = chunk[i];
+      return;
+    }
     chunk.copy(this.bytes, this.length, from, to);
     this.length = need;
   }
 
-  view(): Buffer {
-    return this.bytes.subarray(0, this.length);
+  at(i: number): number {
+    return this.bytes[i];
+  }
+
+  text(encoding: 'utf8' | 'latin1', from: number, to: number): string {
+    return this.bytes.toString(encoding, from, to);
   }
 
   clear(): void {
@@ -94,31 +103,47 @@ export class RespParser {
     if (this.partial.length > limit) throw new ProtocolError(this.state === 'inline' ? 'inline command too long' : 'protocol line too long');
     this.count(nl < 0 ? to - from : to - from + 1);
     if (nl < 0) return chunk.length;
-    this.endOfLine(this.partial.view());
+    this.endOfLine();
     this.partial.clear();
     return nl + 1;
   }
 
-  private endOfLine(line: Buffer): void {
+  /** Acts on the complete line held in `partial` (without its LF). */
+  private endOfLine(): void {
+    const line = this.partial;
     if (this.state === 'inline') {
-      const text = line.toString('utf8').replace(/\r$/, '');
+      const text = line.text('utf8', 0, line.length).replace(/\r$/, '');
       this.args = text.split(/\s+/).filter(Boolean);
       this.state = 'start';
       return;
     }
-    if (line[line.length - 1] !== 0x0d) throw new ProtocolError('protocol line not ended by CRLF');
-    const text = line.subarray(0, line.length - 1).toString('latin1');
+    if (line.at(line.length - 1) !== 0x0d) throw new ProtocolError('protocol line not ended by CRLF');
     if (this.state === 'count') {
-      this.argCount = this.int(text.slice(1), MAX_ARGS, 'multibulk length');
+      this.argCount = this.headerNumber(MAX_ARGS, 'multibulk length');
       // `*0` is an empty request: nothing to run.
       this.state = this.argCount === 0 ? 'start' : 'bulk-header';
       return;
     }
-    if (text[0] !== '$') throw new ProtocolError(`expected '$', got ${JSON.stringify(text.slice(0, 1))}`);
-    this.bulkLength = this.int(text.slice(1), MAX_BULK_BYTES, 'bulk length');
+    if (line.at(0) !== 0x24 /* $ */) throw new ProtocolError(`expected '$', got ${JSON.stringify(line.text('latin1', 0, 1))}`);
+    this.bulkLength = this.headerNumber(MAX_BULK_BYTES, 'bulk length');
     // Refuse a request that announces more than the cap before any of it is read.
     if (this.requestBytes + this.bulkLength + 2 > MAX_REQUEST_BYTES) throw tooLarge();
     this.state = 'bulk-body';
+  }
+
+  /** The decimal number between a header's type byte and its CR, within 0..max. */
+  private headerNumber(max: number, what: string): number {
+    const line = this.partial;
+    const end = line.length - 1;
+    if (end < 2 || end > 12) throw new ProtocolError(`invalid ${what}`);
+    let n = 0;
+    for (let i = 1; i < end; i++) {
+      const digit = line.at(i) - 0x30;
+      if (digit < 0 || digit > 9) throw new ProtocolError(`invalid ${what}`);
+      n = n * 10 + digit;
+    }
+    if (n > max) throw new ProtocolError(`invalid ${what}: ${n} (at most ${max})`);
+    return n;
   }
 
   /** Reads bulk bytes and their CRLF; returns where reading stopped in `chunk`. */
@@ -128,19 +153,12 @@ export class RespParser {
     this.count(to - from);
     this.partial.append(chunk, from, to);
     if (this.partial.length < this.bulkLength + 2) return to;
-    const body = this.partial.view();
-    if (body[this.bulkLength] !== 0x0d || body[this.bulkLength + 1] !== 0x0a) throw new ProtocolError('bulk string not followed by CRLF');
-    this.args.push(body.subarray(0, this.bulkLength).toString('utf8'));
+    const body = this.partial;
+    if (body.at(this.bulkLength) !== 0x0d || body.at(this.bulkLength + 1) !== 0x0a) throw new ProtocolError('bulk string not followed by CRLF');
+    this.args.push(body.text('utf8', 0, this.bulkLength));
     this.partial.clear();
     this.state = this.args.length === this.argCount ? 'start' : 'bulk-header';
     return to;
-  }
-
-  private int(text: string, max: number, what: string): number {
-    if (!/^-?[0-9]{1,10}$/.test(text)) throw new ProtocolError(`invalid ${what}`);
-    const n = Number(text);
-    if (n < 0 || n > max) throw new ProtocolError(`invalid ${what}: ${n} (at most ${max})`);
-    return n;
   }
 }
 
