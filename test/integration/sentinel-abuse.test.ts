@@ -131,6 +131,8 @@ describe('Sentinel endpoint under attack: globs, huge requests (issue 7, A1/A2)'
       // Over the caps: a 65th pattern, and a pattern longer than 256 bytes. Neither is added.
       expect(await hostile.command('PSUBSCRIBE', `${'*'.repeat(100)}one-more`)).to.match(/^-ERR too many patterns/);
       expect(await hostile.command('PSUBSCRIBE', '*'.repeat(300))).to.match(/^-ERR pattern too long/);
+      const channels = Array.from({ length: 65 }, (_, i) => `channel-${i}`);
+      expect(await hostile.command('SUBSCRIBE', ...channels)).to.match(/^-ERR too many channels/);
       await normal.subscribe('+switch-master');
 
       const probe = new HealthProbe(fleet.apiUrl);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { MAX_REQUEST_BYTES, RespParser, encode, map, bulk, array, int, push } from '../../src/api/resp.js';
 import { globMatch } from '../../src/api/glob.js';
+import { addressBucket, eventInstance } from '../../src/api/sentinel.js';
 import { ProtocolError } from '../../src/errors.js';
 import { compareCandidates, type Candidate } from '../../src/scheduler/failover.js';
 import type { Proc } from '../../src/store/model.js';
@@ -90,6 +91,22 @@ describe('RESP parsing and encoding', () => {
     expect(globMatch('+s?own', '+sdown')).to.equal(true);
     expect(globMatch('[-+]sdown', '-sdown')).to.equal(true);
     expect(globMatch('+odown', '+sdown')).to.equal(false);
+  });
+});
+
+describe('Sentinel endpoint helpers', () => {
+  it('reads the instance from every event message shape the failover emits', () => {
+    expect(eventInstance('master cache1 127.0.0.1 6380')).to.equal('cache1');
+    expect(eventInstance('master cache1 127.0.0.1 6380 #quorum 2/2')).to.equal('cache1');
+    expect(eventInstance('slave 127.0.0.1:6381 127.0.0.1 6381 @ cache1 127.0.0.1 6380')).to.equal('cache1');
+    expect(eventInstance('cache1 127.0.0.1 6380 127.0.0.1 6381')).to.equal('cache1');
+  });
+
+  it('counts connections per IPv4 address and per IPv6 /64', () => {
+    expect(addressBucket('10.1.2.3')).to.equal('10.1.2.3');
+    expect(addressBucket('::ffff:10.1.2.3')).to.equal('10.1.2.3');
+    expect(addressBucket('2001:db8:1:2:aaaa::1')).to.equal(addressBucket('2001:db8:1:2:bbbb::9'));
+    expect(addressBucket('2001:db8:1:2::1')).not.to.equal(addressBucket('2001:db8:1:3::1'));
   });
 });
 
