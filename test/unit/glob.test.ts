@@ -1,5 +1,11 @@
 import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { Glob, globMatch } from '../../src/api/glob.js';
+import { freePort } from '../../src/net.js';
 import { GLOB_CASES } from './glob-cases.js';
 
 
@@ -42,5 +48,44 @@ describe('Redis glob matching (PSUBSCRIBE patterns)', () => {
     }
     expect(matched).to.equal(0);
     expect(worst, `slowest match ${worst.toFixed(3)} ms`).to.be.below(1);
+  });
+
+  describe('against a real redis-server', () => {
+    let server: ChildProcess | undefined;
+    let dir = '';
+    let port = 0;
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'glob-redis-'));
+      port = await freePort();
+      server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    });
+
+    after(async () => {
+      if (server && server.exitCode === null) {
+        const exited = new Promise((r) => server?.once('exit', r));
+        server.kill('SIGKILL');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('agrees with PSUBSCRIBE / PUBLISH on every row of the table', async () => {
+      const sub = new Redis({ port, retryStrategy: (n) => (n < 50 ? 50 : null) });
+      const pub = new Redis({ port, retryStrategy: (n) => (n < 50 ? 50 : null) });
+      try {
+        const disagree: string[] = [];
+        for (const [pattern, subject] of GLOB_CASES) {
+          await sub.psubscribe(pattern);
+          const receivers = await pub.publish(subject, 'x');
+          await sub.punsubscribe(pattern);
+          if ((receivers === 1) !== globMatch(pattern, subject)) disagree.push(`${JSON.stringify(pattern)} vs ${JSON.stringify(subject)}: redis says ${receivers === 1}`);
+        }
+        expect(disagree).to.deep.equal([]);
+      } finally {
+        sub.disconnect();
+        pub.disconnect();
+      }
+    });
   });
 });
