@@ -52,6 +52,8 @@ export interface SentinelSource {
 const MAX_PENDING_OUTPUT = 1024 * 1024;
 /** After a protocol error the reply gets this long to leave before the socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
+/** A kind of refusal is logged as a warning at most this often. */
+const REFUSAL_WARN_INTERVAL_MS = 60_000;
 
 /** Limits of the endpoint; see docs/hardening/sentinel.md for why these defaults. */
 export interface SentinelEndpointOptions {
@@ -102,6 +104,7 @@ export class SentinelEndpoint {
   private readonly server: Server;
   private readonly clients = new Set<Client>();
   private readonly perAddress = new Map<string, number>();
+  private readonly lastWarned = new Map<string, number>();
   private nextId = 1;
   private readonly onEvent = (channel: string, message: string) => this.publish(channel, message);
   private readonly limits: Required<Omit<SentinelEndpointOptions, 'password'>>;
@@ -139,7 +142,7 @@ export class SentinelEndpoint {
     const address = addressBucket(socket.remoteAddress);
     const fromAddress = this.perAddress.get(address) ?? 0;
     if (this.clients.size >= this.limits.maxClients || fromAddress >= this.limits.maxClientsPerAddress) {
-      this.log.debug('sentinel endpoint: connection refused, max number of clients reached', { address, clients: this.clients.size, fromAddress });
+      this.refusal('connection refused: max number of clients reached', { address, clients: this.clients.size, fromAddress });
       socket.on('error', () => undefined);
       this.closeWith(socket, error('ERR max number of clients reached'));
       return;
@@ -159,6 +162,7 @@ export class SentinelEndpoint {
         commands = parser.push(chunk);
       } catch (err) {
         const message = err instanceof ProtocolError ? err.message : 'protocol error';
+        this.refusal('protocol error: connection closed', { address, client: client.id, error: message });
         this.closeWith(socket, error(`ERR Protocol error: ${message}`));
         return;
       }
@@ -170,6 +174,18 @@ export class SentinelEndpoint {
     });
     socket.on('error', () => undefined);
     socket.on('close', () => this.forget(client));
+  }
+
+  /**
+   * Logs a refused client. Each kind is a warning at most once a minute and debug otherwise, so
+   * that an operator sees limits being hit but an attacker cannot flood the log.
+   */
+  private refusal(what: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    const last = this.lastWarned.get(what);
+    const warn = last === undefined || now - last >= REFUSAL_WARN_INTERVAL_MS;
+    if (warn) this.lastWarned.set(what, now);
+    this.log.log(warn ? 'warn' : 'debug', `sentinel endpoint: ${what}`, fields);
   }
 
   /** Sends a last reply and closes; whatever the client still sends is no longer read. */
@@ -264,7 +280,7 @@ export class SentinelEndpoint {
     // Both digests are 32 bytes, so the comparison takes the same time whatever was sent.
     const passwordOk = timingSafeEqual(digest(password), this.passwordDigest);
     if (!passwordOk || user !== 'default') {
-      this.log.warn('sentinel endpoint: wrong password', { address: client.address, client: client.id });
+      this.refusal('wrong password', { address: client.address, client: client.id });
       return error('WRONGPASS invalid username-password pair or user is disabled.');
     }
     client.authenticated = true;
@@ -441,7 +457,7 @@ export class SentinelEndpoint {
     const held = pattern ? client.patterns : client.channels;
     const after = new Set([...held.keys(), ...names]).size;
     if (after <= max) return undefined;
-    this.log.warn('sentinel endpoint: subscription refused over the cap', { address: client.address, client: client.id, pattern, max });
+    this.refusal('subscription refused over the cap', { address: client.address, client: client.id, pattern, max });
     return error(`ERR too many ${pattern ? 'patterns' : 'channels'} for one client: at most ${max}`);
   }
 

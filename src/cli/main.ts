@@ -10,7 +10,7 @@ import { parsePortRange } from '../proto/messages.js';
 import { createLogger } from '../logger.js';
 import { UsageError, intFlag, parseDuration, parseFlags, str } from './args.js';
 import { DEFAULT_ANONYMOUS } from '../api/access.js';
-import { SENTINEL_DEFAULTS } from '../api/sentinel.js';
+import { SENTINEL_DEFAULTS, type SentinelEndpointOptions } from '../api/sentinel.js';
 import { readFileSync } from 'node:fs';
 import { CLIENT_HELP, createCommand, deleteCommand, listCommand, statusCommand } from './client.js';
 import { devCommand, DEV_HELP } from './dev.js';
@@ -77,6 +77,13 @@ async function schedulerCommand(argv: string[]): Promise<void> {
   if (values.help) return void console.log(HELP);
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
   const sentinel = parseHostPort(str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379'), '--sentinel');
+  // Read before the fleet key, so that a bad flag leaves nothing behind.
+  const sentinelOptions: SentinelEndpointOptions = {
+    maxClients: Math.floor(intFlag(values['sentinel-max-clients'], 'sentinel-max-clients', SENTINEL_DEFAULTS.maxClients, 1)),
+    maxClientsPerAddress: Math.floor(intFlag(values['sentinel-max-clients-per-ip'], 'sentinel-max-clients-per-ip', SENTINEL_DEFAULTS.maxClientsPerAddress, 1)),
+    idleTimeoutMs: intFlag(values['sentinel-idle-timeout'], 'sentinel-idle-timeout', SENTINEL_DEFAULTS.idleTimeoutMs / 1000, 0) * 1000,
+    password: sentinelPassword(values['sentinel-password'], values['sentinel-password-file']),
+  };
   const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
   const fleet = loadFleetKey(keyPath, true);
   const log = createLogger('scheduler');
@@ -92,12 +99,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     fleetKey: fleet.key,
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
     onLeadershipLost: () => process.exit(3),
-    sentinel: {
-      maxClients: Math.floor(intFlag(values['sentinel-max-clients'], 'sentinel-max-clients', SENTINEL_DEFAULTS.maxClients, 1)),
-      maxClientsPerAddress: Math.floor(intFlag(values['sentinel-max-clients-per-ip'], 'sentinel-max-clients-per-ip', SENTINEL_DEFAULTS.maxClientsPerAddress, 1)),
-      idleTimeoutMs: intFlag(values['sentinel-idle-timeout'], 'sentinel-idle-timeout', SENTINEL_DEFAULTS.idleTimeoutMs / 1000, 0) * 1000,
-      password: sentinelPassword(values['sentinel-password'], values['sentinel-password-file']),
-    },
+    sentinel: sentinelOptions,
     access: {
       adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
       trustedProxies: new Set((values['trusted-proxy'] as unknown as string[] | undefined) ?? []),
