@@ -1,8 +1,11 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
+import ipaddr from 'ipaddr.js';
 import type { Logger } from '../logger.js';
 import { ProtocolError } from '../errors.js';
 import { RespParser, array, bulk, bulks, encode, error, int, map, push, simple, type RespValue } from './resp.js';
+import { Glob, MAX_PATTERN_BYTES } from './glob.js';
 
 /** One instance as a Sentinel "master". */
 export interface SentinelMaster {
@@ -47,27 +50,74 @@ export interface SentinelSource {
 
 /** Past this much unread output a client is too slow to keep: it is disconnected. */
 const MAX_PENDING_OUTPUT = 1024 * 1024;
+/** After a protocol error the reply gets this long to leave before the socket is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+/** A kind of refusal is logged as a warning at most this often. */
+const REFUSAL_WARN_INTERVAL_MS = 60_000;
+
+/** Limits of the endpoint; see docs/hardening/sentinel.md for why these defaults. */
+export interface SentinelEndpointOptions {
+  /** Connections the endpoint holds at once (default 10,000). */
+  maxClients?: number;
+  /** Connections from one IPv4 address or one IPv6 /64 (default 1,000). */
+  maxClientsPerAddress?: number;
+  /** A connection that sent nothing for this long is closed unless it is subscribed; 0 = never (default 300 s). */
+  idleTimeoutMs?: number;
+  /** When set, every command but AUTH, HELLO, QUIT and RESET needs AUTH first, as with Sentinel's requirepass. */
+  password?: string;
+  /** Channels, and separately patterns, one client may subscribe to (default 64 each). */
+  maxSubscriptions?: number;
+}
+
+export const SENTINEL_DEFAULTS = {
+  maxClients: 10_000,
+  maxClientsPerAddress: 1_000,
+  idleTimeoutMs: 300_000,
+  maxSubscriptions: 64,
+} as const;
+
+/** Commands a client may send before it has authenticated. */
+const BEFORE_AUTH = new Set(['AUTH', 'HELLO', 'QUIT', 'RESET']);
 
 interface Client {
   id: number;
   socket: Socket;
+  /** The connection-limit bucket: the IPv4 address, or the IPv6 /64. */
+  address: string;
   resp3: boolean;
   name: string;
+  authenticated: boolean;
   channels: Set<string>;
-  patterns: Map<string, RegExp>;
+  patterns: Map<string, Glob>;
 }
 
 /**
  * The Sentinel-compatible endpoint: enough of the Sentinel protocol that any Sentinel-aware
  * client finds an instance's current master by its name and follows failovers.
+ *
+ * Anyone who can reach the port can talk to it, so nothing a client sends may cost the
+ * scheduler more than a bounded amount of time or memory (issue 7, A1-A3): globs are matched
+ * in linear-ish time, requests are parsed incrementally and capped, and connections are capped
+ * per endpoint and per address and closed when idle.
  */
 export class SentinelEndpoint {
   private readonly server: Server;
   private readonly clients = new Set<Client>();
+  private readonly perAddress = new Map<string, number>();
+  private readonly lastWarned = new Map<string, number>();
   private nextId = 1;
   private readonly onEvent = (channel: string, message: string) => this.publish(channel, message);
+  private readonly limits: Required<Omit<SentinelEndpointOptions, 'password'>>;
+  private readonly passwordDigest?: Buffer;
 
-  constructor(private readonly source: SentinelSource, private readonly log: Logger) {
+  constructor(private readonly source: SentinelSource, private readonly log: Logger, opts: SentinelEndpointOptions = {}) {
+    this.limits = {
+      maxClients: opts.maxClients ?? SENTINEL_DEFAULTS.maxClients,
+      maxClientsPerAddress: opts.maxClientsPerAddress ?? SENTINEL_DEFAULTS.maxClientsPerAddress,
+      idleTimeoutMs: opts.idleTimeoutMs ?? SENTINEL_DEFAULTS.idleTimeoutMs,
+      maxSubscriptions: opts.maxSubscriptions ?? SENTINEL_DEFAULTS.maxSubscriptions,
+    };
+    if (opts.password) this.passwordDigest = digest(opts.password);
     this.server = createServer((socket) => this.accept(socket));
     source.events.on('event', this.onEvent);
   }
@@ -89,9 +139,22 @@ export class SentinelEndpoint {
   }
 
   private accept(socket: Socket): void {
-    const client: Client = { id: this.nextId++, socket, resp3: false, name: '', channels: new Set(), patterns: new Map() };
+    const address = addressBucket(socket.remoteAddress);
+    const fromAddress = this.perAddress.get(address) ?? 0;
+    if (this.clients.size >= this.limits.maxClients || fromAddress >= this.limits.maxClientsPerAddress) {
+      this.refusal('connection refused: max number of clients reached', { address, clients: this.clients.size, fromAddress });
+      socket.on('error', () => undefined);
+      this.closeWith(socket, error('ERR max number of clients reached'));
+      return;
+    }
+    const client: Client = {
+      id: this.nextId++, socket, address, resp3: false, name: '', authenticated: !this.passwordDigest, channels: new Set(), patterns: new Map(),
+    };
     this.clients.add(client);
+    this.perAddress.set(address, fromAddress + 1);
     socket.setNoDelay(true);
+    if (this.limits.idleTimeoutMs > 0) socket.setTimeout(this.limits.idleTimeoutMs);
+    socket.on('timeout', () => this.idle(client));
     const parser = new RespParser();
     socket.on('data', (chunk: Buffer) => {
       let commands: string[][];
@@ -99,7 +162,8 @@ export class SentinelEndpoint {
         commands = parser.push(chunk);
       } catch (err) {
         const message = err instanceof ProtocolError ? err.message : 'protocol error';
-        socket.end(encode(error(`ERR Protocol error: ${message}`), false));
+        this.refusal('protocol error: connection closed', { address, client: client.id, error: message });
+        this.closeWith(socket, error(`ERR Protocol error: ${message}`));
         return;
       }
       for (const args of commands) {
@@ -109,7 +173,43 @@ export class SentinelEndpoint {
       }
     });
     socket.on('error', () => undefined);
-    socket.on('close', () => this.clients.delete(client));
+    socket.on('close', () => this.forget(client));
+  }
+
+  /**
+   * Logs a refused client. Each kind is a warning at most once a minute and debug otherwise, so
+   * that an operator sees limits being hit but an attacker cannot flood the log.
+   */
+  private refusal(what: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    const last = this.lastWarned.get(what);
+    const warn = last === undefined || now - last >= REFUSAL_WARN_INTERVAL_MS;
+    if (warn) this.lastWarned.set(what, now);
+    this.log.log(warn ? 'warn' : 'debug', `sentinel endpoint: ${what}`, fields);
+  }
+
+  /** Sends a last reply and closes; whatever the client still sends is no longer read. */
+  private closeWith(socket: Socket, reply: RespValue): void {
+    socket.removeAllListeners('data');
+    socket.pause();
+    socket.end(encode(reply, false));
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** Socket timeout: only activity-free, unsubscribed connections are closed. */
+  private idle(client: Client): void {
+    if (client.channels.size + client.patterns.size > 0) {
+      client.socket.setTimeout(this.limits.idleTimeoutMs);
+      return;
+    }
+    client.socket.destroy();
+  }
+
+  private forget(client: Client): void {
+    if (!this.clients.delete(client)) return;
+    const left = (this.perAddress.get(client.address) ?? 1) - 1;
+    if (left > 0) this.perAddress.set(client.address, left);
+    else this.perAddress.delete(client.address);
   }
 
   private write(client: Client, replies: RespValue | RespValue[]): void {
@@ -123,6 +223,7 @@ export class SentinelEndpoint {
 
   private dispatch(client: Client, args: string[]): RespValue | RespValue[] {
     const cmd = args[0].toUpperCase();
+    if (!client.authenticated && !BEFORE_AUTH.has(cmd)) return error('NOAUTH Authentication required.');
     const subscribed = client.channels.size + client.patterns.size > 0;
     if (subscribed && !client.resp3 && !['SUBSCRIBE', 'PSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'PING', 'QUIT', 'RESET'].includes(cmd)) {
       return error(`ERR Can't execute '${args[0].toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`);
@@ -134,7 +235,8 @@ export class SentinelEndpoint {
       case 'QUIT':
         return simple('OK');
       case 'AUTH':
-        return args.length === 2 || args.length === 3 ? simple('OK') : this.arity(cmd);
+        if (args.length !== 2 && args.length !== 3) return this.arity(cmd);
+        return this.authenticate(client, args.length === 3 ? args[1] : 'default', args[args.length - 1]) ?? simple('OK');
       case 'HELLO':
         return this.hello(client, args);
       case 'CLIENT':
@@ -157,6 +259,8 @@ export class SentinelEndpoint {
         client.channels.clear();
         client.patterns.clear();
         client.resp3 = false;
+        // As in Redis, RESET leaves the connection as the default user, who needs the password.
+        client.authenticated = !this.passwordDigest;
         return simple('RESET');
       default:
         return error(`ERR unknown command '${args[0].slice(0, 64)}', with args beginning with: ${args.slice(1, 4).map((a) => `'${a.slice(0, 32)}'`).join(' ')}`);
@@ -167,17 +271,44 @@ export class SentinelEndpoint {
     return error(`ERR wrong number of arguments for '${cmd.toLowerCase()}' command`);
   }
 
-  private hello(client: Client, args: string[]): RespValue {
-    if (args[1] !== undefined) {
-      if (args[1] !== '2' && args[1] !== '3') return error('NOPROTO unsupported protocol version');
-      client.resp3 = args[1] === '3';
+  /**
+   * Checks AUTH's user and password: an error reply, or undefined when they are right. Without
+   * a configured password any AUTH succeeds, so clients configured with one keep working.
+   */
+  private authenticate(client: Client, user: string, password: string): RespValue | undefined {
+    if (!this.passwordDigest) return undefined;
+    // Both digests are 32 bytes, so the comparison takes the same time whatever was sent.
+    const passwordOk = timingSafeEqual(digest(password), this.passwordDigest);
+    if (!passwordOk || user !== 'default') {
+      this.refusal('wrong password', { address: client.address, client: client.id });
+      return error('WRONGPASS invalid username-password pair or user is disabled.');
     }
+    client.authenticated = true;
+    return undefined;
+  }
+
+  private hello(client: Client, args: string[]): RespValue {
+    if (args[1] !== undefined && args[1] !== '2' && args[1] !== '3') return error('NOPROTO unsupported protocol version');
+    let name: string | undefined;
+    let credentials: [string, string] | undefined;
     for (let i = 2; i < args.length; i++) {
       const opt = args[i].toUpperCase();
-      if (opt === 'AUTH') i += 2;
-      else if (opt === 'SETNAME') client.name = args[++i] ?? '';
-      else return error(`ERR Syntax error in HELLO option '${args[i].slice(0, 32)}'`);
+      if (opt === 'AUTH' && i + 2 < args.length) {
+        credentials = [args[i + 1], args[i + 2]];
+        i += 2;
+      } else if (opt === 'SETNAME' && i + 1 < args.length) {
+        name = args[++i];
+      } else {
+        return error(`ERR Syntax error in HELLO option '${args[i].slice(0, 32)}'`);
+      }
     }
+    if (credentials) {
+      const refused = this.authenticate(client, credentials[0], credentials[1]);
+      if (refused) return refused;
+    }
+    if (!client.authenticated) return error('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time');
+    if (args[1] !== undefined) client.resp3 = args[1] === '3';
+    if (name !== undefined) client.name = name;
     return map([
       ['server', bulk('redis')],
       ['version', bulk('7.0.15')],
@@ -308,11 +439,26 @@ export class SentinelEndpoint {
 
   private subscribe(client: Client, pattern: boolean, names: string[]): RespValue[] | RespValue {
     if (names.length === 0) return this.arity(pattern ? 'psubscribe' : 'subscribe');
+    const refused = this.overSubscriptionCaps(client, pattern, names);
+    if (refused) return refused;
     return names.map((n) => {
-      if (pattern) client.patterns.set(n, globToRegExp(n));
+      if (pattern) client.patterns.set(n, new Glob(n));
       else client.channels.add(n);
       return push([bulk(pattern ? 'psubscribe' : 'subscribe'), bulk(n), int(client.channels.size + client.patterns.size)]);
     });
+  }
+
+  /** An error reply when adding `names` would pass a cap; then none of them is added. */
+  private overSubscriptionCaps(client: Client, pattern: boolean, names: string[]): RespValue | undefined {
+    const max = this.limits.maxSubscriptions;
+    if (pattern && names.some((n) => Buffer.byteLength(n) > MAX_PATTERN_BYTES)) {
+      return error(`ERR pattern too long: at most ${MAX_PATTERN_BYTES} bytes`);
+    }
+    const held = pattern ? client.patterns : client.channels;
+    const after = new Set([...held.keys(), ...names]).size;
+    if (after <= max) return undefined;
+    this.refusal('subscription refused over the cap', { address: client.address, client: client.id, pattern, max });
+    return error(`ERR too many ${pattern ? 'patterns' : 'channels'} for one client: at most ${max}`);
   }
 
   private unsubscribe(client: Client, pattern: boolean, names: string[]): RespValue[] {
@@ -328,33 +474,42 @@ export class SentinelEndpoint {
   }
 
   private publish(channel: string, message: string): void {
-    this.log.info('sentinel event', { channel, event: message });
+    this.log.info('sentinel event', { instance: eventInstance(message), channel, event: message });
+    const bytes = Buffer.from(channel, 'utf8');
     for (const c of this.clients) {
       if (c.channels.has(channel)) this.write(c, push([bulk('message'), bulk(channel), bulk(message)]));
-      for (const [pattern, re] of c.patterns) {
-        if (re.test(channel)) this.write(c, push([bulk('pmessage'), bulk(pattern), bulk(channel), bulk(message)]));
+      for (const [pattern, glob] of c.patterns) {
+        if (glob.matches(bytes)) this.write(c, push([bulk('pmessage'), bulk(pattern), bulk(channel), bulk(message)]));
       }
     }
   }
 }
 
-/** Redis glob (`*`, `?`, `[abc]`, `\x`) as a RegExp. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else if (c === '\\' && i + 1 < glob.length) re += `\\${glob[++i]}`;
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        const body = glob.slice(i + 1, end).replace(/\\/g, '\\\\').replace(/^\^/, '^').replace(/^!/, '^');
-        re += `[${body}]`;
-        i = end;
-      }
-    } else re += c.replace(/[.+^${}()|\]\\/]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 's');
+/**
+ * The instance a Sentinel event is about, read from the message as Sentinel shapes it:
+ * `master <name> <ip> <port> ...`, `slave <ip:port> <ip> <port> @ <name> <ip> <port>`, or
+ * for +switch-master `<name> <old ip> <old port> <new ip> <new port>`.
+ */
+export function eventInstance(message: string): string | undefined {
+  const words = message.split(' ');
+  const at = words.indexOf('@');
+  if (at >= 0) return words[at + 1];
+  if (words[0] === 'master') return words[1];
+  return words[0] || undefined;
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/**
+ * The bucket a connection counts against: an IPv4 address (IPv4-mapped IPv6 included), or an
+ * IPv6 /64, since one IPv6 host usually holds a whole /64.
+ */
+export function addressBucket(remote: string | undefined): string {
+  if (!remote || !ipaddr.isValid(remote)) return remote ?? 'unknown';
+  const addr = ipaddr.process(remote);
+  if (addr.kind() === 'ipv4') return addr.toString();
+  const parts = (addr as ipaddr.IPv6).parts.slice(0, 4);
+  return `${parts.map((p) => p.toString(16)).join(':')}::/64`;
 }

@@ -10,6 +10,7 @@ import { parsePortRange } from '../proto/messages.js';
 import { createLogger } from '../logger.js';
 import { UsageError, intFlag, parseDuration, parseFlags, str } from './args.js';
 import { DEFAULT_ANONYMOUS, parseAddress } from '../api/access.js';
+import { SENTINEL_DEFAULTS, type SentinelEndpointOptions } from '../api/sentinel.js';
 import { readFileSync } from 'node:fs';
 import { CLIENT_HELP, createCommand, deleteCommand, listCommand, statusCommand } from './client.js';
 import { devCommand, DEV_USAGE } from './dev.js';
@@ -36,6 +37,17 @@ may run against one etcd; one leads.
   --anonymous-ttl DURATION   lifetime of an anonymous instance, counted from its creation; default 12h
   --anonymous-capacity MB    largest anonymous capacity; default ${DEFAULT_ANONYMOUS.maxCapacityMb}
   --anonymous-maxclients N   redis maxclients of an anonymous instance; default ${DEFAULT_ANONYMOUS.maxClients}
+  --sentinel-max-clients N   connections the Sentinel endpoint takes in all; default ${SENTINEL_DEFAULTS.maxClients}
+  --sentinel-max-clients-per-ip N
+                             connections per IPv4 address or IPv6 /64; default ${SENTINEL_DEFAULTS.maxClientsPerAddress}
+  --sentinel-idle-timeout SECONDS
+                             close a connection that sent nothing this long (subscribed ones are kept;
+                             0 = never); default ${SENTINEL_DEFAULTS.idleTimeoutMs / 1000}
+  --sentinel-password-file FILE
+                             clients must AUTH with this password first, like Sentinel's requirepass;
+                             default $REDFLEET_SENTINEL_PASSWORD, else none
+  --sentinel-password PASSWORD
+                             the same; visible in \`ps\`: prefer the file or the environment
   -h, --help                 this text`;
 
 export const AGENT_HELP = `Usage: redfleet agent --scheduler URL --id NAME [flags]
@@ -64,7 +76,7 @@ ${DEV_USAGE}
 ${CLIENT_HELP}
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
-REDFLEET_SENTINEL, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
+REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
 
 /** Where the running command points, so that a library error can say what to check. */
 const endpoints: Endpoints = {};
@@ -101,12 +113,24 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     'anonymous-capacity': { type: 'string' },
     'anonymous-maxclients': { type: 'string' },
     'trusted-proxy': { type: 'string', multiple: true },
+    'sentinel-max-clients': { type: 'string' },
+    'sentinel-max-clients-per-ip': { type: 'string' },
+    'sentinel-idle-timeout': { type: 'string' },
+    'sentinel-password': { type: 'string' },
+    'sentinel-password-file': { type: 'string' },
   });
   if (values.help) return void console.log(SCHEDULER_HELP);
   const etcd = str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379');
   endpoints.etcd = etcd;
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
   const sentinel = parseHostPort(str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379'), '--sentinel');
+  // Read before the fleet key, so that a bad flag leaves nothing behind.
+  const sentinelOptions: SentinelEndpointOptions = {
+    maxClients: Math.floor(intFlag(values['sentinel-max-clients'], 'sentinel-max-clients', SENTINEL_DEFAULTS.maxClients, 1)),
+    maxClientsPerAddress: Math.floor(intFlag(values['sentinel-max-clients-per-ip'], 'sentinel-max-clients-per-ip', SENTINEL_DEFAULTS.maxClientsPerAddress, 1)),
+    idleTimeoutMs: intFlag(values['sentinel-idle-timeout'], 'sentinel-idle-timeout', SENTINEL_DEFAULTS.idleTimeoutMs / 1000, 0) * 1000,
+    password: sentinelPassword(values['sentinel-password'], values['sentinel-password-file']),
+  };
   const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
   const fleet = loadFleetKey(keyPath, true);
   const log = createLogger('scheduler');
@@ -125,6 +149,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     fleetKey: fleet.key,
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
     onLeadershipLost: () => process.exit(3),
+    sentinel: sentinelOptions,
     access: {
       adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
       trustedProxies: trustedProxies(values['trusted-proxy'] as unknown as string[] | undefined),
@@ -167,6 +192,22 @@ function adminTokens(flags: string[] | undefined, file: string | boolean | undef
   const clean = tokens.map((t) => t.trim()).filter(Boolean);
   if (clean.some((t) => t.length < 16)) throw new UsageError('every admin token must be at least 16 characters');
   return clean;
+}
+
+/** The Sentinel endpoint's password: --sentinel-password, else --sentinel-password-file (first line), else REDFLEET_SENTINEL_PASSWORD. */
+function sentinelPassword(flag: string | boolean | undefined, file: string | boolean | undefined): string | undefined {
+  if (typeof flag === 'string') return flag || undefined;
+  if (typeof file === 'string') {
+    try {
+      const first = readFileSync(file, 'utf8').split('\n')[0].trim();
+      if (!first) throw new UsageError(`--sentinel-password-file ${file} is empty`);
+      return first;
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw new UsageError(`--sentinel-password-file ${file}: ${(err as Error).message}`);
+    }
+  }
+  return process.env.REDFLEET_SENTINEL_PASSWORD || undefined;
 }
 
 async function agentCommand(argv: string[]): Promise<void> {

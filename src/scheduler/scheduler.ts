@@ -13,7 +13,7 @@ import { RedisFramework } from './framework.js';
 import { Reaper } from './reaper.js';
 import { RedisLinks } from './redis-links.js';
 import { SentinelView } from './sentinel-view.js';
-import { SentinelEndpoint } from '../api/sentinel.js';
+import { SentinelEndpoint, type SentinelEndpointOptions } from '../api/sentinel.js';
 import type { AccessPolicy } from '../api/access.js';
 
 export interface SchedulerOptions {
@@ -31,6 +31,8 @@ export interface SchedulerOptions {
   leaderTtlSeconds?: number;
   /** Called when this scheduler loses its leadership; the process must stop acting at once. */
   onLeadershipLost?: (err: Error) => void;
+  /** Limits and the optional password of the Sentinel-compatible endpoint. */
+  sentinel?: SentinelEndpointOptions;
 }
 
 const LOOPBACK = /^(127\.|::1$|localhost$)/;
@@ -100,7 +102,7 @@ export class Scheduler {
     });
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : this.opts.apiPort;
-    this.sentinel = new SentinelEndpoint(new SentinelView(this.store, this.framework.failover, this.opts.id), this.log);
+    this.sentinel = new SentinelEndpoint(new SentinelView(this.store, this.framework.failover, this.opts.id), this.log, this.opts.sentinel);
     const sentinelPort = await this.sentinel.listen(this.opts.sentinelHost, this.opts.sentinelPort);
     this.log.info('scheduler started', { api: `${apiHost}:${port}`, sentinel: `${this.opts.sentinelHost}:${sentinelPort}`, etcd: this.opts.etcd, prefix: this.opts.prefix, frameworkId });
     return { host: apiHost, port, sentinelPort };
