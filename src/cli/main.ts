@@ -2,7 +2,9 @@
 import { cpus as osCpus, hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { Scheduler } from '../scheduler/scheduler.js';
-import { RedFleetAgent } from '../executor/agent.js';
+import { DEFAULT_COMPACT_EVERY_SECONDS, DEFAULT_COMPACT_RETENTION_SECONDS } from '../scheduler/compactor.js';
+import { DEFAULT_DELETED_RETENTION_SECONDS } from '../scheduler/reaper.js';
+import { DEFAULT_STATS_HEARTBEAT_SECONDS, RedFleetAgent } from '../executor/agent.js';
 import { defaultFleetKeyPath, loadFleetKey } from '../store/secrets.js';
 import { DEFAULT_PREFIX } from '../store/keys.js';
 import { parseHostPort } from '../net.js';
@@ -19,9 +21,11 @@ const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 Fleet processes:
   redfleet scheduler --etcd URLS [--prefix /MrRedis] [--api HOST:PORT] [--sentinel HOST:PORT] [--id NAME] [--fleet-key FILE]
                      [--agent-timeout SECONDS] [--api-token TOKEN]... [--api-token-file FILE] [--trusted-proxy ADDR]...
+                     [--compact-every SECONDS (60)] [--compact-retention SECONDS (300)] [--deleted-retention SECONDS (3600)]
                      [--anonymous [--anonymous-per-client 6] [--anonymous-ttl 12h] [--anonymous-capacity 64] [--anonymous-maxclients 50]]
   redfleet agent --scheduler URL --etcd URLS --id NAME [--ip ADDR] [--cpus N] [--mem MB] [--ports FIRST-LAST]
                  [--work-dir DIR] [--redis-server PATH] [--fleet-key FILE] [--prefix /MrRedis]
+                 [--stats-heartbeat SECONDS (5)]
 ${DEV_HELP}
 
 ${CLIENT_HELP}
@@ -61,6 +65,9 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     'anonymous-capacity': { type: 'string' },
     'anonymous-maxclients': { type: 'string' },
     'trusted-proxy': { type: 'string', multiple: true },
+    'compact-every': { type: 'string' },
+    'compact-retention': { type: 'string' },
+    'deleted-retention': { type: 'string' },
   });
   if (values.help) return void console.log(HELP);
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
@@ -80,6 +87,9 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     fleetKey: fleet.key,
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
     onLeadershipLost: () => process.exit(3),
+    compactEverySeconds: intFlag(values['compact-every'], 'compact-every', DEFAULT_COMPACT_EVERY_SECONDS, 1),
+    compactRetentionSeconds: intFlag(values['compact-retention'], 'compact-retention', DEFAULT_COMPACT_RETENTION_SECONDS, 1),
+    deletedRetentionSeconds: intFlag(values['deleted-retention'], 'deleted-retention', DEFAULT_DELETED_RETENTION_SECONDS, 0),
     access: {
       adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
       trustedProxies: new Set((values['trusted-proxy'] as unknown as string[] | undefined) ?? []),
@@ -126,6 +136,7 @@ async function agentCommand(argv: string[]): Promise<void> {
     'redis-server': { type: 'string' },
     'fleet-key': { type: 'string' },
     prefix: { type: 'string' },
+    'stats-heartbeat': { type: 'string' },
   });
   if (values.help) return void console.log(HELP);
   if (typeof values.scheduler !== 'string') throw new UsageError('agent needs --scheduler URL (the scheduler API, e.g. http://127.0.0.1:5656)');
@@ -151,6 +162,7 @@ async function agentCommand(argv: string[]): Promise<void> {
     workDir: resolve(str(values['work-dir'], resolve('.redfleet', 'agents', id))),
     redisServer: str(values['redis-server'], 'redis-server'),
     fleetKey: loadFleetKey(keyPath, false).key,
+    statsHeartbeatSeconds: intFlag(values['stats-heartbeat'], 'stats-heartbeat', DEFAULT_STATS_HEARTBEAT_SECONDS, 1),
   });
   await agent.start();
   stopOnSignal(() => agent.stop());
