@@ -59,7 +59,7 @@ export class Compactor {
   }
 
   /** Compacts to the newest sample older than the retention, if that is ahead of the last compaction. */
-  async compact(): Promise<void> {
+  private async compact(): Promise<void> {
     if (this.busy) return;
     const cutoff = Date.now() - this.opts.retentionMs;
     let target: Sample | undefined;
