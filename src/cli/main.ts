@@ -2,7 +2,9 @@
 import { cpus as osCpus, hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { Scheduler } from '../scheduler/scheduler.js';
-import { RedFleetAgent } from '../executor/agent.js';
+import { DEFAULT_COMPACT_EVERY_SECONDS, DEFAULT_COMPACT_RETENTION_SECONDS } from '../scheduler/compactor.js';
+import { DEFAULT_DELETED_RETENTION_SECONDS } from '../scheduler/reaper.js';
+import { DEFAULT_STATS_HEARTBEAT_SECONDS, RedFleetAgent } from '../executor/agent.js';
 import { defaultFleetKeyPath, loadFleetKey } from '../store/secrets.js';
 import { DEFAULT_PREFIX } from '../store/keys.js';
 import { parseHostPort } from '../net.js';
@@ -37,6 +39,11 @@ may run against one etcd; one leads.
   --anonymous-ttl DURATION   lifetime of an anonymous instance, counted from its creation; default 12h
   --anonymous-capacity MB    largest anonymous capacity; default ${DEFAULT_ANONYMOUS.maxCapacityMb}
   --anonymous-maxclients N   redis maxclients of an anonymous instance; default ${DEFAULT_ANONYMOUS.maxClients}
+  --compact-every SECONDS    how often the leader compacts etcd's history; default 60
+  --compact-retention SECONDS
+                             etcd history kept by each compaction; default 300
+  --deleted-retention SECONDS
+                             a DELETED instance's tree is purged this long after its delete; default 3600
   --sentinel-max-clients N   connections the Sentinel endpoint takes in all; default ${SENTINEL_DEFAULTS.maxClients}
   --sentinel-max-clients-per-ip N
                              connections per IPv4 address or IPv6 /64; default ${SENTINEL_DEFAULTS.maxClientsPerAddress}
@@ -64,6 +71,7 @@ Runs an agent: offers this host's memory, CPUs and ports and runs the redis-serv
   --work-dir DIR             proc directories; default .redfleet/agents/<id>
   --redis-server PATH        the redis-server binary; default redis-server (on PATH)
   --fleet-key FILE           the fleet key file, copied from the scheduler; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
+  --stats-heartbeat SECONDS  write a proc's Stats to etcd at least this often, else only on a meaningful change; default 5
   -h, --help                 this text`;
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
@@ -118,6 +126,9 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     'sentinel-idle-timeout': { type: 'string' },
     'sentinel-password': { type: 'string' },
     'sentinel-password-file': { type: 'string' },
+    'compact-every': { type: 'string' },
+    'compact-retention': { type: 'string' },
+    'deleted-retention': { type: 'string' },
   });
   if (values.help) return void console.log(SCHEDULER_HELP);
   const etcd = str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379');
@@ -150,6 +161,9 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
     onLeadershipLost: () => process.exit(3),
     sentinel: sentinelOptions,
+    compactEverySeconds: intFlag(values['compact-every'], 'compact-every', DEFAULT_COMPACT_EVERY_SECONDS, 1),
+    compactRetentionSeconds: intFlag(values['compact-retention'], 'compact-retention', DEFAULT_COMPACT_RETENTION_SECONDS, 1),
+    deletedRetentionSeconds: intFlag(values['deleted-retention'], 'deleted-retention', DEFAULT_DELETED_RETENTION_SECONDS, 0),
     access: {
       adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
       trustedProxies: trustedProxies(values['trusted-proxy'] as unknown as string[] | undefined),
@@ -223,6 +237,7 @@ async function agentCommand(argv: string[]): Promise<void> {
     'redis-server': { type: 'string' },
     'fleet-key': { type: 'string' },
     prefix: { type: 'string' },
+    'stats-heartbeat': { type: 'string' },
   });
   if (values.help) return void console.log(AGENT_HELP);
   if (typeof values.scheduler !== 'string') throw new UsageError('agent needs --scheduler URL (the scheduler API, e.g. http://127.0.0.1:5656)');
@@ -251,6 +266,7 @@ async function agentCommand(argv: string[]): Promise<void> {
     workDir: resolve(str(values['work-dir'], resolve('.redfleet', 'agents', id))),
     redisServer: str(values['redis-server'], 'redis-server'),
     fleetKey: loadFleetKey(keyPath, false).key,
+    statsHeartbeatSeconds: intFlag(values['stats-heartbeat'], 'stats-heartbeat', DEFAULT_STATS_HEARTBEAT_SECONDS, 1),
   });
   await agent.start();
   stopOnSignal(() => agent.stop());

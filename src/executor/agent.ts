@@ -13,7 +13,9 @@ import { pb, toResourceList, type PortRange, type Resources } from '../proto/mes
 import type { redfleet } from '../proto/redfleet.js';
 import { createLogger, type Logger } from '../logger.js';
 import { RedisProcess, sleep, portOpen, type ProcExit } from './redis-process.js';
-import { parseInfo, statsFromInfo, SETTLED_HZ } from './redis-config.js';
+import { SETTLED_HZ } from './redis-config.js';
+import { parseInfo, statsChanged, statsFromInfo } from '../store/redis-info.js';
+import type { ProcStats } from '../store/model.js';
 
 export interface AgentOptions {
   schedulerUrl: string;
@@ -29,7 +31,11 @@ export interface AgentOptions {
   fleetKey: string;
   /** Stop every redis-server when the agent stops (default), or leave them running. */
   stopProcsOnExit?: boolean;
+  /** Seconds between Stats writes of a proc whose stats did not change meaningfully (default 5). */
+  statsHeartbeatSeconds?: number;
 }
+
+export const DEFAULT_STATS_HEARTBEAT_SECONDS = 5;
 
 interface RunningProc {
   task: redfleet.v1.ITaskInfo;
@@ -46,8 +52,8 @@ const MESSAGES = new Set(['MASTER', 'SLAVEOF', 'SHUTDOWN']);
 /**
  * The per-node agent and executor. It subscribes to the scheduler and keeps the event stream
  * open (resubscribing with backoff when it breaks), launches and supervises redis-server,
- * reports every state change until it is acknowledged, writes each proc's Stats every second,
- * and carries out the SHUTDOWN / MASTER / SLAVEOF messages it watches for in etcd.
+ * reports every state change until it is acknowledged, writes each proc's Stats when they change
+ * (and at least every few seconds), and carries out the SHUTDOWN / MASTER / SLAVEOF messages it watches for in etcd.
  */
 export class RedFleetAgent {
   private readonly log: Logger;
@@ -507,27 +513,39 @@ export class RedFleetAgent {
 
   // ---- stats ----
 
-  /** Every second: each running proc's INFO as the Stats JSON, and MemUsed. */
+  /** The Stats last written to etcd per proc, and when: a write is skipped unless it says something new. */
+  private readonly statsWritten = new Map<string, { stats: ProcStats; at: number }>();
+
+  /**
+   * Every second: each running proc's INFO, written as Stats (and MemUsed) only when something
+   * meaningful changed (see statsChanged) or the heartbeat is due. At 300 procs a write every
+   * second grew etcd by ~150 KiB/s; the scheduler reads every-second figures over its own links.
+   */
   private async writeStats(): Promise<void> {
-    await Promise.all([...this.procs.values()].filter((p) => p.running && !p.redis.exited).map((p) => this.writeStatsOf(p)));
+    const running = [...this.procs.values()].filter((p) => p.running && !p.redis.exited);
+    for (const id of this.statsWritten.keys()) if (!this.procs.has(id)) this.statsWritten.delete(id);
+    await Promise.all(running.map((p) => this.writeStatsOf(p)));
   }
 
   private async writeStatsOf(p: RunningProc): Promise<void> {
     const etcd = this.etcd;
     if (!etcd) return;
+    const procId = p.task.task_id.value;
     try {
-      const info = parseInfo(await p.redis.info());
-      const stats = statsFromInfo(info);
-      const procId = p.task.task_id.value;
-      await etcd
+      const stats = statsFromInfo(parseInfo(await p.redis.info()));
+      const last = this.statsWritten.get(procId);
+      const heartbeatMs = (this.opts.statsHeartbeatSeconds ?? DEFAULT_STATS_HEARTBEAT_SECONDS) * 1000;
+      if (last && Date.now() - last.at < heartbeatMs && !statsChanged(last.stats, stats)) return;
+      const res = await etcd
         .if(this.keys.procField(p.launch.instance, procId, 'Instance'), 'Version', '>', 0)
         .then(
           etcd.put(this.keys.procField(p.launch.instance, procId, 'Stats')).value(JSON.stringify(stats)),
           etcd.put(this.keys.procField(p.launch.instance, procId, 'MemUsed')).value(String(stats.usedMemory)),
         )
         .commit();
+      if (res.succeeded) this.statsWritten.set(procId, { stats, at: Date.now() });
     } catch (err) {
-      this.log.debug('stats failed', { proc: p.task.task_id.value, error: (err as Error).message });
+      this.log.debug('stats failed', { proc: procId, error: (err as Error).message });
     }
   }
 }

@@ -75,31 +75,5 @@ export function renderRedisConfig(c: RedisConfigInput): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Parses INFO output into a flat field map. */
-export function parseInfo(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
-    if (!line || line.startsWith('#')) continue;
-    const at = line.indexOf(':');
-    if (at > 0) out.set(line.slice(0, at), line.slice(at + 1));
-  }
-  return out;
-}
-
-/** The Stats JSON an agent writes every second, from one INFO reply. */
-export function statsFromInfo(info: Map<string, string>, now = new Date()): Record<string, unknown> {
-  const num = (k: string) => Number(info.get(k) ?? 0) || 0;
-  const role = info.get('role') ?? 'unknown';
-  return {
-    uptime: num('uptime_in_seconds'),
-    usedMemory: num('used_memory'),
-    clients: num('connected_clients'),
-    role,
-    replOffset: role === 'slave' ? num('slave_repl_offset') : num('master_repl_offset'),
-    // Every key is always there (null where it does not apply), so readers see one shape.
-    masterLinkStatus: role === 'slave' ? (info.get('master_link_status') ?? 'down') : null,
-    lastIoSecondsAgo: role === 'slave' ? num('master_last_io_seconds_ago') : null,
-    connectedReplicas: role === 'master' ? num('connected_slaves') : null,
-    updatedAt: now.toISOString(),
-  };
-}
+// Moved to src/store/redis-info.ts so the scheduler's stats poller can share them.
+export { parseInfo, statsFromInfo } from '../store/redis-info.js';

@@ -405,7 +405,7 @@ export class RedisFramework implements Framework {
     if (live.length > 0) return;
     for (const proc of inst.procs) this.shutdownSent.delete(proc.id);
     await this.store.clearSnames(name);
-    if (!(await this.store.setInstance(name, { Status: 'DELETED', Masters: '0', Slaves: '0', Mname: '', Reason: '' }, 'DELETING'))) return;
+    if (!(await this.store.setInstance(name, { Status: 'DELETED', Masters: '0', Slaves: '0', Mname: '', Reason: '', DeletedAt: new Date().toISOString() }, 'DELETING'))) return;
     this.log.info('instance status', { instance: name, status: 'DELETED' });
   }
 }

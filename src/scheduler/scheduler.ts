@@ -10,7 +10,9 @@ import { createLogger } from '../logger.js';
 import { OfferBroker } from './broker.js';
 import { AgentEndpoint } from './agent-endpoint.js';
 import { RedisFramework } from './framework.js';
-import { Reaper } from './reaper.js';
+import { DEFAULT_DELETED_RETENTION_SECONDS, Reaper } from './reaper.js';
+import { Compactor, DEFAULT_COMPACT_EVERY_SECONDS, DEFAULT_COMPACT_RETENTION_SECONDS } from './compactor.js';
+import { StatsPoller } from './stats-poller.js';
 import { RedisLinks } from './redis-links.js';
 import { SentinelView } from './sentinel-view.js';
 import { SentinelEndpoint, type SentinelEndpointOptions } from '../api/sentinel.js';
@@ -29,6 +31,11 @@ export interface SchedulerOptions {
   access?: AccessPolicy;
   /** Seconds the leader's election lease lives without renewal (how fast a standby takes over). */
   leaderTtlSeconds?: number;
+  /** etcd history: compact every `compactEverySeconds`, keeping `compactRetentionSeconds` (60, 300). */
+  compactEverySeconds?: number;
+  compactRetentionSeconds?: number;
+  /** Seconds a DELETED instance's tree stays before the reaper purges it (3600). */
+  deletedRetentionSeconds?: number;
   /** Called when this scheduler loses its leadership; the process must stop acting at once. */
   onLeadershipLost?: (err: Error) => void;
   /** Limits and the optional password of the Sentinel-compatible endpoint. */
@@ -45,6 +52,8 @@ export class Scheduler {
   private broker?: OfferBroker;
   private framework?: RedisFramework;
   private reaper?: Reaper;
+  private compactor?: Compactor;
+  private statsPoller?: StatsPoller;
   private server?: Server;
   private links?: RedisLinks;
   private sentinel?: SentinelEndpoint;
@@ -80,8 +89,15 @@ export class Scheduler {
     }, this.links);
     this.broker.attach(this.framework);
     this.framework.start();
-    this.reaper = new Reaper(this.store, this.log);
+    this.reaper = new Reaper(this.store, this.log, { deletedRetentionMs: (this.opts.deletedRetentionSeconds ?? DEFAULT_DELETED_RETENTION_SECONDS) * 1000 });
     this.reaper.start();
+    this.compactor = new Compactor(this.etcd, this.log, {
+      everyMs: (this.opts.compactEverySeconds ?? DEFAULT_COMPACT_EVERY_SECONDS) * 1000,
+      retentionMs: (this.opts.compactRetentionSeconds ?? DEFAULT_COMPACT_RETENTION_SECONDS) * 1000,
+    });
+    this.compactor.start();
+    this.statsPoller = new StatsPoller(this.store, this.links, this.log);
+    this.statsPoller.start();
     const endpoint = new AgentEndpoint(this.broker, this.log, this.opts.fleetKey);
     const access: AccessPolicy = this.opts.access ?? { adminTokens: [], trustedProxies: new Set() };
     let apiHost = this.opts.apiHost;
@@ -110,6 +126,8 @@ export class Scheduler {
 
   async stop(): Promise<void> {
     this.reaper?.stop();
+    this.compactor?.stop();
+    this.statsPoller?.stop();
     await this.sentinel?.close();
     this.broker?.close();
     await this.framework?.stop();

@@ -11,10 +11,24 @@ export interface EtcdServer {
 }
 
 /**
+ * What keeps a long-running dev etcd from filling up (docs/hardening/growth.md): etcd's own
+ * periodic compaction as a belt to the leader's Compactor, a 4 GiB backend quota instead of
+ * 2 GiB, and clients allowed to send gRPC keepalive pings every second (etcd's default minimum
+ * is 5 s and it drops a client that pings more often with "too_many_pings"; the agents' etcd
+ * keepalive must notice a dead link within a few seconds). Extend this list for new limits.
+ */
+export const GROWTH_LIMITS: readonly string[] = [
+  '--auto-compaction-mode', 'periodic',
+  '--auto-compaction-retention', '5m',
+  '--quota-backend-bytes', String(4 * 1024 ** 3),
+  '--grpc-keepalive-min-time', '1s',
+];
+
+/**
  * Starts a single-member etcd (Debian's etcd-server) as a child process on free loopback ports,
  * with its data under `dataDir`, and resolves once it answers. Used by `redfleet dev` and tests.
  */
-export async function startEtcdServer(dataDir: string, opts: { clientPort?: number; binary?: string; extraHosts?: string[] } = {}): Promise<EtcdServer> {
+export async function startEtcdServer(dataDir: string, opts: { clientPort?: number; binary?: string; extraHosts?: string[]; extraArgs?: string[] } = {}): Promise<EtcdServer> {
   mkdirSync(dataDir, { recursive: true });
   const clientPort = opts.clientPort ?? (await freePort());
   const peerPort = await freePort();
@@ -34,6 +48,8 @@ export async function startEtcdServer(dataDir: string, opts: { clientPort?: numb
       '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `redfleet=${peer}`,
       '--log-level', 'warn',
+      ...GROWTH_LIMITS,
+      ...(opts.extraArgs ?? []),
     ],
     { stdio: ['ignore', logFd, logFd] },
   );

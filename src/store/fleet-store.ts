@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { DeleteBuilder, Etcd3, PutBuilder, Watcher } from 'etcd3';
 import { Keys } from './keys.js';
-import { instanceFromFields, type Instance, type Proc } from './model.js';
+import { instanceFromFields, type Instance, type Proc, type ProcStats } from './model.js';
 import type { Logger } from '../logger.js';
 
 interface InstanceNode {
@@ -48,6 +48,9 @@ export class FleetStore extends EventEmitter {
   private revision = 0n;
   private waiters: { rev: bigint; resolve: () => void }[] = [];
   private watcher?: Watcher;
+  private stopped = false;
+  /** Stats the scheduler read itself (StatsPoller), by proc id: fresher than the agent's etcd writes. */
+  private readonly polledStats = new Map<string, ProcStats>();
 
   constructor(readonly etcd: Etcd3, prefix: string, private readonly log?: Logger) {
     super();
@@ -56,15 +59,30 @@ export class FleetStore extends EventEmitter {
 
   /** Loads the tree and starts the watch from the revision just after the load. */
   async start(): Promise<void> {
+    await this.load();
+    await this.watchFrom(this.revision + 1n);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.watcher?.cancel().catch(() => undefined);
+  }
+
+  /** Replaces the whole cache with a fresh read; returns the names of the instances it held before. */
+  private async load(): Promise<Set<string>> {
     const res = await this.etcd.getAll().prefix(this.keys.root).exec();
+    const before = new Set(this.nodes.keys());
+    this.nodes.clear();
+    this.agentRecords.clear();
     for (const kv of res.kvs) this.route(kv.key.toString(), kv.value.toString());
-    this.revision = BigInt(res.header.revision);
-    this.watcher = await this.etcd
-      .watch()
-      .prefix(this.keys.root)
-      .startRevision((this.revision + 1n).toString())
-      .create();
-    this.watcher.on('data', (res) => {
+    this.advance(BigInt(res.header.revision));
+    return before;
+  }
+
+  private async watchFrom(rev: bigint): Promise<void> {
+    const watcher = await this.etcd.watch().prefix(this.keys.root).startRevision(rev.toString()).create();
+    this.watcher = watcher;
+    watcher.on('data', (res) => {
       const touched = new Set<string>();
       for (const ev of res.events) {
         const key = ev.kv.key.toString();
@@ -74,12 +92,33 @@ export class FleetStore extends EventEmitter {
       this.advance(BigInt(res.header.revision));
       for (const name of touched) this.emit(name === '\0agents' ? 'agents' : 'instance', name);
     });
-    this.watcher.on('error', (err) => this.log?.warn('etcd watch error', { error: err.message }));
-    this.watcher.on('disconnected', () => this.log?.warn('etcd watch disconnected; it resumes from the last revision'));
+    // etcd3 emits 'error' only when etcd cancelled the watch, and then drops it. The usual cause:
+    // the stream broke, and by the time it came back its next revision had been compacted
+    // ("required revision has been compacted"). The missed events are gone, so read the tree
+    // afresh and watch again from there.
+    watcher.on('error', (err) => {
+      if (this.watcher !== watcher || this.stopped) return;
+      this.log?.warn('etcd watch cancelled; reloading the tree', { error: err.message });
+      void this.resync();
+    });
+    watcher.on('disconnected', () => this.log?.warn('etcd watch disconnected; it resumes from the last revision'));
   }
 
-  async stop(): Promise<void> {
-    await this.watcher?.cancel().catch(() => undefined);
+  /** Reloads the tree and re-creates the watch, retrying while etcd is unreachable. */
+  private async resync(): Promise<void> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        const before = await this.load();
+        await this.watchFrom(this.revision + 1n);
+        for (const name of new Set([...before, ...this.nodes.keys()])) this.emit('instance', name);
+        this.emit('agents', '\0agents');
+        this.log?.info('etcd tree reloaded', { revision: this.revision.toString() });
+        return;
+      } catch (err) {
+        this.log?.warn('etcd tree reload failed; trying again', { attempt, error: (err as Error).message });
+        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
+      }
+    }
   }
 
   /** Resolves once the cache reflects every write up to `rev`. */
@@ -122,7 +161,10 @@ export class FleetStore extends EventEmitter {
         node.procs.set(rel[3], proc);
       }
       setOrDelete(proc, rel[4], value);
-      if (proc.size === 0) node.procs.delete(rel[3]);
+      if (proc.size === 0) {
+        node.procs.delete(rel[3]);
+        this.polledStats.delete(rel[3]);
+      }
       if (rel[4] === 'Stats' || rel[4] === 'MemUsed') return '';
     }
     if (node.fields.size === 0 && node.procs.size === 0 && node.snames.size === 0) this.nodes.delete(name);
@@ -143,7 +185,28 @@ export class FleetStore extends EventEmitter {
   instance(name: string): Instance | undefined {
     const node = this.nodes.get(name);
     if (!node || !node.fields.has('Status')) return undefined;
-    return instanceFromFields(name, node.fields, node.procs, node.snames);
+    const inst = instanceFromFields(name, node.fields, node.procs, node.snames);
+    for (const proc of inst.procs) {
+      const polled = this.polledStats.get(proc.id);
+      if (!polled || (proc.stats && proc.stats.updatedAt >= polled.updatedAt)) continue;
+      proc.stats = polled;
+      proc.memUsed = polled.usedMemory;
+    }
+    return inst;
+  }
+
+  /**
+   * Overlays stats the scheduler read itself over the agent's last etcd write: agents write only
+   * on change or heartbeat, while API reads and the Sentinel view want every-second figures.
+   * Memory only; the newer of the two wins.
+   */
+  overlayStats(procId: string, stats: ProcStats): void {
+    this.polledStats.set(procId, stats);
+  }
+
+  /** Forgets polled stats of procs no longer polled, so an ended proc shows its last etcd Stats. */
+  retainPolledStats(procIds: Set<string>): void {
+    for (const id of this.polledStats.keys()) if (!procIds.has(id)) this.polledStats.delete(id);
   }
 
   /** The first instance whose `field` satisfies `matches`, found without building any Instance. */
@@ -177,12 +240,13 @@ export class FleetStore extends EventEmitter {
 
   /**
    * Writes a new instance in one transaction. Succeeds when the name is unused, or when the
-   * earlier instance of that name is DELETED (its old tree is cleared in the same transaction).
-   * Returns false when a live instance holds the name.
+   * earlier instance of that name is DELETED: then every key of the old tree that the create does
+   * not write again (ExpiresAt, Creator, MaxClients, DataLost, its procs ...) is deleted in the
+   * same transaction, so a re-create inherits nothing. Returns false when a live instance holds
+   * the name.
    */
   async createInstance(spec: NewInstance): Promise<boolean> {
     const k = this.keys;
-    const statusKey = k.instanceField(spec.name, 'Status');
     const fields: Record<string, string> = {
       Type: spec.type,
       Status: 'CREATING',
@@ -201,23 +265,46 @@ export class FleetStore extends EventEmitter {
       DownAfter: '1000',
       ...spec.extra,
     };
-    const puts = Object.entries(fields).map(([f, v]) => this.etcd.put(k.instanceField(spec.name, f)).value(v));
-    const fresh = await this.etcd.if(statusKey, 'Version', '==', 0).then(...puts).commit();
-    if (fresh.succeeded) {
-      await this.caughtUp(fresh.header.revision);
+    const putKeys = new Set(Object.keys(fields).map((f) => k.instanceField(spec.name, f)));
+    // A few rounds: the old tree may change between the read and the transaction (a late
+    // Stats write, a purge); the guard on Status's mod revision notices, and we read again.
+    for (let round = 0; round < 5; round++) {
+      const old = await this.etcd.getAll().prefix(k.instance(spec.name)).keys();
+      const status = await this.etcd.get(k.instanceField(spec.name, 'Status')).exec();
+      const statusKv = status.kvs[0];
+      if (statusKv && statusKv.value.toString() !== 'DELETED') return false;
+      const guard = statusKv
+        ? this.etcd.if(k.instanceField(spec.name, 'Status'), 'Mod', '==', statusKv.mod_revision)
+        : this.etcd.if(k.instanceField(spec.name, 'Status'), 'Version', '==', 0);
+      // One delete per stale key, not a prefix delete: etcd refuses a put inside a deleted range
+      // of the same transaction ("duplicate key given in txn request").
+      const stale = old.filter((key) => !putKeys.has(key)).map((key) => this.etcd.delete().key(key));
+      const puts = Object.entries(fields).map(([f, v]) => this.etcd.put(k.instanceField(spec.name, f)).value(v));
+      const res = await guard.then(...stale, ...puts).commit();
+      if (!res.succeeded) continue;
+      await this.caughtUp(res.header.revision);
       return true;
     }
-    const reuse = await this.etcd
-      .if(statusKey, 'Value', '==', 'DELETED')
-      .then(
-        this.etcd.delete().prefix(k.procs(spec.name)),
-        this.etcd.delete().prefix(k.snames(spec.name)),
-        ...puts,
-      )
+    return false;
+  }
+
+  /**
+   * Removes a DELETED instance's whole tree, only while it is still DELETED and its Status has
+   * not been rewritten since `statusModRevision` was read (so a re-create in between survives).
+   * Returns the number of keys removed (0 when it did not run).
+   */
+  async purgeInstance(name: string): Promise<number> {
+    const statusKey = this.keys.instanceField(name, 'Status');
+    const status = (await this.etcd.get(statusKey).exec()).kvs[0];
+    if (!status || status.value.toString() !== 'DELETED') return 0;
+    const res = await this.etcd
+      .if(statusKey, 'Mod', '==', status.mod_revision)
+      .then(this.etcd.delete().prefix(this.keys.instance(name)))
       .commit();
-    if (!reuse.succeeded) return false;
-    await this.caughtUp(reuse.header.revision);
-    return true;
+    if (!res.succeeded) return 0;
+    await this.caughtUp(res.header.revision);
+    const deleted = res.responses[0]?.response_delete_range?.deleted;
+    return Number(deleted ?? 0);
   }
 
   /** Sets instance fields, only while the instance exists. */

@@ -61,6 +61,8 @@ export interface Instance {
   minReplicasMaxLag: number;
   /** ISO time after which the reaper deletes the instance; '' for none. */
   expiresAt: string;
+  /** ISO time the instance became DELETED; the reaper purges its tree a retention period later. */
+  deletedAt: string;
   passwordHash: string;
   /** SHA-256 of the instance's access key (it reads and deletes this instance only). */
   accessKeyHash: string;
@@ -130,6 +132,7 @@ export function instanceFromFields(
     placement: f.get('Placement') === 'binpack' ? 'binpack' : 'spread',
     createdAt: f.get('CreatedAt') ?? '',
     expiresAt: f.get('ExpiresAt') ?? '',
+    deletedAt: f.get('DeletedAt') ?? '',
     epoch: int(f.get('Epoch')),
     dataLost: f.get('DataLost') ?? '',
     downAfterMs: int(f.get('DownAfter')),
