@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectEtcd } from './etcd.js';
+import { connectEtcd, ETCD_KEEPALIVE } from './etcd.js';
 import { freePort } from '../net.js';
 
 export interface EtcdServer {
@@ -34,6 +34,9 @@ export async function startEtcdServer(dataDir: string, opts: { clientPort?: numb
       '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `redfleet=${peer}`,
       '--log-level', 'warn',
+      // Our clients ping every second (see ETCD_KEEPALIVE); etcd's default minimum of 5 s would
+      // answer an idle client's pings with GOAWAY "too_many_pings".
+      '--grpc-keepalive-min-time', `${ETCD_KEEPALIVE.timeMs / 1000}s`,
     ],
     { stdio: ['ignore', logFd, logFd] },
   );
