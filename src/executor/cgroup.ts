@@ -50,7 +50,7 @@ export class CgroupParent {
         continue;
       }
       try {
-        removeStale(own, agentId);
+        removeAbandoned(own);
         const dir = join(own, name);
         mkdirSync(dir);
         if (version === 2) enableMemoryController(own, dir);
@@ -141,13 +141,21 @@ function enableMemoryController(own: string, dir: string): void {
   }
 }
 
-/** Cgroups left by earlier lives of this agent: their procs were reaped, so they are empty. */
-function removeStale(own: string, agentId: string): void {
-  const prefix = `redfleet-${agentId}-`;
+/**
+ * Removes the cgroups of agents that are gone (killed with SIGKILL, say) under this process's
+ * own cgroup, on both hierarchies. Their procs were reaped, so the cgroups are empty.
+ */
+export function removeAbandonedCgroups(): void {
+  for (const version of [2, 1] as const) {
+    const own = ownMemoryCgroup(version);
+    if (own) removeAbandoned(own);
+  }
+}
+
+function removeAbandoned(own: string): void {
   for (const entry of subdirs(own)) {
-    if (!entry.startsWith(prefix)) continue;
-    const pid = Number(entry.slice(prefix.length));
-    if (pid === process.pid || (Number.isInteger(pid) && pidAlive(pid))) continue;
+    const pid = Number(/^redfleet-.+-(\d+)$/.exec(entry)?.[1] ?? 0);
+    if (pid === 0 || pid === process.pid || pidAlive(pid)) continue;
     const dir = join(own, entry);
     for (const child of subdirs(dir)) removeDir(join(dir, child));
     removeDir(dir);
