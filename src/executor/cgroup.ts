@@ -5,12 +5,19 @@ import type { Logger } from '../logger.js';
 /**
  * The hard memory ceiling of one proc, enforced by the kernel: redis-server's own limits
  * (maxmemory, client buffers) leave out Lua's heap, fork copies and allocator overhead, so a
- * tenant can still grow a proc far past its capacity. ceiling = 2 x capacity + this margin:
+ * tenant can still grow a proc far past its capacity. memory.max = 2 x capacity + 48 MB:
  * twice the capacity covers a replica's full resync with `repl-diskless-load swapdb` (old and
  * new dataset side by side) and a fork's copy-on-write, the margin covers redis-server itself,
  * client buffers and the replication backlog.
  */
-export const CEILING_MARGIN_MB = 64;
+export const CEILING_MARGIN_MB = 48;
+
+/**
+ * What the ceiling means for the proc's RSS: at most 2 x capacity + 64 MB. RSS also counts the
+ * redis-server binary's and libraries' file pages (about 10 MB), which the page cache charges
+ * to whichever cgroup read them first, not to the proc's.
+ */
+export const RSS_MARGIN_MB = 64;
 
 export function memoryCeilingBytes(capacityMb: number): number {
   return (2 * capacityMb + CEILING_MARGIN_MB) * 1024 * 1024;

@@ -108,6 +108,6 @@ describe('redis.conf limits', () => {
   });
 
   it('sets the hard ceiling at twice the capacity plus a fixed margin', () => {
-    expect(memoryCeilingBytes(64)).to.equal((2 * 64 + 64) * 1024 * 1024);
+    expect(memoryCeilingBytes(64)).to.equal((2 * 64 + 48) * 1024 * 1024);
   });
 });
