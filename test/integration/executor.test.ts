@@ -239,14 +239,18 @@ describe('executor: a forged LAUNCH', function () {
   let etcd: EtcdServer | undefined;
   let agent: RedFleetAgent | undefined;
   let scheduler: Awaited<ReturnType<typeof fakeScheduler>> | undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'redfleet-forged-'));
+  let dir = '';
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'redfleet-forged-'));
+  });
 
   after(async () => {
     for (const s of scheduler?.streams ?? []) s.destroy();
     await agent?.stop();
     scheduler?.server.close();
     await etcd?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('never lets a newline in password_sha256 reach redis.conf: TASK_FAILED, and no file or process', async () => {
