@@ -428,7 +428,6 @@ export class RedFleetAgent {
     void this.cancelWatch(proc.watcher);
     this.procs.delete(procId);
     this.keepLogTail(proc, exit);
-    if (this.procs.size === 0) this.releaseMemoryCgroups();
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
     if (proc.failure) this.report(procId, pb.TaskState.TASK_FAILED, `launch failed: ${proc.failure}`);
     else if (exit.requested) this.report(procId, pb.TaskState.TASK_KILLED, `redis-server stopped on request (${how})`);
@@ -449,19 +448,17 @@ export class RedFleetAgent {
   }
 
   /**
-   * The parent of the procs' memory cgroups, found on first use and released when the last
-   * proc ends, so that a stopped agent leaves no cgroup behind. Undefined (after one warning
-   * per detection) where the node allows none.
+   * The parent of the procs' memory cgroups, found on first use (undefined, after one warning,
+   * where the node allows none). It is removed when the agent process exits; one left by a
+   * SIGKILLed agent is removed by the next agent on this node.
    */
   private memoryCgroups(): CgroupParent | undefined {
-    if (this.cgroupParent === undefined) this.cgroupParent = CgroupParent.detect(this.opts.id, this.log) ?? null;
+    if (this.cgroupParent === undefined) {
+      const parent = CgroupParent.detect(this.opts.id, this.log);
+      this.cgroupParent = parent ?? null;
+      if (parent) process.once('exit', () => parent.remove());
+    }
     return this.cgroupParent ?? undefined;
-  }
-
-  private releaseMemoryCgroups(): void {
-    if (!this.cgroupParent) return;
-    this.cgroupParent.remove();
-    this.cgroupParent = undefined;
   }
 
   private async kill(procId: string): Promise<void> {
