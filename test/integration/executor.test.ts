@@ -9,6 +9,8 @@ import { Redis } from 'ioredis';
 import { LocalFleet, pidAlive } from '../harness/local-fleet.js';
 import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
 import { RedFleetAgent } from '../../src/executor/agent.js';
+import { RedisProcess, type ProcExit } from '../../src/executor/redis-process.js';
+import { createLogger } from '../../src/logger.js';
 import { removeAbandonedCgroups, RSS_MARGIN_MB } from '../../src/executor/cgroup.js';
 import { encodeFrame } from '../../src/proto/recordio.js';
 import { pb } from '../../src/proto/messages.js';
@@ -187,6 +189,29 @@ describe('executor: launch failures', function () {
 
   after(async () => {
     await fleet?.stop();
+  });
+
+  it('RedisProcess: a server that never started emits exit once, and stop() returns at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redfleet-nobin-'));
+    try {
+      const redis = new RedisProcess({
+        procId: `nobin::${randomUUID()}`, redisServer: '/nonexistent/redis-server', log: createLogger('test'), ip: '127.0.0.1', port: await freePort(),
+        dir: join(dir, 'proc'), capacityMb: 16, passwordSha256: 'a'.repeat(64), frameworkSecret: 's', replicaPriority: 100, minReplicasToWrite: 0, minReplicasMaxLag: 10, maxClients: 0,
+      });
+      const exits: ProcExit[] = [];
+      redis.on('exit', (e: ProcExit) => exits.push(e));
+      let error = '';
+      await redis.start().catch((err: Error) => { error = err.message; });
+      expect(error).to.contain('not found at /nonexistent/redis-server (ENOENT)');
+      const started = Date.now();
+      await redis.stop();
+      expect(Date.now() - started).to.be.below(100);
+      expect(exits).to.have.length(1);
+      expect(exits[0]).to.include({ requested: false });
+      expect(existsSync(join(dir, 'proc')), 'nothing written').to.equal(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports a missing redis-server binary as FAILED with ENOENT, and the agent still stops at once', async () => {
