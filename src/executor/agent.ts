@@ -365,6 +365,7 @@ export class RedFleetAgent {
       minReplicasMaxLag: checked.minReplicasMaxLag,
       maxClients: checked.maxClients,
       cgroup: this.memoryCgroups()?.create(dirName, memoryCeilingBytes(checked.capacityMb)),
+      memoryCeilingBytes: memoryCeilingBytes(checked.capacityMb),
     });
     const isReplica = checked.role === 'replica';
     const proc: RunningProc = { task, launch, redis, running: false, target: checked.master ?? null };

@@ -8,6 +8,7 @@ import { FRAMEWORK_USER } from '../store/secrets.js';
 import type { Logger } from '../logger.js';
 import { applyRuntimeLimits, renderRedisConfig, type RedisConfigInput } from './redis-config.js';
 import type { ProcCgroup } from './cgroup.js';
+import { watchMemory } from './memory-watch.js';
 
 export interface RedisProcessOptions extends RedisConfigInput {
   procId: string;
@@ -15,6 +16,8 @@ export interface RedisProcessOptions extends RedisConfigInput {
   log: Logger;
   /** The proc's memory cgroup, where the node has one (see cgroup.ts). */
   cgroup?: ProcCgroup;
+  /** Its memory ceiling; enforced by sampling (memory-watch.ts) where there is no cgroup. */
+  memoryCeilingBytes?: number;
 }
 
 /**
@@ -47,6 +50,8 @@ export class RedisProcess extends EventEmitter {
   private child?: ChildProcess;
   private stopping = false;
   private exitInfo?: ProcExit;
+  /** Set when the agent killed the proc for going over its ceiling (no cgroup on this node). */
+  private overCeiling?: string;
 
   constructor(readonly opts: RedisProcessOptions) {
     super();
@@ -93,7 +98,11 @@ export class RedisProcess extends EventEmitter {
     this.child = child;
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
-    child.on('exit', (code, signal) => this.finish({ code, signal, reason: this.oomReason() ?? lastLine(stderr) }));
+    const unwatch = this.watchCeiling(child);
+    child.on('exit', (code, signal) => {
+      unwatch();
+      this.finish({ code, signal, reason: this.overCeiling ?? this.oomReason() ?? lastLine(stderr) });
+    });
     // Spawning itself failed (the shell is missing, EAGAIN): Node emits 'error' and never 'exit'.
     child.on('error', (err) => this.finish({ code: null, signal: null, reason: `redis-server could not be started: ${err.message}` }));
     const deadline = Date.now() + 10_000;
@@ -138,6 +147,17 @@ export class RedisProcess extends EventEmitter {
     this.opts.cgroup?.remove();
     this.client.disconnect();
     this.emit('exit', this.exitInfo);
+  }
+
+  /** Without a cgroup, the agent samples the proc's memory and kills it over the ceiling. */
+  private watchCeiling(child: ChildProcess): () => void {
+    const limit = this.opts.memoryCeilingBytes;
+    if (this.opts.cgroup || !limit || !child.pid) return () => undefined;
+    return watchMemory(child.pid, limit, (used) => {
+      this.overCeiling = `killed by the agent over its memory ceiling (${Math.round(used / 1024 / 1024)} MB > ${Math.round(limit / 1024 / 1024)} MB; no memory cgroup on this node)`;
+      this.opts.log.warn('redis-server over its memory ceiling: killing it', { proc: this.opts.procId, usedBytes: used, limitBytes: limit });
+      child.kill('SIGKILL');
+    });
   }
 
   /** Set when the kernel killed the proc at its cgroup's memory ceiling. */

@@ -11,7 +11,8 @@ import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js
 import { RedFleetAgent } from '../../src/executor/agent.js';
 import { RedisProcess, type ProcExit } from '../../src/executor/redis-process.js';
 import { createLogger } from '../../src/logger.js';
-import { removeAbandonedCgroups, RSS_MARGIN_MB } from '../../src/executor/cgroup.js';
+import { removeAbandonedCgroups, RSS_MARGIN_MB, memoryCeilingBytes } from '../../src/executor/cgroup.js';
+import { sha256Hex } from '../../src/store/secrets.js';
 import { encodeFrame } from '../../src/proto/recordio.js';
 import { pb } from '../../src/proto/messages.js';
 import type { redfleet } from '../../src/proto/redfleet.js';
@@ -176,6 +177,37 @@ describe('executor: tenant memory and tenant data on disk', function () {
     // Where the node gave the proc a cgroup, the kernel ended it at the ceiling, and the agent says so.
     if (!pidAlive(pid) && /procs get a memory cgroup/.test(fleet.log('agent1') + fleet.log('agent2'))) {
       await fleet.waitFor(() => /memory ceiling/.test(fleet.log('agent1') + fleet.log('agent2')), 5000, 'the agent to report the memory ceiling');
+    }
+  });
+});
+
+describe('executor: the memory ceiling on a node without cgroups', function () {
+  it('kills a proc whose Lua heap passes 2 x capacity + 48 MB, and says why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redfleet-nocgroup-'));
+    const port = await freePort();
+    const redis = new RedisProcess({
+      procId: `hog::${randomUUID()}`, redisServer: 'redis-server', log: createLogger('test'), ip: '127.0.0.1', port,
+      dir: join(dir, 'proc'), capacityMb: 16, passwordSha256: sha256Hex('tenant-pw'), frameworkSecret: 'framework-secret',
+      replicaPriority: 100, minReplicasToWrite: 0, minReplicasMaxLag: 10, maxClients: 0, memoryCeilingBytes: memoryCeilingBytes(16),
+    });
+    const tenant = new Redis({ port, password: 'tenant-pw', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    tenant.on('error', () => undefined);
+    try {
+      const exited = new Promise<ProcExit>((r) => redis.once('exit', r));
+      await redis.start();
+      await tenant.connect();
+      await tenant.call('FUNCTION', 'LOAD', "#!lua name=hog\nlocal kept = {}\nredis.register_function('hog', function() local c = string.rep('z', 8 * 1024 * 1024) for i = 1, 4 do kept[#kept + 1] = c .. #kept end return #kept end)");
+      for (let i = 0; i < 12 && !redis.exited; i++) {
+        await tenant.call('FCALL', 'hog', '0').catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const exit = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(r, 3000))]);
+      expect(exit?.reason, 'the proc was ended over its ceiling').to.match(/memory ceiling/);
+      expect(exit?.requested).to.equal(false);
+    } finally {
+      tenant.disconnect();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
