@@ -350,6 +350,7 @@ export class RedFleetAgent {
     }
     const log = this.log.child({ instance: checked.instance, proc: procId });
     const dirName = procId.replace(/[^A-Za-z0-9_.-]/g, '_');
+    const ceiling = memoryCeilingBytes(checked.capacityMb);
     const redis = new RedisProcess({
       procId,
       redisServer: this.opts.redisServer,
@@ -364,8 +365,8 @@ export class RedFleetAgent {
       minReplicasToWrite: checked.minReplicasToWrite,
       minReplicasMaxLag: checked.minReplicasMaxLag,
       maxClients: checked.maxClients,
-      cgroup: this.memoryCgroups()?.create(dirName, memoryCeilingBytes(checked.capacityMb)),
-      memoryCeilingBytes: memoryCeilingBytes(checked.capacityMb),
+      cgroup: this.memoryCgroups()?.create(dirName, ceiling),
+      memoryCeilingBytes: ceiling,
     });
     const isReplica = checked.role === 'replica';
     const proc: RunningProc = { task, launch, redis, running: false, target: checked.master ?? null };
