@@ -72,3 +72,14 @@ export class NeverPlaceableError extends RedFleetError {
     super('NEVER_PLACEABLE', message, 409, field);
   }
 }
+
+/**
+ * Thrown by the agent when a LAUNCH from the scheduler carries a field it must not use (a
+ * password hash that is not 64 hex characters, a port outside the agent's range, a bad name...).
+ * The agent answers TASK_FAILED with this message and writes, creates and spawns nothing.
+ */
+export class InvalidLaunchError extends RedFleetError {
+  constructor(field: string, message: string) {
+    super('INVALID_LAUNCH', message, 400, field);
+  }
+}

@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors.js';
+import { NAME_PATTERN } from '../store/names.js';
 
-export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export { NAME_PATTERN };
 export const MAX_REPLICAS = 16;
 export const MAX_TTL_SECONDS = 365 * 24 * 3600;
 

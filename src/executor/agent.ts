@@ -2,7 +2,7 @@ import { request, Agent as HttpAgent, type IncomingMessage, type ClientRequest }
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { connectEtcd } from '../store/etcd.js';
 import { currentLeader } from '../store/leadership.js';
@@ -12,7 +12,9 @@ import { FrameDecoder } from '../proto/recordio.js';
 import { pb, toResourceList, type PortRange, type Resources } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 import { createLogger, type Logger } from '../logger.js';
-import { RedisProcess, sleep, portOpen, type ProcExit } from './redis-process.js';
+import { RedisProcess, sleep, portOpen, describeExit, type ProcExit } from './redis-process.js';
+import { checkLaunch, type CheckedLaunch } from './launch-check.js';
+import { CgroupParent, memoryCeilingBytes } from './cgroup.js';
 import { SETTLED_HZ } from './redis-config.js';
 import { parseInfo, statsChanged, statsFromInfo } from '../store/redis-info.js';
 import type { ProcStats } from '../store/model.js';
@@ -45,6 +47,8 @@ interface RunningProc {
   running: boolean;
   /** The master this proc should replicate from; null once told MASTER. Messages change it. */
   target: { ip: string; port: number } | null;
+  /** Why its launch failed, when the agent stopped it for that reason. */
+  failure?: string;
 }
 
 const MESSAGES = new Set(['MASTER', 'SLAVEOF', 'SHUTDOWN']);
@@ -72,6 +76,8 @@ export class RedFleetAgent {
   private timers: NodeJS.Timeout[] = [];
   private watchQueue: Promise<unknown> = Promise.resolve();
   private loop?: Promise<void>;
+  /** See memoryCgroups(): undefined until first asked, null where the node has none. */
+  private cgroupParent?: CgroupParent | null;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = createLogger('agent', { agent: opts.id });
@@ -124,6 +130,9 @@ export class RedFleetAgent {
    * without them, and a stale master must never serve again. Kill them and clear their dirs.
    */
   private reapOrphans(): void {
+    // Proc directories hold tenants' secrets: the work dir is the agent's alone.
+    mkdirSync(this.opts.workDir, { recursive: true, mode: 0o700 });
+    chmodSync(this.opts.workDir, 0o700);
     let entries: string[] = [];
     try {
       entries = readdirSync(this.opts.workDir);
@@ -335,30 +344,38 @@ export class RedFleetAgent {
     const procId = task.task_id.value;
     if (this.procs.has(procId)) return;
     let launch: redfleet.v1.RedisLaunch;
+    let checked: CheckedLaunch;
     try {
       launch = pb.RedisLaunch.decode(task.data ?? new Uint8Array());
+      checked = checkLaunch(procId, launch, { ports: this.opts.ports, memMb: this.opts.mem, portsInUse: this.portsInUse() });
     } catch (err) {
-      this.report(procId, pb.TaskState.TASK_ERROR, `bad launch data: ${(err as Error).message}`);
+      // Nothing was written or spawned: the LAUNCH is refused as a whole.
+      this.log.warn('LAUNCH refused', { proc: procId, error: (err as Error).message });
+      this.report(procId, pb.TaskState.TASK_FAILED, `LAUNCH refused: ${(err as Error).message}`);
       return;
     }
-    const log = this.log.child({ instance: launch.instance, proc: procId });
+    const log = this.log.child({ instance: checked.instance, proc: procId });
+    const dirName = procId.replace(/[^A-Za-z0-9_.-]/g, '_');
+    const ceiling = memoryCeilingBytes(checked.capacityMb);
     const redis = new RedisProcess({
       procId,
       redisServer: this.opts.redisServer,
       log,
       ip: this.opts.ip,
-      port: launch.port,
-      dir: join(this.opts.workDir, procId.replace(/[^A-Za-z0-9_.-]/g, '_')),
-      capacityMb: launch.capacity_mb,
-      passwordSha256: launch.password_sha256,
-      frameworkSecret: frameworkSecret(this.opts.fleetKey, launch.instance),
-      replicaPriority: launch.replica_priority ?? 100,
-      minReplicasToWrite: launch.min_replicas_to_write ?? 0,
-      minReplicasMaxLag: launch.min_replicas_max_lag ?? 0,
-      maxClients: launch.max_clients ?? 0,
+      port: checked.port,
+      dir: join(this.opts.workDir, dirName),
+      capacityMb: checked.capacityMb,
+      passwordSha256: checked.passwordSha256,
+      frameworkSecret: frameworkSecret(this.opts.fleetKey, checked.instance),
+      replicaPriority: checked.replicaPriority,
+      minReplicasToWrite: checked.minReplicasToWrite,
+      minReplicasMaxLag: checked.minReplicasMaxLag,
+      maxClients: checked.maxClients,
+      cgroup: this.memoryCgroups()?.create(dirName, ceiling),
+      memoryCeilingBytes: ceiling,
     });
-    const isReplica = launch.role === pb.RedisLaunch.Role.SLAVE;
-    const proc: RunningProc = { task, launch, redis, running: false, target: isReplica ? { ip: launch.master_ip ?? '', port: launch.master_port ?? 0 } : null };
+    const isReplica = checked.role === 'replica';
+    const proc: RunningProc = { task, launch, redis, running: false, target: checked.master ?? null };
     this.procs.set(procId, proc);
     redis.on('exit', (exit: ProcExit) => this.exited(proc, exit));
     // No TASK_STARTING: on a small node every update costs the critical path of a create an
@@ -372,7 +389,9 @@ export class RedFleetAgent {
       await following;
     } catch (err) {
       if (redis.exited) return;
-      log.error('launch failed', { error: (err as Error).message });
+      // Reported by exited() as TASK_FAILED with this reason, not as a requested stop.
+      proc.failure = (err as Error).message;
+      log.error('launch failed', { error: proc.failure });
       await redis.stop().catch(() => undefined);
       return;
     }
@@ -416,9 +435,38 @@ export class RedFleetAgent {
     const procId = proc.task.task_id.value;
     void this.cancelWatch(proc.watcher);
     this.procs.delete(procId);
+    this.keepLogTail(proc, exit);
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
-    if (exit.requested) this.report(procId, pb.TaskState.TASK_KILLED, `redis-server stopped on request (${how})`);
-    else this.report(procId, pb.TaskState.TASK_FAILED, `redis-server exited unexpectedly (${how})${lastLogLine(proc.redis.opts.dir)}`);
+    if (proc.failure) this.report(procId, pb.TaskState.TASK_FAILED, `launch failed: ${proc.failure}`);
+    else if (exit.requested) this.report(procId, pb.TaskState.TASK_KILLED, `redis-server stopped on request (${how})`);
+    else if (!proc.running) this.report(procId, pb.TaskState.TASK_FAILED, `launch failed: ${describeExit(exit)}`);
+    else this.report(procId, pb.TaskState.TASK_FAILED, `redis-server exited unexpectedly (${describeExit(exit)})`);
+  }
+
+  /** The proc's directory is gone with its exit: its log's last lines live on in the agent's log. */
+  private keepLogTail(proc: RunningProc, exit: ProcExit): void {
+    if (exit.logTail.length === 0) return;
+    const level = exit.requested && !proc.failure ? 'debug' : 'warn';
+    this.log.log(level, 'redis-server log tail', { instance: proc.launch.instance, proc: proc.task.task_id.value, log: exit.logTail.join('\n') });
+  }
+
+  /** Ports held by this agent's procs: a LAUNCH may not take one twice. */
+  private portsInUse(): Set<number> {
+    return new Set([...this.procs.values()].map((p) => p.redis.opts.port));
+  }
+
+  /**
+   * The parent of the procs' memory cgroups, found on first use (undefined, after one warning,
+   * where the node allows none). It is removed when the agent process exits; one left by a
+   * SIGKILLed agent is removed by the next agent on this node.
+   */
+  private memoryCgroups(): CgroupParent | undefined {
+    if (this.cgroupParent === undefined) {
+      const parent = CgroupParent.detect(this.opts.id, this.log);
+      this.cgroupParent = parent ?? null;
+      if (parent) process.once('exit', () => parent.remove());
+    }
+    return this.cgroupParent ?? undefined;
   }
 
   private async kill(procId: string): Promise<void> {
@@ -427,6 +475,7 @@ export class RedFleetAgent {
       this.report(procId, pb.TaskState.TASK_LOST, 'no such task on this agent');
       return;
     }
+    // stop() returns at once for a proc that never started; exited() reports it either way.
     await proc.redis.stop();
   }
 
@@ -556,13 +605,6 @@ function readIfExists(path: string): string {
   } catch {
     return '';
   }
-}
-
-/** ": <the last line of redis.log>", to say why a redis-server died. */
-function lastLogLine(dir: string): string {
-  const lines = readIfExists(join(dir, 'redis.log')).trim().split('\n');
-  const last = lines[lines.length - 1]?.replace(/^\d+:[A-Z] [^*#.-]*[*#.-] /, '').trim();
-  return last ? `: ${last.slice(0, 300)}` : '';
 }
 
 /** Rejects when `promise` has not settled within `ms`. */

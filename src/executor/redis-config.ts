@@ -1,4 +1,6 @@
+import type { Redis } from 'ioredis';
 import { sha256Hex, FRAMEWORK_USER } from '../store/secrets.js';
+import type { Logger } from '../logger.js';
 
 export interface RedisConfigInput {
   ip: string;
@@ -55,6 +57,13 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     'maxmemory-policy noeviction',
     'repl-diskless-sync yes',
     'repl-diskless-sync-delay 0',
+    // A replica loads the master's snapshot straight from the socket and never writes the
+    // tenant's data to disk. `swapdb` rather than `on-empty-db`: the latter falls back to a
+    // temp RDB file on disk whenever the replica already holds data (a resync after a
+    // failover). swapdb keeps the old dataset in memory while loading: up to 2x capacity for
+    // the length of a sync, which the proc's memory ceiling allows (see cgroup.ts).
+    'repl-diskless-load swapdb',
+    ...clientLimits(c.capacityMb),
     // A fresh master reaps each sync's child on its next cron tick before it can start the next
     // replica's sync; at the default hz 10 that is up to 100 ms. The agent lowers hz to 10 once
     // the proc has settled (see RedFleetAgent.launch).
@@ -73,6 +82,43 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     `masterauth ${c.frameworkSecret}`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Client buffers count outside `maxmemory` unless capped: a client that never reads its replies
+ * (GET of a big value, again and again) or a half-sent huge request can hold hundreds of MB.
+ * A normal or pub/sub client is cut off at a quarter of the capacity (soft: an eighth for 30 s),
+ * a replica's buffer at the capacity (a sync of a full dataset still fits), and one request
+ * (and one bulk string) may not exceed the capacity, since no value can be larger than that.
+ * Together with `maxmemory-clients` (all clients at most half the capacity, see
+ * applyRuntimeLimits) a proc stays within capacity + half of it, plus Lua's heap, which Redis
+ * 7.0 does not limit: the memory cgroup is the ceiling for that.
+ */
+export function clientLimits(capacityMb: number): string[] {
+  const quarter = Math.max(4, Math.ceil(capacityMb / 4));
+  const eighth = Math.max(2, Math.ceil(capacityMb / 8));
+  const request = Math.max(1, capacityMb);
+  return [
+    `client-output-buffer-limit normal ${quarter}mb ${eighth}mb 30`,
+    `client-output-buffer-limit pubsub ${quarter}mb ${eighth}mb 30`,
+    `client-output-buffer-limit replica ${Math.max(16, capacityMb)}mb ${Math.max(8, Math.ceil(capacityMb / 2))}mb 60`,
+    `client-query-buffer-limit ${request}mb`,
+    `proto-max-bulk-len ${request}mb`,
+  ];
+}
+
+/**
+ * Limits set with CONFIG SET after start because older servers refuse them in redis.conf:
+ * `maxmemory-clients` (Redis 7.0+) evicts the biggest clients once all clients together hold
+ * more than half the capacity. A server without it keeps the per-client caps above.
+ */
+export async function applyRuntimeLimits(client: Redis, capacityMb: number, log: Logger): Promise<void> {
+  const clientsMb = Math.max(1, Math.ceil(capacityMb / 2));
+  await client.call('CONFIG', 'SET', 'maxmemory-clients', `${clientsMb}mb`).catch((err: Error) => {
+    log.warn('maxmemory-clients not supported by this redis-server; per-client limits only', { error: err.message });
+  });
+  // The agent's own connection must never be the one evicted.
+  await client.call('CLIENT', 'NO-EVICT', 'on').catch(() => undefined);
 }
 
 // Moved to src/store/redis-info.ts so the scheduler's stats poller can share them.

@@ -1,8 +1,66 @@
 import { Etcd3 } from 'etcd3';
 
+type EtcdOptions = NonNullable<ConstructorParameters<typeof Etcd3>[0]>;
+type FaultHandling = NonNullable<EtcdOptions['faultHandling']>;
+type HostPolicy = ReturnType<NonNullable<FaultHandling['host']>>;
+type Backoff = NonNullable<FaultHandling['watchBackoff']>;
+
+/**
+ * gRPC keepalive on every etcd connection. Without it a connection that went silent (a
+ * partition, a pulled cable) is noticed only by TCP retransmission timeouts, minutes later,
+ * and a watch on it just stops delivering: an agent cut off from etcd then misses its SHUTDOWN
+ * long after the heal. A ping every second, answered within 2 s, notices a dead connection
+ * within about 3 s. etcd refuses pings more often than its --grpc-keepalive-min-time (5 s by
+ * default) with GOAWAY "too_many_pings", so etcd must run with --grpc-keepalive-min-time 1s
+ * (startEtcdServer does; docs/hardening/executor.md tells operators).
+ */
+export const ETCD_KEEPALIVE = { timeMs: 1000, timeoutMs: 2000 } as const;
+
+/**
+ * How soon a broken etcd connection is dialled again, and a broken watch stream re-opened.
+ * The library defaults back off to 30 s (watches) and park a host for 5 s after three failures
+ * (circuit breaker), so after a heal an agent could wait that long before it sees a message
+ * written meanwhile. A local etcd is cheap to retry: never wait more than half a second.
+ */
+export const ETCD_RETRY = { firstMs: 50, maxMs: 500 } as const;
+
 /** `urls` is the comma-separated list the commands take: `http://127.0.0.1:2379,http://...`. */
 export function connectEtcd(urls: string): Etcd3 {
   const hosts = urls.split(',').map((u) => u.trim()).filter(Boolean);
   if (hosts.length === 0) throw new Error('no etcd URL given; pass --etcd http://127.0.0.1:2379');
-  return new Etcd3({ hosts, dialTimeout: 3000 });
+  return new Etcd3({
+    hosts,
+    dialTimeout: 3000,
+    grpcOptions: {
+      'grpc.keepalive_time_ms': ETCD_KEEPALIVE.timeMs,
+      'grpc.keepalive_timeout_ms': ETCD_KEEPALIVE.timeoutMs,
+      // Also between calls: an idle agent must notice a dead link before it next needs it.
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.initial_reconnect_backoff_ms': ETCD_RETRY.firstMs * 2,
+      'grpc.max_reconnect_backoff_ms': ETCD_RETRY.maxMs,
+    },
+    faultHandling: {
+      host: () => passThrough,
+      watchBackoff: doublingBackoff(ETCD_RETRY.firstMs, ETCD_RETRY.maxMs),
+    },
+  });
+}
+
+/**
+ * A host policy that lets every call through (no circuit breaker). The client's global retry
+ * still applies, and each failure makes the library dial the host afresh.
+ */
+const passThrough: HostPolicy = {
+  _altReturn: undefined as never,
+  onSuccess: () => ({ dispose: () => undefined }),
+  onFailure: () => ({ dispose: () => undefined }),
+  execute: async (fn, signal) => fn({ signal: signal ?? new AbortController().signal }),
+};
+
+/** firstMs, 2 x firstMs, ... up to maxMs; the watch manager starts over after a success. */
+function doublingBackoff(durationMs: number, maxMs: number): Backoff {
+  return {
+    duration: durationMs,
+    next: () => doublingBackoff(Math.min(durationMs * 2, maxMs), maxMs),
+  };
 }

@@ -18,6 +18,8 @@ export interface AgentSpec {
   ports?: number;
   /** Run the agent (and so its redis-servers) inside this test host's network namespace. */
   host?: { ns: string; ip: string };
+  /** The agent's --redis-server (default: redis-server on PATH). */
+  redisServer?: string;
 }
 
 export interface ApiResponse {
@@ -128,6 +130,7 @@ export class LocalFleet {
       'agent', '--scheduler', this.apiUrl, '--etcd', this.etcdUrl, '--id', id, '--ip', spec.host?.ip ?? '127.0.0.1',
       '--mem', String(spec.mem ?? 1024), '--cpus', String(spec.cpus ?? 2), '--ports', `${first}-${Math.min(65535, first + count - 1)}`,
       '--work-dir', join(this.dir, 'agents', id), '--fleet-key', this.fleetKeyPath,
+      ...(spec.redisServer ? ['--redis-server', spec.redisServer] : []),
     ], spec.host?.ns);
     this.agents.set(id, child);
     return child;
