@@ -3,7 +3,7 @@ import { cpus as osCpus, hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { RedFleetAgent } from '../executor/agent.js';
-import { defaultFleetKeyPath, loadFleetKey } from '../store/secrets.js';
+import { defaultFleetKeyPath, loadFleetKey, previousFleetKeyPath } from '../store/secrets.js';
 import { DEFAULT_PREFIX } from '../store/keys.js';
 import { parseHostPort } from '../net.js';
 import { parsePortRange } from '../proto/messages.js';
@@ -18,16 +18,23 @@ const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
 Fleet processes:
   redfleet scheduler --etcd URLS [--prefix /MrRedis] [--api HOST:PORT] [--sentinel HOST:PORT] [--id NAME] [--fleet-key FILE]
-                     [--agent-timeout SECONDS] [--api-token TOKEN]... [--api-token-file FILE] [--trusted-proxy ADDR]...
+                     [--previous-fleet-key FILE] [--agent-timeout SECONDS] [--api-token TOKEN]... [--api-token-file FILE] [--trusted-proxy ADDR]...
                      [--anonymous [--anonymous-per-client 6] [--anonymous-ttl 12h] [--anonymous-capacity 64] [--anonymous-maxclients 50]]
   redfleet agent --scheduler URL --etcd URLS --id NAME [--ip ADDR] [--cpus N] [--mem MB] [--ports FIRST-LAST]
-                 [--work-dir DIR] [--redis-server PATH] [--fleet-key FILE] [--prefix /MrRedis]
+                 [--work-dir DIR] [--redis-server PATH] [--fleet-key FILE] [--previous-fleet-key FILE] [--prefix /MrRedis]
+  --previous-fleet-key: during a fleet key rotation, the old key, accepted alongside --fleet-key (docs/hardening/session.md)
 ${DEV_HELP}
 
 ${CLIENT_HELP}
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
-REDFLEET_SENTINEL, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
+REDFLEET_SENTINEL, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_PREVIOUS_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
+
+/** The previous fleet key during a rotation (--previous-fleet-key or REDFLEET_PREVIOUS_FLEET_KEY), if any. */
+function previousFleetKey(flag: unknown): string | undefined {
+  const path = typeof flag === 'string' ? flag : previousFleetKeyPath();
+  return path ? loadFleetKey(resolve(path), false).key : undefined;
+}
 
 /** Runs `stop` on the first SIGINT/SIGTERM, then exits. */
 function stopOnSignal(stop: () => Promise<void>): void {
@@ -52,6 +59,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     sentinel: { type: 'string' },
     id: { type: 'string' },
     'fleet-key': { type: 'string' },
+    'previous-fleet-key': { type: 'string' },
     'agent-timeout': { type: 'string' },
     'api-token': { type: 'string', multiple: true },
     'api-token-file': { type: 'string' },
@@ -78,6 +86,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     sentinelPort: sentinel.port,
     id: str(values.id, `scheduler-${hostname()}`),
     fleetKey: fleet.key,
+    previousFleetKey: previousFleetKey(values['previous-fleet-key']),
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
     onLeadershipLost: () => process.exit(3),
     access: {
@@ -125,6 +134,7 @@ async function agentCommand(argv: string[]): Promise<void> {
     'work-dir': { type: 'string' },
     'redis-server': { type: 'string' },
     'fleet-key': { type: 'string' },
+    'previous-fleet-key': { type: 'string' },
     prefix: { type: 'string' },
   });
   if (values.help) return void console.log(HELP);
@@ -151,6 +161,7 @@ async function agentCommand(argv: string[]): Promise<void> {
     workDir: resolve(str(values['work-dir'], resolve('.redfleet', 'agents', id))),
     redisServer: str(values['redis-server'], 'redis-server'),
     fleetKey: loadFleetKey(keyPath, false).key,
+    previousFleetKey: previousFleetKey(values['previous-fleet-key']),
   });
   await agent.start();
   stopOnSignal(() => agent.stop());
