@@ -70,6 +70,7 @@ const TERMINAL = new Set<number>([
 const SILENT_INTERVALS = 3;
 /** An agent offers and takes launches only while its last answer is at most this many intervals old. */
 const ALIVE_INTERVALS = 2;
+const SILENCE_CHECK_MS = 250;
 /** Slack on ALIVE_INTERVALS for an answer's round trip and timer jitter. */
 const ALIVE_SLACK_MS = 500;
 
@@ -85,11 +86,14 @@ export class OfferBroker implements ResourceBroker {
   private cycleQueued = false;
   private readonly timer: NodeJS.Timeout;
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly silence: NodeJS.Timeout;
 
   constructor(private readonly opts: BrokerOptions, private readonly log: Logger) {
     // Refuse filters expire with time; a slow tick re-offers what they held back.
     this.timer = setInterval(() => this.scheduleCycle(), 500);
     this.heartbeat = setInterval(() => this.sendHeartbeats(), opts.heartbeatSeconds * 1000);
+    // Checked more often than heartbeats go out, so that silence is found close to its limit.
+    this.silence = setInterval(() => this.dropSilent(), SILENCE_CHECK_MS);
   }
 
   attach(framework: Framework): void {
@@ -99,6 +103,7 @@ export class OfferBroker implements ResourceBroker {
   close(): void {
     clearInterval(this.timer);
     clearInterval(this.heartbeat);
+    clearInterval(this.silence);
     for (const a of this.agentsById.values()) {
       clearTimeout(a.lostTimer);
       a.sink?.close(true);
@@ -373,21 +378,23 @@ export class OfferBroker implements ResourceBroker {
     if (entry) entry.offerId = undefined;
   }
 
-  /**
-   * Each interval: drop the streams of agents that went silent or stopped reading (a write into a
-   * dead TCP connection succeeds, so silence is the only sign), then send the next heartbeat,
-   * which the agent must answer with a HEARTBEAT call.
-   */
+  /** Every interval, a heartbeat that each agent must answer with a HEARTBEAT call. */
   private sendHeartbeats(): void {
+    for (const a of this.agentsById.values()) a.sink?.send({ type: pb.Event.Type.HEARTBEAT });
+  }
+
+  /**
+   * Drops the streams of agents that went silent or stopped reading their events. A write into a
+   * dead TCP connection (a partition: no RST) succeeds, so silence is the only sign of one.
+   */
+  private dropSilent(): void {
     const now = Date.now();
     const silentMs = SILENT_INTERVALS * this.opts.heartbeatSeconds * 1000;
     for (const a of this.agentsById.values()) {
-      const sink = a.sink;
-      if (!sink) continue;
-      const backedUp = sink.backedUpSince();
+      const backedUp = a.sink?.backedUpSince() ?? 0;
+      if (!a.sink) continue;
       if (now - a.lastSeen > silentMs) this.dropStream(a.id, `no heartbeat answer for ${now - a.lastSeen} ms`);
       else if (backedUp > 0 && now - backedUp > silentMs) this.dropStream(a.id, `events unread for ${now - backedUp} ms`);
-      else sink.send({ type: pb.Event.Type.HEARTBEAT });
     }
   }
 }
