@@ -71,6 +71,11 @@ const SILENT_INTERVALS = 3;
 /** An agent offers and takes launches only while its last answer is at most this many intervals old. */
 const ALIVE_INTERVALS = 2;
 const SILENCE_CHECK_MS = 250;
+/**
+ * A silence check this late means the scheduler's own event loop stalled (GC, CPU starvation, a
+ * SIGSTOP): it could not have heard anyone, so silence up to now is not the agents' fault.
+ */
+const STALL_MS = 750;
 /** Slack on ALIVE_INTERVALS for an answer's round trip and timer jitter. */
 const ALIVE_SLACK_MS = 500;
 
@@ -87,6 +92,7 @@ export class OfferBroker implements ResourceBroker {
   private readonly timer: NodeJS.Timeout;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly silence: NodeJS.Timeout;
+  private lastSilenceCheck = Date.now();
 
   constructor(private readonly opts: BrokerOptions, private readonly log: Logger) {
     // Refuse filters expire with time; a slow tick re-offers what they held back.
@@ -162,14 +168,30 @@ export class OfferBroker implements ResourceBroker {
     if (!entry || entry.sink !== sink) return;
     entry.sink = undefined;
     this.rescindOffersOf(agentId);
-    const silentMs = Date.now() - entry.lastSeen;
-    this.log.warn('agent disconnected', { agent: agentId, silentMs });
+    const now = Date.now();
+    if (this.stalled(now)) entry.lastSeen = now;
+    this.log.warn('agent disconnected', { agent: agentId, silentMs: now - entry.lastSeen });
+    this.armLost(entry);
+  }
+
+  /** Declares the agent lost at its last sign of life + the agent timeout, unless it returns first. */
+  private armLost(entry: AgentEntry): void {
+    clearTimeout(entry.lostTimer);
     entry.lostTimer = setTimeout(() => {
-      if (entry.sink) return;
-      this.agentsById.delete(agentId);
-      this.log.warn('agent lost: no resubscription within the agent timeout', { agent: agentId, timeoutMs: this.opts.agentTimeoutMs, silentMs: Date.now() - entry.lastSeen });
-      this.framework?.agentLost(agentId, [...entry.tasks.keys()]);
+      if (entry.sink || this.agentsById.get(entry.id) !== entry) return;
+      if (this.stalled(Date.now())) {
+        this.forgiveStall(Date.now());
+        return;
+      }
+      this.agentsById.delete(entry.id);
+      this.log.warn('agent lost: no resubscription within the agent timeout', { agent: entry.id, timeoutMs: this.opts.agentTimeoutMs, silentMs: Date.now() - entry.lastSeen });
+      this.framework?.agentLost(entry.id, [...entry.tasks.keys()]);
     }, Math.max(0, entry.lastSeen + this.opts.agentTimeoutMs - Date.now()));
+  }
+
+  /** Whether this scheduler's event loop is (or just was) stalled: the silence check is overdue. */
+  private stalled(now: number): boolean {
+    return now - this.lastSilenceCheck > SILENCE_CHECK_MS + STALL_MS;
   }
 
   /** A sign of life from the agent on its current stream `sink` (a heartbeat answer or any call). */
@@ -372,6 +394,16 @@ export class OfferBroker implements ResourceBroker {
     if (batch.length > 0) this.framework.resourceOffers(batch);
   }
 
+  /** After a stall of our own, every agent gets a fresh window, connected or waiting to return. */
+  private forgiveStall(now: number): void {
+    this.log.warn('scheduler event loop stalled; agents\' silence during the stall is not held against them', { stalledMs: now - this.lastSilenceCheck });
+    this.lastSilenceCheck = now;
+    for (const a of this.agentsById.values()) {
+      a.lastSeen = Math.max(a.lastSeen, now);
+      if (!a.sink) this.armLost(a);
+    }
+  }
+
   private rescindOffersOf(agentId: string): void {
     const entry = this.agentsById.get(agentId);
     if (entry?.offerId) this.offers.delete(entry.offerId);
@@ -389,6 +421,11 @@ export class OfferBroker implements ResourceBroker {
    */
   private dropSilent(): void {
     const now = Date.now();
+    if (this.stalled(now)) {
+      this.forgiveStall(now);
+      return;
+    }
+    this.lastSilenceCheck = now;
     const silentMs = SILENT_INTERVALS * this.opts.heartbeatSeconds * 1000;
     for (const a of this.agentsById.values()) {
       const backedUp = a.sink?.backedUpSince() ?? 0;

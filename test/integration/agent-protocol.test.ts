@@ -11,6 +11,7 @@ import { encodeFrame } from '../../src/proto/recordio.js';
 import { sealEvent } from '../../src/proto/sealed-event.js';
 import { pb } from '../../src/proto/messages.js';
 import { freePort } from '../../src/net.js';
+import { eventKey, schedulerProof } from '../../src/store/secrets.js';
 
 interface ProcRow { id: string; agent: string; ip: string; port: number; state: string; role: string; pid?: number }
 
@@ -223,6 +224,51 @@ describe('agent protocol: sessions, proofs and heartbeats (issue 7 items 5-8, 17
     await fleet.waitFor(() => mute.closed, 5000, 'the silent agent to be dropped');
     expect(mute.events.filter((e) => e.type === pb.Event.Type.LAUNCH)).to.deep.equal([]);
     expect((await fleet.api('DELETE', '/api/instances/wide')).status).to.equal(202);
+  });
+
+  it('the scheduler asks for a heartbeat every second, and an agent drops a stream silent for 3 intervals', async () => {
+    const probe = new ProtocolAgent(fleet.apiUrl, 'listener', key);
+    clients.push(probe);
+    expect(await probe.subscribe(await ProtocolAgent.sign(fleet.apiUrl, 'listener', key, { hostname: '127.0.0.1' }))).to.equal(200);
+    await fleet.waitFor(() => probe.events.length > 0, 5000, 'SUBSCRIBED');
+    expect(probe.events[0].subscribed?.heartbeat_interval_seconds).to.equal(1);
+    probe.close();
+    // A scheduler that proves itself (it holds the fleet key), then falls silent, as a partition would make it.
+    const port = await freePort();
+    const opened: number[] = [];
+    const dropped: number[] = [];
+    const silent = createServer((req, res) => {
+      if (req.url === '/api/v1/agent/challenge') {
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ nonce: randomBytes(18).toString('base64url') }));
+        return;
+      }
+      if (String(req.headers.authorization).startsWith('RedFleet-Session')) {
+        req.resume();
+        res.writeHead(202).end();
+        return;
+      }
+      req.resume();
+      const id = String(req.headers['x-redfleet-agent']);
+      const [serverNonce, clientNonce] = [String(req.headers['x-redfleet-nonce']), String(req.headers['x-redfleet-client-nonce'])];
+      const session = randomBytes(16).toString('base64url');
+      res.writeHead(200, { 'Content-Type': 'application/recordio' });
+      res.write(encodeFrame(sealEvent(eventKey(key, id, clientNonce, serverNonce, session), 1, { type: pb.Event.Type.SUBSCRIBED, subscribed: { agent_id: { value: id }, session, proof: schedulerProof(key, id, clientNonce, serverNonce, session), heartbeat_interval_seconds: 1 } })));
+      opened.push(Date.now());
+      res.on('close', () => dropped.push(Date.now()));
+    });
+    await new Promise<void>((r) => silent.listen(port, '127.0.0.1', () => r()));
+    const child = spawn(process.execPath, [CLI, 'agent', '--scheduler', `http://127.0.0.1:${port}`, '--etcd', fleet.etcd.url, '--prefix', '/SilentFleet',
+      '--id', 'patient', '--ip', '127.0.0.1', '--ports', '41980-41989', '--work-dir', join(fleet.dir, 'agents', 'patient'), '--fleet-key', fleet.fleetKeyPath], { stdio: 'ignore' });
+    extra.push(child);
+    try {
+      await fleet.waitFor(() => dropped.length >= 1 && opened.length >= 2, 15_000, 'the agent to drop the silent stream and subscribe again');
+    } finally {
+      await killAndWait(child, 'SIGTERM');
+      silent.closeAllConnections();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
+    console.log(`      silent scheduler stream dropped ${dropped[0] - opened[0]} ms after SUBSCRIBED`);
+    expect(dropped[0] - opened[0]).to.be.within(2500, 4500);
   });
 
   it('disconnects a SIGSTOPped agent in ~3 s, loses it at timeout + <= 1 s, and kills its written-off procs when it returns', async () => {
