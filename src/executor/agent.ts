@@ -345,7 +345,10 @@ export class RedFleetAgent {
         void this.sendCall({ type: pb.Call.Type.HEARTBEAT });
         return;
       case pb.Event.Type.LAUNCH:
-        if (event.launch?.task) void this.launch(event.launch.task);
+        if (!event.launch?.task) return;
+        // While stopping, the stream stays open only to deliver the last updates: start nothing new.
+        if (this.stopped) this.report(event.launch.task.task_id.value, pb.TaskState.TASK_FAILED, 'the agent is stopping');
+        else void this.launch(event.launch.task);
         return;
       case pb.Event.Type.KILL:
         if (event.kill) void this.kill(event.kill.task_id.value);
