@@ -58,20 +58,23 @@ describe('agent protocol: sessions, proofs and heartbeats (issue 7 items 5-8, 17
     const master = before.find((p) => p.id === masterOf('guarded'))!;
     const rogue = new ProtocolAgent(fleet.apiUrl, 'rogue', key);
     clients.push(rogue);
-    expect(await rogue.subscribe(await ProtocolAgent.sign(fleet.apiUrl, 'rogue', key, { hostname: '127.0.0.1' }))).to.equal(200);
-    const failed = { task_id: { value: master.id }, state: pb.TaskState.TASK_FAILED, uuid: randomBytes(16) };
-    const forged = await rogue.call({ type: pb.Call.Type.UPDATE, agent_id: { value: master.agent }, update: { status: { ...failed, agent_id: { value: master.agent } } } });
-    expect(forged.status).to.equal(403);
-    expect(JSON.parse(forged.text).error.code).to.equal('AGENT_MISMATCH');
-    const notMine = await rogue.call({ type: pb.Call.Type.UPDATE, update: { status: failed } });
-    expect(notMine.status).to.equal(403);
-    expect(JSON.parse(notMine.text).error.code).to.equal('NOT_YOUR_PROC');
-    await sleep(1000);
-    expect(procState('guarded', master.id)).to.equal('RUNNING');
-    expect(masterOf('guarded')).to.equal(master.id);
-    expect((await procs('guarded')).map((p) => `${p.id} ${p.state}`)).to.deep.equal(before.map((p) => `${p.id} RUNNING`), 'no proc replaced');
-    expect(fleet.log('scheduler')).to.match(/status update refused: the proc belongs to another agent/);
-    rogue.close();
+    try {
+      expect(await rogue.subscribe(await ProtocolAgent.sign(fleet.apiUrl, 'rogue', key, { hostname: '127.0.0.1' }))).to.equal(200);
+      const failed = { task_id: { value: master.id }, state: pb.TaskState.TASK_FAILED, uuid: randomBytes(16) };
+      const forged = await rogue.call({ type: pb.Call.Type.UPDATE, agent_id: { value: master.agent }, update: { status: { ...failed, agent_id: { value: master.agent } } } });
+      expect(forged.status).to.equal(403);
+      expect(JSON.parse(forged.text).error.code).to.equal('AGENT_MISMATCH');
+      const notMine = await rogue.call({ type: pb.Call.Type.UPDATE, update: { status: failed } });
+      expect(notMine.status).to.equal(403);
+      expect(JSON.parse(notMine.text).error.code).to.equal('NOT_YOUR_PROC');
+      await sleep(1000);
+      expect(procState('guarded', master.id)).to.equal('RUNNING');
+      expect(masterOf('guarded')).to.equal(master.id);
+      expect((await procs('guarded')).map((p) => `${p.id} ${p.state}`)).to.deep.equal(before.map((p) => `${p.id} RUNNING`), 'no proc replaced');
+      expect(fleet.log('scheduler')).to.match(/status update refused: the proc belongs to another agent/);
+    } finally {
+      rogue.close();
+    }
   });
 
   it('refuses a replayed SUBSCRIBE and a second SUBSCRIBE for a connected agent; no proc is touched; /healthz says so', async () => {
