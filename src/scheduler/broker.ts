@@ -93,6 +93,8 @@ export class OfferBroker implements ResourceBroker {
   private readonly heartbeat: NodeJS.Timeout;
   private readonly silence: NodeJS.Timeout;
   private lastSilenceCheck = Date.now();
+  /** After close(), streams that end are no news: nothing is armed or declared lost any more. */
+  private closed = false;
 
   constructor(private readonly opts: BrokerOptions, private readonly log: Logger) {
     // Refuse filters expire with time; a slow tick re-offers what they held back.
@@ -107,6 +109,7 @@ export class OfferBroker implements ResourceBroker {
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
     clearInterval(this.heartbeat);
     clearInterval(this.silence);
@@ -165,7 +168,7 @@ export class OfferBroker implements ResourceBroker {
    */
   disconnected(agentId: string, sink: EventSink): void {
     const entry = this.agentsById.get(agentId);
-    if (!entry || entry.sink !== sink) return;
+    if (this.closed || !entry || entry.sink !== sink) return;
     entry.sink = undefined;
     this.rescindOffersOf(agentId);
     const now = Date.now();
