@@ -73,6 +73,13 @@ export class NeverPlaceableError extends RedFleetError {
   }
 }
 
+/** Thrown by readBody (src/net.ts) when a request body is not complete within its time limit (408). */
+export class BodyTimeoutError extends RedFleetError {
+  constructor(readonly timeoutMs: number) {
+    super('BODY_TIMEOUT', `request body not received within ${timeoutMs} ms`, 408);
+  }
+}
+
 /**
  * Thrown by the agent when a LAUNCH from the scheduler carries a field it must not use (a
  * password hash that is not 64 hex characters, a port outside the agent's range, a bad name...).
@@ -81,5 +88,25 @@ export class NeverPlaceableError extends RedFleetError {
 export class InvalidLaunchError extends RedFleetError {
   constructor(field: string, message: string) {
     super('INVALID_LAUNCH', message, 400, field);
+  }
+}
+
+/**
+ * Thrown by the agent endpoint (409) when a SUBSCRIBE names an agent whose current stream still
+ * answers heartbeats: a second subscriber must not take a live agent's procs away.
+ */
+export class AgentConnectedError extends RedFleetError {
+  constructor(agentId: string) {
+    super('AGENT_CONNECTED', `agent '${agentId}' is connected and answers heartbeats; stop it before subscribing under its id`, 409);
+  }
+}
+
+/**
+ * Thrown by the offer broker (403) when an authenticated agent reports on a proc that the store
+ * places on another agent (its SID): an agent speaks only for its own procs.
+ */
+export class NotYourProcError extends RedFleetError {
+  constructor(agentId: string, procId: string) {
+    super('NOT_YOUR_PROC', `agent '${agentId}' may not report on proc '${procId}': it belongs to another agent`, 403);
   }
 }

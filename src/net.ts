@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { BodyTimeoutError } from './errors.js';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): Promise<number> {
@@ -34,36 +35,43 @@ export function parseHostPort(text: string, what: string): { host: string; port:
   return { host: bare.slice(0, at), port };
 }
 
-/** Reads a request body, refusing one over `limit` bytes (the error says so; nothing is buffered past it). */
-export function readBody(req: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
+/**
+ * Reads a request body, refusing one over `limit` bytes (the error says so; nothing is buffered
+ * past it). With `timeoutMs`, a body still incomplete after that long is refused with
+ * BodyTimeoutError: a slow sender must not hold the caller's memory or connection for minutes.
+ */
+export function readBody(req: NodeJS.ReadableStream, limit: number, timeoutMs = 0): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    const timer = timeoutMs > 0 ? setTimeout(() => fail(new BodyTimeoutError(timeoutMs)), timeoutMs) : undefined;
+    const fail = (err: Error): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      chunks.length = 0;
+      reject(err);
+    };
     req.on('data', (chunk: Buffer) => {
       if (done) return;
       size += chunk.length;
       if (size > limit) {
-        done = true;
-        reject(new BodyTooLargeError(limit));
+        fail(new BodyTooLargeError(limit));
         return;
       }
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (!done) resolve(Buffer.concat(chunks));
+      if (done) return;
       done = true;
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
     });
-    req.on('error', (err) => {
-      if (!done) reject(err);
-      done = true;
-    });
+    req.on('error', fail);
     // A client that hangs up mid-body does not always get an 'error' (it depends on where the
     // parser was); without this the read would wait forever and hold its buffers.
-    req.on('close', () => {
-      if (!done) reject(new ClientAbortedError());
-      done = true;
-    });
+    req.on('close', () => fail(new ClientAbortedError()));
   });
 }
 

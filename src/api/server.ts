@@ -233,7 +233,15 @@ export function createApiServer(deps: ApiDeps): Server {
   });
 
   router.get('/healthz', (ctx) => {
-    ctx.body = { ok: true, agents: broker.agents().filter((a) => a.connected).length, instances: store.instanceNames().length };
+    const agents = broker.agents().filter((a) => a.connected).length;
+    // Agents that hold procs being refused (a wrong fleet key, say) will have their procs written off: not ok.
+    const refused = deps.agentEndpoint.refusedAgents();
+    if (refused.length > 0) {
+      ctx.status = 503;
+      ctx.body = { ok: false, agents, instances: store.instanceNames().length, refusedAgents: refused };
+      return;
+    }
+    ctx.body = { ok: true, agents, instances: store.instanceNames().length };
   });
 
   app.use(router.routes());

@@ -5,7 +5,7 @@ import { Scheduler } from '../scheduler/scheduler.js';
 import { DEFAULT_COMPACT_EVERY_SECONDS, DEFAULT_COMPACT_RETENTION_SECONDS } from '../scheduler/compactor.js';
 import { DEFAULT_DELETED_RETENTION_SECONDS } from '../scheduler/reaper.js';
 import { DEFAULT_STATS_HEARTBEAT_SECONDS, RedFleetAgent } from '../executor/agent.js';
-import { defaultFleetKeyPath, loadFleetKey } from '../store/secrets.js';
+import { defaultFleetKeyPath, loadFleetKey, previousFleetKeyPath } from '../store/secrets.js';
 import { DEFAULT_PREFIX } from '../store/keys.js';
 import { parseHostPort } from '../net.js';
 import { parsePortRange } from '../proto/messages.js';
@@ -28,6 +28,8 @@ may run against one etcd; one leads.
   --sentinel HOST:PORT       Sentinel-compatible endpoint; default $REDFLEET_SENTINEL, else 127.0.0.1:26379
   --id NAME                  this scheduler's name in the election; default scheduler-<hostname>
   --fleet-key FILE           the key agents prove themselves with; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
+  --previous-fleet-key FILE  during a fleet key rotation, the old key, accepted alongside --fleet-key;
+                             default $REDFLEET_PREVIOUS_FLEET_KEY, else none (docs/SECURITY.md)
   --agent-timeout SECONDS    an agent silent this long is lost and its procs replaced; default 10
   --api-token-file FILE      admin tokens, one a line (at least 16 characters each); default none
   --api-token TOKEN          an admin token; repeatable. Visible in \`ps\` to every local user: prefer
@@ -71,6 +73,7 @@ Runs an agent: offers this host's memory, CPUs and ports and runs the redis-serv
   --work-dir DIR             proc directories; default .redfleet/agents/<id>
   --redis-server PATH        the redis-server binary; default redis-server (on PATH)
   --fleet-key FILE           the fleet key file, copied from the scheduler; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
+  --previous-fleet-key FILE  during a fleet key rotation, the old key; default $REDFLEET_PREVIOUS_FLEET_KEY, else none
   --stats-heartbeat SECONDS  write a proc's Stats to etcd at least this often, else only on a meaningful change; default 5
   -h, --help                 this text`;
 
@@ -84,10 +87,16 @@ ${DEV_USAGE}
 ${CLIENT_HELP}
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
-REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
+REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_PREVIOUS_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
 
 /** Where the running command points, so that a library error can say what to check. */
 const endpoints: Endpoints = {};
+
+/** The previous fleet key during a rotation (--previous-fleet-key or REDFLEET_PREVIOUS_FLEET_KEY), if any. */
+function previousFleetKey(flag: unknown): string | undefined {
+  const path = typeof flag === 'string' ? flag : previousFleetKeyPath();
+  return path ? loadFleetKey(resolve(path), false).key : undefined;
+}
 
 /** Runs `stop` on the first SIGINT/SIGTERM, then exits. */
 function stopOnSignal(stop: () => Promise<void>): void {
@@ -112,6 +121,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     sentinel: { type: 'string' },
     id: { type: 'string' },
     'fleet-key': { type: 'string' },
+    'previous-fleet-key': { type: 'string' },
     'agent-timeout': { type: 'string' },
     'api-token': { type: 'string', multiple: true },
     'api-token-file': { type: 'string' },
@@ -158,6 +168,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     sentinelPort: sentinel.port,
     id: str(values.id, `scheduler-${hostname()}`),
     fleetKey: fleet.key,
+    previousFleetKey: previousFleetKey(values['previous-fleet-key']),
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
     onLeadershipLost: () => process.exit(3),
     sentinel: sentinelOptions,
@@ -236,6 +247,7 @@ async function agentCommand(argv: string[]): Promise<void> {
     'work-dir': { type: 'string' },
     'redis-server': { type: 'string' },
     'fleet-key': { type: 'string' },
+    'previous-fleet-key': { type: 'string' },
     prefix: { type: 'string' },
     'stats-heartbeat': { type: 'string' },
   });
@@ -267,6 +279,7 @@ async function agentCommand(argv: string[]): Promise<void> {
     redisServer: str(values['redis-server'], 'redis-server'),
     fleetKey: loadFleetKey(keyPath, false).key,
     statsHeartbeatSeconds: intFlag(values['stats-heartbeat'], 'stats-heartbeat', DEFAULT_STATS_HEARTBEAT_SECONDS, 1),
+    previousFleetKey: previousFleetKey(values['previous-fleet-key']),
   });
   await agent.start();
   stopOnSignal(() => agent.stop());

@@ -1,5 +1,5 @@
 import { request, Agent as HttpAgent, type IncomingMessage, type ClientRequest } from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -7,8 +7,10 @@ import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { connectEtcd } from '../store/etcd.js';
 import { currentLeader } from '../store/leadership.js';
 import { Keys } from '../store/keys.js';
-import { agentToken, frameworkSecret } from '../store/secrets.js';
+import { dataKey, eventKey, frameworkSecret, randomToken, sameSecret, schedulerProof, subscribeSignature } from '../store/secrets.js';
 import { FrameDecoder } from '../proto/recordio.js';
+import { openEvent } from '../proto/sealed-event.js';
+import { ProtocolError } from '../errors.js';
 import { pb, toResourceList, type PortRange, type Resources } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 import { createLogger, type Logger } from '../logger.js';
@@ -31,6 +33,8 @@ export interface AgentOptions {
   workDir: string;
   redisServer: string;
   fleetKey: string;
+  /** During a fleet key rotation, the old key (see docs/hardening/session.md). */
+  previousFleetKey?: string;
   /** Stop every redis-server when the agent stops (default), or leave them running. */
   stopProcsOnExit?: boolean;
   /** Seconds between Stats writes of a proc whose stats did not change meaningfully (default 5). */
@@ -52,6 +56,10 @@ interface RunningProc {
 }
 
 const MESSAGES = new Set(['MASTER', 'SLAVEOF', 'SHUTDOWN']);
+/** A scheduler stream silent for this many heartbeat intervals is dropped and the agent subscribes again. */
+const SILENT_HEARTBEATS = 3;
+/** Calls (UPDATE, HEARTBEAT, the challenge) are small: a scheduler that takes longer is not answering. */
+const CALL_TIMEOUT_MS = 2000;
 
 /**
  * The per-node agent and executor. It subscribes to the scheduler and keeps the event stream
@@ -70,6 +78,10 @@ export class RedFleetAgent {
   private lease?: Lease;
   private stream?: ClientRequest;
   private subscribed = false;
+  /** The session the current stream opened: its token authorizes every call, at that scheduler. */
+  private session?: { token: string; scheduler: string };
+  /** Which fleet key signs the next SUBSCRIBE (see fleetKeys); moves on after a 401 during a rotation. */
+  private keyIndex = 0;
   /** The scheduler API currently in use (see findScheduler). */
   private schedulerUrl: string;
   private stopped = false;
@@ -83,10 +95,6 @@ export class RedFleetAgent {
     this.log = createLogger('agent', { agent: opts.id });
     this.keys = new Keys(opts.prefix);
     this.schedulerUrl = opts.schedulerUrl;
-  }
-
-  private get authorization(): string {
-    return `Bearer ${agentToken(this.opts.fleetKey, this.opts.id)}`;
   }
 
   get resources(): Resources {
@@ -106,7 +114,7 @@ export class RedFleetAgent {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
-    this.stream?.destroy();
+    // The session ends with the stream: keep it open until the procs' last updates are acknowledged.
     if (this.opts.stopProcsOnExit !== false) {
       await Promise.all([...this.procs.values()].map((p) => p.redis.stop().catch(() => undefined)));
       // Give the scheduler a moment to hear that the procs ended.
@@ -116,6 +124,7 @@ export class RedFleetAgent {
         await sleep(100);
       }
     }
+    this.stream?.destroy();
     for (const p of this.procs.values()) await this.cancelWatch(p.watcher);
     await this.loop;
     await this.lease?.revoke().catch(() => undefined);
@@ -183,9 +192,10 @@ export class RedFleetAgent {
       try {
         await this.streamOnce();
       } catch (err) {
-        if (!this.stopped) this.log.warn('scheduler stream failed', { error: (err as Error).message });
+        if (!this.stopped) this.log.warn('scheduler stream failed', { error: (err as Error).message, scheduler: this.schedulerUrl });
       }
       this.subscribed = false;
+      this.session = undefined;
       if (this.stopped) return;
       if (Date.now() - started > 10_000) backoff = 100;
       await sleep(backoff);
@@ -205,9 +215,21 @@ export class RedFleetAgent {
     return url;
   }
 
-  /** One SUBSCRIBE; resolves when the stream ends. */
+  /** The fleet keys this agent may sign with: the current one, then the previous one during a rotation. */
+  private get fleetKeys(): string[] {
+    return this.opts.previousFleetKey ? [this.opts.fleetKey, this.opts.previousFleetKey] : [this.opts.fleetKey];
+  }
+
+  /**
+   * One session: fetch a nonce, SUBSCRIBE signed with the fleet key, check that SUBSCRIBED proves
+   * the scheduler holds that key too, then follow the sealed event stream until it ends. A stream
+   * that cannot prove itself, or goes silent for three heartbeat intervals, is dropped.
+   */
   private async streamOnce(): Promise<void> {
     const scheduler = await this.findScheduler();
+    const fleetKey = this.fleetKeys[this.keyIndex % this.fleetKeys.length];
+    const serverNonce = await this.challenge(scheduler);
+    const clientNonce = randomToken();
     const call: redfleet.v1.ICall = {
       type: pb.Call.Type.SUBSCRIBE,
       agent_id: { value: this.opts.id },
@@ -218,36 +240,56 @@ export class RedFleetAgent {
       },
     };
     const body = pb.Call.encode(call).finish();
+    const bodySha = createHash('sha256').update(body).digest('hex');
+    const headers = {
+      'Content-Type': 'application/x-protobuf',
+      Accept: 'application/recordio',
+      'Content-Length': body.length,
+      Authorization: `RedFleet-HMAC ${subscribeSignature(fleetKey, this.opts.id, serverNonce, clientNonce, bodySha)}`,
+      'X-RedFleet-Agent': this.opts.id,
+      'X-RedFleet-Nonce': serverNonce,
+      'X-RedFleet-Client-Nonce': clientNonce,
+      'X-RedFleet-Body-Sha256': bodySha,
+    };
     return new Promise((resolve, reject) => {
-      const req = request(`${scheduler}/api/v1/agent`, {
-        method: 'POST',
-        agent: false,
-        headers: { 'Content-Type': 'application/x-protobuf', Accept: 'application/recordio', 'Content-Length': body.length, Authorization: this.authorization },
-      });
+      const req = request(`${scheduler}/api/v1/agent`, { method: 'POST', agent: false, headers });
       this.stream = req;
       let watchdog: NodeJS.Timeout | undefined;
-      let heartbeatMs = 15_000;
+      // Until SUBSCRIBED: room for the scheduler's check of an older stream (2 s) and a slow start.
+      let silenceMs = 10_000;
       const arm = () => {
         clearTimeout(watchdog);
-        watchdog = setTimeout(() => req.destroy(new Error('no heartbeat from the scheduler')), heartbeatMs * 3);
+        watchdog = setTimeout(() => req.destroy(new Error(`the scheduler stream was silent for ${silenceMs} ms`)), silenceMs);
       };
+      arm();
       req.on('response', (res: IncomingMessage) => {
         if (res.statusCode !== 200) {
-          res.resume();
-          reject(new Error(`SUBSCRIBE answered ${res.statusCode}`));
+          clearTimeout(watchdog);
+          if (res.statusCode === 401 && this.fleetKeys.length > 1) this.keyIndex += 1;
+          void readSmall(res).then((text) => reject(new Error(`SUBSCRIBE answered ${res.statusCode}: ${text}`)));
           return;
         }
         const decoder = new FrameDecoder();
-        arm();
+        let verified: { key: Buffer; seq: number } | undefined;
         res.on('data', (chunk: Buffer) => {
           arm();
           try {
             for (const frame of decoder.push(chunk)) {
-              const event = pb.Event.decode(frame);
-              if (event.type === pb.Event.Type.SUBSCRIBED) heartbeatMs = (event.subscribed?.heartbeat_interval_seconds ?? 5) * 1000;
+              let event: redfleet.v1.Event;
+              if (!verified) {
+                const opened = this.openSession(frame, fleetKey, clientNonce, serverNonce, scheduler);
+                verified = { key: opened.key, seq: 1 };
+                event = opened.event;
+                silenceMs = SILENT_HEARTBEATS * (event.subscribed?.heartbeat_interval_seconds || 1) * 1000;
+                arm();
+              } else {
+                verified.seq += 1;
+                event = openEvent(verified.key, verified.seq, frame);
+              }
               this.onEvent(event);
             }
           } catch (err) {
+            this.log.warn('dropping the scheduler stream', { scheduler, error: (err as Error).message });
             req.destroy(err as Error);
           }
         });
@@ -268,15 +310,60 @@ export class RedFleetAgent {
     });
   }
 
+  /**
+   * Checks the first frame: it must be SUBSCRIBED, carry the scheduler's proof for this agent,
+   * these nonces and this session, and be sealed with the session's event key. Only then does the
+   * agent use the session token; a scheduler without the fleet key never gets a call on it.
+   */
+  private openSession(frame: Buffer, fleetKey: string, clientNonce: string, serverNonce: string, scheduler: string): { key: Buffer; event: redfleet.v1.Event } {
+    const claimed = pb.Event.decode(frame);
+    const session = claimed.subscribed?.session ?? '';
+    if (claimed.type !== pb.Event.Type.SUBSCRIBED || !session) throw new ProtocolError('the scheduler did not open with SUBSCRIBED and a session');
+    const proof = schedulerProof(fleetKey, this.opts.id, clientNonce, serverNonce, session);
+    if (!sameSecret(proof, claimed.subscribed?.proof ?? new Uint8Array())) throw new ProtocolError('the scheduler could not prove that it holds the fleet key');
+    const key = eventKey(fleetKey, this.opts.id, clientNonce, serverNonce, session);
+    const event = openEvent(key, 1, frame);
+    this.session = { token: session, scheduler };
+    return { key, event };
+  }
+
+  /** GET /api/v1/agent/challenge: a single-use nonce to sign SUBSCRIBE with. */
+  private challenge(scheduler: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = request(`${scheduler}/api/v1/agent/challenge`, { method: 'GET', agent: this.httpAgent, timeout: CALL_TIMEOUT_MS }, (res) => {
+        void readSmall(res).then((text) => {
+          let nonce: unknown;
+          try {
+            nonce = (JSON.parse(text) as { nonce?: unknown }).nonce;
+          } catch {
+            nonce = undefined;
+          }
+          if (res.statusCode === 200 && typeof nonce === 'string') resolve(nonce);
+          else reject(new Error(`challenge answered ${res.statusCode}: ${text.slice(0, 200)}`));
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('no challenge from the scheduler in time')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
   private onEvent(event: redfleet.v1.Event): void {
     switch (event.type) {
       case pb.Event.Type.SUBSCRIBED:
         this.subscribed = true;
-        this.log.info('subscribed', { frameworkId: event.subscribed?.framework_id?.value });
+        this.log.info('subscribed', { frameworkId: event.subscribed?.framework_id?.value, scheduler: this.session?.scheduler });
         this.resendUnacked();
         return;
+      case pb.Event.Type.HEARTBEAT:
+        // The scheduler counts an agent that does not answer as gone (a dead TCP connection accepts writes).
+        void this.sendCall({ type: pb.Call.Type.HEARTBEAT });
+        return;
       case pb.Event.Type.LAUNCH:
-        if (event.launch?.task) void this.launch(event.launch.task);
+        if (!event.launch?.task) return;
+        // While stopping, the stream stays open only to deliver the last updates: start nothing new.
+        if (this.stopped) this.report(event.launch.task.task_id.value, pb.TaskState.TASK_FAILED, 'the agent is stopping');
+        else void this.launch(event.launch.task);
         return;
       case pb.Event.Type.KILL:
         if (event.kill) void this.kill(event.kill.task_id.value);
@@ -311,16 +398,27 @@ export class RedFleetAgent {
   }
 
   private sendUpdate(status: redfleet.v1.ITaskStatus): Promise<void> {
-    const body = pb.Call.encode({ type: pb.Call.Type.UPDATE, agent_id: { value: this.opts.id }, update: { status } }).finish();
+    return this.sendCall({ type: pb.Call.Type.UPDATE, agent_id: { value: this.opts.id }, update: { status } });
+  }
+
+  /**
+   * A call within the current session. Without one (between streams) nothing is sent: unacked
+   * updates travel in the next SUBSCRIBE, and a heartbeat is only owed on a live stream.
+   */
+  private sendCall(call: redfleet.v1.ICall): Promise<void> {
+    const session = this.session;
+    if (!session) return Promise.resolve();
+    const body = pb.Call.encode(call).finish();
     return new Promise((resolve) => {
-      const req = request(`${this.schedulerUrl}/api/v1/agent`, {
+      const req = request(`${session.scheduler}/api/v1/agent`, {
         method: 'POST',
         agent: this.httpAgent,
-        timeout: 5000,
-        headers: { 'Content-Type': 'application/x-protobuf', 'Content-Length': body.length, Authorization: this.authorization },
+        timeout: CALL_TIMEOUT_MS,
+        headers: { 'Content-Type': 'application/x-protobuf', 'Content-Length': body.length, Authorization: `RedFleet-Session ${session.token}` },
       });
       req.on('response', (res) => {
-        res.resume();
+        if (res.statusCode === 403) void readSmall(res).then((text) => this.log.warn('scheduler refused a call', { call: pb.Call.Type[call.type], detail: text.slice(0, 300) }));
+        else res.resume();
         resolve();
       });
       req.on('timeout', () => req.destroy());
@@ -366,7 +464,7 @@ export class RedFleetAgent {
       dir: join(this.opts.workDir, dirName),
       capacityMb: checked.capacityMb,
       passwordSha256: checked.passwordSha256,
-      frameworkSecret: frameworkSecret(this.opts.fleetKey, checked.instance),
+      frameworkSecret: frameworkSecret(dataKey(this.opts.fleetKey, this.opts.previousFleetKey), checked.instance),
       replicaPriority: checked.replicaPriority,
       minReplicasToWrite: checked.minReplicasToWrite,
       minReplicasMaxLag: checked.minReplicasMaxLag,
@@ -597,6 +695,18 @@ export class RedFleetAgent {
       this.log.debug('stats failed', { proc: procId, error: (err as Error).message });
     }
   }
+}
+
+/** A response body of at most 4 KiB, as text (error bodies, the challenge). */
+function readSmall(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    res.on('data', (chunk: Buffer) => {
+      if (text.length < 4096) text += chunk.toString('utf8');
+    });
+    res.on('end', () => resolve(text.slice(0, 4096)));
+    res.on('error', () => resolve(text.slice(0, 4096)));
+  });
 }
 
 function readIfExists(path: string): string {

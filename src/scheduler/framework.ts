@@ -208,12 +208,24 @@ export class RedisFramework implements Framework {
     if (instanceFields.Status) this.log.info('instance status', { instance: name, status: 'RUNNING', masters: derived!.masters, replicas: derived!.replicas });
   }
 
+  /**
+   * An agent (re)subscribed running `taskIds`. Its procs the store still counts live but that it
+   * no longer runs are lost; the tasks it runs that the store wrote off (LOST, FAILED, gone, or
+   * placed on another agent) are killed at once: a proc the scheduler replaced must never keep
+   * serving, as a second master holding a tenant's old data would.
+   */
   agentSubscribed(agentId: string, taskIds: string[]): void {
     const running = new Set(taskIds);
     this.enqueue(this.maintainer, `subscribed:${agentId}`, async () => {
       for (const proc of this.procsOn(agentId)) {
         if (running.has(proc.id)) continue;
         await this.markLost(proc, 'the agent resubscribed without this proc');
+      }
+      const mine = new Set(this.procsOn(agentId).map((p) => p.id));
+      for (const taskId of running) {
+        if (mine.has(taskId)) continue;
+        this.log.warn('killing a task the scheduler wrote off', { instance: instanceOfProc(taskId), proc: taskId, agent: agentId, known: this.knownState(taskId) });
+        this.broker.kill(agentId, taskId);
       }
     });
   }
@@ -222,6 +234,24 @@ export class RedisFramework implements Framework {
     this.enqueue(this.maintainer, `lost:${agentId}`, async () => {
       for (const proc of this.procsOn(agentId)) await this.markLost(proc, 'its agent is lost');
     });
+  }
+
+  procAgent(procId: string): string | undefined {
+    return this.findProc(procId)?.sid;
+  }
+
+  holdsProcs(agentId: string): boolean {
+    return this.procsOn(agentId).length > 0;
+  }
+
+  private findProc(procId: string): Proc | undefined {
+    return this.store.instance(instanceOfProc(procId))?.procs.find((p) => p.id === procId);
+  }
+
+  /** How the store knows a task, for logs: its state, "on <agent>" when placed elsewhere, or "absent". */
+  private knownState(procId: string): string {
+    const proc = this.findProc(procId);
+    return proc ? `${proc.state} on ${proc.sid}` : 'absent';
   }
 
   private procsOn(agentId: string): Proc[] {

@@ -59,4 +59,8 @@ export interface Framework {
   agentSubscribed(agentId: string, taskIds: string[]): void;
   /** An agent was gone for longer than the agent timeout; its tasks are lost. */
   agentLost(agentId: string, taskIds: string[]): void;
+  /** The agent a proc is placed on (its SID), or undefined for a proc the framework does not know. */
+  procAgent(procId: string): string | undefined;
+  /** Whether the store places any live proc on this agent. */
+  holdsProcs(agentId: string): boolean;
 }

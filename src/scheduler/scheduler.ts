@@ -17,6 +17,7 @@ import { RedisLinks } from './redis-links.js';
 import { SentinelView } from './sentinel-view.js';
 import { SentinelEndpoint, type SentinelEndpointOptions } from '../api/sentinel.js';
 import type { AccessPolicy } from '../api/access.js';
+import { dataKey } from '../store/secrets.js';
 
 export interface SchedulerOptions {
   etcd: string;
@@ -27,6 +28,8 @@ export interface SchedulerOptions {
   sentinelPort: number;
   id: string;
   fleetKey: string;
+  /** During a fleet key rotation, the old key: agents may still sign with it (docs/hardening/session.md). */
+  previousFleetKey?: string;
   agentTimeoutMs?: number;
   access?: AccessPolicy;
   /** Seconds the leader's election lease lives without renewal (how fast a standby takes over). */
@@ -79,8 +82,9 @@ export class Scheduler {
     await this.store.start();
     const frameworkId = await this.store.ensureFrameworkId(randomUUID());
     const agentTimeoutMs = this.opts.agentTimeoutMs ?? 10_000;
-    this.broker = new OfferBroker({ heartbeatSeconds: 5, agentTimeoutMs, frameworkId }, this.log);
-    this.links = new RedisLinks(this.opts.fleetKey);
+    // Agents answer every heartbeat: a silent one is found within 3 s (docs/hardening/session.md).
+    this.broker = new OfferBroker({ heartbeatSeconds: 1, agentTimeoutMs, frameworkId }, this.log);
+    this.links = new RedisLinks(dataKey(this.opts.fleetKey, this.opts.previousFleetKey));
     this.framework = new RedisFramework(this.store, this.broker, this.log, {
       procCpus: 0.1,
       pendingRefuseSeconds: 1,
@@ -98,7 +102,7 @@ export class Scheduler {
     this.compactor.start();
     this.statsPoller = new StatsPoller(this.store, this.links, this.log);
     this.statsPoller.start();
-    const endpoint = new AgentEndpoint(this.broker, this.log, this.opts.fleetKey);
+    const endpoint = new AgentEndpoint(this.broker, this.log, [this.opts.fleetKey, this.opts.previousFleetKey ?? '']);
     const access: AccessPolicy = this.opts.access ?? { adminTokens: [], trustedProxies: new Set() };
     let apiHost = this.opts.apiHost;
     if (access.adminTokens.length === 0) {

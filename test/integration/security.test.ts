@@ -7,7 +7,9 @@ import { createConnection } from 'node:net';
 import { Redis } from 'ioredis';
 import { CLI, LocalFleet } from '../harness/local-fleet.js';
 import { freePort } from '../../src/net.js';
-import { agentToken } from '../../src/store/secrets.js';
+import { createHash } from 'node:crypto';
+import { randomToken, subscribeSignature } from '../../src/store/secrets.js';
+import { ProtocolAgent } from '../harness/protocol-agent.js';
 import { pb } from '../../src/proto/messages.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -93,16 +95,15 @@ describe('security: tokens, instance keys, agent authentication, tenant ACL', fu
   });
 
   it('refuses agent calls without the fleet key', async () => {
-    const sub = Buffer.from(pb.Call.encode({ type: pb.Call.Type.SUBSCRIBE, subscribe: { agent_info: { hostname: '127.0.0.1', id: { value: 'intruder' } } } }).finish());
-    const update = Buffer.from(pb.Call.encode({ type: pb.Call.Type.UPDATE, agent_id: { value: 'agent1' }, update: { status: { task_id: { value: 'tenant::x' }, state: pb.TaskState.TASK_FAILED } } }).finish());
     const headers = { 'Content-Type': 'application/x-protobuf' };
-    expect(await postRaw(fleet.apiPort, '/api/v1/agent', sub, headers)).to.equal(401);
-    expect(await postRaw(fleet.apiPort, '/api/v1/agent', sub, { ...headers, ...auth('forged') })).to.equal(401);
-    expect(await postRaw(fleet.apiPort, '/api/v1/agent', sub, { ...headers, ...auth(agentToken('some other fleet key', 'intruder')) })).to.equal(401);
+    const update = Buffer.from(pb.Call.encode({ type: pb.Call.Type.UPDATE, agent_id: { value: 'agent1' }, update: { status: { task_id: { value: 'tenant::x' }, state: pb.TaskState.TASK_FAILED } } }).finish());
+    const unsigned = await ProtocolAgent.sign(fleet.apiUrl, 'intruder', 'x'.repeat(32), { hostname: '127.0.0.1' });
+    expect(await postRaw(fleet.apiPort, '/api/v1/agent', unsigned.body, headers)).to.equal(401);
+    expect(await postRaw(fleet.apiPort, '/api/v1/agent', unsigned.body, { ...headers, ...auth('forged') })).to.equal(401);
+    // Signed with another fleet key: refused from the headers.
+    expect(await postRaw(fleet.apiPort, '/api/v1/agent', unsigned.body, unsigned.headers)).to.equal(401);
     expect(await postRaw(fleet.apiPort, '/api/v1/agent', update, headers)).to.equal(401);
-    // A token for one agent id does not let a caller speak as another.
-    const key = readFileSync(fleet.fleetKeyPath, 'utf8').trim();
-    expect(await postRaw(fleet.apiPort, '/api/v1/agent', update, { ...headers, ...auth(agentToken(key, 'agent2')) })).to.equal(401);
+    expect(await postRaw(fleet.apiPort, '/api/v1/agent', update, { ...headers, Authorization: `RedFleet-Session ${randomToken(32)}` })).to.equal(401);
     const agents = (await fleet.api('GET', '/api/agents', undefined, auth(ADMIN))).json;
     expect(agents.map((a: { id: string }) => a.id)).not.to.include('intruder');
   });
@@ -361,7 +362,8 @@ describe('fuzz: hostile input on the REST API, the agent protocol and the Sentin
       }
     }
 
-    // The agent protocol: random bytes, truncated and oversize frames, with and without a valid token.
+    // The agent protocol: random bytes, truncated and oversize frames, with no credentials, a
+    // made-up session, or a SUBSCRIBE correctly signed over the garbage (so that it is parsed).
     const key = readFileSync(fleet.fleetKeyPath, 'utf8').trim();
     const valid = Buffer.from(pb.Call.encode({ type: pb.Call.Type.UPDATE, agent_id: { value: 'fuzzer' }, update: { status: { task_id: { value: 'nosuch::task' }, state: pb.TaskState.TASK_RUNNING } } }).finish());
     let agentInputs = 0;
@@ -372,7 +374,14 @@ describe('fuzz: hostile input on the REST API, the agent protocol and the Sentin
       if (i % 7 === 0) bytes = Buffer.concat([valid, bytes]);
       if (i === 1) bytes = Buffer.alloc(1024 * 1024 + 10, 0x08);
       const headers: Record<string, string> = { 'Content-Type': 'application/x-protobuf' };
-      if (rand() < 0.7) headers.Authorization = `Bearer ${agentToken(key, 'fuzzer')}`;
+      const mode = rand();
+      if (mode < 0.35) headers.Authorization = `RedFleet-Session ${randomToken(32)}`;
+      else if (mode < 0.7 || i === 1) {
+        const nonce = await ProtocolAgent.challenge(fleet.apiUrl);
+        const clientNonce = randomToken();
+        const sha = createHash('sha256').update(bytes).digest('hex');
+        Object.assign(headers, { Authorization: `RedFleet-HMAC ${subscribeSignature(key, 'fuzzer', nonce, clientNonce, sha)}`, 'X-RedFleet-Agent': 'fuzzer', 'X-RedFleet-Nonce': nonce, 'X-RedFleet-Client-Nonce': clientNonce, 'X-RedFleet-Body-Sha256': sha });
+      }
       const status = await postRaw(fleet.apiPort, '/api/v1/agent', bytes, headers);
       agentInputs++;
       expect(status, `agent call #${i}`).to.be.within(200, 499);

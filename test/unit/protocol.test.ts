@@ -1,7 +1,11 @@
 import { expect } from 'chai';
 import { encodeFrame, FrameDecoder } from '../../src/proto/recordio.js';
 import { pb, fromResourceList, toResourceList, subtractPorts, parsePortRange } from '../../src/proto/messages.js';
-import { ProtocolError } from '../../src/errors.js';
+import { PassThrough } from 'node:stream';
+import { BodyTimeoutError, ProtocolError } from '../../src/errors.js';
+import { openEvent, sealEvent } from '../../src/proto/sealed-event.js';
+import { dataKey, eventKey, schedulerProof, subscribeSignature } from '../../src/store/secrets.js';
+import { BodyTooLargeError, readBody } from '../../src/net.js';
 
 describe('RecordIO framing', () => {
   it('round-trips frames split at every byte boundary', () => {
@@ -68,5 +72,68 @@ describe('protobuf messages', () => {
     expect(parsePortRange('7000-7099')).to.deep.equal({ begin: 7000, end: 7099 });
     expect(() => parsePortRange('7099-7000')).to.throw(/FIRST-LAST/);
     expect(() => parsePortRange('70000-70001')).to.throw();
+  });
+});
+
+describe('sealed event frames and session signatures', () => {
+  const key = Buffer.alloc(32, 7);
+  const heartbeat = { type: pb.Event.Type.HEARTBEAT };
+
+  it('opens what it sealed, in order', () => {
+    const frames = [1, 2, 3].map((seq) => sealEvent(key, seq, seq === 2 ? { type: pb.Event.Type.KILL, kill: { task_id: { value: 't' } } } : heartbeat));
+    expect(openEvent(key, 1, frames[0]).type).to.equal(pb.Event.Type.HEARTBEAT);
+    expect(openEvent(key, 2, frames[1]).kill?.task_id.value).to.equal('t');
+    expect(Number(openEvent(key, 3, frames[2]).seq)).to.equal(3);
+  });
+
+  it('refuses a frame with any byte changed, another key, a replayed or skipped position, or no seal', () => {
+    const frame = sealEvent(key, 5, { type: pb.Event.Type.KILL, kill: { task_id: { value: 'cache::a' } } });
+    for (let i = 0; i < frame.length; i++) {
+      const bent = Buffer.from(frame);
+      bent[i] ^= 0x01;
+      expect(() => openEvent(key, 5, bent), `byte ${i}`).to.throw(ProtocolError);
+    }
+    expect(() => openEvent(Buffer.alloc(32, 8), 5, frame)).to.throw(ProtocolError, /MAC/);
+    expect(() => openEvent(key, 6, frame)).to.throw(ProtocolError, /out of order/);
+    expect(() => openEvent(key, 4, frame)).to.throw(ProtocolError, /out of order/);
+    expect(() => openEvent(key, 1, Buffer.from(pb.Event.encode(heartbeat).finish()))).to.throw(ProtocolError, /not sealed/);
+  });
+
+  it('binds a SUBSCRIBE signature to the key, the agent, both nonces and the body', () => {
+    const base = subscribeSignature('k'.repeat(32), 'agent1', 'server-nonce-0001', 'client-nonce-0001', 'a'.repeat(64));
+    expect(base).to.equal(subscribeSignature('k'.repeat(32), 'agent1', 'server-nonce-0001', 'client-nonce-0001', 'a'.repeat(64)));
+    expect(subscribeSignature('j'.repeat(32), 'agent1', 'server-nonce-0001', 'client-nonce-0001', 'a'.repeat(64))).to.not.equal(base);
+    expect(subscribeSignature('k'.repeat(32), 'agent2', 'server-nonce-0001', 'client-nonce-0001', 'a'.repeat(64))).to.not.equal(base);
+    expect(subscribeSignature('k'.repeat(32), 'agent1', 'server-nonce-0002', 'client-nonce-0001', 'a'.repeat(64))).to.not.equal(base);
+    expect(subscribeSignature('k'.repeat(32), 'agent1', 'server-nonce-0001', 'client-nonce-0002', 'a'.repeat(64))).to.not.equal(base);
+    expect(subscribeSignature('k'.repeat(32), 'agent1', 'server-nonce-0001', 'client-nonce-0001', 'b'.repeat(64))).to.not.equal(base);
+    // The scheduler's proof and the event key differ from each other and per session.
+    const proof = schedulerProof('k'.repeat(32), 'agent1', 'c', 's', 'session1');
+    expect(proof.equals(eventKey('k'.repeat(32), 'agent1', 'c', 's', 'session1'))).to.equal(false);
+    expect(proof.equals(schedulerProof('k'.repeat(32), 'agent1', 'c', 's', 'session2'))).to.equal(false);
+  });
+
+  it('derives framework secrets from the previous key during a rotation', () => {
+    expect(dataKey('new-key', 'old-key')).to.equal('old-key');
+    expect(dataKey('new-key')).to.equal('new-key');
+  });
+});
+
+describe('readBody', () => {
+  it('gives up on a body that is not complete in time, and on one over its limit', async () => {
+    const slow = new PassThrough();
+    slow.write(Buffer.alloc(10));
+    const started = Date.now();
+    const err = await readBody(slow, 1024, 200).then(() => undefined, (e: Error) => e);
+    expect(err).to.be.instanceOf(BodyTimeoutError);
+    expect(Date.now() - started).to.be.below(1000);
+    const big = new PassThrough();
+    const tooLarge = readBody(big, 16, 1000).then(() => undefined, (e: Error) => e);
+    big.end(Buffer.alloc(32));
+    expect(await tooLarge).to.be.instanceOf(BodyTooLargeError);
+    const fine = new PassThrough();
+    const ok = readBody(fine, 16, 1000);
+    fine.end(Buffer.from('hello'));
+    expect((await ok).toString()).to.equal('hello');
   });
 });

@@ -1,0 +1,65 @@
+import { expect } from 'chai';
+import { createServer, type Server } from 'node:http';
+import { AgentEndpoint } from '../../src/scheduler/agent-endpoint.js';
+import { OfferBroker } from '../../src/scheduler/broker.js';
+import { createLogger } from '../../src/logger.js';
+import { pb } from '../../src/proto/messages.js';
+import { ProtocolAgent, postCall } from '../harness/protocol-agent.js';
+
+/** The endpoint and broker in-process, on a loopback port, with no framework behind them. */
+describe('agent endpoint: fleet key rotation and sessions', () => {
+  const current = 'current-fleet-key-0123456789abcdef';
+  const previous = 'previous-fleet-key-0123456789abcdef';
+  let server: Server;
+  let broker: OfferBroker;
+  let url = '';
+  const clients: ProtocolAgent[] = [];
+
+  before(async () => {
+    const log = createLogger('test');
+    log.silent = true;
+    broker = new OfferBroker({ heartbeatSeconds: 1, agentTimeoutMs: 5000, frameworkId: 'fw' }, log);
+    const endpoint = new AgentEndpoint(broker, log, [current, previous]);
+    server = createServer((req, res) => void endpoint.handle(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const addr = server.address();
+    url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    broker.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('accepts agents proving either key and proves itself with the key each one used', async () => {
+    for (const [id, key] of [['on-new', current], ['on-old', previous]]) {
+      const agent = new ProtocolAgent(url, id, key);
+      clients.push(agent);
+      // ProtocolAgent checks the scheduler's proof and every frame's seal with its own key.
+      expect(await agent.subscribe(await ProtocolAgent.sign(url, id, key, { hostname: '127.0.0.1' })), id).to.equal(200);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(agent.events[0]?.type, id).to.equal(pb.Event.Type.SUBSCRIBED);
+      expect((await agent.call({ type: pb.Call.Type.HEARTBEAT })).status).to.equal(202);
+    }
+    const stranger = await ProtocolAgent.sign(url, 'stranger', 'some-third-key-0123456789abcdef', { hostname: '127.0.0.1' });
+    expect((await postCall(url, stranger.body, stranger.headers)).status).to.equal(401);
+  });
+
+  it('ends a session with its stream', async () => {
+    const agent = new ProtocolAgent(url, 'shortlived', current);
+    expect(await agent.subscribe(await ProtocolAgent.sign(url, 'shortlived', current, { hostname: '127.0.0.1' }))).to.equal(200);
+    expect((await agent.call({ type: pb.Call.Type.HEARTBEAT })).status).to.equal(202);
+    agent.close();
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await agent.call({ type: pb.Call.Type.HEARTBEAT })).status).to.equal(401);
+  });
+
+  it('hands out a fresh random nonce each time', async () => {
+    const a = await ProtocolAgent.challenge(url);
+    const b = await ProtocolAgent.challenge(url);
+    expect(a).to.not.equal(b);
+    expect(a).to.match(/^[A-Za-z0-9_-]{32}$/);
+  });
+});
