@@ -12,7 +12,8 @@ import { RedFleetAgent } from '../../src/executor/agent.js';
 import { RedisProcess, type ProcExit } from '../../src/executor/redis-process.js';
 import { createLogger } from '../../src/logger.js';
 import { removeAbandonedCgroups, RSS_MARGIN_MB, memoryCeilingBytes } from '../../src/executor/cgroup.js';
-import { sha256Hex } from '../../src/store/secrets.js';
+import { eventKey, schedulerProof, sha256Hex } from '../../src/store/secrets.js';
+import { sealEvent } from '../../src/proto/sealed-event.js';
 import { encodeFrame } from '../../src/proto/recordio.js';
 import { pb } from '../../src/proto/messages.js';
 import type { redfleet } from '../../src/proto/redfleet.js';
@@ -263,14 +264,19 @@ describe('executor: launch failures', function () {
 });
 
 /**
- * A stand-in scheduler that speaks just enough of the agent protocol: it answers SUBSCRIBE
- * with SUBSCRIBED followed by the given LAUNCHes, and collects the agent's status updates.
- * All protocol knowledge of this test lives here.
+ * A scheduler that holds the fleet key but sends LAUNCHes no real scheduler would (a compromised
+ * or buggy one): it speaks the real session protocol (challenge, proof, sealed frames), so the
+ * only thing between its LAUNCH fields and redis.conf is the agent's own check.
  */
-async function fakeScheduler(launches: redfleet.v1.ITaskInfo[]): Promise<{ url: string; statuses: redfleet.v1.ITaskStatus[]; server: Server; streams: ServerResponse[] }> {
+async function fakeScheduler(fleetKey: string, launches: redfleet.v1.ITaskInfo[]): Promise<{ url: string; statuses: redfleet.v1.ITaskStatus[]; server: Server; streams: ServerResponse[] }> {
   const statuses: redfleet.v1.ITaskStatus[] = [];
   const streams: ServerResponse[] = [];
+  const nonce = 'fake-scheduler-nonce';
   const server = createServer((req, res) => {
+    if (req.url === '/api/v1/agent/challenge') {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ nonce, expiresInSeconds: 30 }));
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -280,10 +286,22 @@ async function fakeScheduler(launches: redfleet.v1.ITaskInfo[]): Promise<{ url: 
         res.writeHead(202).end();
         return;
       }
+      if (call.type !== pb.Call.Type.SUBSCRIBE) {
+        res.writeHead(202).end();
+        return;
+      }
+      const agentId = String(req.headers['x-redfleet-agent']);
+      const clientNonce = String(req.headers['x-redfleet-client-nonce']);
+      const session = 'fake-session';
+      const key = eventKey(fleetKey, agentId, clientNonce, nonce, session);
       res.writeHead(200, { 'Content-Type': 'application/recordio' });
       streams.push(res);
-      const send = (event: redfleet.v1.IEvent) => res.write(encodeFrame(pb.Event.encode(event).finish()));
-      send({ type: pb.Event.Type.SUBSCRIBED, subscribed: { agent_id: { value: 'forged-test' }, framework_id: { value: 'fake' }, heartbeat_interval_seconds: 5 } });
+      let seq = 0;
+      const send = (event: redfleet.v1.IEvent) => res.write(encodeFrame(sealEvent(key, ++seq, event)));
+      send({
+        type: pb.Event.Type.SUBSCRIBED,
+        subscribed: { agent_id: { value: agentId }, framework_id: { value: 'fake' }, heartbeat_interval_seconds: 5, session, proof: schedulerProof(fleetKey, agentId, clientNonce, nonce, session) },
+      });
       for (const task of launches) send({ type: pb.Event.Type.LAUNCH, launch: { task } });
     });
   });
@@ -322,11 +340,12 @@ describe('executor: a forged LAUNCH', function () {
     };
     const backdoor = task('victim', basePort, `${'a'.repeat(64)}\nuser backdoor on nopass ~* &* +@all`);
     const outOfRange = task('victim', basePort + 100, 'b'.repeat(64));
-    scheduler = await fakeScheduler([backdoor, outOfRange]);
+    const fleetKey = 'k'.repeat(43);
+    scheduler = await fakeScheduler(fleetKey, [backdoor, outOfRange]);
     const workDir = join(dir, 'work');
     agent = new RedFleetAgent({
       schedulerUrl: scheduler.url, etcd: etcd.url, prefix: '/MrRedis', id: 'forged-test', ip: '127.0.0.1', cpus: 1, mem: 256,
-      ports: { begin: basePort, end: basePort }, workDir, redisServer: 'redis-server', fleetKey: 'k'.repeat(43),
+      ports: { begin: basePort, end: basePort }, workDir, redisServer: 'redis-server', fleetKey,
     });
     await agent.start();
     const failed = (id: string) => scheduler!.statuses.find((s) => s.task_id.value === id && s.state === pb.TaskState.TASK_FAILED);
