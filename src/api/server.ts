@@ -1,7 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import Koa, { type Context } from 'koa';
 import Router from '@koa/router';
-import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, QuotaError, RedFleetError, UnauthenticatedError } from '../errors.js';
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, NotLeaderError, QuotaError, RedFleetError, UnauthenticatedError } from '../errors.js';
 import { generatePassword, sha256Hex } from '../store/secrets.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Instance } from '../store/model.js';
@@ -17,13 +17,25 @@ export const MAX_JSON_BODY = 64 * 1024;
 /** Capacity bound when no agent is connected yet to say how large the largest one is. */
 const DEFAULT_MAX_CAPACITY_MB = 1024 * 1024;
 
+/** Whether this scheduler leads, and where the leader is: a standby serves reads only. */
+export interface SchedulerRole {
+  isLeader(): boolean;
+  /** The leader's API URL, when one is elected. */
+  leaderUrl(): string | undefined;
+}
+
 export interface ApiDeps {
   store: FleetStore;
-  broker: ResourceBroker;
-  agentEndpoint: AgentEndpoint;
+  /** The current term's broker on the leader; registered agents on a standby. */
+  broker: Pick<ResourceBroker, 'agents' | 'largestAgentMem'>;
+  agentEndpoint: Pick<AgentEndpoint, 'handle'>;
   log: Logger;
   access: AccessPolicy;
+  /** Absent: this server always leads (a scheduler without standbys). */
+  role?: SchedulerRole;
 }
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 type State = { principal: Principal };
 
@@ -36,6 +48,7 @@ export function createApiServer(deps: ApiDeps): Server {
   const app = new Koa<State>();
   const router = new Router<State>();
   const { store, broker, log, access } = deps;
+  const role: SchedulerRole = deps.role ?? { isLeader: () => true, leaderUrl: () => undefined };
   const anonymousLock = new PerClientLock();
 
   app.use(async (ctx, next) => {
@@ -50,6 +63,16 @@ export function createApiServer(deps: ApiDeps): Server {
       ctx.body = { error: { code, message, ...(known && err.field ? { field: err.field } : {}) } };
       if (!known && !tooLarge) log.error('request failed', { method: ctx.method, path: ctx.path, error: (err as Error).stack });
     }
+  });
+
+  // Standby guard: every scheduler serves reads from its own watched cache; only the leader
+  // writes. Ahead of auth, so a client is sent to the leader before it learns anything here.
+  app.use(async (ctx, next) => {
+    if (READ_METHODS.has(ctx.method) || role.isLeader()) return next();
+    const refusal = new NotLeaderError(role.leaderUrl());
+    ctx.status = refusal.status;
+    if (refusal.leader) ctx.set({ Location: refusal.leader, 'X-RedFleet-Leader': refusal.leader });
+    ctx.body = { error: { code: refusal.code, message: refusal.message, leader: refusal.leader ?? null } };
   });
 
   app.use(async (ctx, next) => {
@@ -213,7 +236,7 @@ export function createApiServer(deps: ApiDeps): Server {
   });
 
   router.get('/healthz', (ctx) => {
-    ctx.body = { ok: true, agents: broker.agents().filter((a) => a.connected).length, instances: store.instanceNames().length };
+    ctx.body = { ok: true, leader: role.isLeader(), leaderApi: role.leaderUrl() ?? null, agents: broker.agents().filter((a) => a.connected).length, instances: store.instanceNames().length };
   });
 
   app.use(router.routes());
@@ -226,11 +249,19 @@ export function createApiServer(deps: ApiDeps): Server {
   const koa = app.callback();
   return createServer((req, res) => {
     if (AgentEndpoint.owns(req)) {
+      if (!role.isLeader()) return refuseAgentCall(res, role.leaderUrl());
       void deps.agentEndpoint.handle(req, res);
       return;
     }
     void koa(req, res);
   });
+}
+
+/** A standby takes no agent calls: the agent looks the leader up in etcd and goes there. */
+function refuseAgentCall(res: ServerResponse, leader: string | undefined): void {
+  const refusal = new NotLeaderError(leader);
+  res.writeHead(refusal.status, { 'Content-Type': 'application/json', ...(leader ? { Location: leader, 'X-RedFleet-Leader': leader } : {}) });
+  res.end(JSON.stringify({ error: { code: refusal.code, message: refusal.message, leader: leader ?? null } }));
 }
 
 /** Parses a JSON body of at most 64 KiB; `optional` lets an empty body through as undefined. */

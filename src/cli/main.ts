@@ -4,6 +4,9 @@ import { resolve } from 'node:path';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { RedFleetAgent } from '../executor/agent.js';
 import { defaultFleetKeyPath, loadFleetKey } from '../store/secrets.js';
+import { loadSchedulerFleetKey } from '../store/fingerprint.js';
+import { connectEtcd } from '../store/etcd.js';
+import { FleetKeyError } from '../errors.js';
 import { DEFAULT_PREFIX } from '../store/keys.js';
 import { parseHostPort } from '../net.js';
 import { parsePortRange } from '../proto/messages.js';
@@ -65,13 +68,16 @@ async function schedulerCommand(argv: string[]): Promise<void> {
   if (values.help) return void console.log(HELP);
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
   const sentinel = parseHostPort(str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379'), '--sentinel');
+  const etcd = str(values.etcd, process.env.REDFLEET_ETCD ?? '');
+  if (!etcd) throw new UsageError('scheduler needs --etcd URLS (or REDFLEET_ETCD), e.g. --etcd http://127.0.0.1:2379');
+  const prefix = str(values.prefix, process.env.REDFLEET_PREFIX ?? DEFAULT_PREFIX);
   const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
-  const fleet = loadFleetKey(keyPath, true);
   const log = createLogger('scheduler');
-  if (fleet.created) log.warn('created a new fleet key; copy it to every agent (--fleet-key)', { path: keyPath });
+  const fleet = await schedulerFleetKey(etcd, prefix, keyPath);
+  if (fleet.created) log.warn('created a new fleet key for a fresh fleet; copy it to every agent (--fleet-key)', { path: keyPath });
   const scheduler = new Scheduler({
-    etcd: str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379'),
-    prefix: str(values.prefix, process.env.REDFLEET_PREFIX ?? DEFAULT_PREFIX),
+    etcd,
+    prefix,
     apiHost: api.host,
     apiPort: api.port,
     sentinelHost: sentinel.host,
@@ -79,7 +85,6 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     id: str(values.id, `scheduler-${hostname()}`),
     fleetKey: fleet.key,
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
-    onLeadershipLost: () => process.exit(3),
     access: {
       adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
       trustedProxies: new Set((values['trusted-proxy'] as unknown as string[] | undefined) ?? []),
@@ -96,6 +101,22 @@ async function schedulerCommand(argv: string[]): Promise<void> {
   });
   stopOnSignal(() => scheduler.stop());
   await scheduler.start();
+}
+
+/**
+ * The fleet key, created only for a fresh fleet: etcd is asked first whether this fleet already
+ * has a key (a fingerprint), so a scheduler started without its file stops instead of inventing one.
+ */
+async function schedulerFleetKey(etcdUrls: string, prefix: string, keyPath: string): Promise<{ key: string; created: boolean }> {
+  const etcd = connectEtcd(etcdUrls);
+  try {
+    return await loadSchedulerFleetKey(etcd, prefix, keyPath);
+  } catch (err) {
+    if (err instanceof FleetKeyError) throw err;
+    throw new Error(`cannot read the fleet's key fingerprint from etcd at ${etcdUrls} (${(err as Error).message}); check that etcd runs there and --etcd is right`);
+  } finally {
+    etcd.close();
+  }
 }
 
 /** Admin tokens from --api-token (repeatable), REDFLEET_API_TOKEN (comma-separated) and --api-token-file (one a line). */
@@ -176,5 +197,6 @@ async function main(): Promise<void> {
 
 main().catch((err: Error) => {
   console.error(`redfleet: ${err.message}`);
-  process.exit(err instanceof UsageError ? 2 : 1);
+  // A wrong or missing fleet key is a setup error like a bad flag: retrying cannot help.
+  process.exit(err instanceof UsageError || err instanceof FleetKeyError ? 2 : 1);
 });
