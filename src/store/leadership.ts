@@ -160,7 +160,12 @@ async function waitForEarlierCampaigns(election: Namespace, mine: bigint, lost: 
     if (!kv) return;
     const watcher = await election.watch().key(kv.key.toString()).startRevision(older.header.revision).only('delete').create();
     try {
-      await Promise.race([new Promise<void>((resolve) => watcher.once('delete', () => resolve())), lost]);
+      const deleted = new Promise<void>((resolve, reject) => {
+        watcher.once('delete', () => resolve());
+        // A watch that dies (its revision compacted away) could miss the delete: start over.
+        watcher.once('error', reject);
+      });
+      await Promise.race([deleted, lost]);
     } finally {
       await watcher.cancel().catch(() => undefined);
     }
@@ -184,16 +189,33 @@ export async function currentLeader(etcd: Etcd3, prefix: string): Promise<Leader
 export class LeaderWatch {
   private readonly campaigns = new Map<string, { created: bigint; leader: LeaderInfo | undefined }>();
   private watcher?: Watcher;
+  private stopped = false;
 
   constructor(private readonly etcd: Etcd3, private readonly prefix: string) {}
 
   async start(): Promise<void> {
     const election = electionSpace(this.etcd, this.prefix);
     const now = await election.getAll().exec();
+    this.campaigns.clear();
     for (const kv of now.kvs) this.campaigns.set(kv.key.toString(), { created: BigInt(kv.create_revision), leader: parseLeader(kv.value.toString()) });
     this.watcher = await election.watch().prefix('').startRevision((BigInt(now.header.revision) + 1n).toString()).create();
     this.watcher.on('put', (kv) => this.campaigns.set(kv.key.toString(), { created: BigInt(kv.create_revision), leader: parseLeader(kv.value.toString()) }));
     this.watcher.on('delete', (kv) => this.campaigns.delete(kv.key.toString()));
+    // etcd3 resumes a broken watch by itself; an error means this one is dead (e.g. its revision
+    // was compacted away during a long outage), so list and watch afresh.
+    this.watcher.once('error', () => void this.restart());
+  }
+
+  private async restart(): Promise<void> {
+    await this.watcher?.cancel().catch(() => undefined);
+    while (!this.stopped) {
+      try {
+        await this.start();
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
   }
 
   /** The oldest campaign's announcement: the leader, as agents find it. */
@@ -204,6 +226,7 @@ export class LeaderWatch {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.watcher?.cancel().catch(() => undefined);
   }
 }
