@@ -71,7 +71,9 @@ class LeaseWatchdog {
 
   constructor(lease: Lease, private readonly ttlMs: number, askedAt: number) {
     this.safeUntil = askedAt + ttlMs;
-    const margin = Math.min(1000, ttlMs / 5);
+    // etcd renews on receipt (never before our send) and sweeps expired leases every 500 ms, so
+    // a small margin keeps us ahead of it without standing down over an ordinary slow renewal.
+    const margin = Math.min(500, ttlMs / 10);
     lease.on('keepaliveFired', () => this.inFlight.push(Date.now()));
     lease.on('keepaliveFailed', () => this.inFlight.splice(0));
     lease.on('keepaliveSucceeded', () => {
@@ -163,7 +165,7 @@ async function waitForEarlierCampaigns(election: Namespace, mine: bigint, lost: 
       const deleted = new Promise<void>((resolve, reject) => {
         watcher.once('delete', () => resolve());
         // A watch that dies (its revision compacted away) could miss the delete: start over.
-        watcher.once('error', reject);
+        watcher.on('error', reject);
       });
       await Promise.race([deleted, lost]);
     } finally {
@@ -203,11 +205,16 @@ export class LeaderWatch {
     this.watcher.on('delete', (kv) => this.campaigns.delete(kv.key.toString()));
     // etcd3 resumes a broken watch by itself; an error means this one is dead (e.g. its revision
     // was compacted away during a long outage), so list and watch afresh.
-    this.watcher.once('error', () => void this.restart());
+    const watcher = this.watcher;
+    watcher.on('error', () => {
+      if (this.watcher === watcher) void this.restart();
+    });
   }
 
   private async restart(): Promise<void> {
-    await this.watcher?.cancel().catch(() => undefined);
+    const dead = this.watcher;
+    this.watcher = undefined;
+    await dead?.cancel().catch(() => undefined);
     while (!this.stopped) {
       try {
         await this.start();
