@@ -31,8 +31,9 @@ export class DetectorRelay implements HealthSource {
 
 /**
  * Agents as a standby sees them: the registrations in etcd (alive while the agent's lease is),
- * with what their live procs take subtracted. Only the leader holds streams and offers, so this
- * is the best a read-only scheduler can say.
+ * with what their live procs take subtracted. `connected` is false: an agent holds its stream
+ * with the leader, not here (so /healthz on a standby counts no agents, and nothing mistakes a
+ * standby for a leader with agents).
  */
 export function registeredAgents(store: FleetStore, procCpus: number): AgentView[] {
   const procs = store.instances().flatMap((i) => i.procs).filter(isLive);
@@ -48,7 +49,7 @@ export function registeredAgents(store: FleetStore, procCpus: number): AgentView
       id,
       hostname: String(record.ip ?? ''),
       ip: String(record.ip ?? ''),
-      connected: true,
+      connected: false,
       total,
       free: {
         cpus: Math.max(0, Math.round((total.cpus - procCpus * mine.length) * 1000) / 1000),
