@@ -186,6 +186,9 @@ export class Scheduler {
     term.once('lost', () => this.haltLeaderParts());
     const store = this.store!;
     this.log.info('elected leader', { api: this.advertised });
+    // Act only on a cache that has seen every write of the leaders before this term.
+    await Promise.race([store.caughtUp(term.revision), term.whenLost()]);
+    if (term.lost) return;
     const frameworkId = await store.ensureFrameworkId(randomUUID());
     if (term.lost) return;
     const agentTimeoutMs = this.opts.agentTimeoutMs ?? 10_000;

@@ -25,7 +25,11 @@ export class LeaderTerm extends EventEmitter {
   private ended = false;
   private reason = '';
 
-  constructor(private readonly lease: Lease, private readonly watchdog: LeaseWatchdog) {
+  /**
+   * @param revision the etcd revision at which this term began (our campaign key, or the delete
+   * of the last older one): a store that has seen it has seen every write of earlier leaders.
+   */
+  constructor(private readonly lease: Lease, private readonly watchdog: LeaseWatchdog, readonly revision: string) {
     super();
     watchdog.onLost((reason) => this.end(reason));
   }
@@ -127,12 +131,13 @@ export async function campaignForLeadership(etcd: Etcd3, prefix: string, me: Lea
     if (signal?.aborted) throw new Error('campaign stopped');
     const id = await Promise.race([lease.grant(), lost]);
     const put = await Promise.race([lease.put(id).value(JSON.stringify(me)).exec(), lost]);
-    await Promise.race([waitForEarlierCampaigns(election, BigInt(put.header.revision), lost), lost]);
+    const mine = BigInt(put.header.revision);
+    const lastDelete = await Promise.race([waitForEarlierCampaigns(election, mine, lost), lost]);
     // The lease may have lapsed while we waited: leading without our own key would let a second
     // scheduler lead too.
     const still = await Promise.race([election.get(id).exec(), lost]);
     if (still.kvs.length === 0) throw new Error('the campaign key vanished before the election was won');
-    return new LeaderTerm(lease, watchdog);
+    return new LeaderTerm(lease, watchdog, (lastDelete > mine ? lastDelete : mine).toString());
   } catch (err) {
     watchdog.stop();
     void lease.revoke().catch(() => undefined);
@@ -154,16 +159,24 @@ async function removeEarlierSelf(election: Namespace, id: string): Promise<void>
   }
 }
 
-/** Resolves once no campaign key older than ours (by create revision) is left. */
-async function waitForEarlierCampaigns(election: Namespace, mine: bigint, lost: Promise<never>): Promise<void> {
+/**
+ * Resolves once no campaign key older than ours (by create revision) is left, with the revision
+ * of the last delete it waited for (0 when there was none).
+ */
+async function waitForEarlierCampaigns(election: Namespace, mine: bigint, lost: Promise<never>): Promise<bigint> {
+  let lastDelete = 0n;
   for (;;) {
     const older = await election.getAll().maxCreateRevision((mine - 1n).toString()).sort('Create', 'Descend').limit(1).exec();
     const kv = older.kvs[0];
-    if (!kv) return;
+    if (!kv) return lastDelete;
     const watcher = await election.watch().key(kv.key.toString()).startRevision(older.header.revision).only('delete').create();
     try {
       const deleted = new Promise<void>((resolve, reject) => {
-        watcher.once('delete', () => resolve());
+        watcher.once('delete', (gone) => {
+          const at = BigInt(gone.mod_revision);
+          if (at > lastDelete) lastDelete = at;
+          resolve();
+        });
         // A watch that dies (its revision compacted away) could miss the delete: start over.
         watcher.on('error', reject);
       });
