@@ -94,7 +94,8 @@ export class RedisFramework implements Framework {
 
   /** Adds a job unless the same one is already waiting; a running job may be queued again. */
   private enqueue(queue: PQueue, key: string, job: () => Promise<void>): void {
-    if (this.queued.has(key)) return;
+    // A stopped framework's term is over: a late request (an in-flight PING's verdict) must not act.
+    if (this.stopped || this.queued.has(key)) return;
     this.queued.add(key);
     void queue.add(async () => {
       this.queued.delete(key);
