@@ -5,8 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { CLI, LocalFleet, killAndWait } from '../harness/local-fleet.js';
-import { fleetKeyFingerprint } from '../../src/store/fingerprint.js';
+import { fleetKeyFingerprint, verifyFleetKey } from '../../src/store/fingerprint.js';
 import { loadFleetKey } from '../../src/store/secrets.js';
+import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
+import { connectEtcd } from '../../src/store/etcd.js';
+import { FleetKeyError } from '../../src/errors.js';
 
 /** SENTINEL get-master-addr-by-name against one scheduler's endpoint, as "ip:port". */
 async function masterAt(sentinelPort: number, name: string): Promise<string> {
@@ -242,6 +245,41 @@ describe('scheduler lifecycle: standbys and the fleet key (issue 7 #21, #22, #23
       expect(lead.status, lead.text).to.equal(202);
     } finally {
       client.disconnect();
+    }
+  });
+});
+
+describe('fleet-key fingerprint in etcd (issue 7 #21)', function () {
+  this.timeout(30_000);
+  const dir = mkdtempSync(join(tmpdir(), 'redfleet-fingerprint-'));
+  let etcd: EtcdServer;
+
+  before(async () => {
+    etcd = await startEtcdServer(join(dir, 'etcd'));
+  });
+
+  after(async () => {
+    await etcd?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is written once for a fresh fleet, matches its key, refuses another, and follows a rotation', async () => {
+    const client = connectEtcd(etcd.url);
+    try {
+      const prefix = '/Fingerprint';
+      expect(await verifyFleetKey(client, prefix, 'first-key-0123456789abcdef')).to.equal('written');
+      expect(await verifyFleetKey(client, prefix, 'first-key-0123456789abcdef')).to.equal('matched');
+      let refused: unknown;
+      await verifyFleetKey(client, prefix, 'stranger-key-0123456789abcdef').catch((err) => { refused = err; });
+      expect(refused).to.be.instanceOf(FleetKeyError);
+      expect((refused as FleetKeyError).code).to.equal('FLEET_KEY_MISMATCH');
+      expect(await client.get(`${prefix}/Config/FleetKeyFingerprint`).string()).to.equal(fleetKeyFingerprint('first-key-0123456789abcdef'));
+      // A rotation: the previous key's fingerprint is accepted once and replaced by the new key's.
+      expect(await verifyFleetKey(client, prefix, 'second-key-0123456789abcdef', 'first-key-0123456789abcdef')).to.equal('rotated');
+      expect(await client.get(`${prefix}/Config/FleetKeyFingerprint`).string()).to.equal(fleetKeyFingerprint('second-key-0123456789abcdef'));
+      await verifyFleetKey(client, prefix, 'first-key-0123456789abcdef').then(() => expect.fail('the old key must no longer match'), (err) => expect(err).to.be.instanceOf(FleetKeyError));
+    } finally {
+      client.close();
     }
   });
 });
