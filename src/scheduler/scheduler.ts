@@ -18,6 +18,7 @@ import { SentinelView } from './sentinel-view.js';
 import { DetectorRelay, registeredAgents } from './standby.js';
 import { SentinelEndpoint } from '../api/sentinel.js';
 import type { AccessPolicy } from '../api/access.js';
+import { FleetKeyError } from '../errors.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface SchedulerOptions {
@@ -87,8 +88,9 @@ export class Scheduler {
       const outcome = await verifyFleetKey(this.etcd, this.opts.prefix, this.opts.fleetKey, this.opts.previousFleetKey);
       if (outcome !== 'matched') this.log.info(outcome === 'written' ? 'fleet key fingerprint written: a fresh fleet' : 'fleet key rotated: the fingerprint now names the new key');
     } catch (err) {
-      this.log.error('refusing to start: wrong fleet key', { error: (err as Error).message });
       this.etcd.close();
+      if (!(err instanceof FleetKeyError)) throw new Error(`cannot check the fleet key against etcd at ${this.opts.etcd} (${(err as Error).message}); check that etcd runs there and --etcd is right`);
+      this.log.error('refusing to start: this is not the fleet\'s key', { code: err.code, error: err.message });
       throw err;
     }
     const started = await this.startAlwaysOnParts();
