@@ -116,16 +116,17 @@ describe('scheduler lifecycle: standbys and the fleet key (issue 7 #21, #22, #23
   this.timeout(90_000);
   let fleet: LocalFleet;
   let standby: { child: ChildProcess; apiUrl: string; sentinelPort: number } | undefined;
-  const strangers = mkdtempSync(join(tmpdir(), 'redfleet-stranger-'));
+  let strangers = '';
 
   before(async () => {
+    strangers = mkdtempSync(join(tmpdir(), 'redfleet-stranger-'));
     fleet = await LocalFleet.start({ agents: 3 });
   });
 
   after(async () => {
     if (standby) await killAndWait(standby.child, 'SIGKILL');
     await fleet?.stop();
-    rmSync(strangers, { recursive: true, force: true });
+    if (strangers) rmSync(strangers, { recursive: true, force: true });
   });
 
   it('keeps only the fleet key\'s fingerprint in etcd, never the key', () => {
@@ -251,20 +252,21 @@ describe('scheduler lifecycle: standbys and the fleet key (issue 7 #21, #22, #23
 
 describe('fleet-key fingerprint in etcd (issue 7 #21)', function () {
   this.timeout(30_000);
-  const dir = mkdtempSync(join(tmpdir(), 'redfleet-fingerprint-'));
-  let etcd: EtcdServer;
+  let dir = '';
+  let etcd: EtcdServer | undefined;
 
   before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'redfleet-fingerprint-'));
     etcd = await startEtcdServer(join(dir, 'etcd'));
   });
 
   after(async () => {
     await etcd?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('is written once for a fresh fleet, matches its key, refuses another, and follows a rotation', async () => {
-    const client = connectEtcd(etcd.url);
+    const client = connectEtcd(etcd!.url);
     try {
       const prefix = '/Fingerprint';
       expect(await verifyFleetKey(client, prefix, 'first-key-0123456789abcdef')).to.equal('written');
