@@ -43,6 +43,15 @@ const LOOPBACK = /^(127\.|::1$|localhost$)/;
 const PROC_CPUS = 0.1;
 /** Pause between campaigns after one failed (etcd unreachable, lease lost while waiting). */
 const CAMPAIGN_RETRY_MS = 250;
+/** How long `stop` waits on etcd (resigning, the term's last writes) before it stops anyway. */
+const STOP_WAIT_MS = 3000;
+
+/** `work`, or nothing once `ms` have passed: a stop must not hang on an etcd that is gone. */
+async function atMost(ms: number, work: Promise<unknown> | undefined): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise((r) => { timer = setTimeout(r, ms); })]);
+  clearTimeout(timer);
+}
 
 /**
  * One scheduler process. Always on, leader or standby: the watched store, the HTTP API and the
@@ -243,8 +252,8 @@ export class Scheduler {
     // Resign after the leader-only parts stop acting, so a standby takes over at once.
     const term = this.term;
     this.haltLeaderParts();
-    await term?.resign();
-    await this.campaigning;
+    await atMost(STOP_WAIT_MS, term?.resign());
+    await atMost(STOP_WAIT_MS, this.campaigning);
     await this.sentinel?.close();
     const server = this.server;
     if (server) {
