@@ -260,8 +260,7 @@ export class Scheduler {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     }
-    await this.leaders?.stop();
-    await this.store?.stop();
+    await atMost(STOP_WAIT_MS, Promise.all([this.leaders?.stop(), this.store?.stop()]));
     this.etcd?.close();
     this.log.info('scheduler stopped');
   }
