@@ -22,6 +22,12 @@ export interface SchedulerRole {
   isLeader(): boolean;
   /** The leader's API URL, when one is elected. */
   leaderUrl(): string | undefined;
+  /**
+   * Resolves true once this scheduler leads, when it has just won the election and is taking up
+   * the role (false at once otherwise, or after a short bound): agents that reconnect to a
+   * restarted scheduler a moment early are held rather than sent into their backoff.
+   */
+  untilLeading?(): Promise<boolean>;
 }
 
 export interface ApiDeps {
@@ -249,8 +255,10 @@ export function createApiServer(deps: ApiDeps): Server {
   const koa = app.callback();
   return createServer((req, res) => {
     if (AgentEndpoint.owns(req)) {
-      if (!role.isLeader()) return refuseAgentCall(res, role.leaderUrl());
-      void deps.agentEndpoint.handle(req, res);
+      void (async () => {
+        if (!role.isLeader() && !(await role.untilLeading?.())) return refuseAgentCall(res, role.leaderUrl());
+        await deps.agentEndpoint.handle(req, res);
+      })();
       return;
     }
     void koa(req, res);

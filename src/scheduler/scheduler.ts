@@ -43,6 +43,8 @@ const LOOPBACK = /^(127\.|::1$|localhost$)/;
 const PROC_CPUS = 0.1;
 /** Pause between campaigns after one failed (etcd unreachable, lease lost while waiting). */
 const CAMPAIGN_RETRY_MS = 250;
+/** How long an agent call waits for a just-elected scheduler to take up leadership. */
+const TAKE_UP_WAIT_MS = 2000;
 /** How long `stop` waits on etcd (resigning, the term's last writes) before it stops anyway. */
 const STOP_WAIT_MS = 3000;
 
@@ -121,7 +123,7 @@ export class Scheduler {
     const apiHost = this.apiHost(access);
     this.advertised = `http://${apiHost === '0.0.0.0' ? hostname() : apiHost}:${this.opts.apiPort}`;
     const store = this.store;
-    const role: SchedulerRole = { isLeader: () => this.isLeader(), leaderUrl: () => this.leaders?.leader()?.api };
+    const role: SchedulerRole = { isLeader: () => this.isLeader(), leaderUrl: () => this.leaders?.leader()?.api, untilLeading: () => this.untilLeading() };
     this.server = createApiServer({
       store,
       broker: {
@@ -144,6 +146,21 @@ export class Scheduler {
     const sentinelPort = await this.sentinel.listen(this.opts.sentinelHost, this.opts.sentinelPort);
     this.log.info('scheduler started', { api: `${apiHost}:${port}`, sentinel: `${this.opts.sentinelHost}:${sentinelPort}`, etcd: this.opts.etcd, prefix: this.opts.prefix });
     return { host: apiHost, port, sentinelPort };
+  }
+
+  /**
+   * True once this scheduler leads, while no other scheduler holds the election (its own campaign
+   * is the oldest, its earlier self's key is being replaced, or nobody leads right now); false as
+   * soon as another scheduler leads, or after TAKE_UP_WAIT_MS.
+   */
+  private async untilLeading(): Promise<boolean> {
+    const deadline = Date.now() + TAKE_UP_WAIT_MS;
+    while (!this.leading && !this.stopping && Date.now() < deadline) {
+      const leader = this.leaders?.leader();
+      if (leader && leader.id !== this.opts.id) return false;
+      await sleep(25);
+    }
+    return this.leading;
   }
 
   /** Where the API may listen: beyond loopback only with an admin token. */
