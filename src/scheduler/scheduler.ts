@@ -43,6 +43,12 @@ const LOOPBACK = /^(127\.|::1$|localhost$)/;
 const PROC_CPUS = 0.1;
 /** Pause between campaigns after one failed (etcd unreachable, lease lost while waiting). */
 const CAMPAIGN_RETRY_MS = 250;
+/**
+ * The least time a new term gives agents to resubscribe before their procs count as lost. An
+ * agent retries its stream with a backoff of up to 3 s, so a shorter grace (a small
+ * --agent-timeout) would write off healthy procs at every change of leader.
+ */
+const MIN_AGENT_GRACE_MS = 5000;
 /** How long an agent call waits for a just-elected scheduler to take up leadership. */
 const TAKE_UP_WAIT_MS = 2000;
 /** How long `stop` waits on etcd (resigning, the term's last writes) before it stops anyway. */
@@ -226,7 +232,7 @@ export class Scheduler {
       procCpus: PROC_CPUS,
       pendingRefuseSeconds: 1,
       idleRefuseSeconds: 5,
-      agentGraceMs: agentTimeoutMs,
+      agentGraceMs: Math.max(agentTimeoutMs, MIN_AGENT_GRACE_MS),
     }, this.links);
     this.broker.attach(this.framework);
     this.framework.start();
