@@ -258,7 +258,10 @@ export function createApiServer(deps: ApiDeps): Server {
       void (async () => {
         if (!role.isLeader() && !(await role.untilLeading?.())) return refuseAgentCall(res, role.leaderUrl());
         await deps.agentEndpoint.handle(req, res);
-      })();
+      })().catch((err: Error) => {
+        log.error('agent call failed', { error: err.message });
+        if (!res.headersSent) res.writeHead(500).end();
+      });
       return;
     }
     void koa(req, res);
