@@ -129,7 +129,7 @@ export class Scheduler {
     const apiHost = this.apiHost(access);
     this.advertised = `http://${apiHost === '0.0.0.0' ? hostname() : apiHost}:${this.opts.apiPort}`;
     const store = this.store;
-    const role: SchedulerRole = { isLeader: () => this.isLeader(), leaderUrl: () => this.leaders?.leader()?.api, untilLeading: () => this.untilLeading() };
+    const role: SchedulerRole = { isLeader: () => this.isLeader(), leaderUrl: () => this.leaderUrl(), untilLeading: () => this.untilLeading() };
     this.server = createApiServer({
       store,
       broker: {
@@ -152,6 +152,17 @@ export class Scheduler {
     const sentinelPort = await this.sentinel.listen(this.opts.sentinelHost, this.opts.sentinelPort);
     this.log.info('scheduler started', { api: `${apiHost}:${port}`, sentinel: `${this.opts.sentinelHost}:${sentinelPort}`, etcd: this.opts.etcd, prefix: this.opts.prefix });
     return { host: apiHost, port, sentinelPort };
+  }
+
+  /**
+   * The leader's API as the election keys name it; never this scheduler's own while it does not
+   * act (its stale key after a lost lease, or a key it is still taking up): callers are told to
+   * retry instead of being sent back here.
+   */
+  private leaderUrl(): string | undefined {
+    const leader = this.leaders?.leader();
+    if (!leader || (leader.id === this.opts.id && !this.leading)) return undefined;
+    return leader.api;
   }
 
   /**
