@@ -189,6 +189,11 @@ describe('scheduler lifecycle: standbys and the fleet key (issue 7 #21, #22, #23
     expect(health.leaderApi).to.equal(fleet.apiUrl);
     expect((await fleet.apiAt(sb.apiUrl, 'GET', '/api/instances/both')).json.master.id).to.equal(inst.master.id);
     expect((await fleet.apiAt(sb.apiUrl, 'GET', '/v1/STATUS/both')).status).to.equal(200);
+    // Agents as etcd registers them; their streams are with the leader, not here.
+    const agents = (await fleet.apiAt(sb.apiUrl, 'GET', '/api/agents')).json as { id: string; connected: boolean; tasks: string[] }[];
+    expect(agents.map((a) => a.id)).to.deep.equal(['agent1', 'agent2', 'agent3']);
+    expect(agents.every((a) => !a.connected)).to.equal(true);
+    expect(agents.flatMap((a) => a.tasks)).to.include.members(inst.procs.map((p: { id: string }) => p.id));
     const leaderSays = await masterAt(fleet.sentinelPort, 'both');
     expect(leaderSays).to.equal(`${inst.master.ip}:${inst.master.port}`);
     expect(await masterAt(sb.sentinelPort, 'both')).to.equal(leaderSays);
