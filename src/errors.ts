@@ -110,3 +110,31 @@ export class NotYourProcError extends RedFleetError {
     super('NOT_YOUR_PROC', `agent '${agentId}' may not report on proc '${procId}': it belongs to another agent`, 403);
   }
 }
+
+/**
+ * Thrown at scheduler start, before it campaigns, when its fleet key cannot be this fleet's:
+ * FLEET_KEY_MISMATCH when etcd's fingerprint matches neither the given key nor the previous
+ * one; FLEET_KEY_MISSING when the key file is absent but etcd already holds a fingerprint (a
+ * new key would only lock this scheduler out). The CLI exits 2 on it.
+ */
+export class FleetKeyError extends RedFleetError {
+  constructor(code: 'FLEET_KEY_MISMATCH' | 'FLEET_KEY_MISSING', message: string) {
+    super(code, message, 409);
+  }
+}
+
+/**
+ * Thrown (503) by a standby scheduler for every write and agent call: only the leader acts.
+ * `leader` is the leader's API URL when one is elected, so the caller can go there.
+ */
+export class NotLeaderError extends RedFleetError {
+  constructor(readonly leader: string | undefined) {
+    super(
+      'NOT_LEADER',
+      leader
+        ? `this scheduler is a standby and serves reads only; send writes to the leader: the leader is at ${leader}`
+        : 'this scheduler is a standby and serves reads only; no leader is elected right now, retry in a few seconds',
+      503,
+    );
+  }
+}

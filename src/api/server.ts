@@ -1,7 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import Koa, { type Context } from 'koa';
 import Router from '@koa/router';
-import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, QuotaError, RedFleetError, UnauthenticatedError } from '../errors.js';
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, NotLeaderError, QuotaError, RedFleetError, UnauthenticatedError } from '../errors.js';
 import { generatePassword, sha256Hex } from '../store/secrets.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Instance } from '../store/model.js';
@@ -21,13 +21,31 @@ export const MAX_JSON_BODY = 64 * 1024;
  */
 const MAX_CAPACITY_MB = 1024 * 1024;
 
+/** Whether this scheduler leads, and where the leader is: a standby serves reads only. */
+export interface SchedulerRole {
+  isLeader(): boolean;
+  /** The leader's API URL, when one is elected. */
+  leaderUrl(): string | undefined;
+  /**
+   * Resolves true once this scheduler leads, when it has just won the election and is taking up
+   * the role (false at once otherwise, or after a short bound): agents that reconnect to a
+   * restarted scheduler a moment early are held rather than sent into their backoff.
+   */
+  untilLeading?(): Promise<boolean>;
+}
+
 export interface ApiDeps {
   store: FleetStore;
-  broker: ResourceBroker;
-  agentEndpoint: AgentEndpoint;
+  /** The current term's broker on the leader; registered agents on a standby. */
+  broker: Pick<ResourceBroker, 'agents' | 'largestAgentMem'>;
+  agentEndpoint: Pick<AgentEndpoint, 'handle' | 'refusedAgents'>;
   log: Logger;
   access: AccessPolicy;
+  /** Absent: this server always leads (a scheduler without standbys). */
+  role?: SchedulerRole;
 }
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 type State = { principal: Principal };
 
@@ -40,6 +58,7 @@ export function createApiServer(deps: ApiDeps): Server {
   const app = new Koa<State>();
   const router = new Router<State>();
   const { store, broker, log, access } = deps;
+  const role: SchedulerRole = deps.role ?? { isLeader: () => true, leaderUrl: () => undefined };
   const anonymousLock = new PerClientLock();
 
   // Koa reports here what happens after a response began, e.g. a socket cut mid-body. Without a
@@ -67,6 +86,16 @@ export function createApiServer(deps: ApiDeps): Server {
       ctx.body = { error: { code, message, ...(known && err.field ? { field: err.field } : {}) } };
       if (!known && !tooLarge) log.error('request failed', { method: ctx.method, path: ctx.path, error: (err as Error).stack });
     }
+  });
+
+  // Standby guard: every scheduler serves reads from its own watched cache; only the leader
+  // writes. Ahead of auth, so a client is sent to the leader before it learns anything here.
+  app.use(async (ctx, next) => {
+    if (READ_METHODS.has(ctx.method) || role.isLeader()) return next();
+    const refusal = new NotLeaderError(role.leaderUrl());
+    ctx.status = refusal.status;
+    if (refusal.leader) ctx.set({ Location: refusal.leader, 'X-RedFleet-Leader': refusal.leader });
+    ctx.body = { error: { code: refusal.code, message: refusal.message, leader: refusal.leader ?? null } };
   });
 
   app.use(async (ctx, next) => {
@@ -234,14 +263,15 @@ export function createApiServer(deps: ApiDeps): Server {
 
   router.get('/healthz', (ctx) => {
     const agents = broker.agents().filter((a) => a.connected).length;
+    const leadership = { leader: role.isLeader(), leaderApi: role.leaderUrl() ?? null };
     // Agents that hold procs being refused (a wrong fleet key, say) will have their procs written off: not ok.
     const refused = deps.agentEndpoint.refusedAgents();
     if (refused.length > 0) {
       ctx.status = 503;
-      ctx.body = { ok: false, agents, instances: store.instanceNames().length, refusedAgents: refused };
+      ctx.body = { ok: false, ...leadership, agents, instances: store.instanceNames().length, refusedAgents: refused };
       return;
     }
-    ctx.body = { ok: true, agents, instances: store.instanceNames().length };
+    ctx.body = { ok: true, ...leadership, agents, instances: store.instanceNames().length };
   });
 
   app.use(router.routes());
@@ -254,11 +284,24 @@ export function createApiServer(deps: ApiDeps): Server {
   const koa = app.callback();
   return createServer((req, res) => {
     if (AgentEndpoint.owns(req)) {
-      void deps.agentEndpoint.handle(req, res);
+      void (async () => {
+        if (!role.isLeader() && !(await role.untilLeading?.())) return refuseAgentCall(res, role.leaderUrl());
+        await deps.agentEndpoint.handle(req, res);
+      })().catch((err: Error) => {
+        log.error('agent call failed', { error: err.message });
+        if (!res.headersSent) res.writeHead(500).end();
+      });
       return;
     }
     void koa(req, res);
   });
+}
+
+/** A standby takes no agent calls: the agent looks the leader up in etcd and goes there. */
+function refuseAgentCall(res: ServerResponse, leader: string | undefined): void {
+  const refusal = new NotLeaderError(leader);
+  res.writeHead(refusal.status, { 'Content-Type': 'application/json', ...(leader ? { Location: leader, 'X-RedFleet-Leader': leader } : {}) });
+  res.end(JSON.stringify({ error: { code: refusal.code, message: refusal.message, leader: leader ?? null } }));
 }
 
 /**

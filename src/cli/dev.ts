@@ -128,7 +128,8 @@ async function waitForHealth(url: string, child: ChildProcess): Promise<void> {
     if (child.exitCode !== null) throw new Error('the scheduler exited at start; see .redfleet/logs/scheduler.log');
     try {
       const res = await fetch(`${url}/healthz`);
-      if (res.ok) return;
+      // A scheduler serves /healthz as a standby before it wins the election: wait for the leader.
+      if (res.ok && ((await res.json()) as { leader?: boolean }).leader !== false) return;
     } catch {
       // not listening yet
     }

@@ -6,6 +6,9 @@ import { DEFAULT_COMPACT_EVERY_SECONDS, DEFAULT_COMPACT_RETENTION_SECONDS } from
 import { DEFAULT_DELETED_RETENTION_SECONDS } from '../scheduler/reaper.js';
 import { DEFAULT_STATS_HEARTBEAT_SECONDS, RedFleetAgent } from '../executor/agent.js';
 import { defaultFleetKeyPath, loadFleetKey, previousFleetKeyPath } from '../store/secrets.js';
+import { loadSchedulerFleetKey } from '../store/fingerprint.js';
+import { connectEtcd } from '../store/etcd.js';
+import { FleetKeyError } from '../errors.js';
 import { DEFAULT_PREFIX } from '../store/keys.js';
 import { parseHostPort } from '../net.js';
 import { parsePortRange } from '../proto/messages.js';
@@ -141,10 +144,12 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     'deleted-retention': { type: 'string' },
   });
   if (values.help) return void console.log(SCHEDULER_HELP);
-  const etcd = str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379');
-  endpoints.etcd = etcd;
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
   const sentinel = parseHostPort(str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379'), '--sentinel');
+  const etcd = str(values.etcd, process.env.REDFLEET_ETCD ?? '');
+  endpoints.etcd = etcd;
+  if (!etcd) throw new UsageError('scheduler needs --etcd URLS (or REDFLEET_ETCD), e.g. --etcd http://127.0.0.1:2379');
+  const prefix = str(values.prefix, process.env.REDFLEET_PREFIX ?? DEFAULT_PREFIX);
   // Read before the fleet key, so that a bad flag leaves nothing behind.
   const sentinelOptions: SentinelEndpointOptions = {
     maxClients: Math.floor(intFlag(values['sentinel-max-clients'], 'sentinel-max-clients', SENTINEL_DEFAULTS.maxClients, 1)),
@@ -153,15 +158,15 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     password: sentinelPassword(values['sentinel-password'], values['sentinel-password-file']),
   };
   const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
-  const fleet = loadFleetKey(keyPath, true);
   const log = createLogger('scheduler');
-  if (fleet.created) log.warn('created a new fleet key; copy it to every agent (--fleet-key)', { path: keyPath });
+  const fleet = await schedulerFleetKey(etcd, prefix, keyPath);
+  if (fleet.created) log.warn('created a new fleet key for a fresh fleet; copy it to every agent (--fleet-key)', { path: keyPath });
   if (values['api-token'] !== undefined) {
     log.warn('--api-token on the command line is visible to every local user (ps, /proc/PID/cmdline); use --api-token-file or REDFLEET_API_TOKEN');
   }
   const scheduler = new Scheduler({
     etcd,
-    prefix: str(values.prefix, process.env.REDFLEET_PREFIX ?? DEFAULT_PREFIX),
+    prefix,
     apiHost: api.host,
     apiPort: api.port,
     sentinelHost: sentinel.host,
@@ -170,7 +175,6 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     fleetKey: fleet.key,
     previousFleetKey: previousFleetKey(values['previous-fleet-key']),
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
-    onLeadershipLost: () => process.exit(3),
     sentinel: sentinelOptions,
     compactEverySeconds: intFlag(values['compact-every'], 'compact-every', DEFAULT_COMPACT_EVERY_SECONDS, 1),
     compactRetentionSeconds: intFlag(values['compact-retention'], 'compact-retention', DEFAULT_COMPACT_RETENTION_SECONDS, 1),
@@ -202,6 +206,22 @@ function trustedProxies(flags: string[] | undefined): Set<string> {
     out.add(address);
   }
   return out;
+}
+
+/**
+ * The fleet key, created only for a fresh fleet: etcd is asked first whether this fleet already
+ * has a key (a fingerprint), so a scheduler started without its file stops instead of inventing one.
+ */
+async function schedulerFleetKey(etcdUrls: string, prefix: string, keyPath: string): Promise<{ key: string; created: boolean }> {
+  const etcd = connectEtcd(etcdUrls);
+  try {
+    return await loadSchedulerFleetKey(etcd, prefix, keyPath);
+  } catch (err) {
+    if (err instanceof FleetKeyError) throw err;
+    throw new Error(`cannot read the fleet's key fingerprint from etcd at ${etcdUrls} (${(err as Error).message}); check that etcd runs there and --etcd is right`);
+  } finally {
+    etcd.close();
+  }
 }
 
 /** Admin tokens from --api-token (repeatable), REDFLEET_API_TOKEN (comma-separated) and --api-token-file (one a line). */
@@ -312,6 +332,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: Error) => {
-  console.error(`redfleet: ${err instanceof UsageError ? err.message : explainError(err, endpoints)}`);
-  process.exit(err instanceof UsageError ? USAGE_EXIT : 1);
+  const known = err instanceof UsageError || err instanceof FleetKeyError;
+  console.error(`redfleet: ${known ? err.message : explainError(err, endpoints)}`);
+  // A wrong or missing fleet key is a setup error like a bad flag: retrying cannot help.
+  process.exit(known ? USAGE_EXIT : 1);
 });

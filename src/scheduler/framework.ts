@@ -64,8 +64,10 @@ export class RedisFramework implements Framework {
     this.failover = new Failover(store, links, log, (name, masterId, cause) => this.requestFailover(name, masterId, cause));
   }
 
+  private readonly onInstance = (name: string): void => this.instanceChanged(name);
+
   start(): void {
-    this.store.on('instance', (name: string) => this.instanceChanged(name));
+    this.store.on('instance', this.onInstance);
     for (const name of this.store.instanceNames()) this.instanceChanged(name);
     this.graceTimer = setTimeout(() => this.sweepUnclaimedProcs(), this.opts.agentGraceMs);
     this.failover.start();
@@ -73,6 +75,8 @@ export class RedisFramework implements Framework {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // The store outlives this framework (a scheduler leads many terms over one store).
+    this.store.off('instance', this.onInstance);
     this.failover.stop();
     clearTimeout(this.graceTimer);
     this.creator.clear();
@@ -90,7 +94,8 @@ export class RedisFramework implements Framework {
 
   /** Adds a job unless the same one is already waiting; a running job may be queued again. */
   private enqueue(queue: PQueue, key: string, job: () => Promise<void>): void {
-    if (this.queued.has(key)) return;
+    // A stopped framework's term is over: a late request (an in-flight PING's verdict) must not act.
+    if (this.stopped || this.queued.has(key)) return;
     this.queued.add(key);
     void queue.add(async () => {
       this.queued.delete(key);

@@ -4,6 +4,9 @@ import type { Instance, Proc } from '../store/model.js';
 import type { SentinelMaster, SentinelReplica, SentinelSource } from '../api/sentinel.js';
 import { announcedMaster, downAfterOf, failoverTimeoutOf, type Failover } from './failover.js';
 
+/** What the view needs of failure detection: its events and per-master health (none on a standby). */
+export type HealthSource = Pick<Failover, 'events' | 'healthOf'>;
+
 /** A stable 40-hex-digit run id for a proc, as Sentinel replies carry. */
 function runId(procId: string): string {
   return createHash('sha1').update(procId).digest('hex');
@@ -16,7 +19,7 @@ function runId(procId: string): string {
 export class SentinelView implements SentinelSource {
   readonly myid: string;
 
-  constructor(private readonly store: FleetStore, private readonly failover: Failover, schedulerId: string) {
+  constructor(private readonly store: FleetStore, private readonly failover: HealthSource, schedulerId: string) {
     this.myid = runId(`sentinel:${schedulerId}`);
   }
 

@@ -226,6 +226,11 @@ export class FleetStore extends EventEmitter {
     return this.instanceNames().map((n) => this.instance(n)!);
   }
 
+  /** Ids of the agents registered in etcd (each registration lives on its agent's lease). */
+  agentIds(): string[] {
+    return [...this.agentRecords.keys()].sort();
+  }
+
   agentRecord(id: string): Record<string, unknown> | undefined {
     const text = this.agentRecords.get(id);
     if (!text) return undefined;

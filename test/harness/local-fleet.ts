@@ -115,7 +115,24 @@ export class LocalFleet {
       '--fleet-key', this.fleetKeyPath, '--id', 'test-scheduler',
       ...this.schedulerArgs,
     ]);
-    await this.waitFor(async () => (await this.api('GET', '/healthz').catch(() => undefined))?.status === 200, 15_000, 'the scheduler to listen');
+    // A scheduler listens (as a standby) before it wins the election; tests want the leader.
+    await this.waitFor(async () => (await this.api('GET', '/healthz').catch(() => undefined))?.json?.leader === true, 15_000, 'the scheduler to lead');
+  }
+
+  /**
+   * Another scheduler of this fleet on its own API and Sentinel ports (a standby while the first
+   * leads). Resolves once it serves its API.
+   */
+  async startStandby(id: string, args: string[] = []): Promise<{ child: ChildProcess; apiUrl: string; sentinelPort: number }> {
+    const apiPort = await freePort();
+    const sentinelPort = await freePort();
+    const child = this.launch(id, [
+      'scheduler', '--etcd', this.etcd.url, '--api', `${this.reachAt}:${apiPort}`, '--sentinel', `127.0.0.1:${sentinelPort}`,
+      '--fleet-key', this.fleetKeyPath, '--id', id, ...this.schedulerArgs, ...args,
+    ]);
+    const apiUrl = `http://${this.reachAt}:${apiPort}`;
+    await this.waitFor(async () => (await this.apiAt(apiUrl, 'GET', '/healthz').catch(() => undefined))?.status === 200, 15_000, `scheduler ${id} to listen`);
+    return { child, apiUrl, sentinelPort };
   }
 
   async killScheduler(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -143,7 +160,12 @@ export class LocalFleet {
   }
 
   async api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
-    const res = await fetch(`${this.apiUrl}${path}`, {
+    return this.apiAt(this.apiUrl, method, path, body, headers);
+  }
+
+  /** `api`, against another scheduler's API (a standby's). */
+  async apiAt(baseUrl: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+    const res = await fetch(`${baseUrl}${path}`, {
       method,
       headers: body === undefined ? headers : { 'Content-Type': 'application/json', ...headers },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),

@@ -181,12 +181,15 @@ describe('scheduler standby (etcd leader election)', function () {
       '--fleet-key', fleet.fleetKeyPath, '--id', 'standby', '--agent-timeout', '5'], { stdio: ['ignore', log, log] });
     await fleet.waitFor(() => /campaigning for leadership/.test(fleet.log('standby')), 10_000, 'the standby to campaign');
     await new Promise((r) => setTimeout(r, 1000));
-    expect(await fetch(`${url}/healthz`).then(() => 'serving', () => 'not serving')).to.equal('not serving', 'a standby does not act');
+    // A standby serves reads (issue 7 #23) but does not act: it leads nothing and takes no writes.
+    const waiting = await (await fetch(`${url}/healthz`)).json() as { leader: boolean; agents: number };
+    expect(waiting.leader, 'a standby does not act').to.equal(false);
+    expect(waiting.agents).to.equal(0);
 
     await fleet.killScheduler('SIGKILL');
     const health = await fleet.waitFor(async () => {
-      const h = await (await fetch(`${url}/healthz`)).json() as { agents: number };
-      return h.agents === 3 ? h : undefined;
+      const h = await (await fetch(`${url}/healthz`)).json() as { agents: number; leader: boolean };
+      return h.leader && h.agents === 3 ? h : undefined;
     }, 30_000, 'the standby to lead and the agents to follow');
     expect(health.agents).to.equal(3);
     const ha = await (await fetch(`${url}/api/instances/ha`)).json() as { status: string; procs: { id: string; pid: number }[] };

@@ -1,0 +1,72 @@
+import { EventEmitter } from 'node:events';
+import type { FleetStore } from '../store/fleet-store.js';
+import { isLive } from '../store/model.js';
+import { parsePortRange, subtractPorts, type PortRange } from '../proto/messages.js';
+import type { Failover, MasterHealth } from './failover.js';
+import type { AgentView } from './offers.js';
+import type { HealthSource } from './sentinel-view.js';
+
+/**
+ * The Sentinel view's window on failure detection, which only the leader runs. It follows the
+ * current term's detector and forwards its events; on a standby it knows no health at all, so
+ * the view names masters (from the watched store) without s_down flags it could not vouch for.
+ */
+export class DetectorRelay implements HealthSource {
+  readonly events = new EventEmitter();
+  private current?: Failover;
+  private readonly forward = (channel: string, message: string): void => {
+    this.events.emit('event', channel, message);
+  };
+
+  follow(failover: Failover | undefined): void {
+    this.current?.events.off('event', this.forward);
+    this.current = failover;
+    failover?.events.on('event', this.forward);
+  }
+
+  healthOf(procId: string): MasterHealth | undefined {
+    return this.current?.healthOf(procId);
+  }
+}
+
+/**
+ * Agents as a standby sees them: the registrations in etcd (alive while the agent's lease is),
+ * with what their live procs take subtracted. `connected` is false: an agent holds its stream
+ * with the leader, not here (so /healthz on a standby counts no agents, and nothing mistakes a
+ * standby for a leader with agents).
+ */
+export function registeredAgents(store: FleetStore, procCpus: number): AgentView[] {
+  const procs = store.instances().flatMap((i) => i.procs).filter(isLive);
+  const views: AgentView[] = [];
+  for (const id of store.agentIds()) {
+    const record = store.agentRecord(id);
+    if (!record) continue;
+    const res = (record.resources ?? {}) as { cpus?: number; mem?: number; ports?: string };
+    const ports = portsOf(res.ports);
+    const mine = procs.filter((p) => p.sid === id);
+    const total = { cpus: Number(res.cpus ?? 0), mem: Number(res.mem ?? 0), ports };
+    views.push({
+      id,
+      hostname: String(record.ip ?? ''),
+      ip: String(record.ip ?? ''),
+      connected: false,
+      total,
+      free: {
+        cpus: Math.max(0, Math.round((total.cpus - procCpus * mine.length) * 1000) / 1000),
+        mem: Math.max(0, total.mem - mine.reduce((sum, p) => sum + p.capacity, 0)),
+        ports: subtractPorts(ports, mine.map((p) => p.port)),
+      },
+      tasks: mine.map((p) => p.id),
+      subscribedAt: String(record.startedAt ?? ''),
+    });
+  }
+  return views;
+}
+
+function portsOf(text: string | undefined): PortRange[] {
+  try {
+    return text ? [parsePortRange(text)] : [];
+  } catch {
+    return [];
+  }
+}
