@@ -14,7 +14,7 @@ import { parseHostPort } from '../net.js';
 import { parsePortRange } from '../proto/messages.js';
 import { createLogger } from '../logger.js';
 import { UsageError, intFlag, parseDuration, parseFlags, str } from './args.js';
-import { DEFAULT_ANONYMOUS, parseAddress } from '../api/access.js';
+import { DEFAULT_ANONYMOUS, parseAddress, type AccessPolicy } from '../api/access.js';
 import { SENTINEL_DEFAULTS, type SentinelEndpointOptions } from '../api/sentinel.js';
 import { readFileSync } from 'node:fs';
 import { CLIENT_HELP, createCommand, deleteCommand, listCommand, statusCommand } from './client.js';
@@ -157,13 +157,32 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     idleTimeoutMs: intFlag(values['sentinel-idle-timeout'], 'sentinel-idle-timeout', SENTINEL_DEFAULTS.idleTimeoutMs / 1000, 0) * 1000,
     password: sentinelPassword(values['sentinel-password'], values['sentinel-password-file']),
   };
+  // Every flag is checked before etcd is asked anything, so a bad flag exits 2 on its own.
+  const access: AccessPolicy = {
+    adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
+    trustedProxies: trustedProxies(values['trusted-proxy'] as unknown as string[] | undefined),
+    anonymous: values.anonymous
+      ? {
+          perClient: intFlag(values['anonymous-per-client'], 'anonymous-per-client', DEFAULT_ANONYMOUS.perClient, 1),
+          ttlSeconds: typeof values['anonymous-ttl'] === 'string' ? parseDuration(values['anonymous-ttl']) : DEFAULT_ANONYMOUS.ttlSeconds,
+          maxCapacityMb: intFlag(values['anonymous-capacity'], 'anonymous-capacity', DEFAULT_ANONYMOUS.maxCapacityMb, 1),
+          maxClients: intFlag(values['anonymous-maxclients'], 'anonymous-maxclients', DEFAULT_ANONYMOUS.maxClients, 1),
+          maxReplicas: DEFAULT_ANONYMOUS.maxReplicas,
+        }
+      : undefined,
+  };
+  const previous = previousFleetKey(values['previous-fleet-key']);
+  const agentTimeoutMs = intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000;
+  const compactEverySeconds = intFlag(values['compact-every'], 'compact-every', DEFAULT_COMPACT_EVERY_SECONDS, 1);
+  const compactRetentionSeconds = intFlag(values['compact-retention'], 'compact-retention', DEFAULT_COMPACT_RETENTION_SECONDS, 1);
+  const deletedRetentionSeconds = intFlag(values['deleted-retention'], 'deleted-retention', DEFAULT_DELETED_RETENTION_SECONDS, 0);
   const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
   const log = createLogger('scheduler');
-  const fleet = await schedulerFleetKey(etcd, prefix, keyPath);
-  if (fleet.created) log.warn('created a new fleet key for a fresh fleet; copy it to every agent (--fleet-key)', { path: keyPath });
   if (values['api-token'] !== undefined) {
     log.warn('--api-token on the command line is visible to every local user (ps, /proc/PID/cmdline); use --api-token-file or REDFLEET_API_TOKEN');
   }
+  const fleet = await schedulerFleetKey(etcd, prefix, keyPath);
+  if (fleet.created) log.warn('created a new fleet key for a fresh fleet; copy it to every agent (--fleet-key)', { path: keyPath });
   const scheduler = new Scheduler({
     etcd,
     prefix,
@@ -173,25 +192,13 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     sentinelPort: sentinel.port,
     id: str(values.id, `scheduler-${hostname()}`),
     fleetKey: fleet.key,
-    previousFleetKey: previousFleetKey(values['previous-fleet-key']),
-    agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
+    previousFleetKey: previous,
+    agentTimeoutMs,
     sentinel: sentinelOptions,
-    compactEverySeconds: intFlag(values['compact-every'], 'compact-every', DEFAULT_COMPACT_EVERY_SECONDS, 1),
-    compactRetentionSeconds: intFlag(values['compact-retention'], 'compact-retention', DEFAULT_COMPACT_RETENTION_SECONDS, 1),
-    deletedRetentionSeconds: intFlag(values['deleted-retention'], 'deleted-retention', DEFAULT_DELETED_RETENTION_SECONDS, 0),
-    access: {
-      adminTokens: adminTokens(values['api-token'] as unknown as string[] | undefined, values['api-token-file']),
-      trustedProxies: trustedProxies(values['trusted-proxy'] as unknown as string[] | undefined),
-      anonymous: values.anonymous
-        ? {
-            perClient: intFlag(values['anonymous-per-client'], 'anonymous-per-client', DEFAULT_ANONYMOUS.perClient, 1),
-            ttlSeconds: typeof values['anonymous-ttl'] === 'string' ? parseDuration(values['anonymous-ttl']) : DEFAULT_ANONYMOUS.ttlSeconds,
-            maxCapacityMb: intFlag(values['anonymous-capacity'], 'anonymous-capacity', DEFAULT_ANONYMOUS.maxCapacityMb, 1),
-            maxClients: intFlag(values['anonymous-maxclients'], 'anonymous-maxclients', DEFAULT_ANONYMOUS.maxClients, 1),
-            maxReplicas: DEFAULT_ANONYMOUS.maxReplicas,
-          }
-        : undefined,
-    },
+    compactEverySeconds,
+    compactRetentionSeconds,
+    deletedRetentionSeconds,
+    access,
   });
   stopOnSignal(() => scheduler.stop());
   await scheduler.start();
@@ -217,8 +224,8 @@ async function schedulerFleetKey(etcdUrls: string, prefix: string, keyPath: stri
   try {
     return await loadSchedulerFleetKey(etcd, prefix, keyPath);
   } catch (err) {
-    if (err instanceof FleetKeyError) throw err;
-    throw new Error(`cannot read the fleet's key fingerprint from etcd at ${etcdUrls} (${(err as Error).message}); check that etcd runs there and --etcd is right`);
+    // FleetKeyError says what to do; an etcd error is put in words by explainError.
+    throw err;
   } finally {
     etcd.close();
   }

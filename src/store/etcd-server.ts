@@ -21,7 +21,7 @@ export const GROWTH_LIMITS: readonly string[] = [
   '--auto-compaction-mode', 'periodic',
   '--auto-compaction-retention', '5m',
   '--quota-backend-bytes', String(4 * 1024 ** 3),
-  '--grpc-keepalive-min-time', '1s',
+  '--grpc-keepalive-min-time', '500ms',
 ];
 
 /**

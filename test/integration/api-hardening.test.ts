@@ -1,3 +1,4 @@
+import { loadFleetKey } from '../../src/store/secrets.js';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -176,6 +177,8 @@ describe('CLI papercuts', function () {
       expect(proxy.code).to.equal(2);
       expect(proxy.stderr).to.match(/--trusted-proxy must be an IP address, got 'proxy\.example'/);
 
+      // The scheduler never reached etcd, so it made no key: the agent needs one of its own.
+      loadFleetKey(join(dir, 'fleet.key'), true);
       const agent = await runCli(['agent', '--scheduler', 'http://127.0.0.1:1', '--etcd', etcd, '--id', 'lonely', '--fleet-key', join(dir, 'fleet.key'), '--work-dir', join(dir, 'work')]);
       expect(agent.code).to.not.equal(0);
       expect(agent.stderr.trim().split('\n').pop()).to.match(new RegExp(`^redfleet: lost or could not reach etcd at ${etcd}`));
