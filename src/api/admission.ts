@@ -22,7 +22,8 @@ function procsOn(mem: number, ask: Ask): number {
 }
 
 /**
- * Decides at the API whether a create can ever be placed on the agents connected now.
+ * Decides at the API whether a create can ever be placed on the fleet's agents (connected, or not
+ * yet declared lost).
  *
  * - Throws NeverPlaceableError (409) when it cannot: more procs than connected agents times the
  *   distribution, or a capacity above every agent's total memory.
@@ -34,7 +35,10 @@ function procsOn(mem: number, ask: Ask): number {
  * they are deleted, so a create that only lacks free room waits instead.
  */
 export function admit(ask: Ask, agents: AgentView[], names: FieldNames = JSON_FIELDS): string | undefined {
-  const connected = agents.filter((a) => a.connected);
+  // The fleet is every agent the broker still holds: connected, or away for less than the agent
+  // timeout (a restart, a silent stream being probed). Only an agent declared lost leaves it, so a
+  // moment's disconnection never turns a placeable create into a 409.
+  const connected = agents;
   const procs = ask.replicas + 1;
   if (connected.length === 0) {
     return `no agent is connected yet; waiting for agents to join (needs ${procs} proc(s) of ${ask.capacityMb} MB, at most ${ask.distribution} per agent)`;
