@@ -92,7 +92,16 @@ export class Scheduler {
       }
     }
     if (access.anonymous) this.log.warn('anonymous mode: creates without a token are allowed within the anonymous limits', { ...access.anonymous });
-    this.server = createApiServer({ store: this.store, broker: this.broker, agentEndpoint: endpoint, log: this.log, access });
+    const framework = this.framework;
+    this.server = createApiServer({
+      store: this.store,
+      broker: this.broker,
+      agentEndpoint: endpoint,
+      log: this.log,
+      access,
+      masterRule: (inst) => framework.failover.announced(inst),
+      restartEmpty: (name) => framework.restartEmpty(name),
+    });
     const server = this.server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
