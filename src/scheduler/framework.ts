@@ -289,8 +289,9 @@ export class RedisFramework implements Framework {
     if (this.restartApproved.has(inst.name)) return undefined;
     const named = inst.procs.find((p) => p.id === inst.mname) ?? inst.procs.filter((p) => p.type === 'M').at(-1);
     if (!named || named.state !== 'LOST' || !named.sid) return undefined;
-    // The agent is back and did not bring it: the proc is gone.
-    if (this.brokerHas(named.sid) && this.broker.agents().some((a) => a.id === named.sid && a.connected)) return undefined;
+    // The agent is back: the master waits no longer if the agent did not bring it.
+    const agent = this.broker.agents().find((a) => a.id === named.sid && a.connected);
+    if (agent) return agent.tasks.includes(named.id) ? { proc: named, agentId: named.sid } : undefined;
     const firstSeen = this.lostSince.get(named.id) ?? Date.now();
     this.lostSince.set(named.id, firstSeen);
     const withinTimeout = Date.now() - firstSeen < this.opts.agentGraceMs;
