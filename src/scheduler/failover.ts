@@ -134,6 +134,11 @@ export class Failover {
     return this.health.get(procId);
   }
 
+  /** Whether this scheduler has itself seen the proc alive (see `heard`). */
+  hasHeard(procId: string): boolean {
+    return this.heard.has(procId);
+  }
+
   /** The proc's agent reported it RUNNING to this scheduler. */
   vouch(procId: string): void {
     this.heard.add(procId);

@@ -223,7 +223,16 @@ export class RedisFramework implements Framework {
       return { count: 1 + inst.expSlaves, gang: true, master: undefined };
     }
     const replicas = replicasOf(inst, master).length;
-    return { count: Math.max(0, inst.expSlaves - replicas), gang: false, master };
+    const count = Math.max(0, inst.expSlaves - replicas);
+    // A master read from etcd that this scheduler has not yet seen alive (after a restart, its
+    // agent may come back without it) gets no new replica yet: one placed now could follow a
+    // dead address, or a port that meanwhile went to another instance. The detector's first
+    // PING settles it within a moment.
+    if (count > 0 && master.state === 'RUNNING' && !this.failover.hasHeard(master.id) && !this.agentHolds(master)) {
+      this.recheckLater(inst.name, 250);
+      return { count: 0, gang: false, master };
+    }
+    return { count, gang: false, master };
   }
 
   async statusUpdate(agentId: string, status: redfleet.v1.ITaskStatus): Promise<void> {
@@ -339,6 +348,11 @@ export class RedisFramework implements Framework {
   private sweepUnclaimedProcs(): void {
     const stale = this.store.instances().flatMap((i) => i.procs.filter((p) => isLive(p) && !this.brokerHas(p.sid)));
     for (const proc of stale) this.enqueue(this.maintainer, `sweep:${proc.id}`, () => this.markLost(proc, 'its agent did not resubscribe after the scheduler started'));
+  }
+
+  /** The proc's agent is connected to this scheduler and says it runs the proc. */
+  private agentHolds(proc: Proc): boolean {
+    return this.broker.agents().some((a) => a.id === proc.sid && a.connected && a.tasks.includes(proc.id));
   }
 
   private brokerHas(agentId: string): boolean {
