@@ -267,7 +267,6 @@ export class Failover {
     ]);
     const outcome = script.reply === 'OK' || fn.reply === 'OK' ? 'killed' : (script.error ?? fn.error ?? 'no answer');
     this.log.warn('master busy with a script; sent SCRIPT KILL and FUNCTION KILL', { instance: inst.name, proc: master.id, outcome });
-    this.emitEvent('+script-kill', `master ${inst.name} ${master.ip} ${master.port} ${outcome === 'killed' ? 'killed' : 'failed'}`);
   }
 
   /** The votes of the replicas the scheduler can reach; empty when it reaches none. */

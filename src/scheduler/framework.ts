@@ -296,7 +296,7 @@ export class RedisFramework implements Framework {
    */
   private lostMasterWaiting(inst: Instance): LostMaster | undefined {
     if (this.restartApproved.has(inst.name)) return undefined;
-    const named = inst.procs.find((p) => p.id === inst.mname) ?? inst.procs.filter((p) => p.type === 'M').at(-1);
+    const named = inst.procs.find((p) => p.id === inst.mname);
     if (!named || named.state !== 'LOST' || !named.sid) return undefined;
     // The agent is back: the master waits no longer if the agent did not bring it.
     const agent = this.broker.agents().find((a) => a.id === named.sid && a.connected);
@@ -457,6 +457,7 @@ export class RedisFramework implements Framework {
     const fields: Record<string, string> = { Reason: reason };
     if (restart) {
       this.restartApproved.delete(inst.name);
+      for (const p of inst.procs) this.lostSince.delete(p.id);
       fields.DataLost = `${new Date().toISOString()} the master ended with no replica to promote; the instance restarted empty`;
       fields.Mname = '';
       this.log.error('instance restarted empty: data lost', { instance: inst.name });
