@@ -32,33 +32,18 @@ export function announcedMaster(inst: Instance): Proc | undefined {
 export const LAST_IO_MARGIN_MS = 2000;
 
 /**
- * How long a replica's replication offset must stand still, as the scheduler samples it, before
- * that counts as the replica having lost its master. A live master sends its replicas a PING
- * every second (repl-ping-replica-period 1), which moves the offset; 1.6 s leaves room for its
- * cron's jitter and for the 200 ms between samples, so a healthy link never stands still that long.
- */
-export const OFFSET_STILL_MS = 1600;
-
-/**
  * A replica's vote on its master, from its INFO replication: true when it has lost the master
- * too (link down, no traffic for clearly longer than down-after, or, when `offsetStillMs` is
- * given, its replication offset standing still for that long and for OFFSET_STILL_MS), or when
- * it does not follow that master at all and so cannot vouch for it. A replica that still hears
- * the master votes false: then only the scheduler lost the master (a partition between it and
- * the master's host), and there must be no failover. Pure.
+ * too (link down, or no traffic for clearly longer than down-after), or when it does not follow
+ * that master at all and so cannot vouch for it. A replica that still hears the master votes
+ * false: then only the scheduler lost the master (a partition between it and the master's host),
+ * and there must be no failover. Pure.
  */
-export function replicaSaysMasterDown(info: Map<string, string>, master: { ip: string; port: number }, downAfterMs: number, offsetStillMs = 0): boolean {
+export function replicaSaysMasterDown(info: Map<string, string>, master: { ip: string; port: number }, downAfterMs: number): boolean {
   if (info.get('role') !== 'slave') return true;
   if (info.get('master_host') !== master.ip || Number(info.get('master_port')) !== master.port) return true;
   if (info.get('master_link_status') !== 'up') return true;
-  if (offsetStillMs >= Math.max(downAfterMs, OFFSET_STILL_MS)) return true;
   const lastIoMs = Number(info.get('master_last_io_seconds_ago') ?? 0) * 1000;
   return lastIoMs >= downAfterMs + LAST_IO_MARGIN_MS;
-}
-
-/** The replication offset a replica has read from its master (7.0 has the read offset; 6.2 the processed one). */
-export function readOffsetOf(info: Map<string, string>): number {
-  return Number(info.get('slave_read_repl_offset') ?? info.get('slave_repl_offset') ?? 0);
 }
 
 /** What the monitor knows of one master. */
@@ -122,12 +107,6 @@ export class Failover {
    * a restart, procs loaded from etcd are not, until they answer.
    */
   private readonly heard = new Set<string>();
-  /**
-   * While a master misses PINGs: each replica's last sampled replication offset, and when (by
-   * the scheduler's clock) it was first seen at that value. Cleared when the master answers.
-   */
-  private readonly offsets = new Map<string, { offset: number; since: number }>();
-  private readonly sampling = new Set<string>();
   /** The busy-reply threshold each proc was given, so it is set once per proc. */
   private readonly busyThresholdSet = new Map<string, number>();
 
@@ -206,7 +185,6 @@ export class Failover {
     }
     for (const id of this.health.keys()) if (!watched.has(id)) this.health.delete(id);
     for (const id of this.busyThresholdSet.keys()) if (!watched.has(id)) this.busyThresholdSet.delete(id);
-    for (const id of this.offsets.keys()) if (!remembered.has(id)) this.offsets.delete(id);
     // A dead master stays "heard" while it is still named, for the window until its promotion.
     for (const id of this.heard) if (!remembered.has(id)) this.heard.delete(id);
     this.links.retain(watched);
@@ -246,14 +224,8 @@ export class Failover {
       return;
     }
     if (error?.startsWith('BUSY')) await this.killScript(inst, master, h);
-    const downAfter = downAfterOf(inst);
-    // From the first missed reply on, watch whether the replicas still receive anything from
-    // the master, so that their vote is ready by down-after.
-    if (this.silenceOf(h) >= PING_EVERY_MS && this.silenceOf(h) < downAfter && !this.sampling.has(master.id)) {
-      this.sampling.add(master.id);
-      void this.sampleReplicas(inst, master).finally(() => this.sampling.delete(master.id));
-    }
     // As Sentinel counts it: down once the oldest unanswered PING is down-after old.
+    const downAfter = downAfterOf(inst);
     if (h.pendingSince === 0 || this.silenceOf(h) < downAfter || h.failingOver) return;
     if (!h.sdown) {
       h.sdown = true;
@@ -274,7 +246,6 @@ export class Failover {
     h.lastOk = Date.now();
     h.pendingSince = 0;
     h.scriptKillSent = false;
-    for (const p of inst.procs) this.offsets.delete(p.id);
     if (!h.sdown) return;
     h.sdown = false;
     h.odown = false;
@@ -298,34 +269,11 @@ export class Failover {
     this.log.warn('master busy with a script; sent SCRIPT KILL and FUNCTION KILL', { instance: inst.name, proc: master.id, outcome });
   }
 
-  /**
-   * Reads the replicas' INFO replication and notes, per replica, since when its offset has stood
-   * still. Returns each reachable replica's INFO with that stillness (ms, the scheduler's own
-   * stalls left out).
-   */
-  private async sampleReplicas(inst: Instance, master: Proc): Promise<{ info: Map<string, string>; stillMs: number }[]> {
-    const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id);
-    const views = await Promise.all(replicas.map(async (r) => ({ r, text: await this.links.call(r, 'INFO', 'replication') })));
-    const now = Date.now();
-    const out: { info: Map<string, string>; stillMs: number }[] = [];
-    for (const { r, text } of views) {
-      if (typeof text !== 'string') continue;
-      const info = parseInfo(text);
-      const offset = readOffsetOf(info);
-      let seen = this.offsets.get(r.id);
-      if (!seen || seen.offset !== offset) {
-        seen = { offset, since: now };
-        this.offsets.set(r.id, seen);
-      }
-      out.push({ info, stillMs: now - seen.since - this.lag.stalledWithin(seen.since, now) });
-    }
-    return out;
-  }
-
   /** The votes of the replicas the scheduler can reach; empty when it reaches none. */
   private async votes(inst: Instance, master: Proc, downAfter: number): Promise<boolean[]> {
-    const views = await this.sampleReplicas(inst, master);
-    return views.map(({ info, stillMs }) => replicaSaysMasterDown(info, master, downAfter, stillMs));
+    const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id);
+    const views = await Promise.all(replicas.map((r) => this.links.call(r, 'INFO', 'replication')));
+    return views.filter((v): v is string => typeof v === 'string').map((v) => replicaSaysMasterDown(parseInfo(v), master, downAfter));
   }
 
   private async checkObjectivelyDown(inst: Instance, master: Proc, h: MasterHealth, downAfter: number): Promise<void> {
