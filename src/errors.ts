@@ -138,3 +138,13 @@ export class NotLeaderError extends RedFleetError {
     );
   }
 }
+
+/**
+ * Thrown by POST /api/instances/:name/restart-empty (409) when the instance is not waiting for a
+ * lost master's agent, so there is nothing to give up.
+ */
+export class NotWaitingError extends RedFleetError {
+  constructor(name: string) {
+    super('NOT_WAITING', `instance '${name}' is not waiting for a lost master; there is nothing to restart empty`, 409);
+  }
+}

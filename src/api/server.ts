@@ -9,7 +9,7 @@ import { AgentEndpoint } from '../scheduler/agent-endpoint.js';
 import type { ResourceBroker } from '../scheduler/offers.js';
 import { BodyTooLargeError, readBody } from '../net.js';
 import type { Logger } from '../logger.js';
-import { instanceView, v1Status } from './views.js';
+import { instanceView, v1Status, type MasterRule } from './views.js';
 import { parseStrictJson, validateCreateBody, validateInt, validateName, validatePatchBody, validateV1Body, MAX_REPLICAS, type CreateRequest } from './validate.js';
 import { PerClientLock, clientAddress, principalOf, quotaKey, type AccessPolicy, type Principal } from './access.js';
 import { admit, type FieldNames } from './admission.js';
@@ -43,6 +43,10 @@ export interface ApiDeps {
   access: AccessPolicy;
   /** Absent: this server always leads (a scheduler without standbys). */
   role?: SchedulerRole;
+  /** Which proc is announced as an instance's master (the failure detector's rule). */
+  masterRule?: MasterRule;
+  /** Starts an empty master for an instance whose lost master waits for its agent (see RedisFramework.restartEmpty). */
+  restartEmpty?: (name: string) => Promise<void>;
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -57,7 +61,7 @@ type State = { principal: Principal };
 export function createApiServer(deps: ApiDeps): Server {
   const app = new Koa<State>();
   const router = new Router<State>();
-  const { store, broker, log, access } = deps;
+  const { store, broker, log, access, masterRule } = deps;
   const role: SchedulerRole = deps.role ?? { isLeader: () => true, leaderUrl: () => undefined };
   const anonymousLock = new PerClientLock();
 
@@ -195,12 +199,12 @@ export function createApiServer(deps: ApiDeps): Server {
   router.get('/v1/STATUS/:name', (ctx) => {
     const name = validateName(ctx.params.name);
     allow(ctx, name);
-    ctx.body = v1Status(mustFind(name));
+    ctx.body = v1Status(mustFind(name), masterRule);
   });
 
   router.get('/v1/STATUS/', (ctx) => {
     allow(ctx);
-    ctx.body = store.instances().map(v1Status);
+    ctx.body = store.instances().map((i) => v1Status(i, masterRule));
   });
 
   router.delete('/v1/DELETE/:name', async (ctx) => {
@@ -220,18 +224,18 @@ export function createApiServer(deps: ApiDeps): Server {
     const { created, password, accessKey } = anonymous ? await createAnonymous(ctx, req) : await create(req);
     if (!created) throw new ConflictError(`instance '${req.name}' already exists; delete it first or pick another name`);
     ctx.status = 202;
-    ctx.body = instanceView(mustFind(req.name), { password, accessKey });
+    ctx.body = instanceView(mustFind(req.name), { password, accessKey }, masterRule);
   });
 
   router.get('/api/instances', (ctx) => {
     allow(ctx);
-    ctx.body = store.instances().map((i) => instanceView(i));
+    ctx.body = store.instances().map((i) => instanceView(i, {}, masterRule));
   });
 
   router.get('/api/instances/:name', (ctx) => {
     const name = validateName(ctx.params.name);
     allow(ctx, name);
-    ctx.body = instanceView(mustFind(name));
+    ctx.body = instanceView(mustFind(name), {}, masterRule);
   });
 
   router.patch('/api/instances/:name', async (ctx) => {
@@ -244,7 +248,7 @@ export function createApiServer(deps: ApiDeps): Server {
     if (inst.creator && access.anonymous) checkAnonymousExpiry(inst, expiresAt, access.anonymous.ttlSeconds);
     await store.setInstance(name, { ExpiresAt: new Date(expiresAt).toISOString() });
     log.info('instance time-to-live set', { instance: name, ttlSeconds });
-    ctx.body = instanceView(mustFind(name));
+    ctx.body = instanceView(mustFind(name), {}, masterRule);
   });
 
   router.delete('/api/instances/:name', async (ctx) => {
@@ -253,7 +257,18 @@ export function createApiServer(deps: ApiDeps): Server {
     const before = await store.markDeleting(name);
     if (!before) throw new NotFoundError('instance', name);
     ctx.status = 202;
-    ctx.body = instanceView(mustFind(name));
+    ctx.body = instanceView(mustFind(name), {}, masterRule);
+  });
+
+  // An operator's explicit choice to give up a lost master's data (see docs/hardening/failover.md).
+  router.post('/api/instances/:name/restart-empty', async (ctx) => {
+    const name = validateName(ctx.params.name);
+    allow(ctx);
+    mustFind(name);
+    if (!deps.restartEmpty) throw new ConflictError('this scheduler cannot restart instances');
+    await deps.restartEmpty(name);
+    ctx.status = 202;
+    ctx.body = instanceView(mustFind(name), {}, masterRule);
   });
 
   router.get('/api/agents', (ctx) => {

@@ -33,30 +33,37 @@ function v1Proc(p: Proc): V1Proc {
   };
 }
 
+/**
+ * Which proc of an instance is announced as its master. The scheduler passes its failure
+ * detector's rule (`Failover.announced`), so the API and the Sentinel endpoint name the same
+ * master; without one, only a running Mname proc is named.
+ */
+export type MasterRule = (inst: Instance) => Proc | undefined;
+
 /** The master clients should use; exactly what the Sentinel endpoint answers. */
-export function masterOf(inst: Instance): Proc | undefined {
-  return announcedMaster(inst);
+export function masterOf(inst: Instance, rule: MasterRule = announcedMaster): Proc | undefined {
+  return rule(inst);
 }
 
-export function replicasOf(inst: Instance): Proc[] {
-  const master = masterOf(inst);
+export function replicasOf(inst: Instance, rule: MasterRule = announcedMaster): Proc[] {
+  const master = masterOf(inst, rule);
   return inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master?.id);
 }
 
-export function v1Status(inst: Instance): V1Status {
-  const master = masterOf(inst);
+export function v1Status(inst: Instance, rule: MasterRule = announcedMaster): V1Status {
+  const master = masterOf(inst, rule);
   return {
     Name: inst.name,
     Type: inst.type,
     Status: inst.status,
     Capacity: inst.capacity,
     Master: master ? v1Proc(master) : null,
-    Slaves: replicasOf(inst).map(v1Proc),
+    Slaves: replicasOf(inst, rule).map(v1Proc),
   };
 }
 
 /** The JSON API's view of an instance; never carries a secret or its hash. */
-export function instanceView(inst: Instance, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function instanceView(inst: Instance, extra: Record<string, unknown> = {}, rule: MasterRule = announcedMaster): Record<string, unknown> {
   const proc = (p: Proc) => ({
     id: p.id,
     role: p.type === 'M' ? 'master' : 'replica',
@@ -69,7 +76,7 @@ export function instanceView(inst: Instance, extra: Record<string, unknown> = {}
     slaveOf: p.slaveOf,
     stats: p.stats ?? null,
   });
-  const master = masterOf(inst);
+  const master = masterOf(inst, rule);
   return {
     name: inst.name,
     type: inst.type,
@@ -85,7 +92,7 @@ export function instanceView(inst: Instance, extra: Record<string, unknown> = {}
     epoch: inst.epoch,
     dataLost: inst.dataLost || null,
     master: master ? proc(master) : null,
-    slaves: replicasOf(inst).map(proc),
+    slaves: replicasOf(inst, rule).map(proc),
     procs: inst.procs.map(proc),
     ...extra,
   };

@@ -628,11 +628,7 @@ export class RedFleetAgent {
         await proc.redis.stop();
       } else if (verb === 'MASTER') {
         proc.target = null;
-        await proc.redis.client.call('REPLICAOF', 'NO', 'ONE');
-        // Clients of the promoted node reconnect and rediscover the master through Sentinel.
-        // Only the tenant's: the scheduler's own link (framework user) stays up to see the new role.
-        await proc.redis.client.call('CLIENT', 'KILL', 'TYPE', 'normal', 'USER', 'default', 'SKIPME', 'yes');
-        await proc.redis.client.call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'USER', 'default', 'SKIPME', 'yes');
+        await promote(proc.redis.client);
         fields.Type = 'M';
         fields.SlaveOf = '';
       } else {
@@ -707,6 +703,25 @@ function readSmall(res: IncomingMessage): Promise<string> {
     res.on('end', () => resolve(text.slice(0, 4096)));
     res.on('error', () => resolve(text.slice(0, 4096)));
   });
+}
+
+/**
+ * Makes the proc a master and drops the tenant's clients in one MULTI/EXEC, as Sentinel does:
+ * the clients connected while it was a replica reconnect and ask the endpoint again, while a
+ * client that finds the new master after the switch can never be caught by the kill (with two
+ * separate commands, one that connected in between was dropped and could give up for good).
+ * Only the tenant's clients go: the scheduler's own link (framework user) stays up to see the
+ * new role.
+ */
+async function promote(client: RedisProcess['client']): Promise<void> {
+  const results = await client.multi()
+    .call('REPLICAOF', 'NO', 'ONE')
+    .call('CLIENT', 'KILL', 'TYPE', 'normal', 'USER', 'default', 'SKIPME', 'yes')
+    .call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'USER', 'default', 'SKIPME', 'yes')
+    .exec();
+  if (!results) throw new Error('MULTI/EXEC for the promotion was aborted');
+  const failed = results.find(([err]) => err);
+  if (failed) throw failed[0] as Error;
 }
 
 function readIfExists(path: string): string {

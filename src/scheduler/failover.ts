@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { parseInfo } from '../executor/redis-config.js';
+import { parseInfo } from '../store/redis-info.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import { isLive, type Instance, type Proc } from '../store/model.js';
 import type { Logger } from '../logger.js';
 import type { RedisLinks } from './redis-links.js';
+import { LoopLag } from './loop-lag.js';
 
 /** The master an instance has now: the Mname proc while it runs. */
 export function currentMaster(inst: Instance): Proc | undefined {
@@ -12,13 +13,37 @@ export function currentMaster(inst: Instance): Proc | undefined {
 }
 
 /**
- * The master clients are told about (Sentinel endpoint and GET /v1/STATUS alike): the Mname proc
- * while it runs, and, as Redis Sentinel does, still the old one between its death and the
- * promotion that replaces it, so a client asking in that window is not told "no such master".
+ * The master clients are told about when nothing more is known than the tree itself (a process
+ * without a failure detector): the Mname proc while it runs, else none. The scheduler's
+ * `Failover.announced` is the fuller rule.
  */
 export function announcedMaster(inst: Instance): Proc | undefined {
-  if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') return currentMaster(inst);
-  return inst.procs.find((x) => x.id === inst.mname);
+  if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') return undefined;
+  return currentMaster(inst);
+}
+
+/**
+ * How much older than down-after a replica's `master_last_io_seconds_ago` must be before the
+ * replica counts as having lost its master. The field is whole seconds rounded down, and a
+ * healthy master pings its replicas only once a second (repl-ping-replica-period 1), so a healthy
+ * idle link reads 1 and, with cron jitter, now and then 2: a reading of N proves only N-1 seconds
+ * of silence. Two seconds on top of down-after keeps every healthy link from voting down.
+ */
+export const LAST_IO_MARGIN_MS = 2000;
+
+/**
+ * A replica's vote on its master, from its INFO replication: true when it has lost the master
+ * too (link down, or no traffic for clearly longer than down-after), or when it does not follow
+ * that master at all and so cannot vouch for it. A replica that still hears the master votes
+ * false: then only the scheduler lost the master (a partition between it and the master's host),
+ * and there must be no failover. Pure.
+ */
+export function replicaSaysMasterDown(info: Map<string, string>, master: { ip: string; port: number }, downAfterMs: number): boolean {
+  if (info.get('role') !== 'slave') return true;
+  if (info.get('master_host') !== master.ip || Number(info.get('master_port')) !== master.port) return true;
+  if (info.get('master_link_status') !== 'up') return true;
+  const lastIoMs = Number(info.get('master_last_io_seconds_ago') ?? 0) * 1000;
+  return lastIoMs >= downAfterMs + LAST_IO_MARGIN_MS;
 }
 
 /** What the monitor knows of one master. */
@@ -31,6 +56,8 @@ export interface MasterHealth {
   sdown: boolean;
   odown: boolean;
   failingOver: boolean;
+  /** SCRIPT KILL / FUNCTION KILL went out in this busy spell (cleared by the next valid reply). */
+  scriptKillSent: boolean;
 }
 
 export interface Candidate {
@@ -43,17 +70,26 @@ export interface Candidate {
 const PING_EVERY_MS = 200;
 /** A replica whose link has been down longer than this is too stale to promote. */
 const MAX_LINK_DOWN_SECONDS = 60;
+/** Replies to PING that prove the master alive, as Sentinel counts them. */
+const ALIVE_ERRORS = /^(LOADING|MASTERDOWN)/;
+
+/** How long a tenant's script may hold a proc before it answers -BUSY: half of down-after. */
+export function busyThresholdOf(inst: Instance): number {
+  return Math.min(5000, Math.max(100, Math.floor(downAfterOf(inst) / 2)));
+}
 
 /**
  * Failure detection and promotion.
  *
  * Detection: every master is PINGed every 200 ms over the scheduler's own link. No valid reply
- * for the instance's down-after (DownAfter, default 1000 ms) makes it subjectively down; it is
- * objectively down when every replica the scheduler can reach says its own link to the master
- * is down (master_link_status:down, or no traffic from the master for down-after). When no
- * replica can be reached either, the scheduler is the one cut off, and it does nothing.
- * A proc that dies outright (TASK_FAILED / LOST) skips all that: the framework calls
- * `promote` at once.
+ * for the instance's down-after (DownAfter, default 1000 ms) makes it subjectively down; time
+ * during which the scheduler's own event loop was stalled does not count (see LoopLag). It is
+ * objectively down when every replica the scheduler can reach has lost the master too
+ * (`replicaSaysMasterDown`). When no replica can be reached either, the scheduler is the one
+ * cut off, and it does nothing.
+ * A master that answers -BUSY (a tenant's script) is alive: it gets SCRIPT KILL and FUNCTION
+ * KILL, as Sentinel does, and is failed over only if it still gives no valid reply by down-after.
+ * A proc that dies outright (TASK_FAILED) skips all that: the framework calls `promote` at once.
  *
  * Promotion: see `promote`. Events go out on `events` in Sentinel's words for the
  * Sentinel-compatible endpoint.
@@ -65,6 +101,14 @@ export class Failover {
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private timer?: NodeJS.Timeout;
   private checking = new Set<string>();
+  /**
+   * Procs this scheduler has itself seen alive: one of its links got a reply, or the proc's
+   * agent reported it RUNNING to this scheduler. Only such a proc is announced as a master; after
+   * a restart, procs loaded from etcd are not, until they answer.
+   */
+  private readonly heard = new Set<string>();
+  /** The busy-reply threshold each proc was given, so it is set once per proc. */
+  private readonly busyThresholdSet = new Map<string, number>();
 
   constructor(
     private readonly store: FleetStore,
@@ -72,19 +116,47 @@ export class Failover {
     private readonly log: Logger,
     /** Asks the framework to run a failover of the instance (it serializes per instance). */
     private readonly request: (name: string, masterId: string, cause: string) => void,
+    readonly lag: LoopLag = new LoopLag(),
   ) {}
 
   start(): void {
+    this.lag.start();
     this.timer = setInterval(() => this.tick(), PING_EVERY_MS);
   }
 
   stop(): void {
+    this.lag.stop();
     clearInterval(this.timer);
     for (const t of this.retryTimers.values()) clearTimeout(t);
   }
 
   healthOf(procId: string): MasterHealth | undefined {
     return this.health.get(procId);
+  }
+
+  /** Whether this scheduler has itself seen the proc alive (see `heard`). */
+  hasHeard(procId: string): boolean {
+    return this.heard.has(procId);
+  }
+
+  /** The proc's agent reported it RUNNING to this scheduler. */
+  vouch(procId: string): void {
+    this.heard.add(procId);
+  }
+
+  /**
+   * The master clients are told about (Sentinel endpoint and GET /v1/STATUS alike): the Mname
+   * proc while it runs and this scheduler has seen it alive; and, as Redis Sentinel does, still
+   * that proc between its death and the promotion that replaces it, so a client asking in that
+   * window is not told "no such master". A proc this scheduler never saw alive (one loaded from
+   * etcd after a restart, say, that is LOST or whose agent has not come back) is never announced.
+   */
+  announced(inst: Instance): Proc | undefined {
+    if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') return undefined;
+    const named = inst.procs.find((x) => x.id === inst.mname);
+    if (!named || !this.heard.has(named.id)) return undefined;
+    if (named.state === 'RUNNING' || !isLive(named)) return named;
+    return undefined;
   }
 
   private emitEvent(channel: string, message: string): void {
@@ -95,7 +167,9 @@ export class Failover {
 
   private tick(): void {
     const watched = new Set<string>();
+    const remembered = new Set<string>();
     for (const inst of this.store.instances()) {
+      for (const p of inst.procs) if (isLive(p) || p.id === inst.mname) remembered.add(p.id);
       if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') continue;
       const master = currentMaster(inst);
       if (!master) continue;
@@ -105,39 +179,57 @@ export class Failover {
         if (!isLive(p)) continue;
         watched.add(p.id);
         this.links.get(p);
+        void this.applyBusyThreshold(inst, p);
       }
       void this.ping(inst, master);
     }
     for (const id of this.health.keys()) if (!watched.has(id)) this.health.delete(id);
+    for (const id of this.busyThresholdSet.keys()) if (!watched.has(id)) this.busyThresholdSet.delete(id);
+    // A dead master stays "heard" while it is still named, for the window until its promotion.
+    for (const id of this.heard) if (!remembered.has(id)) this.heard.delete(id);
     this.links.retain(watched);
+  }
+
+  /**
+   * A tenant's script must answer -BUSY well before down-after, so the detector can tell a busy
+   * master from a dead one and kill the script in time. redis.conf's default is 5 s; the
+   * framework link sets it at run time (lua-time-limit is the name Redis 6.2 and 7 both know).
+   */
+  private async applyBusyThreshold(inst: Instance, proc: Proc): Promise<void> {
+    const want = busyThresholdOf(inst);
+    if (this.busyThresholdSet.get(proc.id) === want || proc.state !== 'RUNNING') return;
+    this.busyThresholdSet.set(proc.id, want);
+    const { reply } = await this.links.probe(proc, 'CONFIG', 'SET', 'lua-time-limit', String(want));
+    if (reply !== 'OK') this.busyThresholdSet.delete(proc.id);
+  }
+
+  /** Milliseconds the master has been silent, minus the time the scheduler itself was stalled. */
+  private silenceOf(h: MasterHealth, now = Date.now()): number {
+    if (h.pendingSince === 0) return 0;
+    return now - h.pendingSince - this.lag.stalledWithin(h.pendingSince, now);
   }
 
   private async ping(inst: Instance, master: Proc): Promise<void> {
     const now = Date.now();
     let h = this.health.get(master.id);
     if (!h) {
-      h = { procId: master.id, lastPingSent: now, lastOk: now, pendingSince: 0, sdown: false, odown: false, failingOver: false };
+      h = { procId: master.id, lastPingSent: now, lastOk: now, pendingSince: 0, sdown: false, odown: false, failingOver: false, scriptKillSent: false };
       this.health.set(master.id, h);
     }
     h.lastPingSent = now;
     if (h.pendingSince === 0) h.pendingSince = now;
-    const reply = await this.links.call(master, 'PING');
-    if (reply === 'PONG') {
-      h.lastOk = Date.now();
-      h.pendingSince = 0;
-      if (h.sdown) {
-        h.sdown = false;
-        h.odown = false;
-        this.emitEvent('-sdown', `master ${inst.name} ${master.ip} ${master.port}`);
-      }
+    const { reply, error } = await this.links.probe(master, 'PING');
+    if (reply === 'PONG' || (error && ALIVE_ERRORS.test(error))) {
+      this.answered(inst, master, h);
       return;
     }
+    if (error?.startsWith('BUSY')) await this.killScript(inst, master, h);
     // As Sentinel counts it: down once the oldest unanswered PING is down-after old.
     const downAfter = downAfterOf(inst);
-    if (h.pendingSince === 0 || Date.now() - h.pendingSince < downAfter || h.failingOver) return;
+    if (h.pendingSince === 0 || this.silenceOf(h) < downAfter || h.failingOver) return;
     if (!h.sdown) {
       h.sdown = true;
-      this.log.warn('master subjectively down', { instance: inst.name, proc: master.id, downAfterMs: downAfter });
+      this.log.warn('master subjectively down', { instance: inst.name, proc: master.id, downAfterMs: downAfter, busy: Boolean(error?.startsWith('BUSY')), loopStallMs: this.lag.stalledWithin(h.pendingSince) });
       this.emitEvent('+sdown', `master ${inst.name} ${master.ip} ${master.port}`);
     }
     if (this.checking.has(master.id)) return;
@@ -149,27 +241,67 @@ export class Failover {
     }
   }
 
-  private async checkObjectivelyDown(inst: Instance, master: Proc, h: MasterHealth, downAfter: number): Promise<void> {
+  private answered(inst: Instance, master: Proc, h: MasterHealth): void {
+    this.heard.add(master.id);
+    h.lastOk = Date.now();
+    h.pendingSince = 0;
+    h.scriptKillSent = false;
+    if (!h.sdown) return;
+    h.sdown = false;
+    h.odown = false;
+    this.emitEvent('-sdown', `master ${inst.name} ${master.ip} ${master.port}`);
+  }
+
+  /**
+   * The master is alive but held by a tenant's script (or function). Kill it once per busy spell,
+   * as Sentinel does. A script that has already written cannot be killed (UNKILLABLE): the master
+   * then stays without a valid reply, and once that lasts down-after and the replicas have lost
+   * it too, it is failed over like a frozen master, since only SHUTDOWN NOSAVE can end it.
+   */
+  private async killScript(inst: Instance, master: Proc, h: MasterHealth): Promise<void> {
+    if (h.scriptKillSent) return;
+    h.scriptKillSent = true;
+    const [script, fn] = await Promise.all([
+      this.links.probe(master, 'SCRIPT', 'KILL'),
+      this.links.probe(master, 'FUNCTION', 'KILL'),
+    ]);
+    const outcome = script.reply === 'OK' || fn.reply === 'OK' ? 'killed' : (script.error ?? fn.error ?? 'no answer');
+    this.log.warn('master busy with a script; sent SCRIPT KILL and FUNCTION KILL', { instance: inst.name, proc: master.id, outcome });
+  }
+
+  /** The votes of the replicas the scheduler can reach; empty when it reaches none. */
+  private async votes(inst: Instance, master: Proc, downAfter: number): Promise<boolean[]> {
     const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id);
-    if (replicas.length === 0) return;
     const views = await Promise.all(replicas.map((r) => this.links.call(r, 'INFO', 'replication')));
-    const reachable = views.filter((v): v is string => typeof v === 'string').map(parseInfo);
-    if (reachable.length === 0) {
+    return views.filter((v): v is string => typeof v === 'string').map((v) => replicaSaysMasterDown(parseInfo(v), master, downAfter));
+  }
+
+  private async checkObjectivelyDown(inst: Instance, master: Proc, h: MasterHealth, downAfter: number): Promise<void> {
+    if (!inst.procs.some((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id)) return;
+    const votes = await this.votes(inst, master, downAfter);
+    if (votes.length === 0) {
       this.log.warn('master and its replicas are all unreachable from the scheduler; not acting', { instance: inst.name, proc: master.id });
       return;
     }
-    const agree = reachable.every((info) => {
-      if (info.get('role') !== 'slave') return true;
-      if (info.get('master_link_status') !== 'up') return true;
-      return Number(info.get('master_last_io_seconds_ago') ?? 0) * 1000 >= downAfter;
-    });
-    if (!agree) return;
+    if (!votes.every(Boolean)) return;
+    // The replicas were asked after an await: a stall meanwhile, or a PONG, may have cleared it.
+    if (h.pendingSince === 0 || this.silenceOf(h) < downAfter) return;
     if (!h.odown) {
       h.odown = true;
-      this.log.warn('master objectively down', { instance: inst.name, proc: master.id, replicasAgreeing: reachable.length });
-      this.emitEvent('+odown', `master ${inst.name} ${master.ip} ${master.port} #quorum ${reachable.length}/${reachable.length}`);
+      this.log.warn('master objectively down', { instance: inst.name, proc: master.id, replicasAgreeing: votes.length });
+      this.emitEvent('+odown', `master ${inst.name} ${master.ip} ${master.port} #quorum ${votes.length}/${votes.length}`);
     }
     this.request(inst.name, master.id, 'master objectively down');
+  }
+
+  /**
+   * For a master whose agent was lost (the proc is LOST, not seen to die): true when a replica
+   * the scheduler reaches still hears it. Then only the scheduler's side lost the master's host,
+   * and promoting would make two masters for nothing.
+   */
+  async replicasStillHear(inst: Instance, master: Proc): Promise<boolean> {
+    const votes = await this.votes(inst, master, downAfterOf(inst));
+    return votes.some((down) => !down);
   }
 
   // ---- promotion ----
@@ -185,6 +317,7 @@ export class Failover {
         why.push(`${proc.id} unreachable`);
         return;
       }
+      this.heard.add(proc.id);
       const info = parseInfo(text);
       const priority = Number(info.get('slave_priority') ?? 100);
       const linkDownSeconds = info.get('master_link_status') === 'up' ? 0 : Number(info.get('master_link_down_since_seconds') ?? 0);
@@ -238,7 +371,7 @@ export class Failover {
     const others = inst.procs.filter((p) => isLive(p) && p.id !== chosen.id && p.id !== oldMasterId && p.type === 'S');
     const epoch = Number(inst.epoch) + 1;
     this.emitEvent('+selected-slave', `slave ${chosen.ip}:${chosen.port} ${chosen.ip} ${chosen.port} @ ${name} ${oldAddr}`);
-    this.log.warn('failover', { instance: name, from: oldMasterId, to: chosen.id, epoch, cause, offset: candidates[0].offset, candidates: candidates.length });
+    this.log.warn('failover', { instance: name, from: oldMasterId, fromAddress: old ? `${old.ip}:${old.port}` : '', to: chosen.id, toAddress: `${chosen.ip}:${chosen.port}`, epoch, cause, offset: candidates[0].offset, candidates: candidates.length });
     const written = await this.store.failover(name, {
       expectStatus: inst.status,
       epoch,

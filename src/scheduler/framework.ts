@@ -10,6 +10,7 @@ import { place, shortfall, type Slot } from './placement.js';
 import type { Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
 import { Failover, currentMaster } from './failover.js';
 import type { RedisLinks } from './redis-links.js';
+import { NotWaitingError } from '../errors.js';
 
 export interface FrameworkOptions {
   /** cpus each redis-server takes from its agent's offer. */
@@ -31,7 +32,18 @@ interface Need {
   /** A fresh instance is placed whole or not at all; replacements go one by one. */
   gang: boolean;
   master: Proc | undefined;
+  /** Nothing is placed: the lost master may still come back with its agent. */
+  waitingFor?: LostMaster;
 }
+
+/** A master written off with its agent (LOST, not seen to die) whose agent may still return. */
+interface LostMaster {
+  proc: Proc;
+  agentId: string;
+}
+
+/** While a failover is held back or an instance waits for an agent, how often to look again. */
+const RECHECK_MS = 1000;
 
 /**
  * The Redis framework: turns instances in etcd into redis-server tasks.
@@ -51,6 +63,11 @@ export class RedisFramework implements Framework {
   private readonly shutdownSent = new Set<string>();
   private graceTimer?: NodeJS.Timeout;
   private stopped = false;
+  /** When this scheduler first saw each lost master, to give its agent the agent timeout to return. */
+  private readonly lostSince = new Map<string, number>();
+  /** Instances whose operator chose to restart empty rather than wait for a lost master. */
+  private readonly restartApproved = new Set<string>();
+  private readonly rechecks = new Map<string, NodeJS.Timeout>();
 
   readonly failover: Failover;
 
@@ -79,6 +96,7 @@ export class RedisFramework implements Framework {
     this.store.off('instance', this.onInstance);
     this.failover.stop();
     clearTimeout(this.graceTimer);
+    for (const t of this.rechecks.values()) clearTimeout(t);
     this.creator.clear();
     this.maintainer.clear();
     this.destroyer.clear();
@@ -90,6 +108,15 @@ export class RedisFramework implements Framework {
     if (!inst || this.stopped) return;
     if (inst.status === 'DELETING') this.enqueue(this.destroyer, `destroy:${name}`, () => this.destroy(name));
     else if (ACTIVE.has(inst.status)) this.enqueue(this.maintainer, `maintain:${name}`, () => this.maintain(name));
+  }
+
+  /** Looks at the instance again in `ms` (once, however often asked meanwhile). */
+  private recheckLater(name: string, ms = RECHECK_MS): void {
+    if (this.rechecks.has(name) || this.stopped) return;
+    this.rechecks.set(name, setTimeout(() => {
+      this.rechecks.delete(name);
+      this.instanceChanged(name);
+    }, ms));
   }
 
   /** Adds a job unless the same one is already waiting; a running job may be queued again. */
@@ -115,13 +142,19 @@ export class RedisFramework implements Framework {
     if (await this.masterLost(inst)) return;
     if (await this.abortFailedStart(inst)) return;
     const { fields, status, masters, replicas } = statusFields(inst);
+    const need = this.needOf(inst);
+    if (need.waitingFor) {
+      fields.Reason = waitingReason(inst, need.waitingFor);
+      if (fields.Reason === inst.reason) delete fields.Reason;
+      this.recheckLater(name);
+    }
     if (Object.keys(fields).length > 0) {
       if (!(await this.store.setInstance(name, fields, inst.status))) return;
       if (fields.Status) this.log.info('instance status', { instance: name, status: fields.Status, masters, replicas });
     }
     // Once the instance is whole again, the procs that ended are history: drop them from the tree.
     if (status === 'RUNNING') await this.store.removeProcs(name, inst.procs.filter((p) => !isLive(p)).map((p) => p.id));
-    if (this.needOf(inst).count > 0) {
+    if (need.count > 0) {
       this.wanting.add(name);
       this.broker.revive();
     } else {
@@ -139,6 +172,18 @@ export class RedisFramework implements Framework {
     if (named && isLive(named)) return false;
     const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING');
     if (replicas.length === 0) return false;
+    if (named?.state === 'LOST' && (await this.failover.replicasStillHear(inst, named))) {
+      // Only the scheduler's side lost the master's host (its agent was written off): while the
+      // replicas still hear the master, it is alive and serving, and a promotion would only make
+      // a second master. Look again until the replicas lose it too, or it comes back.
+      const reason = `master lost with its agent ${named.sid}, but its replicas still hear it; no failover while they do`;
+      if (inst.reason !== reason) {
+        this.log.warn('master written off with its agent, but its replicas still hear it: not failing over', { instance: inst.name, proc: named.id, agent: named.sid });
+        await this.store.setInstance(inst.name, { Reason: reason, Status: 'DEGRADED' }, inst.status);
+      }
+      this.recheckLater(inst.name);
+      return true;
+    }
     return this.failover.promote(inst.name, inst.mname, `master proc ${named ? named.state : 'gone'}`);
   }
 
@@ -174,12 +219,25 @@ export class RedisFramework implements Framework {
     const live = inst.procs.filter(isLive);
     const master = masterNow(inst) ?? live.find((p) => p.id === inst.mname) ?? live.find((p) => p.type === 'M' && !inst.mname);
     if (!master) {
-      // Nothing survives: start afresh (the data is gone). Live replicas without a master are
-      // the failover's business, not the creator's.
-      return { count: live.length === 0 ? 1 + inst.expSlaves : 0, gang: true, master: undefined };
+      // Nothing survives: start afresh (the data is gone), unless the master was only written off
+      // with its agent, which may still bring it back. Live replicas without a master are the
+      // failover's business, not the creator's.
+      if (live.length > 0) return { count: 0, gang: true, master: undefined };
+      const waitingFor = this.lostMasterWaiting(inst);
+      if (waitingFor) return { count: 0, gang: true, master: undefined, waitingFor };
+      return { count: 1 + inst.expSlaves, gang: true, master: undefined };
     }
     const replicas = replicasOf(inst, master).length;
-    return { count: Math.max(0, inst.expSlaves - replicas), gang: false, master };
+    const count = Math.max(0, inst.expSlaves - replicas);
+    // A master read from etcd that this scheduler has not yet seen alive (after a restart, its
+    // agent may come back without it) gets no new replica yet: one placed now could follow a
+    // dead address, or a port that meanwhile went to another instance. The detector's first
+    // PING settles it within a moment.
+    if (count > 0 && master.state === 'RUNNING' && !this.failover.hasHeard(master.id) && !this.agentHolds(master)) {
+      this.recheckLater(inst.name, 250);
+      return { count: 0, gang: false, master };
+    }
+    return { count, gang: false, master };
   }
 
   async statusUpdate(agentId: string, status: redfleet.v1.ITaskStatus): Promise<void> {
@@ -196,6 +254,8 @@ export class RedisFramework implements Framework {
       this.log.info('stale status update ignored', { agent: agentId, proc: procId, state, known: proc.state });
       return;
     }
+    // The agent told this scheduler itself that the proc runs: it may be announced as a master.
+    if (state === 'RUNNING') this.failover.vouch(procId);
     const fields: Record<string, string> = { State: state };
     if (status.data && status.data.length > 0) {
       const data = pb.RedisState.decode(status.data);
@@ -222,6 +282,7 @@ export class RedisFramework implements Framework {
   agentSubscribed(agentId: string, taskIds: string[]): void {
     const running = new Set(taskIds);
     this.enqueue(this.maintainer, `subscribed:${agentId}`, async () => {
+      await this.adoptWaitingMasters(agentId, running);
       for (const proc of this.procsOn(agentId)) {
         if (running.has(proc.id)) continue;
         await this.markLost(proc, 'the agent resubscribed without this proc');
@@ -259,6 +320,56 @@ export class RedisFramework implements Framework {
     return proc ? `${proc.state} on ${proc.sid}` : 'absent';
   }
 
+  // ---- lost masters that wait for their agent ----
+
+  /**
+   * The instance's master was written off with its agent (LOST: nobody saw it die) and no proc
+   * of the instance lives. Its data may still be on that node: while the agent may come back (its
+   * registration is still in etcd, or the agent timeout has not passed since this scheduler saw
+   * the loss), nothing is restarted empty unless the operator asks (`restartEmpty`). A master
+   * that FAILED or was KILLED on a live agent is gone for sure and is not waited for.
+   */
+  private lostMasterWaiting(inst: Instance): LostMaster | undefined {
+    if (this.restartApproved.has(inst.name)) return undefined;
+    const named = inst.procs.find((p) => p.id === inst.mname);
+    if (!named || named.state !== 'LOST' || !named.sid) return undefined;
+    // The agent is back: the master waits no longer if the agent did not bring it.
+    const agent = this.broker.agents().find((a) => a.id === named.sid && a.connected);
+    if (agent) return agent.tasks.includes(named.id) ? { proc: named, agentId: named.sid } : undefined;
+    const firstSeen = this.lostSince.get(named.id) ?? Date.now();
+    this.lostSince.set(named.id, firstSeen);
+    const withinTimeout = Date.now() - firstSeen < this.opts.agentGraceMs;
+    if (!this.store.agentRecord(named.sid) && !withinTimeout) return undefined;
+    return { proc: named, agentId: named.sid };
+  }
+
+  /** The agent came back still running a master that waited for it: that master serves again, data and all. */
+  private async adoptWaitingMasters(agentId: string, running: Set<string>): Promise<void> {
+    for (const inst of this.store.instances()) {
+      if (!ACTIVE.has(inst.status) || inst.procs.some(isLive)) continue;
+      const waiting = this.lostMasterWaiting(inst);
+      if (!waiting || waiting.agentId !== agentId || !running.has(waiting.proc.id)) continue;
+      this.log.warn('lost master is back with its agent; it serves again', { instance: inst.name, proc: waiting.proc.id, agent: agentId });
+      this.failover.vouch(waiting.proc.id);
+      this.lostSince.delete(waiting.proc.id);
+      await this.store.updateProc(inst.name, waiting.proc.id, { State: 'RUNNING' }, {}, false);
+    }
+  }
+
+  /**
+   * The operator's choice for an instance whose lost master waits for its agent: give the data
+   * up and start an empty master now. Throws NotWaitingError when the instance is not waiting.
+   */
+  async restartEmpty(name: string): Promise<void> {
+    const inst = this.store.instance(name);
+    if (!inst || !ACTIVE.has(inst.status) || inst.procs.some(isLive) || !this.lostMasterWaiting(inst)) {
+      throw new NotWaitingError(name);
+    }
+    this.restartApproved.add(name);
+    this.log.warn('operator chose to restart the instance empty', { instance: name });
+    this.instanceChanged(name);
+  }
+
   private procsOn(agentId: string): Proc[] {
     return this.store.instances().flatMap((i) => i.procs.filter((p) => p.sid === agentId && isLive(p)));
   }
@@ -272,6 +383,11 @@ export class RedisFramework implements Framework {
   private sweepUnclaimedProcs(): void {
     const stale = this.store.instances().flatMap((i) => i.procs.filter((p) => isLive(p) && !this.brokerHas(p.sid)));
     for (const proc of stale) this.enqueue(this.maintainer, `sweep:${proc.id}`, () => this.markLost(proc, 'its agent did not resubscribe after the scheduler started'));
+  }
+
+  /** The proc's agent is connected to this scheduler and says it runs the proc. */
+  private agentHolds(proc: Proc): boolean {
+    return this.broker.agents().some((a) => a.id === proc.sid && a.connected && a.tasks.includes(proc.id));
   }
 
   private brokerHas(agentId: string): boolean {
@@ -375,6 +491,8 @@ export class RedisFramework implements Framework {
       : need.gang ? `launching ${procs.length} procs` : `replacing ${procs.length} replica(s)`;
     const fields: Record<string, string> = { Reason: reason };
     if (restart) {
+      this.restartApproved.delete(inst.name);
+      for (const p of inst.procs) this.lostSince.delete(p.id);
       fields.DataLost = `${new Date().toISOString()} the master ended with no replica to promote; the instance restarted empty`;
       fields.Mname = '';
       this.log.error('instance restarted empty: data lost', { instance: inst.name });
@@ -443,6 +561,12 @@ export class RedisFramework implements Framework {
     if (!(await this.store.setInstance(name, { Status: 'DELETED', Masters: '0', Slaves: '0', Mname: '', Reason: '', DeletedAt: new Date().toISOString() }, 'DELETING'))) return;
     this.log.info('instance status', { instance: name, status: 'DELETED' });
   }
+}
+
+/** What the status says while a lost master waits for its agent. */
+function waitingReason(inst: Instance, w: LostMaster): string {
+  return `master lost with its agent ${w.agentId}: waiting for the agent to come back with master ${w.proc.id} and its data; ` +
+    `POST /api/instances/${inst.name}/restart-empty starts an empty master instead`;
 }
 
 /** The running master: the Mname proc, or (before the first Mname, or after a fresh start) the one running M proc. */

@@ -45,6 +45,21 @@ export class RedisLinks {
     }
   }
 
+  /**
+   * Runs one command and tells an error reply apart from no reply: the failure detector must
+   * know that a master answering `-BUSY` is alive. `error` is the server's error text, or
+   * undefined when nothing came back in time.
+   */
+  async probe(proc: Proc, ...args: string[]): Promise<{ reply?: unknown; error?: string }> {
+    const redis = this.get(proc);
+    try {
+      if (redis.status !== 'ready') await ready(redis, this.commandTimeoutMs);
+      return { reply: await redis.call(args[0], ...args.slice(1)) };
+    } catch (err) {
+      return { error: isServerError(err) ? (err as Error).message : undefined };
+    }
+  }
+
   /** Drops links to procs that are no longer wanted. */
   retain(procIds: Set<string>): void {
     for (const [id, link] of this.links) {
@@ -57,6 +72,11 @@ export class RedisLinks {
   close(): void {
     this.retain(new Set());
   }
+}
+
+/** An error reply from redis-server (ioredis's ReplyError), as opposed to a timeout or a closed link. */
+function isServerError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError';
 }
 
 /** Resolves when the link is ready, rejects after `ms`. */

@@ -21,7 +21,7 @@ import { DetectorRelay, registeredAgents } from './standby.js';
 import { SentinelEndpoint, type SentinelEndpointOptions } from '../api/sentinel.js';
 import { dataKey } from '../store/secrets.js';
 import type { AccessPolicy } from '../api/access.js';
-import { FleetKeyError } from '../errors.js';
+import { FleetKeyError, NotLeaderError } from '../errors.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface SchedulerOptions {
@@ -155,6 +155,8 @@ export class Scheduler {
       log: this.log,
       access,
       role,
+      masterRule: (inst) => this.detector.announced(inst),
+      restartEmpty: (name) => (this.framework ? this.framework.restartEmpty(name) : Promise.reject(new NotLeaderError(this.leaderUrl()))),
     });
     const server = this.server;
     await new Promise<void>((resolve, reject) => {

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Instance, Proc } from '../store/model.js';
 import type { SentinelMaster, SentinelReplica, SentinelSource } from '../api/sentinel.js';
-import { announcedMaster, downAfterOf, failoverTimeoutOf, type Failover } from './failover.js';
+import { downAfterOf, failoverTimeoutOf, type Failover } from './failover.js';
 
 /** What the view needs of failure detection: its events and per-master health (none on a standby). */
-export type HealthSource = Pick<Failover, 'events' | 'healthOf'>;
+export type HealthSource = Pick<Failover, 'events' | 'healthOf' | 'announced'>;
 
 /** A stable 40-hex-digit run id for a proc, as Sentinel replies carry. */
 function runId(procId: string): string {
@@ -38,14 +38,14 @@ export class SentinelView implements SentinelSource {
 
   replicas(name: string): SentinelReplica[] {
     const inst = this.store.instance(name);
-    const master = inst && announcedMaster(inst);
+    const master = inst && this.failover.announced(inst);
     if (!inst || !master) return [];
     return inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id).map((p) => replicaOf(p, master));
   }
 
   private describe(inst: Instance): SentinelMaster | undefined {
     if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') return undefined;
-    const master = announcedMaster(inst);
+    const master = this.failover.announced(inst);
     if (!master) return undefined;
     const health = this.failover.healthOf(master.id);
     const flags = ['master'];

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { FleetStore } from '../store/fleet-store.js';
-import { isLive } from '../store/model.js';
+import { isLive, type Instance, type Proc } from '../store/model.js';
 import { parsePortRange, subtractPorts, type PortRange } from '../proto/messages.js';
-import type { Failover, MasterHealth } from './failover.js';
+import { announcedMaster, type Failover, type MasterHealth } from './failover.js';
 import type { AgentView } from './offers.js';
 import type { HealthSource } from './sentinel-view.js';
 
@@ -26,6 +26,11 @@ export class DetectorRelay implements HealthSource {
 
   healthOf(procId: string): MasterHealth | undefined {
     return this.current?.healthOf(procId);
+  }
+
+  /** The leader's detector knows which masters it saw alive; without one, only a RUNNING Mname proc is named. */
+  announced(inst: Instance): Proc | undefined {
+    return this.current ? this.current.announced(inst) : announcedMaster(inst);
   }
 }
 

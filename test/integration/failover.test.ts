@@ -160,6 +160,11 @@ describe('failover', function () {
       expect(await writer.missing(after.master, password)).to.deep.equal([]);
       expect(await expectSameMaster(fleet, 'cache1')).to.equal(`${after.master.ip}:${after.master.port}`);
       expect((await roles(after, password)).sort()).to.deep.equal(['master', 'slave', 'slave']);
+      // The failover log line names both procs by id and by address, so it reads without a lookup.
+      const line = fleet.log('scheduler').split('\n').map((l) => { try { return JSON.parse(l); } catch { return {}; } })
+        .find((l) => l.message === 'failover' && l.instance === 'cache1');
+      expect(line, 'a failover log line').to.not.equal(undefined);
+      expect(line).to.include({ from: inst.master.id, fromAddress: `${inst.master.ip}:${inst.master.port}`, to: after.master.id, toAddress: `${after.master.ip}:${after.master.port}` });
     } finally {
       await writer.stop();
       writer.redis.disconnect();
