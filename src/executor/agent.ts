@@ -621,11 +621,12 @@ export class RedFleetAgent {
     const [verb, ...args] = msg.trim().split(/\s+/);
     const log = this.log.child({ instance: proc.launch.instance, proc: procId });
     const fields: Record<string, string> = {};
+    log.info('message received', { msg });
     try {
       if (!MESSAGES.has(verb)) throw new Error(`unknown message '${msg}'; expected SHUTDOWN, MASTER or SLAVEOF <ip> <port>`);
       if (verb === 'SHUTDOWN') {
-        await this.resetMsg(key, msg, fields);
-        await proc.redis.stop();
+        // A fenced master must go at once: the stop does not wait for the Msg reset's round trip.
+        await Promise.all([proc.redis.stop(), this.resetMsg(key, msg, fields)]);
       } else if (verb === 'MASTER') {
         proc.target = null;
         await promote(proc.redis.client);
