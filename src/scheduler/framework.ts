@@ -343,16 +343,25 @@ export class RedisFramework implements Framework {
     return { proc: named, agentId: named.sid };
   }
 
-  /** The agent came back still running a master that waited for it: that master serves again, data and all. */
+  /**
+   * The agent came back still running a master that the scheduler wrote off with it, and that is
+   * still its instance's master: nothing was promoted in its place (a standalone master waiting
+   * for its agent, or a master whose replicas kept hearing it through a partition that cut only
+   * the scheduler off). That master serves again, data and all, rather than being killed as a
+   * written-off task: with Mname still naming it there is no second master to fence.
+   */
   private async adoptWaitingMasters(agentId: string, running: Set<string>): Promise<void> {
     for (const inst of this.store.instances()) {
-      if (!ACTIVE.has(inst.status) || inst.procs.some(isLive)) continue;
-      const waiting = this.lostMasterWaiting(inst);
-      if (!waiting || waiting.agentId !== agentId || !running.has(waiting.proc.id)) continue;
-      this.log.warn('lost master is back with its agent; it serves again', { instance: inst.name, proc: waiting.proc.id, agent: agentId });
-      this.failover.vouch(waiting.proc.id);
-      this.lostSince.delete(waiting.proc.id);
-      await this.store.updateProc(inst.name, waiting.proc.id, { State: 'RUNNING' }, {}, false);
+      if (!ACTIVE.has(inst.status)) continue;
+      const named = inst.procs.find((p) => p.id === inst.mname);
+      if (!named || named.state !== 'LOST' || named.sid !== agentId || !running.has(named.id)) continue;
+      const standaloneWaiting = !inst.procs.some(isLive) && this.lostMasterWaiting(inst) !== undefined;
+      const stillHeard = inst.procs.some(isLive) && (await this.failover.replicasStillHear(inst, named));
+      if (!standaloneWaiting && !stillHeard) continue;
+      this.log.warn('lost master is back with its agent; it serves again', { instance: inst.name, proc: named.id, agent: agentId, replicasHeardIt: stillHeard });
+      this.failover.vouch(named.id);
+      this.lostSince.delete(named.id);
+      await this.store.updateProc(inst.name, named.id, { State: 'RUNNING' }, {}, false);
     }
   }
 
