@@ -195,7 +195,8 @@ async function main(): Promise<number> {
   console.log(`reproduce: ${REPRODUCE} --procs ${opts.procs} --minutes ${opts.minutes} --every ${opts.every} --compact-every ${opts.compactEvery} --compact-retention ${opts.compactRetention}`);
   const fleet = await LocalFleet.start({
     agents,
-    agent: { ports: PROCS_PER_AGENT + 10, mem: (PROCS_PER_AGENT + 10) * CAPACITY_MB },
+    // Each proc takes 0.1 cpu of its agent's offer: give room for every proc the agent may hold.
+    agent: { ports: PROCS_PER_AGENT + 10, mem: (PROCS_PER_AGENT + 10) * CAPACITY_MB, cpus: Math.ceil((PROCS_PER_AGENT + 10) / 10) },
     schedulerArgs: ['--compact-every', String(opts.compactEvery), '--compact-retention', String(opts.compactRetention)],
   });
   const samples: Sample[] = [];
