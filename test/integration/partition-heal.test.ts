@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { LocalFleet } from '../harness/local-fleet.js';
 import { TestNetwork } from '../harness/netns.js';
+import { roles } from '../harness/roles.js';
 
 /**
  * Issue 7 item 20: agents on test hosts in network namespaces, a WAIT 1 writer, and the two
@@ -21,22 +22,6 @@ const AGENT_TIMEOUT_S = 4;
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
 interface ProcView { id: string; ip: string; port: number; state: string; agent: string }
-
-/** What every given proc says it is, asked directly; 'unreachable' when it does not answer. */
-async function roles(procs: { ip: string; port: number }[], password: string): Promise<string[]> {
-  return Promise.all(procs.map(async (p) => {
-    const r = new Redis({ host: p.ip, port: p.port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 300, commandTimeout: 300 });
-    r.on('error', () => undefined);
-    try {
-      await r.connect();
-      return String(((await r.role()) as string[])[0]);
-    } catch {
-      return 'unreachable';
-    } finally {
-      r.disconnect();
-    }
-  }));
-}
 
 /**
  * A writer that runs in a test host's namespace (so it reaches the master the way a client beside
