@@ -355,10 +355,10 @@ export class RedisFramework implements Framework {
       if (!ACTIVE.has(inst.status)) continue;
       const named = inst.procs.find((p) => p.id === inst.mname);
       if (!named || named.state !== 'LOST' || named.sid !== agentId || !running.has(named.id)) continue;
-      const standaloneWaiting = !inst.procs.some(isLive) && this.lostMasterWaiting(inst) !== undefined;
-      const stillHeard = inst.procs.some(isLive) && (await this.failover.replicasStillHear(inst, named));
-      if (!standaloneWaiting && !stillHeard) continue;
-      this.log.warn('lost master is back with its agent; it serves again', { instance: inst.name, proc: named.id, agent: agentId, replicasHeardIt: stillHeard });
+      // Mname still names it, so nothing was promoted in its place: it is the only master there
+      // is, and killing it would only force a failover (and, standalone, lose the data). Asking
+      // the replicas again is not needed, and under load their answer could come too late.
+      this.log.warn('lost master is back with its agent; it serves again', { instance: inst.name, proc: named.id, agent: agentId, live: inst.procs.filter(isLive).length });
       this.failover.vouch(named.id);
       this.lostSince.delete(named.id);
       await this.store.updateProc(inst.name, named.id, { State: 'RUNNING' }, {}, false);

@@ -98,7 +98,7 @@ describe('clients survive every failover', function () {
       const i = (await fleet.api('GET', `/api/instances/${name}`)).json;
       const live = i.procs.filter((p: { state: string }) => ['STAGING', 'STARTING', 'RUNNING'].includes(p.state));
       return i.status === 'RUNNING' && i.master && i.slaves.length === 2 && live.length === 3 ? i : undefined;
-    }, 30_000, `${name} to be whole`);
+    }, 60_000, `${name} to be whole`);
   }
 
   it(`${INSTANCES} Sentinel-mode clients across ${INSTANCES * ROUNDS_PER_FAULT} SIGSTOP and ${INSTANCES * ROUNDS_PER_FAULT} kill -9 failovers: none ends, each writes again soon (90 % within down-after + 1 s, all within + 3 s), the promotion is one MULTI/EXEC`, async () => {
