@@ -301,6 +301,9 @@ export class Failover {
    */
   async replicasStillHear(inst: Instance, master: Proc): Promise<boolean> {
     const votes = await this.votes(inst, master, downAfterOf(inst));
+    // No replica answered in time (a loaded host, or the scheduler cut off from all of them):
+    // nobody has said the master is gone, so do not fail it over now; the caller looks again.
+    if (votes.length === 0) return true;
     return votes.some((down) => !down);
   }
 
