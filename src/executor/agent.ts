@@ -18,6 +18,8 @@ import { RedisProcess, sleep, portOpen, describeExit, type ProcExit } from './re
 import { checkLaunch, type CheckedLaunch } from './launch-check.js';
 import { CgroupParent, memoryCeilingBytes } from './cgroup.js';
 import { SETTLED_HZ } from './redis-config.js';
+import { startReplicationHeartbeat } from './replication-heartbeat.js';
+import { AWAIT_MASTER_MS, awaitMasterRole } from './replica-link.js';
 import { parseInfo, statsChanged, statsFromInfo } from '../store/redis-info.js';
 import type { ProcStats } from '../store/model.js';
 
@@ -56,6 +58,12 @@ interface RunningProc {
 }
 
 const MESSAGES = new Set(['MASTER', 'SLAVEOF', 'SHUTDOWN']);
+/**
+ * A SHUTDOWN is for a master that was failed over: SIGKILL follows SIGTERM this soon. A healthy
+ * redis-server without persistence exits on SIGTERM within a few ms; a frozen (SIGSTOPped) one
+ * ignores it, and its tenants' clients stay stuck on its socket until the process is gone.
+ */
+const SHUTDOWN_GRACE_MS = 50;
 /** A scheduler stream silent for this many heartbeat intervals is dropped and the agent subscribes again. */
 const SILENT_HEARTBEATS = 3;
 /** Calls (UPDATE, HEARTBEAT, the challenge) are small: a scheduler that takes longer is not answering. */
@@ -481,6 +489,7 @@ export class RedFleetAgent {
     try {
       await redis.start();
       log.debug('redis-server ready', { port: launch.port });
+      redis.once('exit', startReplicationHeartbeat(redis.client));
       // The Msg watch and the replica's link are set up side by side: neither waits on the other.
       const following = isReplica ? this.follow(proc) : undefined;
       proc.watcher = await this.watchMsg(proc);
@@ -626,7 +635,7 @@ export class RedFleetAgent {
       if (!MESSAGES.has(verb)) throw new Error(`unknown message '${msg}'; expected SHUTDOWN, MASTER or SLAVEOF <ip> <port>`);
       if (verb === 'SHUTDOWN') {
         // A fenced master must go at once: the stop does not wait for the Msg reset's round trip.
-        await Promise.all([proc.redis.stop(), this.resetMsg(key, msg, fields)]);
+        await Promise.all([proc.redis.stop(SHUTDOWN_GRACE_MS), this.resetMsg(key, msg, fields)]);
       } else if (verb === 'MASTER') {
         proc.target = null;
         await promote(proc.redis.client);
@@ -635,7 +644,13 @@ export class RedFleetAgent {
       } else {
         const [ip, port] = args;
         if (!ip || !/^[0-9]{1,5}$/.test(port ?? '')) throw new Error(`SLAVEOF needs '<ip> <port>', got '${msg}'`);
-        proc.target = { ip, port: Number(port) };
+        const target = { ip, port: Number(port) };
+        proc.target = target;
+        const secret = frameworkSecret(dataKey(this.opts.fleetKey, this.opts.previousFleetKey), proc.launch.instance);
+        if (!await awaitMasterRole(target, secret, AWAIT_MASTER_MS, () => proc.target === target && !proc.redis.exited)) {
+          if (proc.target !== target) return;
+          log.warn('the new master did not take the role in time; following it anyway', { master: `${ip}:${port}`, waitedMs: AWAIT_MASTER_MS });
+        }
         await proc.redis.client.call('REPLICAOF', ip, port);
         fields.Type = 'S';
         fields.SlaveOf = `${ip}:${port}`;

@@ -247,6 +247,11 @@ export class OfferBroker implements ResourceBroker {
     this.disconnected(agentId, sink);
   }
 
+  agentAlive(agentId: string): boolean {
+    const entry = this.agentsById.get(agentId);
+    return entry !== undefined && this.alive(entry);
+  }
+
   /** The agent answered a heartbeat lately enough to be trusted with offers and launches. */
   private alive(entry: AgentEntry, now = Date.now()): boolean {
     return Boolean(entry.sink) && now - entry.lastSeen <= ALIVE_INTERVALS * this.opts.heartbeatSeconds * 1000 + ALIVE_SLACK_MS;

@@ -5,6 +5,7 @@ import { isLive, type Instance, type Proc } from '../store/model.js';
 import type { Logger } from '../logger.js';
 import type { RedisLinks } from './redis-links.js';
 import { LoopLag } from './loop-lag.js';
+import { offsetSaysMasterDown, ReplicaSilence, replicaReadOffset } from './replica-silence.js';
 
 /** The master an instance has now: the Mname proc while it runs. */
 export function currentMaster(inst: Instance): Proc | undefined {
@@ -46,9 +47,20 @@ export function replicaSaysMasterDown(info: Map<string, string>, master: { ip: s
   return lastIoMs >= downAfterMs + LAST_IO_MARGIN_MS;
 }
 
+/**
+ * A replica's whole vote: `replicaSaysMasterDown`, or else the replica's own timing, the silence
+ * its still replication offset proves (see replica-silence.ts), clearly beyond the master's ping
+ * period and down-after. Pure.
+ */
+export function replicaVote(info: Map<string, string>, master: { ip: string; port: number }, downAfterMs: number, provenSilenceMs: number): boolean {
+  return replicaSaysMasterDown(info, master, downAfterMs) || offsetSaysMasterDown(provenSilenceMs, downAfterMs);
+}
+
 /** What the monitor knows of one master. */
 export interface MasterHealth {
   procId: string;
+  /** The instance the proc is master of. */
+  instance: string;
   lastPingSent: number;
   lastOk: number;
   /** When the oldest PING still without a valid reply was sent (0: none pending). */
@@ -60,6 +72,15 @@ export interface MasterHealth {
   scriptKillSent: boolean;
 }
 
+/** One replica's vote on its master and the readings behind it. */
+export interface Ballot {
+  proc: string;
+  down: boolean;
+  link: string;
+  lastIoSeconds: number;
+  provenSilenceMs: number;
+}
+
 export interface Candidate {
   proc: Proc;
   priority: number;
@@ -68,6 +89,13 @@ export interface Candidate {
 }
 
 const PING_EVERY_MS = 200;
+/**
+ * While a PING to a master has gone unanswered this long, its replicas' offsets are sampled every
+ * SAMPLE_EVERY_MS, so the proof of their silence is tight by the time down-after has passed. A
+ * healthy master's PONG is back within a few ms, so this costs nothing while all is well.
+ */
+const SAMPLE_AFTER_MS = 20;
+const SAMPLE_EVERY_MS = 100;
 /** A replica whose link has been down longer than this is too stale to promote. */
 const MAX_LINK_DOWN_SECONDS = 60;
 /** Replies to PING that prove the master alive, as Sentinel counts them. */
@@ -100,7 +128,12 @@ export class Failover {
   private readonly lastFailover = new Map<string, number>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private timer?: NodeJS.Timeout;
+  private sampleTimer?: NodeJS.Timeout;
   private checking = new Set<string>();
+  /** Masters whose replicas are being sampled right now, so samples do not pile up. */
+  private readonly sampling = new Set<string>();
+  /** Each replica's offset track: the replica's own timing, for its vote. */
+  readonly silence = new ReplicaSilence();
   /**
    * Procs this scheduler has itself seen alive: one of its links got a reply, or the proc's
    * agent reported it RUNNING to this scheduler. Only such a proc is announced as a master; after
@@ -117,16 +150,25 @@ export class Failover {
     /** Asks the framework to run a failover of the instance (it serializes per instance). */
     private readonly request: (name: string, masterId: string, cause: string) => void,
     readonly lag: LoopLag = new LoopLag(),
+    /**
+     * Whether the agent answered its heartbeats lately. Only the master's agent moves the
+     * replicas' offsets ten times a second (its replication heartbeat), so their still offsets
+     * prove the master silent only while that agent is known alive; otherwise the vote rests on
+     * `master_last_io_seconds_ago` alone.
+     */
+    private readonly agentAlive: (agentId: string) => boolean = () => false,
   ) {}
 
   start(): void {
     this.lag.start();
     this.timer = setInterval(() => this.tick(), PING_EVERY_MS);
+    this.sampleTimer = setInterval(() => this.sampleSilentMasters(), SAMPLE_EVERY_MS);
   }
 
   stop(): void {
     this.lag.stop();
     clearInterval(this.timer);
+    clearInterval(this.sampleTimer);
     for (const t of this.retryTimers.values()) clearTimeout(t);
   }
 
@@ -185,6 +227,7 @@ export class Failover {
     }
     for (const id of this.health.keys()) if (!watched.has(id)) this.health.delete(id);
     for (const id of this.busyThresholdSet.keys()) if (!watched.has(id)) this.busyThresholdSet.delete(id);
+    this.silence.retain(watched);
     // A dead master stays "heard" while it is still named, for the window until its promotion.
     for (const id of this.heard) if (!remembered.has(id)) this.heard.delete(id);
     this.links.retain(watched);
@@ -213,7 +256,7 @@ export class Failover {
     const now = Date.now();
     let h = this.health.get(master.id);
     if (!h) {
-      h = { procId: master.id, lastPingSent: now, lastOk: now, pendingSince: 0, sdown: false, odown: false, failingOver: false, scriptKillSent: false };
+      h = { procId: master.id, instance: inst.name, lastPingSent: now, lastOk: now, pendingSince: 0, sdown: false, odown: false, failingOver: false, scriptKillSent: false };
       this.health.set(master.id, h);
     }
     h.lastPingSent = now;
@@ -232,6 +275,11 @@ export class Failover {
       this.log.warn('master subjectively down', { instance: inst.name, proc: master.id, downAfterMs: downAfter, busy: Boolean(error?.startsWith('BUSY')), loopStallMs: this.lag.stalledWithin(h.pendingSince) });
       this.emitEvent('+sdown', `master ${inst.name} ${master.ip} ${master.port}`);
     }
+    await this.checkOnce(inst, master, h, downAfter);
+  }
+
+  /** Asks the replicas about a subjectively down master, unless a check is already under way. */
+  private async checkOnce(inst: Instance, master: Proc, h: MasterHealth, downAfter: number): Promise<void> {
     if (this.checking.has(master.id)) return;
     this.checking.add(master.id);
     try {
@@ -239,6 +287,53 @@ export class Failover {
     } finally {
       this.checking.delete(master.id);
     }
+  }
+
+  /**
+   * Every SAMPLE_EVERY_MS: for each master with a PING unanswered for SAMPLE_AFTER_MS, samples its
+   * replicas' offsets (so their silence is proven from shortly after the master's last ping), and
+   * once it is subjectively down, asks for their votes right away rather than at the next PING.
+   */
+  private sampleSilentMasters(): void {
+    const now = Date.now();
+    for (const h of this.health.values()) {
+      if (h.pendingSince === 0 || now - h.pendingSince < SAMPLE_AFTER_MS || h.failingOver) continue;
+      const inst = this.store.instance(h.instance);
+      const master = inst && currentMaster(inst);
+      if (!inst || !master || master.id !== h.procId) continue;
+      if (h.sdown) {
+        void this.checkOnce(inst, master, h, downAfterOf(inst));
+        continue;
+      }
+      if (this.sampling.has(master.id)) continue;
+      this.sampling.add(master.id);
+      void this.sampleReplicas(inst, master).finally(() => this.sampling.delete(master.id));
+    }
+  }
+
+  /**
+   * Feeds one INFO of a replica into its offset track. `sentAt`/`receivedAt` are the scheduler's
+   * clock around the call; the stats poller's once-a-second INFO comes in here too.
+   */
+  observeReplica(procId: string, info: Map<string, string>, sentAt: number, receivedAt: number): void {
+    if (info.get('role') !== 'slave') return;
+    const offset = replicaReadOffset(info);
+    if (offset === undefined) return;
+    this.silence.observe(procId, { master: `${info.get('master_host')}:${info.get('master_port')}`, offset, sentAt, receivedAt });
+  }
+
+  /** Reads the master's replicas' INFO replication, feeding their offset tracks; unreachable ones are left out. */
+  private async sampleReplicas(inst: Instance, master: Proc): Promise<{ replica: Proc; info: Map<string, string> }[]> {
+    const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id);
+    const views = await Promise.all(replicas.map(async (replica) => {
+      const sentAt = Date.now();
+      const text = await this.links.call(replica, 'INFO', 'replication');
+      if (typeof text !== 'string') return undefined;
+      const info = parseInfo(text);
+      this.observeReplica(replica.id, info, sentAt, Date.now());
+      return { replica, info };
+    }));
+    return views.filter((v): v is { replica: Proc; info: Map<string, string> } => v !== undefined);
   }
 
   private answered(inst: Instance, master: Proc, h: MasterHealth): void {
@@ -269,16 +364,27 @@ export class Failover {
     this.log.warn('master busy with a script; sent SCRIPT KILL and FUNCTION KILL', { instance: inst.name, proc: master.id, outcome });
   }
 
-  /** The votes of the replicas the scheduler can reach; empty when it reaches none. */
-  private async votes(inst: Instance, master: Proc, downAfter: number): Promise<boolean[]> {
-    const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id);
-    const views = await Promise.all(replicas.map((r) => this.links.call(r, 'INFO', 'replication')));
-    return views.filter((v): v is string => typeof v === 'string').map((v) => replicaSaysMasterDown(parseInfo(v), master, downAfter));
+  /** Each reachable replica's vote with what it rests on, for the log line that acts on it. */
+  private async ballots(inst: Instance, master: Proc, downAfter: number): Promise<Ballot[]> {
+    const views = await this.sampleReplicas(inst, master);
+    const address = `${master.ip}:${master.port}`;
+    const heartbeating = this.agentAlive(master.sid);
+    return views.map(({ replica, info }) => {
+      const silentMs = heartbeating ? this.silence.silenceMs(replica.id, address) : 0;
+      return {
+        proc: replica.id,
+        down: replicaVote(info, master, downAfter, silentMs),
+        link: info.get('master_link_status') ?? '',
+        lastIoSeconds: Number(info.get('master_last_io_seconds_ago') ?? -1),
+        provenSilenceMs: silentMs,
+      };
+    });
   }
 
   private async checkObjectivelyDown(inst: Instance, master: Proc, h: MasterHealth, downAfter: number): Promise<void> {
     if (!inst.procs.some((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id)) return;
-    const votes = await this.votes(inst, master, downAfter);
+    const ballots = await this.ballots(inst, master, downAfter);
+    const votes = ballots.map((b) => b.down);
     if (votes.length === 0) {
       this.log.warn('master and its replicas are all unreachable from the scheduler; not acting', { instance: inst.name, proc: master.id });
       return;
@@ -288,7 +394,7 @@ export class Failover {
     if (h.pendingSince === 0 || this.silenceOf(h) < downAfter) return;
     if (!h.odown) {
       h.odown = true;
-      this.log.warn('master objectively down', { instance: inst.name, proc: master.id, replicasAgreeing: votes.length });
+      this.log.warn('master objectively down', { instance: inst.name, proc: master.id, replicasAgreeing: votes.length, ballots });
       this.emitEvent('+odown', `master ${inst.name} ${master.ip} ${master.port} #quorum ${votes.length}/${votes.length}`);
     }
     this.request(inst.name, master.id, 'master objectively down');
@@ -300,7 +406,10 @@ export class Failover {
    * and promoting would make two masters for nothing.
    */
   async replicasStillHear(inst: Instance, master: Proc): Promise<boolean> {
-    const votes = await this.votes(inst, master, downAfterOf(inst));
+    const downAfter = downAfterOf(inst);
+    // The master's agent is gone, and with it the heartbeat that moves the replicas' offsets:
+    // only `master_last_io_seconds_ago` (Redis's own pings) can say whether they still hear it.
+    const votes = (await this.sampleReplicas(inst, master)).map(({ info }) => replicaSaysMasterDown(info, master, downAfter));
     // No replica answered in time (a loaded host, or the scheduler cut off from all of them):
     // nobody has said the master is gone, so do not fail it over now; the caller looks again.
     if (votes.length === 0) return true;

@@ -1,4 +1,5 @@
 import PQueue from 'p-queue';
+import { KeyedQueue } from './keyed-queue.js';
 import { v4 as uuidv4 } from 'uuid';
 import { instanceOfProc } from '../store/keys.js';
 import { isLive, type Instance, type Proc } from '../store/model.js';
@@ -44,6 +45,8 @@ interface LostMaster {
 
 /** While a failover is held back or an instance waits for an agent, how often to look again. */
 const RECHECK_MS = 1000;
+/** Instances the maintainer works on at once (each one's jobs still run one at a time). */
+const MAINTAINER_CONCURRENCY = 16;
 
 /**
  * The Redis framework: turns instances in etcd into redis-server tasks.
@@ -54,7 +57,8 @@ const RECHECK_MS = 1000;
  */
 export class RedisFramework implements Framework {
   private readonly creator = new PQueue({ concurrency: 1 });
-  private readonly maintainer = new PQueue({ concurrency: 1 });
+  /** Serial per instance; instances in parallel (see KeyedQueue). */
+  private readonly maintainer = new KeyedQueue(MAINTAINER_CONCURRENCY);
   private readonly destroyer = new PQueue({ concurrency: 1 });
   private readonly queued = new Set<string>();
   /** Instances that need procs placed. */
@@ -78,7 +82,7 @@ export class RedisFramework implements Framework {
     private readonly opts: FrameworkOptions,
     links: RedisLinks,
   ) {
-    this.failover = new Failover(store, links, log, (name, masterId, cause) => this.requestFailover(name, masterId, cause));
+    this.failover = new Failover(store, links, log, (name, masterId, cause) => this.requestFailover(name, masterId, cause), undefined, (agentId) => broker.agentAlive(agentId));
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);
@@ -107,7 +111,7 @@ export class RedisFramework implements Framework {
     const inst = this.store.instance(name);
     if (!inst || this.stopped) return;
     if (inst.status === 'DELETING') this.enqueue(this.destroyer, `destroy:${name}`, () => this.destroy(name));
-    else if (ACTIVE.has(inst.status)) this.enqueue(this.maintainer, `maintain:${name}`, () => this.maintain(name));
+    else if (ACTIVE.has(inst.status)) this.maintainFor(name, `maintain:${name}`, () => this.maintain(name));
   }
 
   /** Looks at the instance again in `ms` (once, however often asked meanwhile). */
@@ -121,17 +125,29 @@ export class RedisFramework implements Framework {
 
   /** Adds a job unless the same one is already waiting; a running job may be queued again. */
   private enqueue(queue: PQueue, key: string, job: () => Promise<void>): void {
+    const wrapped = this.once(key, job);
+    if (wrapped) void queue.add(wrapped);
+  }
+
+  /** Adds a maintainer job to the instance's own queue, unless the same one is already waiting. */
+  private maintainFor(instance: string, key: string, job: () => Promise<void>): void {
+    const wrapped = this.once(key, job);
+    if (wrapped) this.maintainer.add(instance, wrapped);
+  }
+
+  /** The job, marked waiting under `key` until it starts; undefined when it is already waiting. */
+  private once(key: string, job: () => Promise<void>): (() => Promise<void>) | undefined {
     // A stopped framework's term is over: a late request (an in-flight PING's verdict) must not act.
-    if (this.stopped || this.queued.has(key)) return;
+    if (this.stopped || this.queued.has(key)) return undefined;
     this.queued.add(key);
-    void queue.add(async () => {
+    return async () => {
       this.queued.delete(key);
       try {
         await job();
       } catch (err) {
         this.log.error('framework job failed', { job: key, error: (err as Error).message });
       }
-    });
+    };
   }
 
   // ---- maintainer ----
@@ -209,7 +225,7 @@ export class RedisFramework implements Framework {
 
   /** Called by failure detection; runs the failover in the maintainer queue. */
   requestFailover(name: string, masterId: string, cause: string): void {
-    this.enqueue(this.maintainer, `failover:${name}`, async () => {
+    this.maintainFor(name, `failover:${name}`, async () => {
       await this.failover.promote(name, masterId, cause);
     });
   }
@@ -281,25 +297,33 @@ export class RedisFramework implements Framework {
    */
   agentSubscribed(agentId: string, taskIds: string[]): void {
     const running = new Set(taskIds);
-    this.enqueue(this.maintainer, `subscribed:${agentId}`, async () => {
-      await this.adoptWaitingMasters(agentId, running);
-      for (const proc of this.procsOn(agentId)) {
-        if (running.has(proc.id)) continue;
-        await this.markLost(proc, 'the agent resubscribed without this proc');
-      }
-      const mine = new Set(this.procsOn(agentId).map((p) => p.id));
-      for (const taskId of running) {
-        if (mine.has(taskId)) continue;
-        this.log.warn('killing a task the scheduler wrote off', { instance: instanceOfProc(taskId), proc: taskId, agent: agentId, known: this.knownState(taskId) });
-        this.broker.kill(agentId, taskId);
-      }
-    });
+    // Each instance the agent holds or runs a task of is settled in that instance's own queue.
+    const instances = new Set([...this.procsOn(agentId).map((p) => p.instance), ...taskIds.map(instanceOfProc)]);
+    for (const name of instances) {
+      this.maintainFor(name, `subscribed:${agentId}:${name}`, async () => {
+        const inst = this.store.instance(name);
+        if (inst) await this.adoptWaitingMaster(inst, agentId, running);
+        for (const proc of this.procsOn(agentId, name)) {
+          if (running.has(proc.id)) continue;
+          await this.markLost(proc, 'the agent resubscribed without this proc');
+        }
+        const mine = new Set(this.procsOn(agentId, name).map((p) => p.id));
+        for (const taskId of running) {
+          if (instanceOfProc(taskId) !== name || mine.has(taskId)) continue;
+          this.log.warn('killing a task the scheduler wrote off', { instance: name, proc: taskId, agent: agentId, known: this.knownState(taskId) });
+          this.broker.kill(agentId, taskId);
+        }
+      });
+    }
   }
 
   agentLost(agentId: string, _taskIds: string[]): void {
-    this.enqueue(this.maintainer, `lost:${agentId}`, async () => {
-      for (const proc of this.procsOn(agentId)) await this.markLost(proc, 'its agent is lost');
-    });
+    const instances = new Set(this.procsOn(agentId).map((p) => p.instance));
+    for (const name of instances) {
+      this.maintainFor(name, `lost:${agentId}:${name}`, async () => {
+        for (const proc of this.procsOn(agentId, name)) await this.markLost(proc, 'its agent is lost');
+      });
+    }
   }
 
   procAgent(procId: string): string | undefined {
@@ -350,19 +374,17 @@ export class RedisFramework implements Framework {
    * the scheduler off). That master serves again, data and all, rather than being killed as a
    * written-off task: with Mname still naming it there is no second master to fence.
    */
-  private async adoptWaitingMasters(agentId: string, running: Set<string>): Promise<void> {
-    for (const inst of this.store.instances()) {
-      if (!ACTIVE.has(inst.status)) continue;
-      const named = inst.procs.find((p) => p.id === inst.mname);
-      if (!named || named.state !== 'LOST' || named.sid !== agentId || !running.has(named.id)) continue;
-      // Mname still names it, so nothing was promoted in its place: it is the only master there
-      // is, and killing it would only force a failover (and, standalone, lose the data). Asking
-      // the replicas again is not needed, and under load their answer could come too late.
-      this.log.warn('lost master is back with its agent; it serves again', { instance: inst.name, proc: named.id, agent: agentId, live: inst.procs.filter(isLive).length });
-      this.failover.vouch(named.id);
-      this.lostSince.delete(named.id);
-      await this.store.updateProc(inst.name, named.id, { State: 'RUNNING' }, {}, false);
-    }
+  private async adoptWaitingMaster(inst: Instance, agentId: string, running: Set<string>): Promise<void> {
+    if (!ACTIVE.has(inst.status)) return;
+    const named = inst.procs.find((p) => p.id === inst.mname);
+    if (!named || named.state !== 'LOST' || named.sid !== agentId || !running.has(named.id)) return;
+    // Mname still names it, so nothing was promoted in its place: it is the only master there
+    // is, and killing it would only force a failover (and, standalone, lose the data). Asking
+    // the replicas again is not needed, and under load their answer could come too late.
+    this.log.warn('lost master is back with its agent; it serves again', { instance: inst.name, proc: named.id, agent: agentId, live: inst.procs.filter(isLive).length });
+    this.failover.vouch(named.id);
+    this.lostSince.delete(named.id);
+    await this.store.updateProc(inst.name, named.id, { State: 'RUNNING' }, {}, false);
   }
 
   /**
@@ -379,8 +401,10 @@ export class RedisFramework implements Framework {
     this.instanceChanged(name);
   }
 
-  private procsOn(agentId: string): Proc[] {
-    return this.store.instances().flatMap((i) => i.procs.filter((p) => p.sid === agentId && isLive(p)));
+  /** The live procs placed on the agent, of every instance or of one. */
+  private procsOn(agentId: string, instance?: string): Proc[] {
+    const instances = instance === undefined ? this.store.instances() : [this.store.instance(instance)].filter((i): i is Instance => i !== undefined);
+    return instances.flatMap((i) => i.procs.filter((p) => p.sid === agentId && isLive(p)));
   }
 
   private async markLost(proc: Proc, why: string): Promise<void> {
@@ -391,7 +415,7 @@ export class RedisFramework implements Framework {
   /** After a scheduler start: procs whose agent never came back are lost. */
   private sweepUnclaimedProcs(): void {
     const stale = this.store.instances().flatMap((i) => i.procs.filter((p) => isLive(p) && !this.brokerHas(p.sid)));
-    for (const proc of stale) this.enqueue(this.maintainer, `sweep:${proc.id}`, () => this.markLost(proc, 'its agent did not resubscribe after the scheduler started'));
+    for (const proc of stale) this.maintainFor(proc.instance, `sweep:${proc.id}`, () => this.markLost(proc, 'its agent did not resubscribe after the scheduler started'));
   }
 
   /** The proc's agent is connected to this scheduler and says it runs the proc. */

@@ -48,6 +48,8 @@ export interface ResourceBroker {
   agents(): AgentView[];
   /** The largest total memory (MB) any connected agent has, 0 when none is connected. */
   largestAgentMem(): number;
+  /** Whether the agent's stream is open and it answered a heartbeat lately. */
+  agentAlive(agentId: string): boolean;
 }
 
 /** What the broker tells the framework. */

@@ -5,6 +5,15 @@ export type InstanceStatus = 'CREATING' | 'RUNNING' | 'DEGRADED' | 'DELETING' | 
 export type ProcState = 'STAGING' | 'STARTING' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'KILLED' | 'LOST' | 'ERROR';
 export type ProcType = 'M' | 'S';
 
+/**
+ * Every agent publishes an empty message on this channel through each of its redis-servers this
+ * often. A master copies it to its replicas, so a replica's read offset moves about ten times a
+ * second while it hears its master (see executor/replication-heartbeat.ts and
+ * scheduler/replica-silence.ts).
+ */
+export const REPLICATION_HEARTBEAT_MS = 100;
+export const REPLICATION_HEARTBEAT_CHANNEL = '__redfleet__:heartbeat';
+
 export const LIVE_PROC_STATES: ReadonlySet<string> = new Set(['STAGING', 'STARTING', 'RUNNING']);
 
 export interface ProcStats {

@@ -9,14 +9,14 @@ type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 const INSTANCES = 10;
 const ROUNDS_PER_FAULT = 5;
 const DOWN_AFTER_MS = 500;
-/** The issue's bound: a client writes again within down-after + 1 s of the switch. */
-const BOUND_MS = DOWN_AFTER_MS + 1000;
 /**
- * On a 2-core machine shared with other test runs (load average 15 was seen), discovery through
- * the endpoint and the new master's first replica can take longer, so a few writes may miss the
- * bound; each must still come within this, and at least 90 % within BOUND_MS.
+ * The issue's bound: every client writes again within down-after + 1 s of the switch
+ * (+switch-master). The time from the fault is printed too: a frozen master is found down about
+ * down-after + 0.2 to 0.6 s after the fault (see docs/hardening/failover.md).
  */
-const HARD_BOUND_MS = DOWN_AFTER_MS + 3000;
+const BOUND_MS = DOWN_AFTER_MS + 1000;
+/** The instances' failover-timeout: the default, 3 x down-after. */
+const FAILOVER_TIMEOUT_MS = 3 * DOWN_AFTER_MS;
 
 /**
  * The client from issue 7 item 15: ioredis in Sentinel mode as an application has it, with no
@@ -32,6 +32,8 @@ const HARD_BOUND_MS = DOWN_AFTER_MS + 3000;
 class Client {
   readonly redis: Redis;
   lastOk = 0;
+  /** When each write of the current round succeeded (the round starts with `newRound`). */
+  private oks: number[] = [];
   /** Errors in the current round, for the failure message. */
   errors: string[] = [];
   private stopped = false;
@@ -49,6 +51,16 @@ class Client {
     this.redis.on('error', () => undefined);
   }
 
+  newRound(): void {
+    this.oks = [];
+    this.errors = [];
+  }
+
+  /** When the first write that succeeded after `t` did, or undefined. */
+  firstOkAfter(t: number): number | undefined {
+    return this.oks.find((ok) => ok > t);
+  }
+
   get ended(): boolean {
     return this.redis.status === 'end';
   }
@@ -59,6 +71,7 @@ class Client {
         try {
           await this.redis.set(`k${i % 100}`, String(i));
           this.lastOk = Date.now();
+          if (this.oks.length < 10_000) this.oks.push(this.lastOk);
           await new Promise((r) => setTimeout(r, 5));
         } catch (err) {
           if (this.stopped) return;
@@ -101,7 +114,7 @@ describe('clients survive every failover', function () {
     }, 60_000, `${name} to be whole`);
   }
 
-  it(`${INSTANCES} Sentinel-mode clients across ${INSTANCES * ROUNDS_PER_FAULT} SIGSTOP and ${INSTANCES * ROUNDS_PER_FAULT} kill -9 failovers: none ends, each writes again soon (90 % within down-after + 1 s, all within + 3 s), the promotion is one MULTI/EXEC`, async () => {
+  it(`${INSTANCES} Sentinel-mode clients across ${INSTANCES * ROUNDS_PER_FAULT} SIGSTOP and ${INSTANCES * ROUNDS_PER_FAULT} kill -9 failovers: none ends, each writes again within down-after + 1 s of the switch, the promotion is one MULTI/EXEC`, async () => {
     const names = Array.from({ length: INSTANCES }, (_, i) => `surv${i}`);
     for (const name of names) {
       const res = await fleet.api('POST', '/api/instances', { name, capacityMb: 16, replicas: 2, downAfterMs: DOWN_AFTER_MS });
@@ -123,24 +136,31 @@ describe('clients survive every failover', function () {
     // queue state error" out of its socket handler.)
     const key = readFileSync(fleet.fleetKeyPath, 'utf8').trim();
     const latencies: number[] = [];
+    const fromFault: number[] = [];
     const faults: ('SIGSTOP' | 'SIGKILL')[] = [];
     for (let r = 0; r < ROUNDS_PER_FAULT; r++) faults.push('SIGSTOP', 'SIGKILL');
     for (const [round, fault] of faults.entries()) {
       const before = await Promise.all(names.map(whole));
+      // A master failed over less than failover-timeout (3 x down-after) ago is held back, as
+      // Sentinel does; each round here is a fresh failover, so it waits that out first.
+      const lastSwitch = Math.max(0, ...switchedAt.values());
+      await new Promise((r) => setTimeout(r, Math.max(0, lastSwitch + FAILOVER_TIMEOUT_MS + 100 - Date.now())));
       switchedAt.clear();
-      for (const c of clients) c.errors = [];
+      for (const c of clients) c.newRound();
+      const faultAt = Date.now();
       for (const inst of before) process.kill(inst.master.pid, fault);
       try {
         await fleet.waitFor(() => names.every((n) => switchedAt.has(n)), 20_000, `round ${round} (${fault}): every instance to fail over`);
       } finally {
         if (fault === 'SIGSTOP') for (const inst of before) if (pidAlive(inst.master.pid)) process.kill(inst.master.pid, 'SIGCONT');
       }
-      // Every client writes on the new master within down-after + 1 s of the switch.
-      const deadline = Math.max(...switchedAt.values()) + HARD_BOUND_MS;
-      await fleet.waitFor(() => clients.every((c) => c.lastOk > switchedAt.get(c.name)! || c.ended) || Date.now() > deadline, 5000, 'the clients to write again');
-      const late = clients.filter((c) => !(c.lastOk > switchedAt.get(c.name)!) || c.lastOk - switchedAt.get(c.name)! > HARD_BOUND_MS);
+      // Every client writes again soon after the switch: its first write to succeed after it.
+      const backAt = (c: Client) => c.firstOkAfter(switchedAt.get(c.name)!);
+      const deadline = Math.max(...switchedAt.values()) + BOUND_MS;
+      await fleet.waitFor(() => clients.every((c) => backAt(c) !== undefined || c.ended) || Date.now() > deadline, BOUND_MS + 5000, 'the clients to write again');
+      const late = clients.filter((c) => backAt(c) === undefined || backAt(c)! - switchedAt.get(c.name)! > BOUND_MS);
       expect(clients.filter((c) => c.ended).map((c) => c.name), `round ${round} (${fault}): clients that ended for good`).to.deep.equal([]);
-      expect(late.map((c) => `${c.name}: ${c.lastOk > switchedAt.get(c.name)! ? `${c.lastOk - switchedAt.get(c.name)!} ms` : 'no write'} switch at ${switchedAt.get(c.name)! % 100000}; ${c.errors.join(' | ')}`), `round ${round} (${fault}): clients slower than down-after + 3 s`).to.deep.equal([]);
+      expect(late.map((c) => `${c.name}: ${backAt(c) !== undefined ? `${backAt(c)! - switchedAt.get(c.name)!} ms` : 'no write'} switch at ${switchedAt.get(c.name)! % 100000}; ${c.errors.join(' | ')}`), `round ${round} (${fault}): clients slower than down-after + 1 s`).to.deep.equal([]);
       if (round === 0) {
         // The promotion and the kill of the tenant's old connections are one MULTI/EXEC, so a
         // client that finds the new master after the switch is never dropped by that kill.
@@ -154,13 +174,22 @@ describe('clients survive every failover', function () {
         expect(calls('multi'), 'the promotion ran inside MULTI').to.be.at.least(1);
         expect(calls('exec'), 'the promotion ran inside MULTI/EXEC').to.be.at.least(1);
       }
-      for (const c of clients) latencies.push(c.lastOk - switchedAt.get(c.name)!);
+      const sw = [...switchedAt.values()].map((t) => t - faultAt).sort((x, y) => x - y);
+      const back = clients.map((c) => backAt(c)! - faultAt).sort((x, y) => x - y);
+      console.log(`      round ${round} (${fault}): switches ${sw[0]}..${sw[sw.length - 1]} ms after the fault, first writes ${back[0]}..${back[back.length - 1]} ms`);
+      for (const c of clients) {
+        const ms = backAt(c)! - switchedAt.get(c.name)!;
+        latencies.push(ms);
+        fromFault.push(backAt(c)! - faultAt);
+        if (ms > BOUND_MS) console.log(`      round ${round} (${fault}) ${c.name}: ${ms} ms; ${c.errors.join(' | ')}`);
+      }
       const after = await Promise.all(names.map(whole));
       after.forEach((inst, i) => expect(inst.epoch).to.equal(before[i].epoch + 1, `${inst.name}: one failover in round ${round}`));
     }
     const sorted = [...latencies].sort((a, b) => a - b);
     const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
     console.log(`      first write after +switch-master (ms): median ${pct(0.5)}, p90 ${pct(0.9)}, max ${sorted[sorted.length - 1]} over ${sorted.length}`);
-    expect(latencies.filter((ms) => ms <= BOUND_MS).length / latencies.length, `share of writes within down-after + 1 s`).to.be.at.least(0.9);
+    const byFault = [...fromFault].sort((a, b) => a - b);
+    console.log(`      first write after the fault (ms): median ${byFault[50]}, p90 ${byFault[90]}, max ${byFault[byFault.length - 1]} over ${byFault.length}`);
   });
 });

@@ -1,0 +1,45 @@
+import PQueue from 'p-queue';
+
+/**
+ * Jobs run one at a time per key (an instance's name), and at most `concurrency` keys at once.
+ * A failover of one instance, which may wait seconds for a replica to take the master role, holds
+ * up only that instance's later jobs, never another instance's failover.
+ */
+export class KeyedQueue {
+  private readonly pool: PQueue;
+  /** The last job of each key with one waiting or running: the next one for that key goes after it. */
+  private readonly tails = new Map<string, Promise<void>>();
+  private cleared = false;
+
+  constructor(concurrency: number) {
+    this.pool = new PQueue({ concurrency });
+  }
+
+  /** Runs `job` after every job already added for `key`; its failure is the job's own business. */
+  add(key: string, job: () => Promise<void>): void {
+    const run = async (): Promise<void> => {
+      if (this.cleared) return;
+      await this.pool.add(job);
+    };
+    const next = (this.tails.get(key) ?? Promise.resolve()).then(run).catch(() => undefined);
+    this.tails.set(key, next);
+    void next.then(() => {
+      if (this.tails.get(key) === next) this.tails.delete(key);
+    });
+  }
+
+  /** Drops every job not yet started, for good (the queue's owner is stopping). */
+  clear(): void {
+    this.cleared = true;
+    this.pool.clear();
+  }
+
+  /** Resolves once every job added so far has ended. */
+  async onIdle(): Promise<void> {
+    while (this.tails.size > 0) await Promise.all([...this.tails.values()]);
+  }
+
+  get size(): number {
+    return this.tails.size;
+  }
+}
