@@ -153,6 +153,13 @@ export class LocalFleet {
     return child;
   }
 
+  /** The pid of a running agent's process. */
+  agentPid(id: string): number {
+    const pid = this.agents.get(id)?.pid;
+    if (!pid) throw new Error(`no agent ${id} running`);
+    return pid;
+  }
+
   async stopAgent(id: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.agents.get(id);
     if (child) await killAndWait(child, signal);
