@@ -4,7 +4,7 @@ import Router from '@koa/router';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, NotLeaderError, QuotaError, RedFleetError, UnauthenticatedError } from '../errors.js';
 import { generatePassword, sha256Hex } from '../store/secrets.js';
 import type { FleetStore } from '../store/fleet-store.js';
-import type { Instance } from '../store/model.js';
+import { InstanceStatus, InstanceType, type Instance } from '../domain/model.js';
 import { AgentEndpoint } from '../scheduler/agent-endpoint.js';
 import type { ResourceBroker } from '../scheduler/offers.js';
 import { BodyTooLargeError, readBody } from '../net.js';
@@ -135,7 +135,7 @@ export function createApiServer(deps: ApiDeps): Server {
     if (req.minReplicasMaxLag !== undefined) fields.MinReplicasMaxLag = String(req.minReplicasMaxLag);
     const created = await store.createInstance({
       name: req.name,
-      type: req.replicas === 0 ? 'S' : 'MS',
+      type: req.replicas === 0 ? InstanceType.Standalone : InstanceType.MasterReplica,
       capacity: req.capacityMb,
       expSlaves: req.replicas,
       dValue: req.distribution,
@@ -158,7 +158,7 @@ export function createApiServer(deps: ApiDeps): Server {
     // A create that can never be placed is refused before it can count against the quota.
     admit(req, broker.agents());
     return anonymousLock.run(key, async () => {
-      const mine = store.instances().filter((i) => i.creator && quotaKey(i.creator) === key && i.status !== 'DELETED' && i.status !== 'DELETING');
+      const mine = store.instances().filter((i) => i.creator && quotaKey(i.creator) === key && i.status !== InstanceStatus.Deleted && i.status !== InstanceStatus.Deleting);
       if (mine.length >= policy.perClient) {
         const soonest = mine.map((i) => Date.parse(i.expiresAt)).filter(Number.isFinite).sort((a, b) => a - b)[0];
         const when = soonest ? `the next slot frees at ${new Date(soonest).toISOString()} (in ${Math.max(0, Math.ceil((soonest - Date.now()) / 1000))} s), or when you delete one` : 'delete one to free a slot';
@@ -212,7 +212,7 @@ export function createApiServer(deps: ApiDeps): Server {
     allow(ctx, name);
     const before = await store.markDeleting(name);
     if (!before) throw new NotFoundError('instance', name);
-    ctx.body = before === 'DELETED' ? `Instance ${name} is already deleted` : `Request accepted: instance ${name} is being deleted`;
+    ctx.body = before === InstanceStatus.Deleted ? `Instance ${name} is already deleted` : `Request accepted: instance ${name} is being deleted`;
   });
 
   // ---- JSON API ----
@@ -243,7 +243,7 @@ export function createApiServer(deps: ApiDeps): Server {
     allow(ctx, name);
     const inst = mustFind(name);
     const { ttlSeconds } = validatePatchBody(await readJson(ctx, false));
-    if (inst.status === 'DELETING' || inst.status === 'DELETED') throw new ConflictError(`instance '${name}' is ${inst.status}; its time-to-live can no longer change`);
+    if (inst.status === InstanceStatus.Deleting || inst.status === InstanceStatus.Deleted) throw new ConflictError(`instance '${name}' is ${inst.status}; its time-to-live can no longer change`);
     const expiresAt = Date.now() + ttlSeconds * 1000;
     if (inst.creator && access.anonymous) checkAnonymousExpiry(inst, expiresAt, access.anonymous.ttlSeconds);
     await store.setInstance(name, { ExpiresAt: new Date(expiresAt).toISOString() });

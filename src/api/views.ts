@@ -1,5 +1,5 @@
-import type { Instance, Proc } from '../store/model.js';
-import { announcedMaster } from '../scheduler/failover.js';
+import { ProcType, type Instance, type Proc } from '../domain/model.js';
+import { announcedMaster, runningReplicas } from '../domain/rules.js';
 
 /** MrRedis v1 STATUS shapes: the same field names its clients parse. */
 export interface V1Proc {
@@ -47,7 +47,7 @@ export function masterOf(inst: Instance, rule: MasterRule = announcedMaster): Pr
 
 export function replicasOf(inst: Instance, rule: MasterRule = announcedMaster): Proc[] {
   const master = masterOf(inst, rule);
-  return inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master?.id);
+  return runningReplicas(inst, master);
 }
 
 export function v1Status(inst: Instance, rule: MasterRule = announcedMaster): V1Status {
@@ -66,7 +66,7 @@ export function v1Status(inst: Instance, rule: MasterRule = announcedMaster): V1
 export function instanceView(inst: Instance, extra: Record<string, unknown> = {}, rule: MasterRule = announcedMaster): Record<string, unknown> {
   const proc = (p: Proc) => ({
     id: p.id,
-    role: p.type === 'M' ? 'master' : 'replica',
+    role: p.type === ProcType.Master ? 'master' : 'replica',
     state: p.state,
     ip: p.ip,
     port: p.port,

@@ -1,4 +1,5 @@
 import { UsageError, intFlag, parseDuration, parseFlags } from './args.js';
+import { InstanceStatus, ProcState } from '../domain/model.js';
 
 /** Client commands: create, status, list, delete. They speak the JSON API. */
 
@@ -121,7 +122,7 @@ export async function createCommand(argv: string[]): Promise<void> {
   console.log(`access key: ${inst.accessKey}   (reads and deletes this instance only: --token or REDFLEET_TOKEN)`);
   console.log('keep them: they are shown only this once.');
   if (inst.expiresAt) console.log(`expires:    ${inst.expiresAt}`);
-  if (values.wait) await waitFor(base, String(inst.name), (i) => i.status === 'RUNNING', waitSeconds);
+  if (values.wait) await waitFor(base, String(inst.name), (i) => i.status === InstanceStatus.Running, waitSeconds);
 }
 
 export async function statusCommand(argv: string[]): Promise<void> {
@@ -155,7 +156,7 @@ export async function deleteCommand(argv: string[]): Promise<void> {
   const base = apiBase(values.api, values.token);
   const { body } = await call(base, 'DELETE', `/api/instances/${encodeURIComponent(positionals[0])}`);
   console.log(`instance ${body.name}: ${body.status}`);
-  if (values.wait) await waitFor(base, positionals[0], (i) => i.status === 'DELETED', waitSeconds);
+  if (values.wait) await waitFor(base, positionals[0], (i) => i.status === InstanceStatus.Deleted, waitSeconds);
 }
 
 function printInstance(i: Record<string, unknown>): void {
@@ -184,7 +185,7 @@ async function waitFor(base: string, name: string, done: (i: Record<string, unkn
   for (;;) {
     const { body } = await call(base, 'GET', `/api/instances/${encodeURIComponent(name)}`);
     const procs = body.procs as { state: string }[];
-    const running = procs.filter((p) => p.state === 'RUNNING').length;
+    const running = procs.filter((p) => p.state === ProcState.Running).length;
     const line = `${body.status}: ${running} of ${Number(body.replicas) + 1} procs running${body.reason ? ` (${body.reason})` : ''}`;
     if (line !== last) console.log(line);
     last = line;

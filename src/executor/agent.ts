@@ -20,8 +20,9 @@ import { CgroupParent, memoryCeilingBytes } from './cgroup.js';
 import { SETTLED_HZ } from './redis-config.js';
 import { startReplicationHeartbeat } from './replication-heartbeat.js';
 import { AWAIT_MASTER_MS, awaitMasterRole } from './replica-link.js';
-import { parseInfo, statsChanged, statsFromInfo } from '../store/redis-info.js';
-import type { ProcStats } from '../store/model.js';
+import { parseInfo, statsChanged, statsFromInfo } from '../domain/redis-info.js';
+import { ProcType, type ProcStats } from '../domain/model.js';
+import { parseMessage, type ProcMessage } from '../domain/message.js';
 
 export interface AgentOptions {
   schedulerUrl: string;
@@ -57,7 +58,6 @@ interface RunningProc {
   failure?: string;
 }
 
-const MESSAGES = new Set(['MASTER', 'SLAVEOF', 'SHUTDOWN']);
 /**
  * A SHUTDOWN is for a master that was failed over: SIGKILL follows SIGTERM this soon. A healthy
  * redis-server without persistence exits on SIGTERM within a few ms; a frozen (SIGSTOPped) one
@@ -627,39 +627,37 @@ export class RedFleetAgent {
   private async onMsg(proc: RunningProc, key: string, msg: string): Promise<void> {
     if (!msg) return;
     const procId = proc.task.task_id.value;
-    const [verb, ...args] = msg.trim().split(/\s+/);
     const log = this.log.child({ instance: proc.launch.instance, proc: procId });
     const fields: Record<string, string> = {};
     log.info('message received', { msg });
+    let message: ProcMessage | undefined;
     try {
-      if (!MESSAGES.has(verb)) throw new Error(`unknown message '${msg}'; expected SHUTDOWN, MASTER or SLAVEOF <ip> <port>`);
-      if (verb === 'SHUTDOWN') {
+      message = parseMessage(msg);
+      if (message?.verb === 'SHUTDOWN') {
         // A fenced master must go at once: the stop does not wait for the Msg reset's round trip.
         await Promise.all([proc.redis.stop(SHUTDOWN_GRACE_MS), this.resetMsg(key, msg, fields)]);
-      } else if (verb === 'MASTER') {
+      } else if (message?.verb === 'MASTER') {
         proc.target = null;
         await promote(proc.redis.client);
-        fields.Type = 'M';
+        fields.Type = ProcType.Master;
         fields.SlaveOf = '';
-      } else {
-        const [ip, port] = args;
-        if (!ip || !/^[0-9]{1,5}$/.test(port ?? '')) throw new Error(`SLAVEOF needs '<ip> <port>', got '${msg}'`);
-        const target = { ip, port: Number(port) };
+      } else if (message?.verb === 'SLAVEOF') {
+        const target = { ip: message.ip, port: message.port };
         proc.target = target;
         const secret = frameworkSecret(dataKey(this.opts.fleetKey, this.opts.previousFleetKey), proc.launch.instance);
         if (!await awaitMasterRole(target, secret, AWAIT_MASTER_MS, () => proc.target === target && !proc.redis.exited)) {
           if (proc.target !== target) return;
-          log.warn('the new master did not take the role in time; following it anyway', { master: `${ip}:${port}`, waitedMs: AWAIT_MASTER_MS });
+          log.warn('the new master did not take the role in time; following it anyway', { master: `${target.ip}:${target.port}`, waitedMs: AWAIT_MASTER_MS });
         }
-        await proc.redis.client.call('REPLICAOF', ip, port);
-        fields.Type = 'S';
-        fields.SlaveOf = `${ip}:${port}`;
+        await proc.redis.client.call('REPLICAOF', target.ip, String(target.port));
+        fields.Type = ProcType.Replica;
+        fields.SlaveOf = `${target.ip}:${target.port}`;
       }
       log.info('message carried out', { msg });
     } catch (err) {
       log.warn('message failed', { msg, error: (err as Error).message });
     }
-    if (verb !== 'SHUTDOWN') await this.resetMsg(key, msg, fields);
+    if (message?.verb !== 'SHUTDOWN') await this.resetMsg(key, msg, fields);
   }
 
   /** Resets Msg to "" (only if it still holds what we acted on) together with any field changes. */

@@ -122,4 +122,4 @@ export async function applyRuntimeLimits(client: Redis, capacityMb: number, log:
 }
 
 // Moved to src/store/redis-info.ts so the scheduler's stats poller can share them.
-export { parseInfo, statsFromInfo } from '../store/redis-info.js';
+export { parseInfo, statsFromInfo } from '../domain/redis-info.js';

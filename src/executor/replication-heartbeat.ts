@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { REPLICATION_HEARTBEAT_CHANNEL, REPLICATION_HEARTBEAT_MS } from '../store/model.js';
+import { REPLICATION_HEARTBEAT_CHANNEL, REPLICATION_HEARTBEAT_MS } from '../domain/model.js';
 
 /**
  * Publishes an empty message on REPLICATION_HEARTBEAT_CHANNEL through the agent's own link to

@@ -1,27 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { parseInfo } from '../store/redis-info.js';
+import { parseInfo } from '../domain/redis-info.js';
 import type { FleetStore } from '../store/fleet-store.js';
-import { isLive, type Instance, type Proc } from '../store/model.js';
+import { InstanceStatus, ProcState, ProcType, type Instance, type Proc } from '../domain/model.js';
+import { busyThresholdOf, downAfterOf, failoverTimeoutOf, isLive, isServing, runningMaster, runningReplicas } from '../domain/rules.js';
 import type { Logger } from '../logger.js';
 import type { RedisLinks } from './redis-links.js';
 import { LoopLag } from './loop-lag.js';
 import { offsetSaysMasterDown, ReplicaSilence, replicaReadOffset } from './replica-silence.js';
-
-/** The master an instance has now: the Mname proc while it runs. */
-export function currentMaster(inst: Instance): Proc | undefined {
-  const p = inst.procs.find((x) => x.id === inst.mname);
-  return p && p.state === 'RUNNING' ? p : undefined;
-}
-
-/**
- * The master clients are told about when nothing more is known than the tree itself (a process
- * without a failure detector): the Mname proc while it runs, else none. The scheduler's
- * `Failover.announced` is the fuller rule.
- */
-export function announcedMaster(inst: Instance): Proc | undefined {
-  if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') return undefined;
-  return currentMaster(inst);
-}
 
 /**
  * How much older than down-after a replica's `master_last_io_seconds_ago` must be before the
@@ -100,11 +85,6 @@ const SAMPLE_EVERY_MS = 100;
 const MAX_LINK_DOWN_SECONDS = 60;
 /** Replies to PING that prove the master alive, as Sentinel counts them. */
 const ALIVE_ERRORS = /^(LOADING|MASTERDOWN)/;
-
-/** How long a tenant's script may hold a proc before it answers -BUSY: half of down-after. */
-export function busyThresholdOf(inst: Instance): number {
-  return Math.min(5000, Math.max(100, Math.floor(downAfterOf(inst) / 2)));
-}
 
 /**
  * Failure detection and promotion.
@@ -194,10 +174,10 @@ export class Failover {
    * etcd after a restart, say, that is LOST or whose agent has not come back) is never announced.
    */
   announced(inst: Instance): Proc | undefined {
-    if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') return undefined;
+    if (!isServing(inst)) return undefined;
     const named = inst.procs.find((x) => x.id === inst.mname);
     if (!named || !this.heard.has(named.id)) return undefined;
-    if (named.state === 'RUNNING' || !isLive(named)) return named;
+    if (named.state === ProcState.Running || !isLive(named)) return named;
     return undefined;
   }
 
@@ -212,8 +192,8 @@ export class Failover {
     const remembered = new Set<string>();
     for (const inst of this.store.instances()) {
       for (const p of inst.procs) if (isLive(p) || p.id === inst.mname) remembered.add(p.id);
-      if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') continue;
-      const master = currentMaster(inst);
+      if (!isServing(inst)) continue;
+      const master = runningMaster(inst);
       if (!master) continue;
       watched.add(master.id);
       // Keep a link open to every replica too, so a failover never waits for a connection.
@@ -240,7 +220,7 @@ export class Failover {
    */
   private async applyBusyThreshold(inst: Instance, proc: Proc): Promise<void> {
     const want = busyThresholdOf(inst);
-    if (this.busyThresholdSet.get(proc.id) === want || proc.state !== 'RUNNING') return;
+    if (this.busyThresholdSet.get(proc.id) === want || proc.state !== ProcState.Running) return;
     this.busyThresholdSet.set(proc.id, want);
     const { reply } = await this.links.probe(proc, 'CONFIG', 'SET', 'lua-time-limit', String(want));
     if (reply !== 'OK') this.busyThresholdSet.delete(proc.id);
@@ -299,7 +279,7 @@ export class Failover {
     for (const h of this.health.values()) {
       if (h.pendingSince === 0 || now - h.pendingSince < SAMPLE_AFTER_MS || h.failingOver) continue;
       const inst = this.store.instance(h.instance);
-      const master = inst && currentMaster(inst);
+      const master = inst && runningMaster(inst);
       if (!inst || !master || master.id !== h.procId) continue;
       if (h.sdown) {
         void this.checkOnce(inst, master, h, downAfterOf(inst));
@@ -324,7 +304,7 @@ export class Failover {
 
   /** Reads the master's replicas' INFO replication, feeding their offset tracks; unreachable ones are left out. */
   private async sampleReplicas(inst: Instance, master: Proc): Promise<{ replica: Proc; info: Map<string, string> }[]> {
-    const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id);
+    const replicas = runningReplicas(inst, master);
     const views = await Promise.all(replicas.map(async (replica) => {
       const sentAt = Date.now();
       const text = await this.links.call(replica, 'INFO', 'replication');
@@ -382,7 +362,7 @@ export class Failover {
   }
 
   private async checkObjectivelyDown(inst: Instance, master: Proc, h: MasterHealth, downAfter: number): Promise<void> {
-    if (!inst.procs.some((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id)) return;
+    if (runningReplicas(inst, master).length === 0) return;
     const ballots = await this.ballots(inst, master, downAfter);
     const votes = ballots.map((b) => b.down);
     if (votes.length === 0) {
@@ -420,7 +400,7 @@ export class Failover {
 
   /** Live replicas the scheduler can reach, best first; `why` says what ruled the others out. */
   async rank(inst: Instance, oldMasterId: string): Promise<{ candidates: Candidate[]; why: string[] }> {
-    const replicas = inst.procs.filter((p) => p.id !== oldMasterId && p.type === 'S' && p.state === 'RUNNING');
+    const replicas = runningReplicas(inst, { id: oldMasterId });
     const why: string[] = [];
     const candidates: Candidate[] = [];
     await Promise.all(replicas.map(async (proc) => {
@@ -458,7 +438,7 @@ export class Failover {
    */
   async promote(name: string, oldMasterId: string, cause: string): Promise<boolean> {
     const inst = this.store.instance(name);
-    if (!inst || inst.mname !== oldMasterId || (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED')) return false;
+    if (!inst || inst.mname !== oldMasterId || !isServing(inst)) return false;
     const old = inst.procs.find((p) => p.id === oldMasterId);
     const timeout = failoverTimeoutOf(inst);
     const since = Date.now() - (this.lastFailover.get(name) ?? 0);
@@ -475,12 +455,12 @@ export class Failover {
       const reason = `master lost (${cause}); no eligible replica to promote${why.length ? `: ${why.join('; ')}` : ''}`;
       this.log.error('failover impossible', { instance: name, proc: oldMasterId, reason });
       this.emitEvent('-failover-abort-no-good-slave', `master ${name} ${oldAddr}`);
-      await this.store.setInstance(name, { Reason: reason, Status: 'DEGRADED' }, inst.status);
+      await this.store.setInstance(name, { Reason: reason, Status: InstanceStatus.Degraded }, inst.status);
       if (health) health.failingOver = false;
       return false;
     }
     const chosen = candidates[0].proc;
-    const others = inst.procs.filter((p) => isLive(p) && p.id !== chosen.id && p.id !== oldMasterId && p.type === 'S');
+    const others = inst.procs.filter((p) => isLive(p) && p.id !== chosen.id && p.id !== oldMasterId && p.type === ProcType.Replica);
     const epoch = Number(inst.epoch) + 1;
     this.emitEvent('+selected-slave', `slave ${chosen.ip}:${chosen.port} ${chosen.ip} ${chosen.port} @ ${name} ${oldAddr}`);
     this.log.warn('failover', { instance: name, from: oldMasterId, fromAddress: old ? `${old.ip}:${old.port}` : '', to: chosen.id, toAddress: `${chosen.ip}:${chosen.port}`, epoch, cause, offset: candidates[0].offset, candidates: candidates.length });
@@ -528,12 +508,4 @@ export class Failover {
 
 export function compareCandidates(a: Candidate, b: Candidate): number {
   return a.priority - b.priority || b.offset - a.offset || a.proc.id.localeCompare(b.proc.id);
-}
-
-export function downAfterOf(inst: Instance): number {
-  return inst.downAfterMs > 0 ? inst.downAfterMs : 1000;
-}
-
-export function failoverTimeoutOf(inst: Instance): number {
-  return inst.failoverTimeoutMs > 0 ? inst.failoverTimeoutMs : 3 * downAfterOf(inst);
 }

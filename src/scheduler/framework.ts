@@ -2,14 +2,16 @@ import PQueue from 'p-queue';
 import { KeyedQueue } from './keyed-queue.js';
 import { v4 as uuidv4 } from 'uuid';
 import { instanceOfProc } from '../store/keys.js';
-import { isLive, type Instance, type Proc } from '../store/model.js';
+import { InstanceStatus, ProcState, ProcType, type Instance, type Proc } from '../domain/model.js';
+import { countedMaster, countedReplicas, deriveStatus, isActive, isLive, runningReplicas } from '../domain/rules.js';
+import { isShuttingDown, SHUTDOWN_MESSAGE } from '../domain/message.js';
 import type { FleetStore, NewProc } from '../store/fleet-store.js';
 import { pb, taskStateName } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 import type { Logger } from '../logger.js';
 import { place, shortfall, type Slot } from './placement.js';
 import type { Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
-import { Failover, currentMaster } from './failover.js';
+import { Failover } from './failover.js';
 import type { RedisLinks } from './redis-links.js';
 import { NotWaitingError } from '../errors.js';
 
@@ -24,7 +26,6 @@ export interface FrameworkOptions {
   agentGraceMs: number;
 }
 
-const ACTIVE = new Set(['CREATING', 'RUNNING', 'DEGRADED']);
 /** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
 const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
 
@@ -110,8 +111,8 @@ export class RedisFramework implements Framework {
   private instanceChanged(name: string): void {
     const inst = this.store.instance(name);
     if (!inst || this.stopped) return;
-    if (inst.status === 'DELETING') this.enqueue(this.destroyer, `destroy:${name}`, () => this.destroy(name));
-    else if (ACTIVE.has(inst.status)) this.maintainFor(name, `maintain:${name}`, () => this.maintain(name));
+    if (inst.status === InstanceStatus.Deleting) this.enqueue(this.destroyer, `destroy:${name}`, () => this.destroy(name));
+    else if (isActive(inst)) this.maintainFor(name, `maintain:${name}`, () => this.maintain(name));
   }
 
   /** Looks at the instance again in `ms` (once, however often asked meanwhile). */
@@ -154,10 +155,10 @@ export class RedisFramework implements Framework {
 
   private async maintain(name: string): Promise<void> {
     const inst = this.store.instance(name);
-    if (!inst || !ACTIVE.has(inst.status)) return;
+    if (!inst || !isActive(inst)) return;
     if (await this.masterLost(inst)) return;
     if (await this.abortFailedStart(inst)) return;
-    const { fields, status, masters, replicas } = statusFields(inst);
+    const { fields, status, masters, replicas } = deriveStatus(inst);
     const need = this.needOf(inst);
     if (need.waitingFor) {
       fields.Reason = waitingReason(inst, need.waitingFor);
@@ -169,7 +170,7 @@ export class RedisFramework implements Framework {
       if (fields.Status) this.log.info('instance status', { instance: name, status: fields.Status, masters, replicas });
     }
     // Once the instance is whole again, the procs that ended are history: drop them from the tree.
-    if (status === 'RUNNING') await this.store.removeProcs(name, inst.procs.filter((p) => !isLive(p)).map((p) => p.id));
+    if (status === InstanceStatus.Running) await this.store.removeProcs(name, inst.procs.filter((p) => !isLive(p)).map((p) => p.id));
     if (need.count > 0) {
       this.wanting.add(name);
       this.broker.revive();
@@ -183,19 +184,19 @@ export class RedisFramework implements Framework {
    * when a failover was written (the watch brings the instance back here afterwards).
    */
   private async masterLost(inst: Instance): Promise<boolean> {
-    if (!inst.mname || inst.status === 'CREATING') return false;
+    if (!inst.mname || inst.status === InstanceStatus.Creating) return false;
     const named = inst.procs.find((p) => p.id === inst.mname);
     if (named && isLive(named)) return false;
-    const replicas = inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING');
+    const replicas = runningReplicas(inst, undefined);
     if (replicas.length === 0) return false;
-    if (named?.state === 'LOST' && (await this.failover.replicasStillHear(inst, named))) {
+    if (named?.state === ProcState.Lost && (await this.failover.replicasStillHear(inst, named))) {
       // Only the scheduler's side lost the master's host (its agent was written off): while the
       // replicas still hear the master, it is alive and serving, and a promotion would only make
       // a second master. Look again until the replicas lose it too, or it comes back.
       const reason = `master lost with its agent ${named.sid}, but its replicas still hear it; no failover while they do`;
       if (inst.reason !== reason) {
         this.log.warn('master written off with its agent, but its replicas still hear it: not failing over', { instance: inst.name, proc: named.id, agent: named.sid });
-        await this.store.setInstance(inst.name, { Reason: reason, Status: 'DEGRADED' }, inst.status);
+        await this.store.setInstance(inst.name, { Reason: reason, Status: InstanceStatus.Degraded }, inst.status);
       }
       this.recheckLater(inst.name);
       return true;
@@ -208,14 +209,14 @@ export class RedisFramework implements Framework {
    * master that will never come. Shut them down so the whole instance is placed afresh.
    */
   private async abortFailedStart(inst: Instance): Promise<boolean> {
-    if (inst.status !== 'CREATING' || inst.mname) return false;
+    if (inst.status !== InstanceStatus.Creating || inst.mname) return false;
     const live = inst.procs.filter(isLive);
-    if (live.some((p) => p.type === 'M') || !inst.procs.some((p) => p.type === 'M')) return false;
+    if (live.some((p) => p.type === ProcType.Master) || !inst.procs.some((p) => p.type === ProcType.Master)) return false;
     if (live.length === 0) return false;
     for (const p of live) {
-      if (p.msg === 'SHUTDOWN' || this.shutdownSent.has(p.id)) continue;
+      if (isShuttingDown(p) || this.shutdownSent.has(p.id)) continue;
       this.shutdownSent.add(p.id);
-      await this.store.setProc(inst.name, p.id, { Msg: 'SHUTDOWN' });
+      await this.store.setProc(inst.name, p.id, { Msg: SHUTDOWN_MESSAGE });
     }
     const reason = 'the master failed to start; placing the instance again';
     if (inst.reason !== reason) await this.store.setInstance(inst.name, { Reason: reason });
@@ -233,7 +234,7 @@ export class RedisFramework implements Framework {
   /** How many procs the instance lacks, and whether they must be placed together. */
   private needOf(inst: Instance): Need {
     const live = inst.procs.filter(isLive);
-    const master = masterNow(inst) ?? live.find((p) => p.id === inst.mname) ?? live.find((p) => p.type === 'M' && !inst.mname);
+    const master = countedMaster(inst) ?? live.find((p) => p.id === inst.mname) ?? live.find((p) => p.type === ProcType.Master && !inst.mname);
     if (!master) {
       // Nothing survives: start afresh (the data is gone), unless the master was only written off
       // with its agent, which may still bring it back. Live replicas without a master are the
@@ -243,13 +244,13 @@ export class RedisFramework implements Framework {
       if (waitingFor) return { count: 0, gang: true, master: undefined, waitingFor };
       return { count: 1 + inst.expSlaves, gang: true, master: undefined };
     }
-    const replicas = replicasOf(inst, master).length;
+    const replicas = countedReplicas(inst, master).length;
     const count = Math.max(0, inst.expSlaves - replicas);
     // A master read from etcd that this scheduler has not yet seen alive (after a restart, its
     // agent may come back without it) gets no new replica yet: one placed now could follow a
     // dead address, or a port that meanwhile went to another instance. The detector's first
     // PING settles it within a moment.
-    if (count > 0 && master.state === 'RUNNING' && !this.failover.hasHeard(master.id) && !this.agentHolds(master)) {
+    if (count > 0 && master.state === ProcState.Running && !this.failover.hasHeard(master.id) && !this.agentHolds(master)) {
       this.recheckLater(inst.name, 250);
       return { count: 0, gang: false, master };
     }
@@ -271,7 +272,7 @@ export class RedisFramework implements Framework {
       return;
     }
     // The agent told this scheduler itself that the proc runs: it may be announced as a master.
-    if (state === 'RUNNING') this.failover.vouch(procId);
+    if (state === ProcState.Running) this.failover.vouch(procId);
     const fields: Record<string, string> = { State: state };
     if (status.data && status.data.length > 0) {
       const data = pb.RedisState.decode(status.data);
@@ -282,11 +283,11 @@ export class RedisFramework implements Framework {
     // When this update completes the instance, its Status goes in the same transaction: one etcd
     // round trip fewer between the last replica's link coming up and RUNNING.
     const inst = this.store.instance(name)!;
-    const derived = after.state === 'RUNNING' && ACTIVE.has(inst.status) ? statusFields({ ...inst, procs: inst.procs.map((p) => (p.id === procId ? after : p)) }) : undefined;
-    const instanceFields = derived?.fields.Status === 'RUNNING' ? derived.fields : {};
-    await this.store.updateProc(name, procId, fields, instanceFields, !isLive(after) && proc.type === 'S', inst.status);
+    const derived = after.state === ProcState.Running && isActive(inst) ? deriveStatus({ ...inst, procs: inst.procs.map((p) => (p.id === procId ? after : p)) }) : undefined;
+    const instanceFields = derived?.fields.Status === InstanceStatus.Running ? derived.fields : {};
+    await this.store.updateProc(name, procId, fields, instanceFields, !isLive(after) && proc.type === ProcType.Replica, inst.status);
     this.log.log(isLive(after) ? 'info' : 'warn', 'proc state', { instance: name, proc: procId, agent: agentId, state, detail: status.message ?? '' });
-    if (instanceFields.Status) this.log.info('instance status', { instance: name, status: 'RUNNING', masters: derived!.masters, replicas: derived!.replicas });
+    if (instanceFields.Status) this.log.info('instance status', { instance: name, status: InstanceStatus.Running, masters: derived!.masters, replicas: derived!.replicas });
   }
 
   /**
@@ -356,7 +357,7 @@ export class RedisFramework implements Framework {
   private lostMasterWaiting(inst: Instance): LostMaster | undefined {
     if (this.restartApproved.has(inst.name)) return undefined;
     const named = inst.procs.find((p) => p.id === inst.mname);
-    if (!named || named.state !== 'LOST' || !named.sid) return undefined;
+    if (!named || named.state !== ProcState.Lost || !named.sid) return undefined;
     // The agent is back: the master waits no longer if the agent did not bring it.
     const agent = this.broker.agents().find((a) => a.id === named.sid && a.connected);
     if (agent) return agent.tasks.includes(named.id) ? { proc: named, agentId: named.sid } : undefined;
@@ -375,16 +376,16 @@ export class RedisFramework implements Framework {
    * written-off task: with Mname still naming it there is no second master to fence.
    */
   private async adoptWaitingMaster(inst: Instance, agentId: string, running: Set<string>): Promise<void> {
-    if (!ACTIVE.has(inst.status)) return;
+    if (!isActive(inst)) return;
     const named = inst.procs.find((p) => p.id === inst.mname);
-    if (!named || named.state !== 'LOST' || named.sid !== agentId || !running.has(named.id)) return;
+    if (!named || named.state !== ProcState.Lost || named.sid !== agentId || !running.has(named.id)) return;
     // Mname still names it, so nothing was promoted in its place: it is the only master there
     // is, and killing it would only force a failover (and, standalone, lose the data). Asking
     // the replicas again is not needed, and under load their answer could come too late.
     this.log.warn('lost master is back with its agent; it serves again', { instance: inst.name, proc: named.id, agent: agentId, live: inst.procs.filter(isLive).length });
     this.failover.vouch(named.id);
     this.lostSince.delete(named.id);
-    await this.store.updateProc(inst.name, named.id, { State: 'RUNNING' }, {}, false);
+    await this.store.updateProc(inst.name, named.id, { State: ProcState.Running }, {}, false);
   }
 
   /**
@@ -393,7 +394,7 @@ export class RedisFramework implements Framework {
    */
   async restartEmpty(name: string): Promise<void> {
     const inst = this.store.instance(name);
-    if (!inst || !ACTIVE.has(inst.status) || inst.procs.some(isLive) || !this.lostMasterWaiting(inst)) {
+    if (!inst || !isActive(inst) || inst.procs.some(isLive) || !this.lostMasterWaiting(inst)) {
       throw new NotWaitingError(name);
     }
     this.restartApproved.add(name);
@@ -409,7 +410,7 @@ export class RedisFramework implements Framework {
 
   private async markLost(proc: Proc, why: string): Promise<void> {
     this.log.warn('proc lost', { instance: proc.instance, proc: proc.id, agent: proc.sid, why });
-    await this.store.updateProc(proc.instance, proc.id, { State: 'LOST' }, {}, proc.type === 'S');
+    await this.store.updateProc(proc.instance, proc.id, { State: ProcState.Lost }, {}, proc.type === ProcType.Replica);
   }
 
   /** After a scheduler start: procs whose agent never came back are lost. */
@@ -475,7 +476,7 @@ export class RedisFramework implements Framework {
   }
 
   private async placeInstance(inst: Instance, slots: Slot[], launches: Map<string, TaskLaunch[]>): Promise<void> {
-    if (!ACTIVE.has(inst.status)) {
+    if (!isActive(inst)) {
       this.wanting.delete(inst.name);
       return;
     }
@@ -517,8 +518,8 @@ export class RedisFramework implements Framework {
       };
     });
     const master = need.master ?? { ip: procs[0].ip, port: procs[0].port };
-    for (const p of procs) if (p.type === 'S') p.slaveOf = `${master.ip}:${master.port}`;
-    const restart = need.gang && inst.procs.length > 0 && inst.status !== 'CREATING';
+    for (const p of procs) if (p.type === ProcType.Replica) p.slaveOf = `${master.ip}:${master.port}`;
+    const restart = need.gang && inst.procs.length > 0 && inst.status !== InstanceStatus.Creating;
     const reason = restart
       ? 'data lost: the master ended with no replica to promote; starting a fresh, empty master'
       : need.gang ? `launching ${procs.length} procs` : `replacing ${procs.length} replica(s)`;
@@ -535,16 +536,16 @@ export class RedisFramework implements Framework {
     for (const [i, p] of procs.entries()) {
       const launch: TaskLaunch = {
         taskId: p.id,
-        name: `redis ${inst.name} ${p.type === 'M' ? 'master' : 'replica'}`,
+        name: `redis ${inst.name} ${p.type === ProcType.Master ? 'master' : 'replica'}`,
         resources: { cpus: this.opts.procCpus, mem: inst.capacity, ports: [{ begin: p.port, end: p.port }] },
         data: pb.RedisLaunch.encode({
           instance: inst.name,
           proc_id: p.id,
-          role: p.type === 'M' ? pb.RedisLaunch.Role.MASTER : pb.RedisLaunch.Role.SLAVE,
+          role: p.type === ProcType.Master ? pb.RedisLaunch.Role.MASTER : pb.RedisLaunch.Role.SLAVE,
           port: p.port,
           capacity_mb: inst.capacity,
-          master_ip: p.type === 'S' ? master.ip : undefined,
-          master_port: p.type === 'S' ? master.port : undefined,
+          master_ip: p.type === ProcType.Replica ? master.ip : undefined,
+          master_port: p.type === ProcType.Replica ? master.port : undefined,
           password_sha256: inst.passwordHash,
           min_replicas_to_write: inst.expSlaves > 0 ? 1 : 0,
           min_replicas_max_lag: inst.minReplicasMaxLag || DEFAULT_MIN_REPLICAS_MAX_LAG,
@@ -574,7 +575,7 @@ export class RedisFramework implements Framework {
 
   private async destroy(name: string): Promise<void> {
     const inst = this.store.instance(name);
-    if (!inst || inst.status !== 'DELETING') return;
+    if (!inst || inst.status !== InstanceStatus.Deleting) return;
     this.wanting.delete(name);
     const live = inst.procs.filter(isLive);
     for (const proc of live) {
@@ -582,17 +583,17 @@ export class RedisFramework implements Framework {
         await this.markLost(proc, 'its agent is gone');
         continue;
       }
-      if (proc.msg !== 'SHUTDOWN' && !this.shutdownSent.has(proc.id)) {
+      if (!isShuttingDown(proc) && !this.shutdownSent.has(proc.id)) {
         this.shutdownSent.add(proc.id);
-        await this.store.setProc(name, proc.id, { Msg: 'SHUTDOWN' });
+        await this.store.setProc(name, proc.id, { Msg: SHUTDOWN_MESSAGE });
         this.log.info('shutdown requested', { instance: name, proc: proc.id, agent: proc.sid });
       }
     }
     if (live.length > 0) return;
     for (const proc of inst.procs) this.shutdownSent.delete(proc.id);
     await this.store.clearSnames(name);
-    if (!(await this.store.setInstance(name, { Status: 'DELETED', Masters: '0', Slaves: '0', Mname: '', Reason: '', DeletedAt: new Date().toISOString() }, 'DELETING'))) return;
-    this.log.info('instance status', { instance: name, status: 'DELETED' });
+    if (!(await this.store.setInstance(name, { Status: InstanceStatus.Deleted, Masters: '0', Slaves: '0', Mname: '', Reason: '', DeletedAt: new Date().toISOString() }, InstanceStatus.Deleting))) return;
+    this.log.info('instance status', { instance: name, status: InstanceStatus.Deleted });
   }
 }
 
@@ -602,35 +603,3 @@ function waitingReason(inst: Instance, w: LostMaster): string {
     `POST /api/instances/${inst.name}/restart-empty starts an empty master instead`;
 }
 
-/** The running master: the Mname proc, or (before the first Mname, or after a fresh start) the one running M proc. */
-function masterNow(inst: Instance): Proc | undefined {
-  const named = currentMaster(inst);
-  if (named) return named;
-  const namedProc = inst.procs.find((p) => p.id === inst.mname);
-  if (namedProc && isLive(namedProc)) return undefined;
-  return inst.procs.find((p) => p.type === 'M' && p.state === 'RUNNING');
-}
-
-/**
- * Live procs that count as the master's replicas: every other live proc but one being shut
- * down (a fenced old master), whatever its Type says at this instant.
- */
-function replicasOf(inst: Instance, master: Proc | undefined): Proc[] {
-  return inst.procs.filter((p) => isLive(p) && p.id !== master?.id && p.msg !== 'SHUTDOWN' && (p.type === 'S' || Boolean(master)));
-}
-
-/** The instance fields that follow from its procs: Status, Masters, Slaves, Mname, Reason. Pure. */
-function statusFields(inst: Instance): { fields: Record<string, string>; status: string; masters: number; replicas: number } {
-  const master = masterNow(inst);
-  const replicas = replicasOf(inst, master).filter((p) => p.state === 'RUNNING').length;
-  const full = Boolean(master) && replicas >= inst.expSlaves;
-  const status = full ? 'RUNNING' : inst.status === 'CREATING' ? 'CREATING' : 'DEGRADED';
-  const fields: Record<string, string> = {};
-  if (status !== inst.status) fields.Status = status;
-  if ((master ? 1 : 0) !== inst.masters) fields.Masters = String(master ? 1 : 0);
-  if (replicas !== inst.slaves) fields.Slaves = String(replicas);
-  if (master && inst.mname !== master.id) fields.Mname = master.id;
-  if (status === 'RUNNING' && inst.reason) fields.Reason = '';
-  if (status === 'DEGRADED' && !master && !inst.reason.startsWith('master lost')) fields.Reason = 'master lost: no live master proc';
-  return { fields, status, masters: master ? 1 : 0, replicas };
-}

@@ -1,4 +1,5 @@
 import type { FleetStore } from '../store/fleet-store.js';
+import { InstanceStatus } from '../domain/model.js';
 import type { Logger } from '../logger.js';
 
 export interface ReaperOptions {
@@ -50,7 +51,7 @@ export class Reaper {
   private async expire(): Promise<void> {
     const now = Date.now();
     for (const inst of this.store.instances()) {
-      if (!inst.expiresAt || inst.status === 'DELETING' || inst.status === 'DELETED') continue;
+      if (!inst.expiresAt || inst.status === InstanceStatus.Deleting || inst.status === InstanceStatus.Deleted) continue;
       if (Date.parse(inst.expiresAt) > now) continue;
       this.log.info('instance expired; deleting', { instance: inst.name, expiresAt: inst.expiresAt });
       await this.store.markDeleting(inst.name).catch((err: Error) => this.log.error('reap failed', { instance: inst.name, error: err.message }));
@@ -62,7 +63,7 @@ export class Reaper {
     const now = Date.now();
     const deleted = new Set<string>();
     for (const inst of this.store.instances()) {
-      if (inst.status !== 'DELETED') continue;
+      if (inst.status !== InstanceStatus.Deleted) continue;
       deleted.add(inst.name);
       const at = Date.parse(inst.deletedAt) || this.firstSeen(inst.name, now);
       if (now - at < this.deletedRetentionMs) continue;

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { FRAMEWORK_USER, frameworkSecret } from '../store/secrets.js';
-import type { Proc } from '../store/model.js';
+import type { Proc } from '../domain/model.js';
 
 /**
  * The scheduler's own connections to redis-server procs, as the framework user. Commands fail

@@ -1,4 +1,4 @@
-import { REPLICATION_HEARTBEAT_MS } from '../store/model.js';
+import { REPLICATION_HEARTBEAT_MS } from '../domain/model.js';
 
 /**
  * The replica's own timing: how long, at least, a replica has received nothing from its master,
@@ -21,18 +21,19 @@ import { REPLICATION_HEARTBEAT_MS } from '../store/model.js';
  */
 
 /**
- * The least proven silence that counts, whatever down-after: five heartbeat periods, so a
- * healthy link needs four heartbeats in a row to go missing (a stall of the master's agent)
- * before it could look silent.
+ * The least proven silence that counts, whatever down-after: six and a half heartbeat periods, so
+ * a healthy link needs six heartbeats in a row to go missing (a stall of the master's agent)
+ * before it could look silent, with room for timer jitter under CPU contention.
  */
-export const OFFSET_SILENCE_FLOOR_MS = 5 * REPLICATION_HEARTBEAT_MS;
+export const OFFSET_SILENCE_FLOOR_MS = 6.5 * REPLICATION_HEARTBEAT_MS;
 
-/** Added on top, for timer jitter under CPU contention: six heartbeat periods in all at the least. */
-export const OFFSET_SILENCE_MARGIN_MS = 150;
-
-/** Proven silence at or beyond which a replica votes its master down. */
+/**
+ * Proven silence at or beyond which a replica votes its master down: down-after, as the
+ * scheduler requires of its own silence (and Sentinel of each sentinel's), but never less than
+ * the floor.
+ */
 export function offsetSilenceThresholdMs(downAfterMs: number): number {
-  return Math.max(downAfterMs, OFFSET_SILENCE_FLOOR_MS) + OFFSET_SILENCE_MARGIN_MS;
+  return Math.max(downAfterMs, OFFSET_SILENCE_FLOOR_MS);
 }
 
 /** Whether a replica with this proven silence has lost its master. Pure. */

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { FleetStore } from '../store/fleet-store.js';
-import type { Instance, Proc } from '../store/model.js';
+import type { Instance, Proc } from '../domain/model.js';
 import type { SentinelMaster, SentinelReplica, SentinelSource } from '../api/sentinel.js';
-import { downAfterOf, failoverTimeoutOf, type Failover } from './failover.js';
+import type { Failover } from './failover.js';
+import { downAfterOf, failoverTimeoutOf, isServing, runningReplicas } from '../domain/rules.js';
 
 /** What the view needs of failure detection: its events and per-master health (none on a standby). */
 export type HealthSource = Pick<Failover, 'events' | 'healthOf' | 'announced'>;
@@ -40,11 +41,11 @@ export class SentinelView implements SentinelSource {
     const inst = this.store.instance(name);
     const master = inst && this.failover.announced(inst);
     if (!inst || !master) return [];
-    return inst.procs.filter((p) => p.type === 'S' && p.state === 'RUNNING' && p.id !== master.id).map((p) => replicaOf(p, master));
+    return runningReplicas(inst, master).map((p) => replicaOf(p, master));
   }
 
   private describe(inst: Instance): SentinelMaster | undefined {
-    if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') return undefined;
+    if (!isServing(inst)) return undefined;
     const master = this.failover.announced(inst);
     if (!master) return undefined;
     const health = this.failover.healthOf(master.id);

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { FleetStore } from '../store/fleet-store.js';
-import { isLive, type Instance, type Proc } from '../store/model.js';
+import type { Instance, Proc } from '../domain/model.js';
+import { announcedMaster, isLive } from '../domain/rules.js';
 import { parsePortRange, subtractPorts, type PortRange } from '../proto/messages.js';
-import { announcedMaster, type Failover, type MasterHealth } from './failover.js';
+import type { Failover, MasterHealth } from './failover.js';
 import type { AgentView } from './offers.js';
 import type { HealthSource } from './sentinel-view.js';
 

@@ -1,8 +1,8 @@
 import type { FleetStore } from '../store/fleet-store.js';
-import { isLive } from '../store/model.js';
-import { parseInfo, statsFromInfo } from '../store/redis-info.js';
+import { ProcState } from '../domain/model.js';
+import { isLive, isServing, runningMaster } from '../domain/rules.js';
+import { parseInfo, statsFromInfo } from '../domain/redis-info.js';
 import type { Logger } from '../logger.js';
-import { currentMaster } from './failover.js';
 import type { RedisLinks } from './redis-links.js';
 
 /**
@@ -36,10 +36,10 @@ export class StatsPoller {
       const polled = new Set<string>();
       const reads: Promise<void>[] = [];
       for (const inst of this.store.instances()) {
-        if (inst.status !== 'RUNNING' && inst.status !== 'DEGRADED') continue;
-        if (!currentMaster(inst)) continue;
+        if (!isServing(inst)) continue;
+        if (!runningMaster(inst)) continue;
         for (const proc of inst.procs) {
-          if (!isLive(proc) || proc.state !== 'RUNNING') continue;
+          if (!isLive(proc) || proc.state !== ProcState.Running) continue;
           polled.add(proc.id);
           reads.push(this.read(proc.id, () => this.links.call(proc, 'INFO')));
         }

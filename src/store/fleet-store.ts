@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { DeleteBuilder, Etcd3, PutBuilder, Watcher } from 'etcd3';
 import { Keys } from './keys.js';
-import { instanceFromFields, type Instance, type Proc, type ProcStats } from './model.js';
+import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../domain/model.js';
+import { instanceFromFields } from './records.js';
+import { MASTER_MESSAGE, SHUTDOWN_MESSAGE, slaveOfMessage } from '../domain/message.js';
 import type { Logger } from '../logger.js';
 
 interface InstanceNode {
@@ -12,7 +14,7 @@ interface InstanceNode {
 
 export interface NewInstance {
   name: string;
-  type: 'S' | 'MS';
+  type: InstanceType;
   capacity: number;
   expSlaves: number;
   dValue: number;
@@ -254,7 +256,7 @@ export class FleetStore extends EventEmitter {
     const k = this.keys;
     const fields: Record<string, string> = {
       Type: spec.type,
-      Status: 'CREATING',
+      Status: InstanceStatus.Creating,
       Capacity: String(spec.capacity),
       Masters: '0',
       Slaves: '0',
@@ -277,7 +279,7 @@ export class FleetStore extends EventEmitter {
       const old = await this.etcd.getAll().prefix(k.instance(spec.name)).keys();
       const status = await this.etcd.get(k.instanceField(spec.name, 'Status')).exec();
       const statusKv = status.kvs[0];
-      if (statusKv && statusKv.value.toString() !== 'DELETED') return false;
+      if (statusKv && statusKv.value.toString() !== InstanceStatus.Deleted) return false;
       const guard = statusKv
         ? this.etcd.if(k.instanceField(spec.name, 'Status'), 'Mod', '==', statusKv.mod_revision)
         : this.etcd.if(k.instanceField(spec.name, 'Status'), 'Version', '==', 0);
@@ -301,7 +303,7 @@ export class FleetStore extends EventEmitter {
   async purgeInstance(name: string): Promise<number> {
     const statusKey = this.keys.instanceField(name, 'Status');
     const status = (await this.etcd.get(statusKey).exec()).kvs[0];
-    if (!status || status.value.toString() !== 'DELETED') return 0;
+    if (!status || status.value.toString() !== InstanceStatus.Deleted) return 0;
     const res = await this.etcd
       .if(statusKey, 'Mod', '==', status.mod_revision)
       .then(this.etcd.delete().prefix(this.keys.instance(name)))
@@ -335,11 +337,11 @@ export class FleetStore extends EventEmitter {
   async markDeleting(name: string): Promise<string | undefined> {
     const current = this.instance(name);
     if (!current) return undefined;
-    if (current.status === 'DELETING' || current.status === 'DELETED') return current.status;
+    if (current.status === InstanceStatus.Deleting || current.status === InstanceStatus.Deleted) return current.status;
     const statusKey = this.keys.instanceField(name, 'Status');
     const res = await this.etcd
       .if(statusKey, 'Value', '==', current.status)
-      .then(this.etcd.put(statusKey).value('DELETING'), this.etcd.put(this.keys.instanceField(name, 'Reason')).value('delete requested'))
+      .then(this.etcd.put(statusKey).value(InstanceStatus.Deleting), this.etcd.put(this.keys.instanceField(name, 'Reason')).value('delete requested'))
       .commit();
     await this.caughtUp(res.header.revision);
     return res.succeeded ? current.status : this.markDeleting(name);
@@ -358,7 +360,7 @@ export class FleetStore extends EventEmitter {
         Pid: '0',
         IP: p.ip,
         Port: String(p.port),
-        State: 'STAGING',
+        State: ProcState.Staging,
         Type: p.type,
         SlaveOf: p.slaveOf,
         EID: `redfleet-executor-${p.agentId}`,
@@ -367,7 +369,7 @@ export class FleetStore extends EventEmitter {
         Stats: '',
       };
       for (const [f, v] of Object.entries(fields)) ops.push(this.etcd.put(k.procField(name, p.id, f)).value(v));
-      if (p.type === 'S') ops.push(this.etcd.put(k.sname(name, p.id)).value(''));
+      if (p.type === ProcType.Replica) ops.push(this.etcd.put(k.sname(name, p.id)).value(''));
     }
     for (const [f, v] of Object.entries(instanceFields)) ops.push(this.etcd.put(k.instanceField(name, f)).value(v));
     const res = await this.etcd.if(k.instanceField(name, 'Status'), 'Version', '>', 0).then(...ops).commit();
@@ -427,13 +429,13 @@ export class FleetStore extends EventEmitter {
       put(k.instanceField(name, 'Reason'), f.reason),
       put(k.procField(name, f.newMaster.id, 'Type'), 'M'),
       put(k.procField(name, f.newMaster.id, 'SlaveOf'), ''),
-      put(k.procField(name, f.newMaster.id, 'Msg'), 'MASTER'),
+      put(k.procField(name, f.newMaster.id, 'Msg'), MASTER_MESSAGE),
       this.etcd.delete().key(k.sname(name, f.newMaster.id)),
     ];
     for (const r of f.repoint) {
-      ops.push(put(k.procField(name, r.id, 'SlaveOf'), to), put(k.procField(name, r.id, 'Msg'), `SLAVEOF ${f.newMaster.ip} ${f.newMaster.port}`));
+      ops.push(put(k.procField(name, r.id, 'SlaveOf'), to), put(k.procField(name, r.id, 'Msg'), slaveOfMessage(f.newMaster)));
     }
-    if (f.fence) ops.push(put(k.procField(name, f.fence.id, 'Msg'), 'SHUTDOWN'));
+    if (f.fence) ops.push(put(k.procField(name, f.fence.id, 'Msg'), SHUTDOWN_MESSAGE));
     const res = await this.etcd.if(k.instanceField(name, 'Status'), 'Value', '==', f.expectStatus).then(...ops).commit();
     await this.caughtUp(res.header.revision);
     return res.succeeded;

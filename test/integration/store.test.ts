@@ -6,6 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
 import { connectEtcd } from '../../src/store/etcd.js';
 import { FleetStore } from '../../src/store/fleet-store.js';
+import { InstanceType } from '../../src/domain/model.js';
 
 describe('FleetStore (real etcd)', function () {
   this.timeout(30_000);
@@ -29,7 +30,7 @@ describe('FleetStore (real etcd)', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const spec = { name: 'c1', type: 'MS' as const, capacity: 64, expSlaves: 2, dValue: 1, placement: 'spread' as const, passwordHash: 'ab' };
+  const spec = { name: 'c1', type: InstanceType.MasterReplica, capacity: 64, expSlaves: 2, dValue: 1, placement: 'spread' as const, passwordHash: 'ab' };
 
   it('creates an instance once, and reads its own write at once from memory', async () => {
     expect(await store.createInstance(spec)).to.equal(true);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { statsChanged } from '../../src/store/redis-info.js';
-import type { ProcStats } from '../../src/store/model.js';
+import { statsChanged } from '../../src/domain/redis-info.js';
+import type { ProcStats } from '../../src/domain/model.js';
 
 const replica: ProcStats = {
   uptime: 100, usedMemory: 2_000_000, clients: 2, role: 'slave', replOffset: 1000,

@@ -4,7 +4,6 @@ import {
   offsetSaysMasterDown,
   offsetSilenceThresholdMs,
   OFFSET_SILENCE_FLOOR_MS,
-  OFFSET_SILENCE_MARGIN_MS,
   provenSilenceMs,
   replicaReadOffset,
   samplesSayMasterDown,
@@ -55,14 +54,13 @@ function schedulerSamples(arrivals: readonly number[], from: number, to: number,
 }
 
 describe('the replica\'s own timing (replica-silence)', () => {
-  it('threshold: max(down-after, five heartbeat periods) plus the named margin', () => {
-    expect(OFFSET_SILENCE_FLOOR_MS).to.equal(500);
-    expect(OFFSET_SILENCE_MARGIN_MS).to.equal(150);
-    expect(offsetSilenceThresholdMs(1000)).to.equal(1150);
-    expect(offsetSilenceThresholdMs(200)).to.equal(650, 'never below five heartbeat periods, whatever down-after');
-    expect(offsetSilenceThresholdMs(5000)).to.equal(5150);
-    expect(offsetSaysMasterDown(1149, 1000)).to.equal(false);
-    expect(offsetSaysMasterDown(1150, 1000)).to.equal(true);
+  it('threshold: down-after, but never less than six and a half heartbeat periods', () => {
+    expect(OFFSET_SILENCE_FLOOR_MS).to.equal(650);
+    expect(offsetSilenceThresholdMs(1000)).to.equal(1000);
+    expect(offsetSilenceThresholdMs(200)).to.equal(650, 'never below the floor, whatever down-after');
+    expect(offsetSilenceThresholdMs(5000)).to.equal(5000);
+    expect(offsetSaysMasterDown(999, 1000)).to.equal(false);
+    expect(offsetSaysMasterDown(1000, 1000)).to.equal(true);
   });
 
   it('proves silence from the first sample\'s reply to the last sample\'s request, never more', () => {
@@ -142,8 +140,8 @@ describe('the replica\'s own timing (replica-silence)', () => {
   it('the whole vote: a replica that still hears the master votes up until its offset proves the silence', () => {
     const master = { ip: '10.0.0.1', port: 6380 };
     const info = new Map(Object.entries({ role: 'slave', master_host: master.ip, master_port: '6380', master_link_status: 'up', master_last_io_seconds_ago: '1' }));
-    expect(replicaVote(info, master, 1000, 1000)).to.equal(false);
-    expect(replicaVote(info, master, 1000, 1150)).to.equal(true, 'the offset rule, long before last_io could say it');
+    expect(replicaVote(info, master, 1000, 999)).to.equal(false);
+    expect(replicaVote(info, master, 1000, 1000)).to.equal(true, 'the offset rule, long before last_io could say it');
     info.set('master_last_io_seconds_ago', '3');
     expect(replicaVote(info, master, 1000, 0)).to.equal(true, 'the last_io rule still stands alone');
   });

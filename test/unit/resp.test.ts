@@ -4,7 +4,7 @@ import { globMatch } from '../../src/api/glob.js';
 import { addressBucket, eventInstance } from '../../src/api/sentinel.js';
 import { ProtocolError } from '../../src/errors.js';
 import { compareCandidates, type Candidate } from '../../src/scheduler/failover.js';
-import type { Proc } from '../../src/store/model.js';
+import type { Proc } from '../../src/domain/model.js';
 
 describe('RESP parsing and encoding', () => {
   it('parses multibulk and inline commands split anywhere', () => {

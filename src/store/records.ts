@@ -1,0 +1,73 @@
+import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../domain/model.js';
+
+/** The Instance and Proc trees as read from etcd, where every value is a plain string. */
+
+function int(value: string | undefined): number {
+  const n = Number.parseInt(value ?? '', 10);
+  return Number.isFinite(n) ? n : 0;
+}
+
+function parseStats(text: string | undefined): ProcStats | undefined {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as ProcStats;
+  } catch {
+    return undefined;
+  }
+}
+
+export function procFromFields(id: string, f: Map<string, string>): Proc {
+  return {
+    id,
+    instance: f.get('Instance') ?? '',
+    nodename: f.get('Nodename') ?? '',
+    capacity: int(f.get('Capacity')),
+    memUsed: int(f.get('MemUsed')),
+    pid: int(f.get('Pid')),
+    ip: f.get('IP') ?? '',
+    port: int(f.get('Port')),
+    state: (f.get('State') ?? ProcState.Staging) as ProcState,
+    type: (f.get('Type') ?? ProcType.Replica) as ProcType,
+    slaveOf: f.get('SlaveOf') ?? '',
+    eid: f.get('EID') ?? '',
+    sid: f.get('SID') ?? '',
+    msg: f.get('Msg') ?? '',
+    stats: parseStats(f.get('Stats')),
+  };
+}
+
+export function instanceFromFields(
+  name: string,
+  f: Map<string, string>,
+  procs: Map<string, Map<string, string>>,
+  snames: Set<string>,
+): Instance {
+  return {
+    name,
+    type: (f.get('Type') ?? InstanceType.MasterReplica) as InstanceType,
+    status: (f.get('Status') ?? InstanceStatus.Creating) as InstanceStatus,
+    capacity: int(f.get('Capacity')),
+    masters: int(f.get('Masters')),
+    slaves: int(f.get('Slaves')),
+    expMasters: int(f.get('ExpMasters')),
+    expSlaves: int(f.get('ExpSlaves')),
+    dValue: Math.max(1, int(f.get('DValue'))),
+    mname: f.get('Mname') ?? '',
+    snames: [...snames].sort(),
+    reason: f.get('Reason') ?? '',
+    placement: f.get('Placement') === 'binpack' ? 'binpack' : 'spread',
+    createdAt: f.get('CreatedAt') ?? '',
+    expiresAt: f.get('ExpiresAt') ?? '',
+    deletedAt: f.get('DeletedAt') ?? '',
+    epoch: int(f.get('Epoch')),
+    dataLost: f.get('DataLost') ?? '',
+    downAfterMs: int(f.get('DownAfter')),
+    failoverTimeoutMs: int(f.get('FailoverTimeout')),
+    minReplicasMaxLag: int(f.get('MinReplicasMaxLag')),
+    passwordHash: f.get('PasswordHash') ?? '',
+    accessKeyHash: f.get('AccessKeyHash') ?? '',
+    creator: f.get('Creator') ?? '',
+    maxClients: int(f.get('MaxClients')),
+    procs: [...procs.entries()].map(([id, pf]) => procFromFields(id, pf)).sort((a, b) => a.id.localeCompare(b.id)),
+  };
+}
