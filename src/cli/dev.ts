@@ -39,10 +39,10 @@ interface DevOptions {
   etcd?: string;
 }
 
-/** The agents, the scheduler and etcd, in the order Ctrl-C stops them. */
+/** The agents, the scheduler and etcd, in the order Ctrl-C stops them; each as far as it started. */
 interface DevFleet {
   agents: ChildProcess[];
-  scheduler: ChildProcess;
+  scheduler?: ChildProcess;
   etcd?: EtcdServer;
 }
 
@@ -70,14 +70,37 @@ export async function devCommand(argv: string[]): Promise<void> {
     etcdUrl = etcd.url;
   }
   const state = { stopping: false };
+  const fleet: DevFleet = { agents: [], etcd };
+  try {
+    await startFleet(fleet, opts, { logs, keyPath, etcdUrl, state });
+  } catch (err) {
+    // What started must not outlive a failed start: etcd would keep its port and data dir.
+    state.stopping = true;
+    await stopFleet(fleet);
+    throw err;
+  }
+  console.log(banner(etcdUrl, opts, schedulerUrlOf(opts), logs));
+  stopOnSignal(fleet, state);
+}
+
+function schedulerUrlOf(opts: DevOptions): string {
+  return `http://${opts.api.host}:${opts.api.port}`;
+}
+
+/** The scheduler, once it leads, then the agents; each joins `fleet` as it starts. */
+async function startFleet(
+  fleet: DevFleet,
+  opts: DevOptions,
+  at: { logs: string; keyPath: string; etcdUrl: string; state: { stopping: boolean } },
+): Promise<void> {
+  const { logs, keyPath, etcdUrl, state } = at;
   const start = (name: string, args: string[]): ChildProcess => startCli(logs, name, args, state);
-  const schedulerUrl = `http://${opts.api.host}:${opts.api.port}`;
-  const scheduler = start('scheduler', ['scheduler', '--etcd', etcdUrl, '--api', `${opts.api.host}:${opts.api.port}`, '--sentinel', opts.sentinel, '--fleet-key', keyPath, '--id', 'dev-scheduler']);
-  await waitForHealth(schedulerUrl, scheduler);
-  const agents: ChildProcess[] = [];
+  const schedulerUrl = schedulerUrlOf(opts);
+  fleet.scheduler = start('scheduler', ['scheduler', '--etcd', etcdUrl, '--api', `${opts.api.host}:${opts.api.port}`, '--sentinel', opts.sentinel, '--fleet-key', keyPath, '--id', 'dev-scheduler']);
+  await waitForHealth(schedulerUrl, fleet.scheduler, join(logs, 'scheduler.log'));
   for (let i = 1; i <= opts.agents; i++) {
     const first = 7000 + (i - 1) * 100;
-    agents.push(
+    fleet.agents.push(
       start(`agent${i}`, [
         'agent', '--scheduler', schedulerUrl, '--etcd', etcdUrl, '--id', `agent${i}`, '--ip', '127.0.0.1',
         '--mem', '1024', '--cpus', '2', '--ports', `${first}-${first + 99}`,
@@ -85,8 +108,6 @@ export async function devCommand(argv: string[]): Promise<void> {
       ]),
     );
   }
-  console.log(banner(etcdUrl, opts, schedulerUrl, logs));
-  stopOnSignal({ agents, scheduler, etcd }, state);
 }
 
 /** Flags and environment, checked; undefined for --help. The ports must be free. */
@@ -138,15 +159,20 @@ Try:
 Ctrl-C stops everything.`;
 }
 
-/** On SIGINT or SIGTERM: the agents (and their redis-servers), then the scheduler, then etcd; then exit 0. */
+/** The agents (and their redis-servers), then the scheduler, then etcd; each given STOP_GRACE_MS. */
+async function stopFleet(fleet: DevFleet): Promise<void> {
+  await Promise.all(fleet.agents.map((c) => stopChild(c, 'SIGTERM', STOP_GRACE_MS)));
+  if (fleet.scheduler) await stopChild(fleet.scheduler, 'SIGTERM', STOP_GRACE_MS);
+  await fleet.etcd?.stop();
+}
+
+/** On SIGINT or SIGTERM: stops the fleet, then exits 0. */
 function stopOnSignal(fleet: DevFleet, state: { stopping: boolean }): void {
   const stop = async (): Promise<void> => {
     if (state.stopping) return;
     state.stopping = true;
     console.log('stopping: agents (and their redis-servers), scheduler, etcd');
-    await Promise.all(fleet.agents.map((c) => stopChild(c, 'SIGTERM', STOP_GRACE_MS)));
-    await stopChild(fleet.scheduler, 'SIGTERM', STOP_GRACE_MS);
-    await fleet.etcd?.stop();
+    await stopFleet(fleet);
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());
@@ -163,9 +189,9 @@ export function cliExample(main: string, schedulerUrl: string): string {
   return `node ${main} create cache2 --capacity 64 --replicas 2 --wait${atDefault ? '' : ` --api ${schedulerUrl}`}`;
 }
 
-async function waitForHealth(url: string, child: ChildProcess): Promise<void> {
+async function waitForHealth(url: string, child: ChildProcess, log: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error('the scheduler exited at start; see .redfleet/logs/scheduler.log');
+    if (child.exitCode !== null) throw new Error(`the scheduler exited at start; see ${log}`);
     try {
       const res = await fetch(`${url}/healthz`);
       // A scheduler serves /healthz as a standby before it wins the election: wait for the leader.
