@@ -10,7 +10,9 @@
  */
 import { Glob } from '../src/api/glob.js';
 import { RespParser } from '../src/api/resp.js';
-import { describeMachine, machineLines, runMain, summarize, summaryHeader, summaryRow } from './common.js';
+import { summarize, summaryHeader, summaryRow } from './figures.js';
+import { describeMachine, machineLines } from './machine.js';
+import { runMain } from './program.js';
 
 const LAYOUT = { labelWidth: 44, cellWidth: 9, digits: 3 };
 

@@ -16,9 +16,12 @@
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalFleet } from '../test/harness/local-fleet.js';
-import { describeMachine, machineLines, OtherLoad, runMain, sleep, StartedHere } from './common.js';
+import { InstanceStatus } from '../src/domain/model.js';
+import { describeMachine, machineLines, OtherLoad } from './machine.js';
+import { fail as failWith, parseFlags, runMain, type Program } from './program.js';
+import { StartedHere } from './started-here.js';
 
 const PROGRAM = 'soak';
 const REPRODUCE = 'npm run bench:soak --';
@@ -42,48 +45,36 @@ interface Options {
   compactRetention: number;
 }
 
+const SOAK: Program = { name: PROGRAM, usage: USAGE };
+
+/** Every soak usage error ends with the usage. */
 function fail(message: string): never {
-  console.error(`${PROGRAM}: ${message}\n${USAGE}`);
-  process.exit(2);
+  failWith(SOAK, `${message}\n${USAGE}`);
 }
 
-function wholeNumber(value: string | undefined, flag: string, fallback: number, min: number, max: number): number {
+function wholeNumber(value: string | boolean | undefined, flag: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
-  if (!/^[0-9]{1,6}$/.test(value) || Number(value) < min || Number(value) > max) fail(`--${flag} must be a whole number from ${min} to ${max}, got '${value}'`);
-  return Number(value);
+  const text = String(value);
+  if (!/^[0-9]{1,6}$/.test(text) || Number(text) < min || Number(text) > max) fail(`--${flag} must be a whole number from ${min} to ${max}, got '${text}'`);
+  return Number(text);
 }
 
 function options(argv: string[]): Options {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        procs: { type: 'string' },
-        minutes: { type: 'string' },
-        every: { type: 'string' },
-        'compact-every': { type: 'string' },
-        'compact-retention': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    fail((err as Error).message.split('\n')[0]);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  const procs = wholeNumber(str('procs'), 'procs', 300, 3, 3000);
+  const values = parseFlags(SOAK, argv, {
+    procs: { type: 'string' },
+    minutes: { type: 'string' },
+    every: { type: 'string' },
+    'compact-every': { type: 'string' },
+    'compact-retention': { type: 'string' },
+  });
+  const procs = wholeNumber(values.procs, 'procs', 300, 3, 3000);
   if (procs % 3 !== 0) fail(`--procs must be a multiple of 3 (1 master + 2 replicas each), got ${procs}`);
   return {
     procs,
-    minutes: wholeNumber(str('minutes'), 'minutes', 10, 1, 1440),
-    every: wholeNumber(str('every'), 'every', 30, 1, 3600),
-    compactEvery: wholeNumber(str('compact-every'), 'compact-every', 30, 1, 3600),
-    compactRetention: wholeNumber(str('compact-retention'), 'compact-retention', 60, 1, 86_400),
+    minutes: wholeNumber(values.minutes, 'minutes', 10, 1, 1440),
+    every: wholeNumber(values.every, 'every', 30, 1, 3600),
+    compactEvery: wholeNumber(values['compact-every'], 'compact-every', 30, 1, 3600),
+    compactRetention: wholeNumber(values['compact-retention'], 'compact-retention', 60, 1, 86_400),
   };
 }
 
@@ -141,8 +132,8 @@ function row(s: Sample): string {
 
 async function runningInstances(fleet: LocalFleet): Promise<number> {
   const res = await fleet.api('GET', '/api/instances').catch(() => undefined);
-  const list = Array.isArray(res?.json) ? (res.json as { status: string }[]) : [];
-  return list.filter((i) => i.status === 'RUNNING').length;
+  const list = Array.isArray(res?.json) ? (res.json as { status: InstanceStatus }[]) : [];
+  return list.filter((i) => i.status === InstanceStatus.Running).length;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,6 +174,45 @@ function summary(samples: Sample[], opts: Options): string[] {
   ];
 }
 
+/**
+ * Every `opts.every` seconds until `opts.minutes` are up: etcd's sizes and write rate, the
+ * scheduler's CPU and RSS, and the RUNNING count, printed as a table row each.
+ */
+async function sampleFor(fleet: LocalFleet, pid: number, opts: Options, otherLoad: OtherLoad): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  const t0 = Date.now();
+  let prevEtcd = etcdStatus(fleet);
+  let prevUsage = procUsage(pid);
+  let prevAt = Date.now();
+  console.log(header());
+  const end = t0 + opts.minutes * 60_000;
+  // Bounded by the sample count, whatever the clock does.
+  const maxSamples = Math.ceil((opts.minutes * 60) / opts.every) + 1;
+  for (let i = 0; i < maxSamples && Date.now() < end; i++) {
+    await sleep(Math.min(opts.every * 1000, Math.max(0, end - Date.now())));
+    const now = Date.now();
+    const etcd = etcdStatus(fleet);
+    const usage = procUsage(pid);
+    const dt = (now - prevAt) / 1000;
+    const sample: Sample = {
+      t: (now - t0) / 1000,
+      dbSize: etcd.dbSize,
+      dbSizeInUse: etcd.dbSizeInUse,
+      writesPerSecond: (etcd.revision - prevEtcd.revision) / dt,
+      cpuPercent: ((usage.cpuSeconds - prevUsage.cpuSeconds) / dt) * 100,
+      rssBytes: usage.rssBytes,
+      running: await runningInstances(fleet),
+    };
+    samples.push(sample);
+    console.log(row(sample));
+    otherLoad.sample();
+    prevEtcd = etcd;
+    prevUsage = usage;
+    prevAt = now;
+  }
+  return samples;
+}
+
 async function main(): Promise<number> {
   const opts = options(process.argv.slice(2));
   const started = new StartedHere(Boolean(process.env.REDFLEET_KEEP_TEST_DIRS));
@@ -199,43 +229,13 @@ async function main(): Promise<number> {
     agent: { ports: PROCS_PER_AGENT + 10, mem: (PROCS_PER_AGENT + 10) * CAPACITY_MB, cpus: Math.ceil((PROCS_PER_AGENT + 10) / 10) },
     schedulerArgs: ['--compact-every', String(opts.compactEvery), '--compact-retention', String(opts.compactRetention)],
   });
-  const samples: Sample[] = [];
   try {
     const t0create = Date.now();
     await createAll(fleet, opts.procs / 3);
     console.log(`all ${opts.procs / 3} instances RUNNING after ${((Date.now() - t0create) / 1000).toFixed(1)} s`);
     const pid = fleet.scheduler?.pid;
     if (!pid) throw new Error('the scheduler is not running');
-    const t0 = Date.now();
-    let prevEtcd = etcdStatus(fleet);
-    let prevUsage = procUsage(pid);
-    let prevAt = Date.now();
-    console.log(header());
-    const end = t0 + opts.minutes * 60_000;
-    // Bounded by the sample count, whatever the clock does.
-    const maxSamples = Math.ceil((opts.minutes * 60) / opts.every) + 1;
-    for (let i = 0; i < maxSamples && Date.now() < end; i++) {
-      await sleep(Math.min(opts.every * 1000, Math.max(0, end - Date.now())));
-      const now = Date.now();
-      const etcd = etcdStatus(fleet);
-      const usage = procUsage(pid);
-      const dt = (now - prevAt) / 1000;
-      const sample: Sample = {
-        t: (now - t0) / 1000,
-        dbSize: etcd.dbSize,
-        dbSizeInUse: etcd.dbSizeInUse,
-        writesPerSecond: (etcd.revision - prevEtcd.revision) / dt,
-        cpuPercent: ((usage.cpuSeconds - prevUsage.cpuSeconds) / dt) * 100,
-        rssBytes: usage.rssBytes,
-        running: await runningInstances(fleet),
-      };
-      samples.push(sample);
-      console.log(row(sample));
-      otherLoad.sample();
-      prevEtcd = etcd;
-      prevUsage = usage;
-      prevAt = now;
-    }
+    const samples = await sampleFor(fleet, pid, opts, otherLoad);
     const compactions = fleet.log('scheduler').split('\n').filter((l) => l.includes('etcd history compacted')).length;
     if (samples.length > 0) for (const line of summary(samples, opts)) console.log(line);
     console.log(`  compactions        ${compactions} (scheduler log)`);

@@ -21,6 +21,17 @@ export class InvalidInputError extends RedFleetError {
   }
 }
 
+/**
+ * Thrown by the `redfleet` command (src/cli) for a bad flag or argument, or a command it does not
+ * know. The message names the flag and what it takes; the command prints it on one line and exits
+ * 2, as for every usage error (retrying cannot help).
+ */
+export class UsageError extends RedFleetError {
+  constructor(message: string) {
+    super('BAD_USAGE', message, 400);
+  }
+}
+
 /** Thrown when a named instance does not exist (or was never created). */
 export class NotFoundError extends RedFleetError {
   constructor(what: string, name: string) {

@@ -1,7 +1,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from '../errors.js';
+import { parsePortRange, PORT_RANGE_FORM, type PortRange } from '../proto/messages.js';
 
-/** A bad flag or argument: the command prints the message on one line and exits 2. */
-export class UsageError extends Error {}
+// Re-exported so that the command files importing it from here keep compiling; new code imports
+// it from src/errors.ts.
+export { UsageError };
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -34,4 +37,13 @@ export function parseDuration(text: string): number {
 
 export function str(value: string | boolean | undefined, fallback: string): string {
   return typeof value === 'string' ? value : fallback;
+}
+
+/** A port range flag (`--ports 6380-6479`); a bad range is a UsageError naming the flag. */
+export function portRangeFlag(value: string, flag: string): PortRange {
+  try {
+    return parsePortRange(value);
+  } catch {
+    throw new UsageError(`--${flag} must be ${PORT_RANGE_FORM}, got '${value}'`);
+  }
 }

@@ -1,4 +1,6 @@
-import { UsageError, intFlag, parseDuration, parseFlags } from './args.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { UsageError } from '../errors.js';
+import { intFlag, parseDuration, parseFlags } from './args.js';
 import { InstanceStatus, ProcState } from '../domain/model.js';
 
 /** Client commands: create, status, list, delete. They speak the JSON API. */
@@ -191,7 +193,7 @@ async function waitFor(base: string, name: string, done: (i: Record<string, unkn
     last = line;
     if (done(body)) return;
     if (Date.now() >= deadline) throw new Error(`gave up waiting for instance ${name} after ${seconds} s: it is ${body.status}${body.reason ? `, ${body.reason}` : ''}`);
-    await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, deadline - Date.now()))));
+    await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
   }
 }
 

@@ -11,9 +11,8 @@ import { connectEtcd } from '../store/etcd.js';
 import { FleetKeyError } from '../errors.js';
 import { DEFAULT_PREFIX } from '../store/keys.js';
 import { parseHostPort } from '../net.js';
-import { parsePortRange } from '../proto/messages.js';
 import { createLogger } from '../logger.js';
-import { UsageError, intFlag, parseDuration, parseFlags, str } from './args.js';
+import { UsageError, intFlag, parseDuration, parseFlags, portRangeFlag, str } from './args.js';
 import { DEFAULT_ANONYMOUS, parseAddress, type AccessPolicy } from '../api/access.js';
 import { SENTINEL_DEFAULTS, type SentinelEndpointOptions } from '../api/sentinel.js';
 import { readFileSync } from 'node:fs';
@@ -287,12 +286,7 @@ async function agentCommand(argv: string[]): Promise<void> {
   endpoints.scheduler = schedulerUrl;
   const id = values.id;
   const keyPath = resolve(str(values['fleet-key'], defaultFleetKeyPath()));
-  let ports;
-  try {
-    ports = parsePortRange(str(values.ports, '6380-6479'));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const ports = portRangeFlag(str(values.ports, '6380-6479'), 'ports');
   const agent = new RedFleetAgent({
     schedulerUrl,
     etcd,

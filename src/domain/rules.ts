@@ -9,7 +9,7 @@ const LIVE_STATES: ReadonlySet<ProcState> = new Set([ProcState.Staging, ProcStat
 const ACTIVE_STATUSES: ReadonlySet<InstanceStatus> = new Set([InstanceStatus.Creating, InstanceStatus.Running, InstanceStatus.Degraded]);
 
 /** Starting or running: a proc that holds (or will hold) its port and memory. */
-export function isLive(proc: Proc): boolean {
+export function isLive(proc: Pick<Proc, 'state'>): boolean {
   return LIVE_STATES.has(proc.state);
 }
 

@@ -49,12 +49,15 @@ export function subtractPorts(ranges: PortRange[], taken: number[]): PortRange[]
   return out;
 }
 
-/** Parses `FIRST-LAST` into a port range. */
+/** The form parsePortRange accepts, for messages that say what a range must look like. */
+export const PORT_RANGE_FORM = 'FIRST-LAST within 1-65535';
+
+/** Parses `FIRST-LAST` into a port range; throws a RangeError for anything else. */
 export function parsePortRange(text: string): PortRange {
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(text);
   const begin = Number(m?.[1]);
   const end = Number(m?.[2]);
-  if (!m || begin < 1 || end > 65535 || begin > end) throw new Error(`--ports must be FIRST-LAST within 1-65535, got '${text}'`);
+  if (!m || begin < 1 || end > 65535 || begin > end) throw new RangeError(`port range '${text}' is not ${PORT_RANGE_FORM}`);
   return { begin, end };
 }
 

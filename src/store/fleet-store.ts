@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { DeleteBuilder, Etcd3, PutBuilder, Watcher } from 'etcd3';
 import { Keys } from './keys.js';
 import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../domain/model.js';
@@ -118,7 +119,7 @@ export class FleetStore extends EventEmitter {
         return;
       } catch (err) {
         this.log?.warn('etcd tree reload failed; trying again', { attempt, error: (err as Error).message });
-        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
+        await sleep(Math.min(200 * attempt, 2000));
       }
     }
   }

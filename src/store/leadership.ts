@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3, Lease, Namespace, Watcher } from 'etcd3';
 import { Keys } from './keys.js';
 
@@ -233,7 +234,7 @@ export class LeaderWatch {
         await this.start();
         return;
       } catch {
-        await new Promise((r) => setTimeout(r, 1000));
+        await sleep(1000);
       }
     }
   }

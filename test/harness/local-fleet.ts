@@ -2,12 +2,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
+import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { loadFleetKey } from '../../src/store/secrets.js';
 import { freePort, portFree } from '../../src/net.js';
 import type { TestNetwork } from './netns.js';
-import { terminate } from '../../src/cli/dev.js';
+import { stopChild } from '../../src/devtools/child-process.js';
 
 /** The compiled CLI, run as real processes just as an operator would run them. */
 export const CLI = resolve(fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)));
@@ -226,7 +227,7 @@ export class LocalFleet {
         lastError = err;
       }
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
-      await new Promise((r) => setTimeout(r, 25));
+      await sleep(25);
     }
   }
 
@@ -286,7 +287,7 @@ export class LocalFleet {
 
 /** Sends `signal` (SIGKILL after 10 s) and resolves when the child is gone. */
 export function killAndWait(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  return terminate(child, signal);
+  return stopChild(child, signal, 10_000);
 }
 
 /**

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,6 +146,31 @@ describe('redfleet dev (what npm start runs)', function () {
       for (const pid of processesUnder(dir)) {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops the etcd it started when the scheduler cannot start, and names the log under --data', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redfleet-dev-'));
+    const apiPort = await freePort();
+    // Something else holds the Sentinel port: the scheduler exits at start.
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const sentinelPort = (holder.address() as AddressInfo).port;
+    const child = spawn(process.execPath, [CLI, 'dev', '--data', dir, '--api', `127.0.0.1:${apiPort}`, '--sentinel', `127.0.0.1:${sentinelPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    try {
+      const [code] = await once(child, 'exit');
+      expect(code).to.equal(1);
+      expect(stderr).to.contain(`the scheduler exited at start; see ${join(dir, 'logs', 'scheduler.log')}`);
+      expect(processesUnder(dir), 'no process of the dev fleet is left').to.deep.equal([]);
+    } finally {
+      child.kill('SIGKILL');
+      for (const pid of processesUnder(dir)) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      }
+      holder.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3, Watcher } from 'etcd3';
-import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
+import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { connectEtcd } from '../../src/store/etcd.js';
 import { TcpCutter } from '../harness/tcp-cutter.js';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { LocalFleet, pidAlive } from '../harness/local-fleet.js';
-import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
+import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { RedFleetAgent } from '../../src/executor/agent.js';
 import { RedisProcess, type ProcExit } from '../../src/executor/redis-process.js';
 import { createLogger } from '../../src/logger.js';

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { CLI, LocalFleet, killAndWait } from '../harness/local-fleet.js';
 import { fleetKeyFingerprint, verifyFleetKey } from '../../src/store/fingerprint.js';
 import { loadFleetKey } from '../../src/store/secrets.js';
-import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
+import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { connectEtcd } from '../../src/store/etcd.js';
 import { FleetKeyError } from '../../src/errors.js';
 

@@ -1,8 +1,14 @@
+/**
+ * A single-member etcd run as a child process, for `redfleet dev`, the tests and the benchmarks.
+ * The product never starts etcd itself: a real fleet is pointed at one with --etcd.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectEtcd } from './etcd.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connectEtcd } from '../store/etcd.js';
 import { freePort } from '../net.js';
+import { childGone, stopChild } from './child-process.js';
 
 export interface EtcdServer {
   url: string;
@@ -53,26 +59,17 @@ export async function startEtcdServer(dataDir: string, opts: { clientPort?: numb
     ],
     { stdio: ['ignore', logFd, logFd] },
   );
-  let exited = false;
-  child.on('exit', () => { exited = true; });
-  const stop = async (): Promise<void> => {
-    if (exited) return;
-    const done = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await done;
-    clearTimeout(timer);
-  };
+  const stop = (): Promise<void> => stopChild(child, 'SIGTERM', 5000);
   const client = connectEtcd(url);
   try {
     for (let i = 0; ; i++) {
-      if (exited) throw new Error(`etcd exited at start; see ${join(dataDir, 'etcd.log')}`);
+      if (childGone(child)) throw new Error(`etcd exited at start; see ${join(dataDir, 'etcd.log')}`);
       try {
         await client.get('/health-probe').string();
         break;
       } catch (err) {
         if (i > 200) throw err;
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
     }
   } catch (err) {
