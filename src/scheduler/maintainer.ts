@@ -1,6 +1,6 @@
 import { instanceOfProc } from '../store/keys.js';
 import { InstanceStatus, ProcState, ProcType, type Instance, type Proc } from '../domain/model.js';
-import { deriveStatus, isActive, isLive, namedMaster, runningReplicas } from '../domain/rules.js';
+import { deriveStatus, isActive, isLive, isRunning, namedMaster, runningReplicas } from '../domain/rules.js';
 import { pb, taskStateName } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 import { NotWaitingError } from '../errors.js';
@@ -126,7 +126,7 @@ export class Maintainer {
   private async record(name: string, proc: Proc, after: Proc, fields: Record<string, string>, agentId: string, detail: string): Promise<void> {
     const { store, log } = this.ctx;
     const inst = store.instance(name)!;
-    const derived = after.state === ProcState.Running && isActive(inst) ? deriveStatus({ ...inst, procs: inst.procs.map((p) => (p.id === proc.id ? after : p)) }) : undefined;
+    const derived = isRunning(after) && isActive(inst) ? deriveStatus({ ...inst, procs: inst.procs.map((p) => (p.id === proc.id ? after : p)) }) : undefined;
     const instanceFields = derived?.fields.Status === InstanceStatus.Running ? derived.fields : {};
     await store.updateProc(name, proc.id, fields, instanceFields, !isLive(after) && proc.type === ProcType.Replica, inst.status);
     log.log(isLive(after) ? 'info' : 'warn', 'proc state', { instance: name, proc: proc.id, agent: agentId, state: after.state, detail });

@@ -1,5 +1,5 @@
 import { ProcType, type Instance, type Proc } from '../domain/model.js';
-import { countedMaster, countedReplicas, isLive, isRunning } from '../domain/rules.js';
+import { countedMaster, countedReplicas, isLive, isRunning, namedMaster } from '../domain/rules.js';
 import type { AgentProcs } from './agent-procs.js';
 import type { FrameworkJobs } from './framework-jobs.js';
 import type { LostMaster, LostMasters } from './lost-masters.js';
@@ -29,7 +29,8 @@ export class Needs {
   /** How many procs the instance lacks, and whether they must be placed together. */
   of(inst: Instance): Need {
     const live = inst.procs.filter(isLive);
-    const master = countedMaster(inst) ?? live.find((p) => p.id === inst.mname) ?? live.find((p) => p.type === ProcType.Master && !inst.mname);
+    const named = namedMaster(inst);
+    const master = countedMaster(inst) ?? (named && isLive(named) ? named : undefined) ?? live.find((p) => p.type === ProcType.Master && !inst.mname);
     if (!master) {
       // Nothing survives: start afresh (the data is gone), unless the master was only written off
       // with its agent, which may still bring it back. Live replicas without a master are the
