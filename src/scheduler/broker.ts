@@ -1,60 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import { fromResourceList, pb, subtractPorts, toResourceList, type Resources } from '../proto/messages.js';
+import { v4 as uuidv4 } from 'uuid';
+import { fromResourceList, pb, toResourceList } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 import type { Logger } from '../logger.js';
 import { NotYourProcError } from '../errors.js';
 import type { AgentView, Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
+import { coolPorts, freeOf, type AgentEntry, type EventSink, type HeldTask, type SessionGrant } from './agent-entry.js';
+import { AgentLiveness, type LivenessOptions } from './agent-liveness.js';
 
-/** Where the broker writes an agent's events: the open SUBSCRIBE response. */
-export interface EventSink {
-  send(event: redfleet.v1.IEvent): void;
-  /** Ends the stream; `abort` drops the connection at once (a silent peer never reads a FIN). */
-  close(abort?: boolean): void;
-  /** Since when (ms epoch) written events have been waiting for the peer to read them; 0 when none wait. */
-  backedUpSince(): number;
-}
+export type { EventSink, SessionGrant } from './agent-entry.js';
 
-/** What the endpoint adds to SUBSCRIBED: the session token and the scheduler's proof. */
-export interface SessionGrant {
-  session: string;
-  proof: Uint8Array;
-}
-
-interface HeldTask {
-  resources: Resources;
-}
-
-interface AgentEntry {
-  id: string;
-  hostname: string;
-  ip: string;
-  total: Resources;
-  tasks: Map<string, HeldTask>;
-  sink?: EventSink;
-  /** The last sign of life on the current stream: SUBSCRIBE, a heartbeat answer or any call (ms epoch). */
-  lastSeen: number;
-  /** Resolved by the next sign of life (see probe). */
-  waiters: (() => void)[];
-  offerId?: string;
-  refuseUntil: number;
-  subscribedAt: string;
-  lostTimer?: NodeJS.Timeout;
-  /** Ports whose task ended lately, and when. */
-  cooling: Map<number, number>;
-}
-
-/**
- * A port whose redis-server just ended is offered again only after this long (or when the agent
- * has no other port): clients that still hold the old address must not land on a different
- * instance's proc, or on a new replica where a master used to be.
- */
-const PORT_COOLDOWN_MS = 30_000;
-
-export interface BrokerOptions {
-  /** The agents must answer each heartbeat; this often they get one. */
-  heartbeatSeconds: number;
-  /** How long an agent may stay disconnected before its tasks are declared lost. */
-  agentTimeoutMs: number;
+export interface BrokerOptions extends LivenessOptions {
   frameworkId: string;
 }
 
@@ -66,42 +21,29 @@ const TERMINAL = new Set<number>([
   pb.TaskState.TASK_ERROR,
 ]);
 
-/** An agent silent for this many heartbeat intervals is disconnected (its stream may be a dead TCP connection). */
-const SILENT_INTERVALS = 3;
-/** An agent offers and takes launches only while its last answer is at most this many intervals old. */
-const ALIVE_INTERVALS = 2;
-const SILENCE_CHECK_MS = 250;
-/**
- * A silence check this late means the scheduler's own event loop stalled (GC, CPU starvation, a
- * SIGSTOP): it could not have heard anyone, so silence up to now is not the agents' fault.
- */
-const STALL_MS = 750;
-/** Slack on ALIVE_INTERVALS for an answer's round trip and timer jitter. */
-const ALIVE_SLACK_MS = 500;
-
 /**
  * The offer broker: tracks subscribed agents and what their tasks hold, turns free resources
  * into offers for the framework, and carries the framework's launches and kills to agents.
+ * Whether each agent is alive is AgentLiveness's business.
  */
 export class OfferBroker implements ResourceBroker {
   private readonly agentsById = new Map<string, AgentEntry>();
   private readonly offers = new Map<string, Offer>();
+  private readonly liveness: AgentLiveness;
   private framework?: Framework;
   private suppressed = false;
   private cycleQueued = false;
   private readonly timer: NodeJS.Timeout;
-  private readonly heartbeat: NodeJS.Timeout;
-  private readonly silence: NodeJS.Timeout;
-  private lastSilenceCheck = Date.now();
   /** After close(), streams that end are no news: nothing is armed or declared lost any more. */
   private closed = false;
 
   constructor(private readonly opts: BrokerOptions, private readonly log: Logger) {
     // Refuse filters expire with time; a slow tick re-offers what they held back.
     this.timer = setInterval(() => this.scheduleCycle(), 500);
-    this.heartbeat = setInterval(() => this.sendHeartbeats(), opts.heartbeatSeconds * 1000);
-    // Checked more often than heartbeats go out, so that silence is found close to its limit.
-    this.silence = setInterval(() => this.dropSilent(), SILENCE_CHECK_MS);
+    this.liveness = new AgentLiveness(this.agentsById, opts, log, {
+      dropStream: (agentId, why) => this.dropStream(agentId, why),
+      lost: (entry) => this.framework?.agentLost(entry.id, [...entry.tasks.keys()]),
+    });
   }
 
   attach(framework: Framework): void {
@@ -111,8 +53,7 @@ export class OfferBroker implements ResourceBroker {
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
-    clearInterval(this.heartbeat);
-    clearInterval(this.silence);
+    this.liveness.close();
     for (const a of this.agentsById.values()) {
       clearTimeout(a.lostTimer);
       a.sink?.close(true);
@@ -172,38 +113,14 @@ export class OfferBroker implements ResourceBroker {
     entry.sink = undefined;
     this.rescindOffersOf(agentId);
     const now = Date.now();
-    if (this.stalled(now)) entry.lastSeen = now;
+    if (this.liveness.stalled(now)) entry.lastSeen = now;
     this.log.warn('agent disconnected', { agent: agentId, silentMs: now - entry.lastSeen });
-    this.armLost(entry);
-  }
-
-  /** Declares the agent lost at its last sign of life + the agent timeout, unless it returns first. */
-  private armLost(entry: AgentEntry): void {
-    clearTimeout(entry.lostTimer);
-    entry.lostTimer = setTimeout(() => {
-      if (entry.sink || this.agentsById.get(entry.id) !== entry) return;
-      if (this.stalled(Date.now())) {
-        this.forgiveStall(Date.now());
-        return;
-      }
-      this.agentsById.delete(entry.id);
-      this.log.warn('agent lost: no resubscription within the agent timeout', { agent: entry.id, timeoutMs: this.opts.agentTimeoutMs, silentMs: Date.now() - entry.lastSeen });
-      this.framework?.agentLost(entry.id, [...entry.tasks.keys()]);
-    }, Math.max(0, entry.lastSeen + this.opts.agentTimeoutMs - Date.now()));
-  }
-
-  /** Whether this scheduler's event loop is (or just was) stalled: the silence check is overdue. */
-  private stalled(now: number): boolean {
-    return now - this.lastSilenceCheck > SILENCE_CHECK_MS + STALL_MS;
+    this.liveness.armLost(entry);
   }
 
   /** A sign of life from the agent on its current stream `sink` (a heartbeat answer or any call). */
   heardFrom(agentId: string, sink: EventSink): void {
-    const entry = this.agentsById.get(agentId);
-    if (!entry || entry.sink !== sink) return;
-    entry.lastSeen = Date.now();
-    const waiters = entry.waiters.splice(0);
-    for (const w of waiters) w();
+    this.liveness.heardFrom(agentId, sink);
   }
 
   /** Whether the store places live procs on this agent (it matters when such an agent is refused). */
@@ -216,26 +133,9 @@ export class OfferBroker implements ResourceBroker {
     return Boolean(this.agentsById.get(agentId)?.sink);
   }
 
-  /**
-   * Asks the agent's current stream for a heartbeat answer; resolves true if one comes within
-   * `timeoutMs`. Used before a second SUBSCRIBE may replace a stream: only a stream that is
-   * proven gone gives up its agent's procs.
-   */
+  /** Asks the agent's current stream for a heartbeat answer within `timeoutMs` (see AgentLiveness.probe). */
   probe(agentId: string, timeoutMs: number): Promise<boolean> {
-    const entry = this.agentsById.get(agentId);
-    if (!entry?.sink) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const answered = (): void => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        entry.waiters = entry.waiters.filter((w) => w !== answered);
-        resolve(false);
-      }, timeoutMs);
-      entry.waiters.push(answered);
-      entry.sink?.send({ type: pb.Event.Type.HEARTBEAT });
-    });
+    return this.liveness.probe(agentId, timeoutMs);
   }
 
   /** Drops the agent's current stream now (it failed a probe); its procs stay held as after any disconnect. */
@@ -249,12 +149,7 @@ export class OfferBroker implements ResourceBroker {
 
   agentAlive(agentId: string): boolean {
     const entry = this.agentsById.get(agentId);
-    return entry !== undefined && this.alive(entry);
-  }
-
-  /** The agent answered a heartbeat lately enough to be trusted with offers and launches. */
-  private alive(entry: AgentEntry, now = Date.now()): boolean {
-    return Boolean(entry.sink) && now - entry.lastSeen <= ALIVE_INTERVALS * this.opts.heartbeatSeconds * 1000 + ALIVE_SLACK_MS;
+    return entry !== undefined && this.liveness.alive(entry);
   }
 
   /** Applies a status update to the resources held, then lets the framework persist it. */
@@ -266,7 +161,7 @@ export class OfferBroker implements ResourceBroker {
     const ended = entry && TERMINAL.has(status.state) ? entry.tasks.get(taskId) : undefined;
     if (entry && ended) {
       entry.tasks.delete(taskId);
-      for (const r of ended.resources.ports) for (let p = r.begin; p <= r.end; p++) entry.cooling.set(p, Date.now());
+      coolPorts(entry, ended);
       this.resourcesChanged();
     }
     await this.framework?.statusUpdate(agentId, status);
@@ -284,7 +179,7 @@ export class OfferBroker implements ResourceBroker {
     const entry = this.agentsById.get(offer.agentId);
     if (!entry?.sink) throw new Error(`agent ${offer.agentId} disconnected before the launch`);
     // A launch written into a dead stream is lost without an error: only a stream that answers goes.
-    if (!this.alive(entry)) throw new Error(`agent ${offer.agentId} has not answered a heartbeat lately; no launch over a stream that may be dead`);
+    if (!this.liveness.alive(entry)) throw new Error(`agent ${offer.agentId} has not answered a heartbeat lately; no launch over a stream that may be dead`);
     entry.offerId = undefined;
     for (const l of launches) {
       entry.tasks.set(l.taskId, { resources: l.resources });
@@ -336,7 +231,7 @@ export class OfferBroker implements ResourceBroker {
       ip: a.ip,
       connected: Boolean(a.sink),
       total: a.total,
-      free: this.freeOf(a),
+      free: freeOf(a),
       tasks: [...a.tasks.keys()],
       subscribedAt: a.subscribedAt,
     }));
@@ -361,22 +256,6 @@ export class OfferBroker implements ResourceBroker {
     this.scheduleCycle();
   }
 
-  private freeOf(a: AgentEntry): Resources {
-    let cpus = a.total.cpus;
-    let mem = a.total.mem;
-    const taken: number[] = [];
-    for (const t of a.tasks.values()) {
-      cpus -= t.resources.cpus;
-      mem -= t.resources.mem;
-      for (const r of t.resources.ports) for (let p = r.begin; p <= r.end; p++) taken.push(p);
-    }
-    const free = subtractPorts(a.total.ports, taken);
-    const now = Date.now();
-    for (const [port, at] of a.cooling) if (now - at > PORT_COOLDOWN_MS) a.cooling.delete(port);
-    const rested = subtractPorts(free, [...a.cooling.keys()]);
-    return { cpus: Math.max(0, Math.round(cpus * 1000) / 1000), mem: Math.max(0, mem), ports: rested.length > 0 ? rested : free };
-  }
-
   private scheduleCycle(): void {
     if (this.cycleQueued) return;
     this.cycleQueued = true;
@@ -391,10 +270,10 @@ export class OfferBroker implements ResourceBroker {
     const now = Date.now();
     const batch: Offer[] = [];
     for (const a of this.agentsById.values()) {
-      if (!this.alive(a, now) || a.offerId || a.refuseUntil > now) continue;
-      const free = this.freeOf(a);
+      if (!this.liveness.alive(a, now) || a.offerId || a.refuseUntil > now) continue;
+      const free = freeOf(a);
       if (free.mem <= 0 || free.ports.length === 0) continue;
-      const offer: Offer = { id: randomUUID(), agentId: a.id, hostname: a.hostname, ip: a.ip, resources: free };
+      const offer: Offer = { id: uuidv4(), agentId: a.id, hostname: a.hostname, ip: a.ip, resources: free };
       a.offerId = offer.id;
       this.offers.set(offer.id, offer);
       batch.push(offer);
@@ -402,44 +281,9 @@ export class OfferBroker implements ResourceBroker {
     if (batch.length > 0) this.framework.resourceOffers(batch);
   }
 
-  /** After a stall of our own, every agent gets a fresh window, connected or waiting to return. */
-  private forgiveStall(now: number): void {
-    this.log.warn('scheduler event loop stalled; agents\' silence during the stall is not held against them', { stalledMs: now - this.lastSilenceCheck });
-    this.lastSilenceCheck = now;
-    for (const a of this.agentsById.values()) {
-      a.lastSeen = Math.max(a.lastSeen, now);
-      if (!a.sink) this.armLost(a);
-    }
-  }
-
   private rescindOffersOf(agentId: string): void {
     const entry = this.agentsById.get(agentId);
     if (entry?.offerId) this.offers.delete(entry.offerId);
     if (entry) entry.offerId = undefined;
-  }
-
-  /** Every interval, a heartbeat that each agent must answer with a HEARTBEAT call. */
-  private sendHeartbeats(): void {
-    for (const a of this.agentsById.values()) a.sink?.send({ type: pb.Event.Type.HEARTBEAT });
-  }
-
-  /**
-   * Drops the streams of agents that went silent or stopped reading their events. A write into a
-   * dead TCP connection (a partition: no RST) succeeds, so silence is the only sign of one.
-   */
-  private dropSilent(): void {
-    const now = Date.now();
-    if (this.stalled(now)) {
-      this.forgiveStall(now);
-      return;
-    }
-    this.lastSilenceCheck = now;
-    const silentMs = SILENT_INTERVALS * this.opts.heartbeatSeconds * 1000;
-    for (const a of this.agentsById.values()) {
-      const backedUp = a.sink?.backedUpSince() ?? 0;
-      if (!a.sink) continue;
-      if (now - a.lastSeen > silentMs) this.dropStream(a.id, `no heartbeat answer for ${now - a.lastSeen} ms`);
-      else if (backedUp > 0 && now - backedUp > silentMs) this.dropStream(a.id, `events unread for ${now - backedUp} ms`);
-    }
   }
 }

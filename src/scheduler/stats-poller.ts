@@ -1,6 +1,5 @@
 import type { FleetStore } from '../store/fleet-store.js';
-import { ProcState } from '../domain/model.js';
-import { isLive, isServing, runningMaster } from '../domain/rules.js';
+import { isRunning, isServing, runningMaster } from '../domain/rules.js';
 import { parseInfo, statsFromInfo } from '../domain/redis-info.js';
 import type { Logger } from '../logger.js';
 import type { RedisLinks } from './redis-links.js';
@@ -39,7 +38,7 @@ export class StatsPoller {
         if (!isServing(inst)) continue;
         if (!runningMaster(inst)) continue;
         for (const proc of inst.procs) {
-          if (!isLive(proc) || proc.state !== ProcState.Running) continue;
+          if (!isRunning(proc)) continue;
           polled.add(proc.id);
           reads.push(this.read(proc.id, () => this.links.call(proc, 'INFO')));
         }

@@ -1,0 +1,197 @@
+import { v4 as uuidv4 } from 'uuid';
+import { instanceOfProc } from '../store/keys.js';
+import type { NewProc } from '../store/fleet-store.js';
+import { InstanceStatus, ProcType, type Instance } from '../domain/model.js';
+import { isActive, isLive } from '../domain/rules.js';
+import { pb } from '../proto/messages.js';
+import { place, shortfall, type Assignment, type PlacementRequest, type Slot } from './placement.js';
+import type { Offer, TaskLaunch } from './offers.js';
+import type { FrameworkContext } from './framework-context.js';
+import type { Need } from './need.js';
+
+/** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
+const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
+
+/**
+ * The creator: places procs on offers (whole instances at creation, single replicas after a
+ * loss), writes them to etcd and launches them. Runs in the creator queue, one round of offers
+ * at a time.
+ */
+export class Creator {
+  /** Instances that need procs placed. */
+  private readonly wanting = new Set<string>();
+
+  constructor(private readonly ctx: FrameworkContext) {}
+
+  /** The instance lacks procs: ask the broker for offers. */
+  want(name: string): void {
+    this.wanting.add(name);
+    this.ctx.broker.revive();
+  }
+
+  /** The instance lacks nothing (or is going away). */
+  drop(name: string): void {
+    this.wanting.delete(name);
+  }
+
+  resourceOffers(offers: Offer[]): void {
+    void this.ctx.jobs.create(() => this.placeOn(offers)).catch((err: Error) => {
+      this.ctx.log.error('placement failed', { error: err.message });
+      for (const o of offers) this.ctx.broker.decline(o.id, this.ctx.opts.pendingRefuseSeconds);
+    });
+  }
+
+  private async placeOn(offers: Offer[]): Promise<void> {
+    const slots: Slot[] = offers.map((o) => ({
+      agentId: o.agentId,
+      offerId: o.id,
+      ip: o.ip,
+      hostname: o.hostname,
+      cpus: o.resources.cpus,
+      mem: o.resources.mem,
+      ports: o.resources.ports.map((r) => ({ ...r })),
+    }));
+    const launches = new Map<string, TaskLaunch[]>();
+    const byAge = [...this.wanting]
+      .map((n) => this.ctx.store.instance(n))
+      .filter((i): i is Instance => Boolean(i))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    for (const inst of byAge) {
+      if (this.ctx.jobs.stopped) break;
+      await this.placeInstance(inst, slots, launches);
+    }
+    for (const offer of offers) await this.answer(offer, launches.get(offer.id));
+    if (this.wanting.size === 0) this.ctx.broker.suppress();
+  }
+
+  /** Accepts the offer with its launches, or declines it when nothing was placed on it. */
+  private async answer(offer: Offer, mine: TaskLaunch[] | undefined): Promise<void> {
+    const { broker, opts } = this.ctx;
+    if (!mine) {
+      broker.decline(offer.id, this.wanting.size > 0 ? opts.pendingRefuseSeconds : opts.idleRefuseSeconds);
+      return;
+    }
+    try {
+      broker.accept(offer.id, mine);
+    } catch (err) {
+      this.ctx.log.warn('launch failed', { agent: offer.agentId, error: (err as Error).message });
+      for (const l of mine) {
+        const proc = this.ctx.store.instance(instanceOfProc(l.taskId))?.procs.find((p) => p.id === l.taskId);
+        if (proc) await this.ctx.procs.markLost(proc, 'its agent went away before the launch');
+      }
+    }
+  }
+
+  private async placeInstance(inst: Instance, slots: Slot[], launches: Map<string, TaskLaunch[]>): Promise<void> {
+    const need = isActive(inst) ? this.ctx.needs.of(inst) : undefined;
+    if (!need || need.count <= 0) {
+      this.drop(inst.name);
+      return;
+    }
+    const assignments = await this.fit(inst, need, slots);
+    if (!assignments) return;
+    const procs = newProcs(inst, need, assignments);
+    const master = need.master ?? { ip: procs[0].ip, port: procs[0].port };
+    for (const p of procs) if (p.type === ProcType.Replica) p.slaveOf = `${master.ip}:${master.port}`;
+    await this.record(inst, need, procs);
+    for (const [i, p] of procs.entries()) {
+      const offerId = assignments[i].offerId;
+      launches.set(offerId, [...(launches.get(offerId) ?? []), launchOf(inst, p, master, this.ctx.opts.procCpus)]);
+    }
+    if (this.ctx.needs.of(this.ctx.store.instance(inst.name) ?? inst).count <= 0) this.drop(inst.name);
+  }
+
+  /**
+   * Where the needed procs go on these slots; undefined when they do not fit (the instance's
+   * Reason then says what the fleet lacks). Replacements that do not all fit go as far as they do.
+   */
+  private async fit(inst: Instance, need: Need, slots: Slot[]): Promise<Assignment[] | undefined> {
+    const existing = new Map<string, number>();
+    for (const p of inst.procs.filter(isLive)) existing.set(p.sid, (existing.get(p.sid) ?? 0) + 1);
+    const req: PlacementRequest = {
+      count: need.count,
+      memMb: inst.capacity,
+      cpus: this.ctx.opts.procCpus,
+      dValue: inst.dValue,
+      strategy: inst.placement,
+      existing,
+    };
+    let result = place(req, slots);
+    if (!result.ok) {
+      const reason = shortfall(req, this.fleetSlots());
+      if (inst.reason !== reason) await this.ctx.store.setInstance(inst.name, { Reason: reason });
+      if (need.gang || result.placed.length === 0) return undefined;
+      result = place({ ...req, count: result.placed.length }, slots);
+      if (!result.ok) return undefined;
+    }
+    return result.assignments;
+  }
+
+  /** Writes the placed procs, and the instance's Reason (with the data loss of an empty restart). */
+  private async record(inst: Instance, need: Need, procs: NewProc[]): Promise<void> {
+    const restart = need.gang && inst.procs.length > 0 && inst.status !== InstanceStatus.Creating;
+    const reason = restart
+      ? 'data lost: the master ended with no replica to promote; starting a fresh, empty master'
+      : need.gang ? `launching ${procs.length} procs` : `replacing ${procs.length} replica(s)`;
+    const fields: Record<string, string> = { Reason: reason };
+    if (restart) {
+      this.ctx.lostMasters.restarted(inst);
+      fields.DataLost = `${new Date().toISOString()} the master ended with no replica to promote; the instance restarted empty`;
+      fields.Mname = '';
+      this.ctx.log.error('instance restarted empty: data lost', { instance: inst.name });
+    }
+    await this.ctx.store.addProcs(inst.name, procs, fields);
+    this.ctx.log.info('placed', { instance: inst.name, procs: procs.map((p) => `${p.id}@${p.agentId}:${p.port}`) });
+  }
+
+  /** Every connected agent's free resources, offered or not: what the fleet has, for messages. */
+  private fleetSlots(): Slot[] {
+    return this.ctx.broker.agents().filter((a) => a.connected).map((a) => ({
+      agentId: a.id,
+      offerId: '',
+      ip: a.ip,
+      hostname: a.hostname,
+      cpus: a.free.cpus,
+      mem: a.free.mem,
+      ports: a.free.ports,
+    }));
+  }
+}
+
+/** The procs to write for these assignments: a fresh instance's first one is its master. */
+function newProcs(inst: Instance, need: Need, assignments: Assignment[]): NewProc[] {
+  return assignments.map((a, i) => ({
+    id: `${inst.name}::${uuidv4()}`,
+    instance: inst.name,
+    nodename: a.hostname,
+    capacity: inst.capacity,
+    ip: a.ip,
+    port: a.port,
+    type: need.gang && i === 0 ? ProcType.Master : ProcType.Replica,
+    slaveOf: '',
+    agentId: a.agentId,
+  }));
+}
+
+/** The LAUNCH of one placed proc: its resources and the RedisLaunch its agent starts it from. */
+function launchOf(inst: Instance, p: NewProc, master: { ip: string; port: number }, cpus: number): TaskLaunch {
+  const replica = p.type === ProcType.Replica;
+  return {
+    taskId: p.id,
+    name: `redis ${inst.name} ${replica ? 'replica' : 'master'}`,
+    resources: { cpus, mem: inst.capacity, ports: [{ begin: p.port, end: p.port }] },
+    data: pb.RedisLaunch.encode({
+      instance: inst.name,
+      proc_id: p.id,
+      role: replica ? pb.RedisLaunch.Role.SLAVE : pb.RedisLaunch.Role.MASTER,
+      port: p.port,
+      capacity_mb: inst.capacity,
+      master_ip: replica ? master.ip : undefined,
+      master_port: replica ? master.port : undefined,
+      password_sha256: inst.passwordHash,
+      min_replicas_to_write: inst.expSlaves > 0 ? 1 : 0,
+      min_replicas_max_lag: inst.minReplicasMaxLag || DEFAULT_MIN_REPLICAS_MAX_LAG,
+      max_clients: inst.maxClients || undefined,
+    }).finish(),
+  };
+}

@@ -1,0 +1,32 @@
+import type { FleetStore } from '../store/fleet-store.js';
+import type { Logger } from '../logger.js';
+import type { ResourceBroker } from './offers.js';
+import type { Failover } from './failover.js';
+import type { FrameworkJobs } from './framework-jobs.js';
+import type { AgentProcs } from './agent-procs.js';
+import type { LostMasters } from './lost-masters.js';
+import type { Needs } from './need.js';
+
+export interface FrameworkOptions {
+  /** cpus each redis-server takes from its agent's offer. */
+  procCpus: number;
+  /** Refuse time when the framework declines an offer it could not use while work is pending. */
+  pendingRefuseSeconds: number;
+  /** Refuse time when there is nothing to place. */
+  idleRefuseSeconds: number;
+  /** After a scheduler start, how long agents have to resubscribe before their procs count as lost. */
+  agentGraceMs: number;
+}
+
+/** What the creator, maintainer and destroyer share; framework.ts builds it once per term. */
+export interface FrameworkContext {
+  store: FleetStore;
+  broker: ResourceBroker;
+  log: Logger;
+  opts: FrameworkOptions;
+  jobs: FrameworkJobs;
+  procs: AgentProcs;
+  lostMasters: LostMasters;
+  needs: Needs;
+  failover: Failover;
+}
