@@ -11,9 +11,9 @@ import { AgentConnectedError, BodyTimeoutError, NotYourProcError } from '../erro
 import { eventKey, randomToken, sameSecret, schedulerProof, subscribeSignature } from '../store/secrets.js';
 import type { Logger } from '../logger.js';
 import type { EventSink, OfferBroker } from './broker.js';
+import { AGENT_PATH, CHALLENGE_PATH } from '../proto/routes.js';
 
-export const AGENT_PATH = '/api/v1/agent';
-export const CHALLENGE_PATH = '/api/v1/agent/challenge';
+export { AGENT_PATH, CHALLENGE_PATH };
 
 /** Headers of a signed SUBSCRIBE (see docs/hardening/session.md). */
 export const AGENT_HEADER = 'x-redfleet-agent';
