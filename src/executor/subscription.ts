@@ -1,4 +1,5 @@
 import { request, Agent as HttpAgent, type IncomingMessage, type ClientRequest } from 'node:http';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentStore } from '../store/agent-store.js';
 import { FrameDecoder } from '../proto/recordio.js';
@@ -134,7 +135,7 @@ export class Subscription {
       type: pb.Call.Type.SUBSCRIBE,
       agent_id: { value: this.opts.id },
       subscribe: {
-        agent_info: { hostname: this.opts.ip, id: { value: this.opts.id }, resources: toResourceList(this.opts.resources) },
+        agent_info: { hostname: hostname(), ip: this.opts.ip, id: { value: this.opts.id }, resources: toResourceList(this.opts.resources) },
         tasks: state.tasks,
         unacknowledged_updates: state.updates.map((status) => ({ status })),
       },
