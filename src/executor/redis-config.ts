@@ -66,7 +66,7 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     ...clientLimits(c.capacityMb),
     // A fresh master reaps each sync's child on its next cron tick before it can start the next
     // replica's sync; at the default hz 10 that is up to 100 ms. The agent lowers hz to 10 once
-    // the proc has settled (see RedFleetAgent.launch).
+    // the proc has settled (see Supervisor.bringUp).
     `hz ${STARTUP_HZ}`,
     `replica-priority ${c.replicaPriority}`,
     // A master pings its replicas every second, so a replica's master_last_io_seconds_ago

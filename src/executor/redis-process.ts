@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { FRAMEWORK_USER } from '../store/secrets.js';
 import type { Logger } from '../logger.js';
@@ -206,7 +207,8 @@ function readTail(path: string, lines: number): string[] {
   }
 }
 
-function portOpen(host: string, port: number): Promise<boolean> {
+/** Whether something accepts TCP connections at host:port. */
+export function portOpen(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({ host, port });
     sock.once('connect', () => {
@@ -216,9 +218,3 @@ function portOpen(host: string, port: number): Promise<boolean> {
     sock.once('error', () => resolve(false));
   });
 }
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-export { portOpen };

@@ -1,9 +1,41 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { FRAMEWORK_USER } from '../store/secrets.js';
-import { sleep } from './redis-process.js';
+import { parseInfo } from '../domain/redis-info.js';
+import type { Logger } from '../logger.js';
+import { portOpen } from './redis-process.js';
+import type { RunningProc } from './running-proc.js';
 
 /** How long a SLAVEOF waits for its new master to take the role before it follows anyway. */
 export const AWAIT_MASTER_MS = 2000;
+/** How long a new replica may take to link to its master before its launch fails. */
+const LINK_WITHIN_MS = 30_000;
+
+/**
+ * Points a new replica at its master as soon as the master listens, then waits for the link.
+ * A SLAVEOF or MASTER message that arrives meanwhile (a failover during the start) changes the
+ * target, and the wait follows it instead of waiting for a master that is gone.
+ */
+export async function followMaster(proc: RunningProc, log: Logger): Promise<void> {
+  const deadline = Date.now() + LINK_WITHIN_MS;
+  let sentTo = '';
+  for (let i = 0; ; i++) {
+    const target = proc.target;
+    if (proc.redis.exited || !target) return;
+    if (Date.now() > deadline) throw new Error(`no link to master ${target.ip}:${target.port} within 30 s`);
+    const address = `${target.ip}:${target.port}`;
+    if (sentTo !== address) {
+      if (await portOpen(target.ip, target.port)) {
+        await proc.redis.client.call('REPLICAOF', target.ip, String(target.port));
+        log.debug('REPLICAOF sent', { proc: proc.task.task_id.value, master: address });
+        sentTo = address;
+      }
+    } else if (parseInfo(await proc.redis.client.info('replication')).get('master_link_status') === 'up') {
+      return;
+    }
+    await sleep(i < 3000 ? 3 : 250);
+  }
+}
 
 /**
  * Resolves true once the redis-server at `target` says ROLE master, false when it has not within

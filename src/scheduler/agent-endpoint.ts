@@ -9,9 +9,9 @@ import type { EventSink, OfferBroker } from './broker.js';
 import { header, normalise, readCall, refuse, reply } from './agent-call.js';
 import { AgentChallenge } from './agent-challenge.js';
 import { openEventStream } from './agent-event-stream.js';
+import { AGENT_PATH, CHALLENGE_PATH } from '../proto/routes.js';
 
-export const AGENT_PATH = '/api/v1/agent';
-export const CHALLENGE_PATH = '/api/v1/agent/challenge';
+export { AGENT_PATH, CHALLENGE_PATH };
 
 /** Headers of a signed SUBSCRIBE (see docs/hardening/session.md). */
 export const AGENT_HEADER = 'x-redfleet-agent';
@@ -129,7 +129,7 @@ export class AgentEndpoint {
       return reply(res, 400, 'BAD_SUBSCRIBE', `the signed body must be a SUBSCRIBE for agent '${agentId}'`);
     }
     const address = this.addressOf(sub.agent_info, agentId, peer);
-    if (!address) return reply(res, 400, 'BAD_ADDRESS', 'agent_info.hostname must be the IP address the agent\'s redis-servers listen on');
+    if (!address) return reply(res, 400, 'BAD_ADDRESS', 'agent_info.ip must be the IP address the agent\'s redis-servers listen on');
     if (this.broker.connected(agentId) && !(await this.replaceable(agentId, peer))) {
       const conflict = new AgentConnectedError(agentId);
       return reply(res, conflict.status, conflict.code, conflict.message);
@@ -143,10 +143,11 @@ export class AgentEndpoint {
    * The address the agent's redis-servers are announced at. It comes from the signed SUBSCRIBE
    * body, not from the connection: an agent may reach the scheduler through another interface
    * (or NAT) than the one its redis-servers serve on, and only a holder of the fleet key can sign
-   * it. It must be an IP literal; a mismatch with the connection is logged.
+   * it. It must be an IP literal; a mismatch with the connection is logged. An agent that sends
+   * no ip (one from before the field) sent its address in hostname.
    */
   private addressOf(info: redfleet.v1.IAgentInfo, agentId: string, peer: string): string | undefined {
-    const claimed = info.hostname ?? '';
+    const claimed = info.ip || info.hostname || '';
     if (isIP(claimed) === 0) {
       this.log.warn('agent SUBSCRIBE refused: address is not an IP literal', { agent: agentId, address: claimed.slice(0, 64), peer });
       return undefined;

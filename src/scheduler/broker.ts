@@ -75,7 +75,8 @@ export class OfferBroker implements ResourceBroker {
     for (const t of tasks) held.set(t.task_id.value, { resources: fromResourceList(t.resources) });
     const entry: AgentEntry = {
       id,
-      hostname: address,
+      // The node's host name; an agent that sends no ip sent its address in hostname.
+      hostname: info.ip && info.hostname ? info.hostname : address,
       ip: address,
       total: fromResourceList(info.resources),
       tasks: held,

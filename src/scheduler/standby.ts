@@ -53,7 +53,7 @@ export function registeredAgents(store: FleetStore, procCpus: number): AgentView
     const total = { cpus: Number(res.cpus ?? 0), mem: Number(res.mem ?? 0), ports };
     views.push({
       id,
-      hostname: String(record.ip ?? ''),
+      hostname: String(record.hostname ?? record.ip ?? ''),
       ip: String(record.ip ?? ''),
       connected: false,
       total,

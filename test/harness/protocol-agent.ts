@@ -39,13 +39,13 @@ export class ProtocolAgent {
   }
 
   /** A SUBSCRIBE signed over a fresh nonce: the headers and body an agent would send. */
-  static async sign(apiUrl: string, id: string, fleetKey: string, info: { hostname: string; tasks?: redfleet.v1.ITaskInfo[] }): Promise<SignedSubscribe> {
+  static async sign(apiUrl: string, id: string, fleetKey: string, info: { hostname: string; ip?: string; tasks?: redfleet.v1.ITaskInfo[] }): Promise<SignedSubscribe> {
     const serverNonce = await ProtocolAgent.challenge(apiUrl);
     const clientNonce = randomToken();
     const body = Buffer.from(pb.Call.encode({
       type: pb.Call.Type.SUBSCRIBE,
       subscribe: {
-        agent_info: { hostname: info.hostname, id: { value: id }, resources: [
+        agent_info: { hostname: info.hostname, ip: info.ip, id: { value: id }, resources: [
           { name: 'cpus', type: pb.Value.Type.SCALAR, scalar: { value: 4 } },
           { name: 'mem', type: pb.Value.Type.SCALAR, scalar: { value: 4096 } },
           { name: 'ports', type: pb.Value.Type.RANGES, ranges: { range: [{ begin: 41000, end: 41100 }] } },

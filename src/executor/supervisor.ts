@@ -1,0 +1,203 @@
+import { join } from 'node:path';
+import { pb, type PortRange } from '../proto/messages.js';
+import type { redfleet } from '../proto/redfleet.js';
+import type { Logger } from '../logger.js';
+import { RedisProcess, describeExit, type ProcExit } from './redis-process.js';
+import { checkLaunch, type CheckedLaunch } from './launch-check.js';
+import { CgroupParent, memoryCeilingBytes } from './cgroup.js';
+import { SETTLED_HZ } from './redis-config.js';
+import { startReplicationHeartbeat } from './replication-heartbeat.js';
+import { followMaster } from './replica-link.js';
+import type { MessageWatch } from './message-watch.js';
+import type { StatusUpdates } from './status-updates.js';
+import type { RunningProc } from './running-proc.js';
+
+export interface SupervisorOptions {
+  id: string;
+  /** The address the redis-servers listen on. */
+  ip: string;
+  ports: PortRange;
+  mem: number;
+  workDir: string;
+  redisServer: string;
+}
+
+/** A LAUNCH that passed its checks. */
+interface AcceptedLaunch {
+  task: redfleet.v1.ITaskInfo;
+  launch: redfleet.v1.RedisLaunch;
+  checked: CheckedLaunch;
+}
+
+/**
+ * The agent's redis-servers: launches them on LAUNCH (after checking every field), links a new
+ * replica to its master, watches each one's Msg key, stops them on KILL, and reports every
+ * state change (RUNNING, FAILED, KILLED, LOST) as a status update.
+ */
+export class Supervisor {
+  private readonly procs = new Map<string, RunningProc>();
+  /** See memoryCgroups(): undefined until first asked, null where the node has none. */
+  private cgroupParent?: CgroupParent | null;
+
+  /** @param frameworkSecretOf the framework user's secret on an instance's redis-servers */
+  constructor(
+    private readonly opts: SupervisorOptions,
+    private readonly log: Logger,
+    private readonly updates: StatusUpdates,
+    private readonly messages: MessageWatch,
+    private readonly frameworkSecretOf: (instance: string) => string,
+  ) {}
+
+  /** Every proc from its LAUNCH until its exit. */
+  all(): RunningProc[] {
+    return [...this.procs.values()];
+  }
+
+  /** The tasks a SUBSCRIBE lists: those whose redis-server has not exited. */
+  tasks(): redfleet.v1.ITaskInfo[] {
+    return this.all().filter((p) => !p.redis.exited).map((p) => p.task);
+  }
+
+  async launch(task: redfleet.v1.ITaskInfo): Promise<void> {
+    if (this.procs.has(task.task_id.value)) return;
+    const accepted = this.accept(task);
+    if (!accepted) return;
+    const proc = this.create(accepted);
+    await this.bringUp(proc, accepted.checked.role === 'replica');
+  }
+
+  /** Decodes and checks a LAUNCH; one that fails is refused as a whole (reported FAILED). */
+  private accept(task: redfleet.v1.ITaskInfo): AcceptedLaunch | undefined {
+    const procId = task.task_id.value;
+    try {
+      const launch = pb.RedisLaunch.decode(task.data ?? new Uint8Array());
+      const checked = checkLaunch(procId, launch, { ports: this.opts.ports, memMb: this.opts.mem, portsInUse: this.portsInUse() });
+      return { task, launch, checked };
+    } catch (err) {
+      // Nothing was written or spawned: the LAUNCH is refused as a whole.
+      this.log.warn('LAUNCH refused', { proc: procId, error: (err as Error).message });
+      this.updates.report(procId, pb.TaskState.TASK_FAILED, `LAUNCH refused: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /** The proc's redis-server, not started yet, in its own directory and memory ceiling. */
+  private create({ task, launch, checked }: AcceptedLaunch): RunningProc {
+    const procId = task.task_id.value;
+    const log = this.log.child({ instance: checked.instance, proc: procId });
+    const dirName = procId.replace(/[^A-Za-z0-9_.-]/g, '_');
+    const ceiling = memoryCeilingBytes(checked.capacityMb);
+    const redis = new RedisProcess({
+      procId,
+      redisServer: this.opts.redisServer,
+      log,
+      ip: this.opts.ip,
+      port: checked.port,
+      dir: join(this.opts.workDir, dirName),
+      capacityMb: checked.capacityMb,
+      passwordSha256: checked.passwordSha256,
+      frameworkSecret: this.frameworkSecretOf(checked.instance),
+      replicaPriority: checked.replicaPriority,
+      minReplicasToWrite: checked.minReplicasToWrite,
+      minReplicasMaxLag: checked.minReplicasMaxLag,
+      maxClients: checked.maxClients,
+      cgroup: this.memoryCgroups()?.create(dirName, ceiling),
+      memoryCeilingBytes: ceiling,
+    });
+    const proc: RunningProc = { task, launch, redis, running: false, target: checked.master ?? null };
+    this.procs.set(procId, proc);
+    redis.on('exit', (exit: ProcExit) => this.exited(proc, exit));
+    return proc;
+  }
+
+  /** Starts the proc, links a replica to its master and watches its Msg key, then reports RUNNING. */
+  private async bringUp(proc: RunningProc, isReplica: boolean): Promise<void> {
+    const { redis, launch } = proc;
+    const procId = proc.task.task_id.value;
+    const log = redis.opts.log;
+    // No TASK_STARTING: on a small node every update costs the critical path of a create an
+    // etcd write and a maintainer pass; STAGING goes straight to RUNNING (or FAILED).
+    try {
+      await redis.start();
+      log.debug('redis-server ready', { port: launch.port });
+      redis.once('exit', startReplicationHeartbeat(redis.client));
+      // The Msg watch and the replica's link are set up side by side: neither waits on the other.
+      const following = isReplica ? followMaster(proc, this.log) : undefined;
+      proc.watcher = await this.messages.watch(proc);
+      await following;
+    } catch (err) {
+      if (redis.exited) return;
+      // Reported by exited() as TASK_FAILED with this reason, not as a requested stop.
+      proc.failure = (err as Error).message;
+      log.error('launch failed', { error: proc.failure });
+      await redis.stop().catch(() => undefined);
+      return;
+    }
+    if (redis.exited) return;
+    proc.running = true;
+    // Startup is over: back to Redis's usual cron rate (see STARTUP_HZ).
+    const settle = setTimeout(() => {
+      if (!redis.exited) redis.client.call('CONFIG', 'SET', 'hz', String(SETTLED_HZ)).catch(() => undefined);
+    }, 5000);
+    redis.once('exit', () => clearTimeout(settle));
+    this.updates.report(procId, pb.TaskState.TASK_RUNNING, '', { pid: redis.pid, ip: this.opts.ip, port: launch.port, role: launch.role === pb.RedisLaunch.Role.MASTER ? 'master' : 'slave' });
+  }
+
+  private exited(proc: RunningProc, exit: ProcExit): void {
+    const procId = proc.task.task_id.value;
+    void this.messages.cancel(proc.watcher);
+    this.procs.delete(procId);
+    this.keepLogTail(proc, exit);
+    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    if (proc.failure) this.updates.report(procId, pb.TaskState.TASK_FAILED, `launch failed: ${proc.failure}`);
+    else if (exit.requested) this.updates.report(procId, pb.TaskState.TASK_KILLED, `redis-server stopped on request (${how})`);
+    else if (!proc.running) this.updates.report(procId, pb.TaskState.TASK_FAILED, `launch failed: ${describeExit(exit)}`);
+    else this.updates.report(procId, pb.TaskState.TASK_FAILED, `redis-server exited unexpectedly (${describeExit(exit)})`);
+  }
+
+  /** The proc's directory is gone with its exit: its log's last lines live on in the agent's log. */
+  private keepLogTail(proc: RunningProc, exit: ProcExit): void {
+    if (exit.logTail.length === 0) return;
+    const level = exit.requested && !proc.failure ? 'debug' : 'warn';
+    this.log.log(level, 'redis-server log tail', { instance: proc.launch.instance, proc: proc.task.task_id.value, log: exit.logTail.join('\n') });
+  }
+
+  /** Ports held by this agent's procs: a LAUNCH may not take one twice. */
+  private portsInUse(): Set<number> {
+    return new Set(this.all().map((p) => p.redis.opts.port));
+  }
+
+  /**
+   * The parent of the procs' memory cgroups, found on first use (undefined, after one warning,
+   * where the node allows none). It is removed when the agent process exits; one left by a
+   * SIGKILLed agent is removed by the next agent on this node.
+   */
+  private memoryCgroups(): CgroupParent | undefined {
+    if (this.cgroupParent === undefined) {
+      const parent = CgroupParent.detect(this.opts.id, this.log);
+      this.cgroupParent = parent ?? null;
+      if (parent) process.once('exit', () => parent.remove());
+    }
+    return this.cgroupParent ?? undefined;
+  }
+
+  async kill(procId: string): Promise<void> {
+    const proc = this.procs.get(procId);
+    if (!proc) {
+      this.updates.report(procId, pb.TaskState.TASK_LOST, 'no such task on this agent');
+      return;
+    }
+    // stop() returns at once for a proc that never started; exited() reports it either way.
+    await proc.redis.stop();
+  }
+
+  /** Stops every redis-server (each exit is reported). */
+  async stopAll(): Promise<void> {
+    await Promise.all(this.all().map((p) => p.redis.stop().catch(() => undefined)));
+  }
+
+  /** Cancels the Msg watches of the procs still running (the agent leaves them running). */
+  async cancelWatches(): Promise<void> {
+    for (const p of this.all()) await this.messages.cancel(p.watcher);
+  }
+}

@@ -1,0 +1,152 @@
+import type { Etcd3, Lease, Watcher } from 'etcd3';
+import { connectEtcd } from './etcd.js';
+import { Keys } from './keys.js';
+import { currentLeader, type LeaderInfo } from './leadership.js';
+import type { ProcStats, ProcType } from '../domain/model.js';
+import type { Logger } from '../logger.js';
+
+/** /MrRedis/Agents/<id>: what an agent says about itself while it lives. */
+export interface AgentRecord {
+  id: string;
+  /** The node's host name (os.hostname()). */
+  hostname: string;
+  /** The address its redis-servers listen on. */
+  ip: string;
+  scheduler: string;
+  resources: { cpus: number; mem: number; ports: string };
+  startedAt: string;
+}
+
+/** A live watch of one proc's Msg key. */
+export interface MsgWatch {
+  cancel(): Promise<void>;
+}
+
+/** The role a carried-out message gave the proc, written together with the Msg reset. */
+export interface ProcRole {
+  type: ProcType;
+  slaveOf: string;
+}
+
+/** How long a watch creation or cancellation may take before it is abandoned. */
+const WATCH_OP_TIMEOUT_MS = 3000;
+
+/**
+ * Everything an agent reads and writes in etcd: its registration, the scheduler's address, its
+ * procs' Msg keys and their Stats. The agent's only way to etcd; keys come from keys.ts.
+ */
+export class AgentStore {
+  private readonly keys: Keys;
+  private etcd?: Etcd3;
+  private lease?: Lease;
+  private watchQueue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly urls: string, private readonly prefix: string, private readonly log: Logger) {
+    this.keys = new Keys(prefix);
+  }
+
+  /** Connects to etcd (the client dials on its first call). */
+  open(): void {
+    this.etcd = connectEtcd(this.urls);
+  }
+
+  private get client(): Etcd3 {
+    if (!this.etcd) throw new Error('the agent store is not open');
+    return this.etcd;
+  }
+
+  /**
+   * /MrRedis/Agents/<id>, bound to a lease that lapses if the agent dies. A lost lease registers
+   * again (with a fresh record) while `stillWanted` says so.
+   */
+  async register(record: () => AgentRecord, stillWanted: () => boolean): Promise<void> {
+    const lease = this.client.lease(10, { autoKeepAlive: true });
+    this.lease = lease;
+    lease.on('lost', () => {
+      if (!stillWanted()) return;
+      this.log.warn('agent lease lost; registering again');
+      void this.register(record, stillWanted).catch((err: Error) => this.log.error('agent registration failed', { error: err.message }));
+    });
+    const value = record();
+    await lease.put(this.keys.agent(value.id)).value(JSON.stringify(value));
+  }
+
+  /** The elected scheduler, as announced in etcd; undefined before open() or when there is none. */
+  async leader(): Promise<LeaderInfo | undefined> {
+    return this.etcd ? currentLeader(this.etcd, this.prefix) : undefined;
+  }
+
+  /**
+   * Watches the proc's Msg key, after handing `onMsg` the message already there. Watch creations
+   * and cancellations go through one queue: when a watch was cancelled while another was being
+   * created on the same etcd client, the creation could hang, and with it the new proc's RUNNING
+   * report. A creation that takes too long rejects; the caller may try again.
+   */
+  async watchMsg(instance: string, procId: string, onMsg: (msg: string) => void): Promise<MsgWatch> {
+    const etcd = this.client;
+    const key = this.keys.procField(instance, procId, 'Msg');
+    const res = await etcd.get(key).exec();
+    const start = String(Number(res.header.revision) + 1);
+    const watcher = await this.watchOp(() => withTimeout(etcd.watch().key(key).startRevision(start).create(), WATCH_OP_TIMEOUT_MS));
+    watcher.on('put', (kv) => onMsg(kv.value.toString()));
+    const current = res.kvs[0]?.value.toString() ?? '';
+    if (current) onMsg(current);
+    return { cancel: () => this.cancelWatch(watcher) };
+  }
+
+  private cancelWatch(watcher: Watcher): Promise<void> {
+    return this.watchOp(() => withTimeout(watcher.cancel(), WATCH_OP_TIMEOUT_MS)).catch(() => undefined);
+  }
+
+  /** Runs watch creations and cancellations one at a time. */
+  private watchOp<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.watchQueue.then(op, op);
+    this.watchQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Resets Msg to "" (only if it still holds what was acted on) together with the role the
+   * message gave the proc, if any. A failure is logged, not thrown.
+   */
+  async resetMsg(instance: string, procId: string, msg: string, role?: ProcRole): Promise<void> {
+    const etcd = this.client;
+    const key = this.keys.procField(instance, procId, 'Msg');
+    const ops = [etcd.put(key).value('')];
+    if (role) {
+      ops.push(etcd.put(this.keys.procField(instance, procId, 'Type')).value(role.type));
+      ops.push(etcd.put(this.keys.procField(instance, procId, 'SlaveOf')).value(role.slaveOf));
+    }
+    await etcd.if(key, 'Value', '==', msg).then(...ops).commit().catch((err: Error) => this.log.warn('Msg reset failed', { key, error: err.message }));
+  }
+
+  /**
+   * Writes the proc's Stats (and MemUsed), only while the proc still exists in etcd: a deleted
+   * instance's tree is not brought back. Resolves whether it was written.
+   */
+  async writeStats(instance: string, procId: string, stats: ProcStats): Promise<boolean> {
+    const etcd = this.client;
+    const res = await etcd
+      .if(this.keys.procField(instance, procId, 'Instance'), 'Version', '>', 0)
+      .then(
+        etcd.put(this.keys.procField(instance, procId, 'Stats')).value(JSON.stringify(stats)),
+        etcd.put(this.keys.procField(instance, procId, 'MemUsed')).value(String(stats.usedMemory)),
+      )
+      .commit();
+    return res.succeeded;
+  }
+
+  /** Gives up the registration and closes the connection. */
+  async close(): Promise<void> {
+    await this.lease?.revoke().catch(() => undefined);
+    this.etcd?.close();
+  }
+}
+
+/** Rejects when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer from etcd within ${ms} ms`)), ms);
+    promise.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e as Error); });
+  });
+}
