@@ -8,8 +8,8 @@
  *
  *   npm run build && node dist/bench/sentinel-endpoint.js
  */
-import { Glob } from '../src/api/glob.js';
-import { RespParser } from '../src/api/resp.js';
+import { Glob } from '../src/sentinel/glob.js';
+import { RespParser } from '../src/sentinel/resp.js';
 import { describeMachine, machineLines, runMain, summarize, summaryHeader, summaryRow } from './common.js';
 
 const LAYOUT = { labelWidth: 44, cellWidth: 9, digits: 3 };
