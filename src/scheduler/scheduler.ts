@@ -131,10 +131,6 @@ export class Scheduler {
     this.campaigning = this.campaignLoop();
   }
 
-  isLeader(): boolean {
-    return this.leading;
-  }
-
   /** The fleet as the API sees it; served by every scheduler, leader or standby. Needs `open` first. */
   service(): FleetService {
     const term = () => ({ broker: this.broker, endpoint: this.endpoint, framework: this.framework });
