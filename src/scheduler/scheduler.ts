@@ -50,7 +50,7 @@ const CAMPAIGN_RETRY_MS = 250;
 const MIN_AGENT_GRACE_MS = 5000;
 /** How long an agent call waits for a just-elected scheduler to take up leadership. */
 const TAKE_UP_WAIT_MS = 2000;
-/** How long `stop` waits on etcd (resigning, the term's last writes) before it stops anyway. */
+/** How long `standDown` and `close` wait on etcd (resigning, the term's last writes) before they stop anyway. */
 const STOP_WAIT_MS = 3000;
 
 /** `work`, or nothing once `ms` have passed: a stop must not hang on an etcd that is gone. */

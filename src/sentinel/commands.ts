@@ -8,7 +8,7 @@ import { infoText, masterReply, replicaReply } from './replies.js';
 /** Commands a client may send before it has authenticated. */
 const BEFORE_AUTH = new Set(['AUTH', 'HELLO', 'QUIT', 'RESET']);
 
-export function digest(text: string): Buffer {
+function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
