@@ -8,8 +8,8 @@
  *
  *   npm run build && node dist/bench/sentinel-endpoint.js
  */
-import { Glob } from '../src/api/glob.js';
-import { RespParser } from '../src/api/resp.js';
+import { Glob } from '../src/sentinel/glob.js';
+import { RespParser } from '../src/sentinel/resp.js';
 import { summarize, summaryHeader, summaryRow } from './figures.js';
 import { describeMachine, machineLines } from './machine.js';
 import { runMain } from './program.js';

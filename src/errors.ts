@@ -91,6 +91,13 @@ export class BodyTimeoutError extends RedFleetError {
   }
 }
 
+/** Thrown by readBody (src/net.ts) when a request body is over its limit (413); nothing past the limit is buffered. */
+export class BodyTooLargeError extends RedFleetError {
+  constructor(readonly limit: number) {
+    super('BODY_TOO_LARGE', `request body is over the ${limit}-byte limit`, 413);
+  }
+}
+
 /**
  * Thrown by the agent when a LAUNCH from the scheduler carries a field it must not use (a
  * password hash that is not 64 hex characters, a port outside the agent's range, a bad name...).

@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { InvalidInputError, UnauthenticatedError } from '../errors.js';
-import { sameSecret, sha256Hex } from '../store/secrets.js';
-import type { FleetStore } from '../store/fleet-store.js';
+import type { FleetService } from '../domain/services.js';
 
 /** Limits for instances created without a token (getaredis's defaults). */
 export interface AnonymousPolicy {
@@ -39,7 +39,7 @@ export type Principal =
  * Who is calling: an admin token, an instance's access key, or nobody. An instance key is
  * recognised by its SHA-256, which is all etcd keeps of it.
  */
-export function principalOf(req: IncomingMessage, policy: AccessPolicy, store: FleetStore): Principal | undefined {
+export function principalOf(req: IncomingMessage, policy: AccessPolicy, fleet: Pick<FleetService, 'instanceWithAccessKey'>): Principal | undefined {
   const header = req.headers.authorization;
   if (header === undefined || header === '') {
     if (policy.anonymous) return { kind: 'anonymous' };
@@ -47,12 +47,16 @@ export function principalOf(req: IncomingMessage, policy: AccessPolicy, store: F
   }
   const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
   if (!token) throw new UnauthenticatedError('Authorization must be "Bearer <token>"');
-  if (policy.adminTokens.some((t) => sameSecret(t, token))) return { kind: 'admin' };
-  const hash = sha256Hex(token);
-  // Every request with a token lands here: look at one field, do not build every instance.
-  const name = store.instanceWhere('AccessKeyHash', (stored) => sameSecret(stored, hash));
+  if (policy.adminTokens.some((t) => sameToken(t, token))) return { kind: 'admin' };
+  const name = fleet.instanceWithAccessKey(token);
   if (name) return { kind: 'instance', name };
   throw new UnauthenticatedError('the token matches no admin token and no instance access key');
+}
+
+/** Compares two tokens in constant time, whatever their lengths: their SHA-256 digests are compared. */
+function sameToken(a: string, b: string): boolean {
+  const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+  return timingSafeEqual(digest(a), digest(b));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { NeverPlaceableError } from '../errors.js';
-import type { AgentView } from '../scheduler/offers.js';
+import type { AgentView } from '../domain/services.js';
 
 /** What a create asks of the fleet: replicas + 1 procs of capacityMb, at most `distribution` per agent. */
 export interface Ask {

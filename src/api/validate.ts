@@ -1,8 +1,13 @@
 import { InvalidInputError } from '../errors.js';
-import { NAME_PATTERN } from '../store/names.js';
+import { NAME_PATTERN } from '../domain/names.js';
 
 export { NAME_PATTERN };
 export const MAX_REPLICAS = 16;
+/**
+ * The schema's bound on capacity. Whether the connected agents can hold it is admit()'s
+ * question, answered with 409 and the numbers rather than a 400 range error.
+ */
+export const MAX_CAPACITY_MB = 1024 * 1024;
 export const MAX_TTL_SECONDS = 365 * 24 * 3600;
 
 export interface CreateRequest {

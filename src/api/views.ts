@@ -1,5 +1,6 @@
 import { ProcType, type Instance, type Proc } from '../domain/model.js';
-import { announcedMaster, runningReplicas } from '../domain/rules.js';
+import { runningReplicas } from '../domain/rules.js';
+import type { MasterRule } from '../domain/services.js';
 
 /** MrRedis v1 STATUS shapes: the same field names its clients parse. */
 export interface V1Proc {
@@ -34,36 +35,24 @@ function v1Proc(p: Proc): V1Proc {
 }
 
 /**
- * Which proc of an instance is announced as its master. The scheduler passes its failure
- * detector's rule (`Failover.announced`), so the API and the Sentinel endpoint name the same
- * master; without one, only a running Mname proc is named.
+ * Every view names the master the scheduler announces (`FleetService.announcedMaster`, the
+ * failure detector's rule), so the API and the Sentinel endpoint name the same master, and the
+ * running replicas of that master.
  */
-export type MasterRule = (inst: Instance) => Proc | undefined;
-
-/** The master clients should use; exactly what the Sentinel endpoint answers. */
-export function masterOf(inst: Instance, rule: MasterRule = announcedMaster): Proc | undefined {
-  return rule(inst);
-}
-
-export function replicasOf(inst: Instance, rule: MasterRule = announcedMaster): Proc[] {
-  const master = masterOf(inst, rule);
-  return runningReplicas(inst, master);
-}
-
-export function v1Status(inst: Instance, rule: MasterRule = announcedMaster): V1Status {
-  const master = masterOf(inst, rule);
+export function v1Status(inst: Instance, rule: MasterRule): V1Status {
+  const master = rule(inst);
   return {
     Name: inst.name,
     Type: inst.type,
     Status: inst.status,
     Capacity: inst.capacity,
     Master: master ? v1Proc(master) : null,
-    Slaves: replicasOf(inst, rule).map(v1Proc),
+    Slaves: runningReplicas(inst, master).map(v1Proc),
   };
 }
 
 /** The JSON API's view of an instance; never carries a secret or its hash. */
-export function instanceView(inst: Instance, extra: Record<string, unknown> = {}, rule: MasterRule = announcedMaster): Record<string, unknown> {
+export function instanceView(inst: Instance, rule: MasterRule, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const proc = (p: Proc) => ({
     id: p.id,
     role: p.type === ProcType.Master ? 'master' : 'replica',
@@ -76,7 +65,7 @@ export function instanceView(inst: Instance, extra: Record<string, unknown> = {}
     slaveOf: p.slaveOf,
     stats: p.stats ?? null,
   });
-  const master = masterOf(inst, rule);
+  const master = rule(inst);
   return {
     name: inst.name,
     type: inst.type,
@@ -92,7 +81,7 @@ export function instanceView(inst: Instance, extra: Record<string, unknown> = {}
     epoch: inst.epoch,
     dataLost: inst.dataLost || null,
     master: master ? proc(master) : null,
-    slaves: replicasOf(inst, rule).map(proc),
+    slaves: runningReplicas(inst, master).map(proc),
     procs: inst.procs.map(proc),
     ...extra,
   };

@@ -1,14 +1,14 @@
-import type { Server } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
-import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { v4 as uuidv4 } from 'uuid';
 import { campaignForLeadership, LeaderWatch, type LeaderTerm } from '../store/leadership.js';
 import { verifyFleetKey } from '../store/fingerprint.js';
 import { connectEtcd } from '../store/etcd.js';
 import { FleetStore } from '../store/fleet-store.js';
-import { createApiServer, type SchedulerRole } from '../api/server.js';
-import { createLogger } from '../logger.js';
+import { dataKey } from '../store/secrets.js';
+import type { FleetService, SchedulerRole, SentinelSource } from '../domain/services.js';
+import { createLogger, type Logger } from '../logger.js';
+import { FleetKeyError } from '../errors.js';
 import { OfferBroker } from './broker.js';
 import { AgentEndpoint } from './agent-endpoint.js';
 import { RedisFramework } from './framework.js';
@@ -17,26 +17,18 @@ import { Compactor, DEFAULT_COMPACT_EVERY_SECONDS, DEFAULT_COMPACT_RETENTION_SEC
 import { StatsPoller } from './stats-poller.js';
 import { RedisLinks } from './redis-links.js';
 import { SentinelView } from './sentinel-view.js';
-import { DetectorRelay, registeredAgents } from './standby.js';
-import { SentinelEndpoint, type SentinelEndpointOptions } from '../api/sentinel.js';
-import { dataKey } from '../store/secrets.js';
-import type { AccessPolicy } from '../api/access.js';
-import { FleetKeyError, NotLeaderError } from '../errors.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DetectorRelay } from './standby.js';
+import { SchedulerFleetService } from './fleet-service.js';
+import { agentCalls, type AgentCalls } from './agent-calls.js';
 
 export interface SchedulerOptions {
   etcd: string;
   prefix: string;
-  apiHost: string;
-  apiPort: number;
-  sentinelHost: string;
-  sentinelPort: number;
   id: string;
   fleetKey: string;
   /** During a fleet key rotation, the old key: agents may still sign with it, and its fingerprint in etcd is accepted and replaced (docs/SECURITY.md). */
   previousFleetKey?: string;
   agentTimeoutMs?: number;
-  access?: AccessPolicy;
   /** Seconds the leader's election lease lives without renewal (how fast a standby takes over). */
   leaderTtlSeconds?: number;
   /** etcd history: compact every `compactEverySeconds`, keeping `compactRetentionSeconds` (60, 300). */
@@ -44,11 +36,8 @@ export interface SchedulerOptions {
   compactRetentionSeconds?: number;
   /** Seconds a DELETED instance's tree stays before the reaper purges it (3600). */
   deletedRetentionSeconds?: number;
-  /** Limits and the optional password of the Sentinel-compatible endpoint. */
-  sentinel?: SentinelEndpointOptions;
 }
 
-const LOOPBACK = /^(127\.|::1$|localhost$)/;
 /** cpus each redis-server takes from its agent's offer. */
 const PROC_CPUS = 0.1;
 /** Pause between campaigns after one failed (etcd unreachable, lease lost while waiting). */
@@ -61,7 +50,7 @@ const CAMPAIGN_RETRY_MS = 250;
 const MIN_AGENT_GRACE_MS = 5000;
 /** How long an agent call waits for a just-elected scheduler to take up leadership. */
 const TAKE_UP_WAIT_MS = 2000;
-/** How long `stop` waits on etcd (resigning, the term's last writes) before it stops anyway. */
+/** How long `standDown` and `close` wait on etcd (resigning, the term's last writes) before they stop anyway. */
 const STOP_WAIT_MS = 3000;
 
 /** `work`, or nothing once `ms` have passed: a stop must not hang on an etcd that is gone. */
@@ -72,19 +61,17 @@ async function atMost(ms: number, work: Promise<unknown> | undefined): Promise<v
 }
 
 /**
- * One scheduler process. Always on, leader or standby: the watched store, the HTTP API and the
- * Sentinel endpoint, all serving reads from the store. Only while it leads (one term per won
- * election): the offer broker, the agent endpoint, the Redis framework with its failure
- * detector, and the reaper. Losing the lease ends the term at once and the scheduler campaigns
- * again; it never exits for it.
+ * One scheduler. Always on, leader or standby: the watched store, and what the HTTP API and the
+ * Sentinel endpoint (wired by src/cli) serve from it: `service`, `sentinelView`, `role` and the
+ * `agentCalls` handler. Only while it leads (one term per won election): the offer broker, the
+ * agent endpoint, the Redis framework with its failure detector, and the reaper. Losing the
+ * lease ends the term at once and the scheduler campaigns again; it never exits for it.
  */
 export class Scheduler {
-  private readonly log;
+  readonly log: Logger;
   private etcd?: Etcd3;
   private store?: FleetStore;
   private leaders?: LeaderWatch;
-  private server?: Server;
-  private sentinel?: SentinelEndpoint;
   private readonly detector = new DetectorRelay();
   private advertised = '';
   private stopping = false;
@@ -102,16 +89,26 @@ export class Scheduler {
   private statsPoller?: StatsPoller;
   private links?: RedisLinks;
 
+  /** Whether this scheduler leads and where the leader is, for the API's standby guard. */
+  readonly role: SchedulerRole = {
+    isLeader: () => this.leading,
+    leaderUrl: () => this.leaderUrl(),
+    untilLeading: () => this.untilLeading(),
+  };
+  /** The agents' calls, for the public HTTP server to mount: the current term's agent endpoint. */
+  readonly agentCalls: AgentCalls;
+
   constructor(private readonly opts: SchedulerOptions) {
     this.log = createLogger('scheduler', { scheduler: opts.id });
+    this.agentCalls = agentCalls(() => this.endpoint, this.role, this.log);
   }
 
   /**
-   * Checks the fleet key, starts the always-on parts and begins campaigning. Resolves with the
-   * API address once it listens (as a standby until the election is won). Throws FleetKeyError,
-   * before campaigning, when the fleet key is not this fleet's.
+   * Checks the fleet key and starts the always-on parts: the watched store and the leader watch.
+   * Throws FleetKeyError when the fleet key is not this fleet's. `campaign` follows, once the
+   * API and the Sentinel endpoint listen.
    */
-  async start(): Promise<{ host: string; port: number; sentinelPort: number }> {
+  async open(): Promise<void> {
     this.etcd = connectEtcd(this.opts.etcd);
     try {
       const outcome = await verifyFleetKey(this.etcd, this.opts.prefix, this.opts.fleetKey, this.opts.previousFleetKey);
@@ -122,53 +119,32 @@ export class Scheduler {
       this.log.error('refusing to start: this is not the fleet\'s key', { code: err.code, error: err.message });
       throw err;
     }
-    const started = await this.startAlwaysOnParts();
-    this.campaigning = this.campaignLoop();
-    return started;
-  }
-
-  isLeader(): boolean {
-    return this.leading;
-  }
-
-  /** The store, API and Sentinel endpoint: served by every scheduler, leader or standby. */
-  private async startAlwaysOnParts(): Promise<{ host: string; port: number; sentinelPort: number }> {
-    this.store = new FleetStore(this.etcd!, this.opts.prefix, this.log);
+    this.store = new FleetStore(this.etcd, this.opts.prefix, this.log);
     await this.store.start();
-    this.leaders = new LeaderWatch(this.etcd!, this.opts.prefix);
+    this.leaders = new LeaderWatch(this.etcd, this.opts.prefix);
     await this.leaders.start();
-    const access: AccessPolicy = this.opts.access ?? { adminTokens: [], trustedProxies: new Set() };
-    const apiHost = this.apiHost(access);
-    this.advertised = `http://${apiHost === '0.0.0.0' ? hostname() : apiHost}:${this.opts.apiPort}`;
-    const store = this.store;
-    const role: SchedulerRole = { isLeader: () => this.isLeader(), leaderUrl: () => this.leaderUrl(), untilLeading: () => this.untilLeading() };
-    this.server = createApiServer({
-      store,
-      broker: {
-        agents: () => this.broker?.agents() ?? registeredAgents(store, PROC_CPUS),
-        largestAgentMem: () => this.broker?.largestAgentMem() ?? 0,
-      },
-      agentEndpoint: {
-        handle: (req: IncomingMessage, res: ServerResponse) => this.endpoint!.handle(req, res),
-        refusedAgents: () => this.endpoint?.refusedAgents() ?? [],
-      },
-      log: this.log,
-      access,
-      role,
-      masterRule: (inst) => this.detector.announced(inst),
-      restartEmpty: (name) => (this.framework ? this.framework.restartEmpty(name) : Promise.reject(new NotLeaderError(this.leaderUrl()))),
-    });
-    const server = this.server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.apiPort, apiHost, () => resolve());
-    });
-    const addr = server.address();
-    const port = typeof addr === 'object' && addr ? addr.port : this.opts.apiPort;
-    this.sentinel = new SentinelEndpoint(new SentinelView(store, this.detector, this.opts.id), this.log, this.opts.sentinel);
-    const sentinelPort = await this.sentinel.listen(this.opts.sentinelHost, this.opts.sentinelPort);
-    this.log.info('scheduler started', { api: `${apiHost}:${port}`, sentinel: `${this.opts.sentinelHost}:${sentinelPort}`, etcd: this.opts.etcd, prefix: this.opts.prefix });
-    return { host: apiHost, port, sentinelPort };
+  }
+
+  /** Begins campaigning for leadership, advertising `api` (this scheduler's API URL) to agents and clients. */
+  campaign(api: string): void {
+    this.advertised = api;
+    this.campaigning = this.campaignLoop();
+  }
+
+  /** The fleet as the API sees it; served by every scheduler, leader or standby. Needs `open` first. */
+  service(): FleetService {
+    const term = () => ({ broker: this.broker, endpoint: this.endpoint, framework: this.framework });
+    return new SchedulerFleetService(this.opened(), term, this.detector, () => this.leaderUrl(), PROC_CPUS);
+  }
+
+  /** The fleet as the Sentinel endpoint sees it. Needs `open` first. */
+  sentinelView(): SentinelSource {
+    return new SentinelView(this.opened(), this.detector, this.opts.id);
+  }
+
+  private opened(): FleetStore {
+    if (!this.store) throw new Error('the scheduler is not open yet');
+    return this.store;
   }
 
   /**
@@ -195,19 +171,6 @@ export class Scheduler {
       await sleep(25);
     }
     return this.leading;
-  }
-
-  /** Where the API may listen: beyond loopback only with an admin token. */
-  private apiHost(access: AccessPolicy): string {
-    const apiHost = this.opts.apiHost;
-    if (access.anonymous) this.log.warn('anonymous mode: creates without a token are allowed within the anonymous limits', { ...access.anonymous });
-    if (access.adminTokens.length > 0) return apiHost;
-    if (!LOOPBACK.test(apiHost)) {
-      this.log.error(`NO ADMIN TOKEN IS CONFIGURED: refusing to expose the API on ${apiHost}; it listens on 127.0.0.1 only. Give --api-token, REDFLEET_API_TOKEN or --api-token-file to serve other hosts.`);
-      return '127.0.0.1';
-    }
-    this.log.warn('NO ADMIN TOKEN IS CONFIGURED: the API is open to anyone on this machine (loopback only). Give --api-token, REDFLEET_API_TOKEN or --api-token-file to require one.');
-    return apiHost;
   }
 
   /** Campaign, lead until the term ends, stand down, campaign again: until `stop`. */
@@ -251,7 +214,7 @@ export class Scheduler {
     // Act only on a cache that has seen every write of the leaders before this term.
     await Promise.race([store.caughtUp(term.revision), term.whenLost()]);
     if (term.lost) return;
-    const frameworkId = await store.ensureFrameworkId(randomUUID());
+    const frameworkId = await store.ensureFrameworkId(uuidv4());
     if (term.lost) return;
     const agentTimeoutMs = this.opts.agentTimeoutMs ?? 10_000;
     // Agents answer every heartbeat: a silent one is found within 3 s (docs/hardening/session.md).
@@ -309,20 +272,21 @@ export class Scheduler {
     this.links = undefined;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops acting and campaigning: the leader-only parts stop, then the lease is resigned so a
+   * standby takes over at once. The store keeps serving reads until `close`.
+   */
+  async standDown(): Promise<void> {
     this.stopping = true;
     this.campaignAbort.abort();
-    // Resign after the leader-only parts stop acting, so a standby takes over at once.
     const term = this.term;
     this.haltLeaderParts();
     await atMost(STOP_WAIT_MS, term?.resign());
     await atMost(STOP_WAIT_MS, this.campaigning);
-    await this.sentinel?.close();
-    const server = this.server;
-    if (server) {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    }
+  }
+
+  /** Stops the store and the leader watch and lets etcd go; after `standDown` and after the API and Sentinel endpoint closed. */
+  async close(): Promise<void> {
     await atMost(STOP_WAIT_MS, Promise.all([this.leaders?.stop(), this.store?.stop()]));
     this.etcd?.close();
     this.log.info('scheduler stopped');

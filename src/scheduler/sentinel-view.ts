@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Instance, Proc } from '../domain/model.js';
-import type { SentinelMaster, SentinelReplica, SentinelSource } from '../api/sentinel.js';
+import type { SentinelMaster, SentinelReplica, SentinelSource } from '../domain/services.js';
 import type { Failover } from './failover.js';
 import { downAfterOf, failoverTimeoutOf, isServing, runningReplicas } from '../domain/rules.js';
 

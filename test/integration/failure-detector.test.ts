@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { LocalFleet, pidAlive } from '../harness/local-fleet.js';
-import { Scheduler } from '../../src/scheduler/scheduler.js';
+import { SchedulerProcess } from '../../src/cli/scheduler-process.js';
 import { loadFleetKey } from '../../src/store/secrets.js';
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -54,7 +54,7 @@ describe('failure detector: what is alive is not failed over', function () {
     const previous = process.env.REDFLEET_LOG_LEVEL;
     process.env.REDFLEET_LOG_LEVEL = 'error';
     const cleanups: (() => void)[] = [];
-    const scheduler = new Scheduler({
+    const scheduler = new SchedulerProcess({
       etcd: fleet.etcd.url, prefix: '/MrRedis', apiHost: '127.0.0.1', apiPort: fleet.apiPort, sentinelHost: '127.0.0.1',
       sentinelPort: fleet.sentinelPort, id: 'in-test', fleetKey: loadFleetKey(fleet.fleetKeyPath, false).key, agentTimeoutMs: 3000,
     });
@@ -74,7 +74,7 @@ describe('failure detector: what is alive is not failed over', function () {
         const until = Date.now() + 1200;
         while (Date.now() < until) { /* the scheduler's loop is stuck here */ }
       });
-      const links = (scheduler as unknown as { links: Record<string, (...a: unknown[]) => unknown> }).links;
+      const links = (scheduler.scheduler as unknown as { links: Record<string, (...a: unknown[]) => unknown> }).links;
       let stalls = 0;
       for (const method of ['call', 'probe']) {
         const original = links[method]?.bind(links);

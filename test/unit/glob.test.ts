@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { Glob, globMatch } from '../../src/api/glob.js';
+import { Glob, globMatch } from '../../src/sentinel/glob.js';
 import { freePort } from '../../src/net.js';
 import { GLOB_CASES } from './glob-cases.js';
 

@@ -2,10 +2,10 @@ import { expect } from 'chai';
 import { encodeFrame, FrameDecoder } from '../../src/proto/recordio.js';
 import { pb, fromResourceList, toResourceList, subtractPorts, parsePortRange } from '../../src/proto/messages.js';
 import { PassThrough } from 'node:stream';
-import { BodyTimeoutError, ProtocolError } from '../../src/errors.js';
+import { BodyTimeoutError, BodyTooLargeError, ProtocolError } from '../../src/errors.js';
 import { openEvent, sealEvent } from '../../src/proto/sealed-event.js';
 import { dataKey, eventKey, schedulerProof, subscribeSignature } from '../../src/store/secrets.js';
-import { BodyTooLargeError, readBody } from '../../src/net.js';
+import { readBody } from '../../src/net.js';
 
 describe('RecordIO framing', () => {
   it('round-trips frames split at every byte boundary', () => {

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
-import { MAX_REQUEST_BYTES, RespParser, encode, map, bulk, array, int, push } from '../../src/api/resp.js';
-import { globMatch } from '../../src/api/glob.js';
-import { addressBucket, eventInstance } from '../../src/api/sentinel.js';
+import { MAX_REQUEST_BYTES, RespParser, encode, map, bulk, array, int, push } from '../../src/sentinel/resp.js';
+import { globMatch } from '../../src/sentinel/glob.js';
+import { addressBucket } from '../../src/sentinel/connection.js';
+import { eventInstance } from '../../src/sentinel/pubsub.js';
 import { ProtocolError } from '../../src/errors.js';
 import { compareCandidates, type Candidate } from '../../src/scheduler/failover.js';
 import type { Proc } from '../../src/domain/model.js';

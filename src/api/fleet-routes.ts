@@ -1,0 +1,24 @@
+import { allow, type ApiRouter, type RouteDeps } from './request.js';
+
+/** Routes about the fleet rather than one instance: its agents, and the scheduler's health. */
+export function fleetRoutes(router: ApiRouter, deps: RouteDeps): void {
+  const { service, role } = deps;
+
+  router.get('/api/agents', (ctx) => {
+    allow(ctx);
+    ctx.body = service.agents();
+  });
+
+  router.get('/healthz', (ctx) => {
+    const agents = service.agents().filter((a) => a.connected).length;
+    const leadership = { leader: role.isLeader(), leaderApi: role.leaderUrl() ?? null };
+    // Agents that hold procs being refused (a wrong fleet key, say) will have their procs written off: not ok.
+    const refused = service.refusedAgents();
+    if (refused.length > 0) {
+      ctx.status = 503;
+      ctx.body = { ok: false, ...leadership, agents, instances: service.instanceCount(), refusedAgents: refused };
+      return;
+    }
+    ctx.body = { ok: true, ...leadership, agents, instances: service.instanceCount() };
+  });
+}

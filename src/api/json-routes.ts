@@ -1,0 +1,65 @@
+import { isActive } from '../domain/rules.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { instanceView } from './views.js';
+import { validateCreateBody, validateName, validatePatchBody, MAX_CAPACITY_MB } from './validate.js';
+import { allow, mustFind, readJson, type ApiRouter, type RouteDeps } from './request.js';
+import { checkAnonymousExpiry, type InstanceCreation } from './creation.js';
+
+/** The JSON API's instance routes under /api/instances. */
+export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: InstanceCreation): void {
+  const { service, log, access } = deps;
+  const rule = service.announcedMaster;
+
+  router.post('/api/instances', async (ctx) => {
+    const anonymous = ctx.state.principal.kind === 'anonymous';
+    if (!anonymous) allow(ctx);
+    const req = validateCreateBody(await readJson(ctx, false), MAX_CAPACITY_MB);
+    const { created, password, accessKey } = anonymous ? await creation.createAnonymous(ctx, req) : await creation.create(req);
+    if (!created) throw new ConflictError(`instance '${req.name}' already exists; delete it first or pick another name`);
+    ctx.status = 202;
+    ctx.body = instanceView(mustFind(service, req.name), rule, { password, accessKey });
+  });
+
+  router.get('/api/instances', (ctx) => {
+    allow(ctx);
+    ctx.body = service.instances().map((i) => instanceView(i, rule));
+  });
+
+  router.get('/api/instances/:name', (ctx) => {
+    const name = validateName(ctx.params.name);
+    allow(ctx, name);
+    ctx.body = instanceView(mustFind(service, name), rule);
+  });
+
+  router.patch('/api/instances/:name', async (ctx) => {
+    const name = validateName(ctx.params.name);
+    allow(ctx, name);
+    const inst = mustFind(service, name);
+    const { ttlSeconds } = validatePatchBody(await readJson(ctx, false));
+    if (!isActive(inst)) throw new ConflictError(`instance '${name}' is ${inst.status}; its time-to-live can no longer change`);
+    const expiresAt = Date.now() + ttlSeconds * 1000;
+    if (inst.creator && access.anonymous) checkAnonymousExpiry(inst, expiresAt, access.anonymous.ttlSeconds);
+    await service.setExpiry(name, new Date(expiresAt));
+    log.info('instance time-to-live set', { instance: name, ttlSeconds });
+    ctx.body = instanceView(mustFind(service, name), rule);
+  });
+
+  router.delete('/api/instances/:name', async (ctx) => {
+    const name = validateName(ctx.params.name);
+    allow(ctx, name);
+    const before = await service.markDeleting(name);
+    if (!before) throw new NotFoundError('instance', name);
+    ctx.status = 202;
+    ctx.body = instanceView(mustFind(service, name), rule);
+  });
+
+  // An operator's explicit choice to give up a lost master's data (see docs/hardening/failover.md).
+  router.post('/api/instances/:name/restart-empty', async (ctx) => {
+    const name = validateName(ctx.params.name);
+    allow(ctx);
+    mustFind(service, name);
+    await service.restartEmpty(name);
+    ctx.status = 202;
+    ctx.body = instanceView(mustFind(service, name), rule);
+  });
+}

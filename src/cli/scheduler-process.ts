@@ -1,0 +1,84 @@
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import { Scheduler, type SchedulerOptions } from '../scheduler/scheduler.js';
+import { createApiServer } from '../api/server.js';
+import type { AccessPolicy } from '../api/access.js';
+import { SentinelEndpoint, type SentinelEndpointOptions } from '../sentinel/endpoint.js';
+
+export interface SchedulerProcessOptions extends SchedulerOptions {
+  apiHost: string;
+  apiPort: number;
+  sentinelHost: string;
+  sentinelPort: number;
+  access?: AccessPolicy;
+  /** Limits and the optional password of the Sentinel-compatible endpoint. */
+  sentinel?: SentinelEndpointOptions;
+}
+
+const LOOPBACK = /^(127\.|::1$|localhost$)/;
+
+/**
+ * What `redfleet scheduler` runs: a Scheduler with its two public faces, the HTTP API (with the
+ * agents' endpoint mounted on it) and the Sentinel-compatible endpoint. Both are served by every
+ * scheduler, leader or standby, from its watched store; both listen before it campaigns.
+ */
+export class SchedulerProcess {
+  readonly scheduler: Scheduler;
+  private server?: Server;
+  private sentinel?: SentinelEndpoint;
+
+  constructor(private readonly opts: SchedulerProcessOptions) {
+    this.scheduler = new Scheduler(opts);
+  }
+
+  /**
+   * Opens the scheduler, starts the API and the Sentinel endpoint and begins campaigning.
+   * Resolves with the addresses once they listen (as a standby until the election is won).
+   * Throws FleetKeyError, before campaigning, when the fleet key is not this fleet's.
+   */
+  async start(): Promise<{ host: string; port: number; sentinelPort: number }> {
+    const { scheduler, opts } = this;
+    await scheduler.open();
+    const access: AccessPolicy = opts.access ?? { adminTokens: [], trustedProxies: new Set() };
+    const apiHost = this.apiHost(access);
+    const server = createApiServer({ service: scheduler.service(), log: scheduler.log, access, role: scheduler.role, mounts: [scheduler.agentCalls] });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.apiPort, apiHost, () => resolve());
+    });
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : opts.apiPort;
+    this.sentinel = new SentinelEndpoint(scheduler.sentinelView(), scheduler.log, opts.sentinel);
+    const sentinelPort = await this.sentinel.listen(opts.sentinelHost, opts.sentinelPort);
+    scheduler.log.info('scheduler started', { api: `${apiHost}:${port}`, sentinel: `${opts.sentinelHost}:${sentinelPort}`, etcd: opts.etcd, prefix: opts.prefix });
+    scheduler.campaign(`http://${apiHost === '0.0.0.0' ? hostname() : apiHost}:${opts.apiPort}`);
+    return { host: apiHost, port, sentinelPort };
+  }
+
+  /** Hands leadership over, then closes the API and the Sentinel endpoint, then the store. */
+  async stop(): Promise<void> {
+    await this.scheduler.standDown();
+    await this.sentinel?.close();
+    const server = this.server;
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    await this.scheduler.close();
+  }
+
+  /** Where the API may listen: beyond loopback only with an admin token. */
+  private apiHost(access: AccessPolicy): string {
+    const { log } = this.scheduler;
+    const apiHost = this.opts.apiHost;
+    if (access.anonymous) log.warn('anonymous mode: creates without a token are allowed within the anonymous limits', { ...access.anonymous });
+    if (access.adminTokens.length > 0) return apiHost;
+    if (!LOOPBACK.test(apiHost)) {
+      log.error(`NO ADMIN TOKEN IS CONFIGURED: refusing to expose the API on ${apiHost}; it listens on 127.0.0.1 only. Give --api-token, REDFLEET_API_TOKEN or --api-token-file to serve other hosts.`);
+      return '127.0.0.1';
+    }
+    log.warn('NO ADMIN TOKEN IS CONFIGURED: the API is open to anyone on this machine (loopback only). Give --api-token, REDFLEET_API_TOKEN or --api-token-file to require one.');
+    return apiHost;
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * What the outer faces (the REST API and the Sentinel-compatible endpoint) may ask of the
+ * scheduler: types only. The scheduler side implements them (scheduler/fleet-service.ts,
+ * scheduler/sentinel-view.ts) and src/cli hands the implementations over, so api/ and sentinel/
+ * never reach into scheduler internals or the store.
+ */
+import type { EventEmitter } from 'node:events';
+import type { Instance, InstanceStatus, Placement, Proc } from './model.js';
+
+/** A port range an agent offers, both ends included. */
+export interface PortSpan {
+  begin: number;
+  end: number;
+}
+
+export interface AgentResources {
+  cpus: number;
+  mem: number;
+  ports: PortSpan[];
+}
+
+/** An agent as GET /api/agents shows it. */
+export interface AgentView {
+  id: string;
+  hostname: string;
+  ip: string;
+  connected: boolean;
+  total: AgentResources;
+  free: AgentResources;
+  tasks: string[];
+  subscribedAt: string;
+}
+
+/** An agent that holds live procs and whose calls were refused lately (a wrong fleet key, a forged id). */
+export interface RefusedAgent {
+  agent: string;
+  at: string;
+  reason: string;
+}
+
+/** A new instance as the API asks for it, once validated and admitted. */
+export interface InstanceRequest {
+  name: string;
+  capacityMb: number;
+  replicas: number;
+  distribution: number;
+  placement: Placement;
+  ttlSeconds?: number;
+  downAfterMs?: number;
+  minReplicasMaxLag?: number;
+  /** Why the instance will wait for room, when admission says it cannot be placed right now. */
+  reason?: string;
+  /** The client address of an anonymous creator. */
+  creator?: string;
+  /** redis maxclients for an anonymous instance. */
+  maxClients?: number;
+}
+
+/** The secrets of a new instance, shown once: only their SHA-256 is kept. */
+export interface CreatedInstance {
+  /** False when a live instance already holds the name (nothing was written). */
+  created: boolean;
+  password: string;
+  accessKey: string;
+}
+
+/** Which proc of an instance is announced as its master (the failure detector's rule). */
+export type MasterRule = (inst: Instance) => Proc | undefined;
+
+/** The fleet as the API reads and changes it. Reads come from the scheduler's watched cache. */
+export interface FleetService {
+  instances(): Instance[];
+  instance(name: string): Instance | undefined;
+  /** How many instances the store holds, without building them (for /healthz). */
+  instanceCount(): number;
+  /** The instance whose access key this is, by its SHA-256; undefined when none. */
+  instanceWithAccessKey(key: string): string | undefined;
+  /** Writes a new instance with a fresh password and access key. */
+  create(req: InstanceRequest): Promise<CreatedInstance>;
+  /** Moves an instance to DELETING; the status it had, or undefined when there is none. */
+  markDeleting(name: string): Promise<InstanceStatus | undefined>;
+  /** Sets when the reaper deletes the instance. */
+  setExpiry(name: string, expiresAt: Date): Promise<void>;
+  /** Starts an empty master for an instance whose lost master waits for its agent (the leader only). */
+  restartEmpty(name: string): Promise<void>;
+  /** The current term's agents on the leader; the registered ones on a standby. */
+  agents(): AgentView[];
+  refusedAgents(): RefusedAgent[];
+  /** The master clients are told about: exactly what the Sentinel endpoint answers. */
+  announcedMaster: MasterRule;
+}
+
+/** Whether this scheduler leads, and where the leader is: a standby serves reads only. */
+export interface SchedulerRole {
+  isLeader(): boolean;
+  /** The leader's API URL, when one is elected. */
+  leaderUrl(): string | undefined;
+  /**
+   * Resolves true once this scheduler leads, when it has just won the election and is taking up
+   * the role (false at once otherwise, or after a short bound): agents that reconnect to a
+   * restarted scheduler a moment early are held rather than sent into their backoff.
+   */
+  untilLeading?(): Promise<boolean>;
+}
+
+/** One instance as a Sentinel "master". */
+export interface SentinelMaster {
+  name: string;
+  ip: string;
+  port: number;
+  runid: string;
+  flags: string[];
+  lastPingSentMs: number;
+  lastOkPingReplyMs: number;
+  downAfterMs: number;
+  failoverTimeoutMs: number;
+  configEpoch: number;
+  numSlaves: number;
+}
+
+export interface SentinelReplica {
+  ip: string;
+  port: number;
+  runid: string;
+  flags: string[];
+  masterLinkStatus: string;
+  masterLinkDownMs: number;
+  masterHost: string;
+  masterPort: number;
+  priority: number;
+  offset: number;
+}
+
+/**
+ * What the Sentinel endpoint serves. `events` emits ('event', channel, message) for every
+ * failover event that Sentinel would publish: +sdown, +odown, +try-failover, +selected-slave,
+ * +promoted-slave, +switch-master, +failover-end, -sdown, -odown and so on.
+ */
+export interface SentinelSource {
+  myid: string;
+  masters(): SentinelMaster[];
+  master(name: string): SentinelMaster | undefined;
+  replicas(name: string): SentinelReplica[];
+  events: EventEmitter;
+}

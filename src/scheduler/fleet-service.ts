@@ -1,0 +1,96 @@
+import type { FleetStore } from '../store/fleet-store.js';
+import { generatePassword, sameSecret, sha256Hex } from '../store/secrets.js';
+import { InstanceType, type Instance, type InstanceStatus, type Proc } from '../domain/model.js';
+import type { AgentView, CreatedInstance, FleetService, InstanceRequest, RefusedAgent } from '../domain/services.js';
+import { NotLeaderError } from '../errors.js';
+import type { OfferBroker } from './broker.js';
+import type { AgentEndpoint } from './agent-endpoint.js';
+import type { RedisFramework } from './framework.js';
+import { registeredAgents, type DetectorRelay } from './standby.js';
+
+/** The current term's leader-only parts; all unset on a standby. */
+export interface TermParts {
+  broker?: OfferBroker;
+  endpoint?: AgentEndpoint;
+  framework?: RedisFramework;
+}
+
+/**
+ * The FleetService the API calls, on every scheduler: reads from the watched store, writes to
+ * etcd, and what only the leader knows (connected agents, refused agents, restarts) from the
+ * current term, with a standby's answer when there is none.
+ */
+export class SchedulerFleetService implements FleetService {
+  constructor(
+    private readonly store: FleetStore,
+    private readonly term: () => TermParts,
+    private readonly detector: DetectorRelay,
+    private readonly leaderUrl: () => string | undefined,
+    /** cpus each proc takes, to show a standby's agents with their free resources. */
+    private readonly procCpus: number,
+  ) {}
+
+  instances(): Instance[] {
+    return this.store.instances();
+  }
+
+  instance(name: string): Instance | undefined {
+    return this.store.instance(name);
+  }
+
+  instanceCount(): number {
+    return this.store.instanceNames().length;
+  }
+
+  instanceWithAccessKey(key: string): string | undefined {
+    const hash = sha256Hex(key);
+    // Every request with a token lands here: look at one field, do not build every instance.
+    return this.store.instanceWhere('AccessKeyHash', (stored) => sameSecret(stored, hash));
+  }
+
+  async create(req: InstanceRequest): Promise<CreatedInstance> {
+    const password = generatePassword();
+    const accessKey = generatePassword();
+    const fields: Record<string, string> = { AccessKeyHash: sha256Hex(accessKey), ...(req.reason ? { Reason: req.reason } : {}) };
+    if (req.creator !== undefined) fields.Creator = req.creator;
+    if (req.maxClients !== undefined) fields.MaxClients = String(req.maxClients);
+    if (req.ttlSeconds !== undefined) fields.ExpiresAt = new Date(Date.now() + req.ttlSeconds * 1000).toISOString();
+    if (req.downAfterMs !== undefined) fields.DownAfter = String(req.downAfterMs);
+    if (req.minReplicasMaxLag !== undefined) fields.MinReplicasMaxLag = String(req.minReplicasMaxLag);
+    const created = await this.store.createInstance({
+      name: req.name,
+      type: req.replicas === 0 ? InstanceType.Standalone : InstanceType.MasterReplica,
+      capacity: req.capacityMb,
+      expSlaves: req.replicas,
+      dValue: req.distribution,
+      placement: req.placement,
+      passwordHash: sha256Hex(password),
+      extra: fields,
+    });
+    return { created, password, accessKey };
+  }
+
+  async markDeleting(name: string): Promise<InstanceStatus | undefined> {
+    return (await this.store.markDeleting(name)) as InstanceStatus | undefined;
+  }
+
+  async setExpiry(name: string, expiresAt: Date): Promise<void> {
+    await this.store.setInstance(name, { ExpiresAt: expiresAt.toISOString() });
+  }
+
+  async restartEmpty(name: string): Promise<void> {
+    const framework = this.term().framework;
+    if (!framework) throw new NotLeaderError(this.leaderUrl());
+    await framework.restartEmpty(name);
+  }
+
+  agents(): AgentView[] {
+    return this.term().broker?.agents() ?? registeredAgents(this.store, this.procCpus);
+  }
+
+  refusedAgents(): RefusedAgent[] {
+    return this.term().endpoint?.refusedAgents() ?? [];
+  }
+
+  readonly announcedMaster = (inst: Instance): Proc | undefined => this.detector.announced(inst);
+}
