@@ -1,17 +1,7 @@
-import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { DeleteBuilder, Etcd3, PutBuilder, Watcher } from 'etcd3';
-import { Keys } from './keys.js';
-import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../domain/model.js';
-import { instanceFromFields } from './records.js';
+import type { DeleteBuilder, PutBuilder } from 'etcd3';
+import { InstanceStatus, InstanceType, ProcState, ProcType, type Placement, type Proc } from '../domain/model.js';
 import { MASTER_MESSAGE, SHUTDOWN_MESSAGE, slaveOfMessage } from '../domain/message.js';
-import type { Logger } from '../logger.js';
-
-interface InstanceNode {
-  fields: Map<string, string>;
-  procs: Map<string, Map<string, string>>;
-  snames: Set<string>;
-}
+import { FleetCache } from './fleet-cache.js';
 
 export interface NewInstance {
   name: string;
@@ -19,7 +9,7 @@ export interface NewInstance {
   capacity: number;
   expSlaves: number;
   dValue: number;
-  placement: 'spread' | 'binpack';
+  placement: Placement;
   passwordHash: string;
   extra?: Record<string, string>;
 }
@@ -31,219 +21,17 @@ export interface NewProc {
   capacity: number;
   ip: string;
   port: number;
-  type: 'M' | 'S';
+  type: ProcType;
   slaveOf: string;
   agentId: string;
 }
 
 /**
- * The whole /MrRedis tree in memory, filled once at start and kept current by one etcd watch.
- * Reads never touch etcd. Writers get the etcd revision of their write and can wait until the
- * cache has seen it (`caughtUp`), so a read that follows a write sees it.
- *
- * Events: 'instance' (name) whenever anything of an instance but its Stats changes;
- * 'agents' whenever an agent registration key changes.
+ * The fleet's state: the watched in-memory tree of FleetCache (every read), and the writes.
+ * Every write goes to etcd first, in one transaction, and returns once the cache has seen it
+ * (`caughtUp`), so a read that follows a write sees it.
  */
-export class FleetStore extends EventEmitter {
-  readonly keys: Keys;
-  private readonly nodes = new Map<string, InstanceNode>();
-  private readonly agentRecords = new Map<string, string>();
-  private revision = 0n;
-  private waiters: { rev: bigint; resolve: () => void }[] = [];
-  private watcher?: Watcher;
-  private stopped = false;
-  /** Stats the scheduler read itself (StatsPoller), by proc id: fresher than the agent's etcd writes. */
-  private readonly polledStats = new Map<string, ProcStats>();
-
-  constructor(readonly etcd: Etcd3, prefix: string, private readonly log?: Logger) {
-    super();
-    this.keys = new Keys(prefix);
-  }
-
-  /** Loads the tree and starts the watch from the revision just after the load. */
-  async start(): Promise<void> {
-    await this.load();
-    await this.watchFrom(this.revision + 1n);
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.watcher?.cancel().catch(() => undefined);
-  }
-
-  /** Replaces the whole cache with a fresh read; returns the names of the instances it held before. */
-  private async load(): Promise<Set<string>> {
-    const res = await this.etcd.getAll().prefix(this.keys.root).exec();
-    const before = new Set(this.nodes.keys());
-    this.nodes.clear();
-    this.agentRecords.clear();
-    for (const kv of res.kvs) this.route(kv.key.toString(), kv.value.toString());
-    this.advance(BigInt(res.header.revision));
-    return before;
-  }
-
-  private async watchFrom(rev: bigint): Promise<void> {
-    const watcher = await this.etcd.watch().prefix(this.keys.root).startRevision(rev.toString()).create();
-    this.watcher = watcher;
-    watcher.on('data', (res) => {
-      const touched = new Set<string>();
-      for (const ev of res.events) {
-        const key = ev.kv.key.toString();
-        const name = this.route(key, ev.type === 'Delete' ? undefined : ev.kv.value.toString());
-        if (name) touched.add(name);
-      }
-      this.advance(BigInt(res.header.revision));
-      for (const name of touched) this.emit(name === '\0agents' ? 'agents' : 'instance', name);
-    });
-    // etcd3 emits 'error' only when etcd cancelled the watch, and then drops it. The usual cause:
-    // the stream broke, and by the time it came back its next revision had been compacted
-    // ("required revision has been compacted"). The missed events are gone, so read the tree
-    // afresh and watch again from there.
-    watcher.on('error', (err) => {
-      if (this.watcher !== watcher || this.stopped) return;
-      this.log?.warn('etcd watch cancelled; reloading the tree', { error: err.message });
-      void this.resync();
-    });
-    watcher.on('disconnected', () => this.log?.warn('etcd watch disconnected; it resumes from the last revision'));
-  }
-
-  /** Reloads the tree and re-creates the watch, retrying while etcd is unreachable. */
-  private async resync(): Promise<void> {
-    for (let attempt = 1; !this.stopped; attempt++) {
-      try {
-        const before = await this.load();
-        await this.watchFrom(this.revision + 1n);
-        for (const name of new Set([...before, ...this.nodes.keys()])) this.emit('instance', name);
-        this.emit('agents', '\0agents');
-        this.log?.info('etcd tree reloaded', { revision: this.revision.toString() });
-        return;
-      } catch (err) {
-        this.log?.warn('etcd tree reload failed; trying again', { attempt, error: (err as Error).message });
-        await sleep(Math.min(200 * attempt, 2000));
-      }
-    }
-  }
-
-  /** Resolves once the cache reflects every write up to `rev`. */
-  caughtUp(rev: string | bigint | undefined): Promise<void> {
-    if (rev === undefined) return Promise.resolve();
-    const want = BigInt(rev);
-    if (want <= this.revision) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ rev: want, resolve }));
-  }
-
-  private advance(rev: bigint): void {
-    if (rev > this.revision) this.revision = rev;
-    const ready = this.waiters.filter((w) => w.rev <= this.revision);
-    this.waiters = this.waiters.filter((w) => w.rev > this.revision);
-    for (const w of ready) w.resolve();
-  }
-
-  /**
-   * Applies one key (value undefined: deleted). Returns the instance name it touched,
-   * '\0agents' for an agent key, and '' when nobody needs telling (config, Stats, MemUsed).
-   */
-  private route(key: string, value: string | undefined): string {
-    const rel = key.slice(this.keys.root.length).split('/');
-    if (rel[0] === 'Agents' && rel.length === 2) {
-      setOrDelete(this.agentRecords, rel[1], value);
-      return '\0agents';
-    }
-    if (rel[0] !== 'Instances' || rel.length < 3) return '';
-    const name = rel[1];
-    const node = this.node(name);
-    if (rel.length === 3) {
-      setOrDelete(node.fields, rel[2], value);
-    } else if (rel[2] === 'Snames' && rel.length === 4) {
-      if (value === undefined) node.snames.delete(rel[3]);
-      else node.snames.add(rel[3]);
-    } else if (rel[2] === 'Procs' && rel.length === 5) {
-      let proc = node.procs.get(rel[3]);
-      if (!proc) {
-        proc = new Map();
-        node.procs.set(rel[3], proc);
-      }
-      setOrDelete(proc, rel[4], value);
-      if (proc.size === 0) {
-        node.procs.delete(rel[3]);
-        this.polledStats.delete(rel[3]);
-      }
-      if (rel[4] === 'Stats' || rel[4] === 'MemUsed') return '';
-    }
-    if (node.fields.size === 0 && node.procs.size === 0 && node.snames.size === 0) this.nodes.delete(name);
-    return name;
-  }
-
-  private node(name: string): InstanceNode {
-    let node = this.nodes.get(name);
-    if (!node) {
-      node = { fields: new Map(), procs: new Map(), snames: new Set() };
-      this.nodes.set(name, node);
-    }
-    return node;
-  }
-
-  // ---- reads (memory only) ----
-
-  instance(name: string): Instance | undefined {
-    const node = this.nodes.get(name);
-    if (!node || !node.fields.has('Status')) return undefined;
-    const inst = instanceFromFields(name, node.fields, node.procs, node.snames);
-    for (const proc of inst.procs) {
-      const polled = this.polledStats.get(proc.id);
-      if (!polled || (proc.stats && proc.stats.updatedAt >= polled.updatedAt)) continue;
-      proc.stats = polled;
-      proc.memUsed = polled.usedMemory;
-    }
-    return inst;
-  }
-
-  /**
-   * Overlays stats the scheduler read itself over the agent's last etcd write: agents write only
-   * on change or heartbeat, while API reads and the Sentinel view want every-second figures.
-   * Memory only; the newer of the two wins.
-   */
-  overlayStats(procId: string, stats: ProcStats): void {
-    this.polledStats.set(procId, stats);
-  }
-
-  /** Forgets polled stats of procs no longer polled, so an ended proc shows its last etcd Stats. */
-  retainPolledStats(procIds: Set<string>): void {
-    for (const id of this.polledStats.keys()) if (!procIds.has(id)) this.polledStats.delete(id);
-  }
-
-  /** The first instance whose `field` satisfies `matches`, found without building any Instance. */
-  instanceWhere(field: string, matches: (value: string) => boolean): string | undefined {
-    for (const [name, node] of this.nodes) {
-      const value = node.fields.get(field);
-      if (value && node.fields.has('Status') && matches(value)) return name;
-    }
-    return undefined;
-  }
-
-  instanceNames(): string[] {
-    return [...this.nodes.keys()].filter((n) => this.nodes.get(n)?.fields.has('Status')).sort();
-  }
-
-  instances(): Instance[] {
-    return this.instanceNames().map((n) => this.instance(n)!);
-  }
-
-  /** Ids of the agents registered in etcd (each registration lives on its agent's lease). */
-  agentIds(): string[] {
-    return [...this.agentRecords.keys()].sort();
-  }
-
-  agentRecord(id: string): Record<string, unknown> | undefined {
-    const text = this.agentRecords.get(id);
-    if (!text) return undefined;
-    try {
-      return JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      return undefined;
-    }
-  }
-
+export class FleetStore extends FleetCache {
   // ---- writes (etcd first; the cache follows through the watch) ----
 
   /**
@@ -465,9 +253,3 @@ export class FleetStore extends EventEmitter {
     return (await this.etcd.get(key).string()) ?? id;
   }
 }
-
-function setOrDelete(map: Map<string, string>, key: string, value: string | undefined): void {
-  if (value === undefined) map.delete(key);
-  else map.set(key, value);
-}
-

@@ -6,7 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { connectEtcd } from '../../src/store/etcd.js';
 import { FleetStore } from '../../src/store/fleet-store.js';
-import { InstanceType } from '../../src/domain/model.js';
+import { InstanceType, ProcType } from '../../src/domain/model.js';
 
 describe('FleetStore (real etcd)', function () {
   this.timeout(30_000);
@@ -47,7 +47,7 @@ describe('FleetStore (real etcd)', function () {
   });
 
   it('reuses the name of a DELETED instance, clearing its old procs', async () => {
-    await store.addProcs('c1', [{ id: 'c1::p1', instance: 'c1', nodename: 'n', capacity: 64, ip: '127.0.0.1', port: 7000, type: 'M', slaveOf: '', agentId: 'a1' }]);
+    await store.addProcs('c1', [{ id: 'c1::p1', instance: 'c1', nodename: 'n', capacity: 64, ip: '127.0.0.1', port: 7000, type: ProcType.Master, slaveOf: '', agentId: 'a1' }]);
     expect(await store.setInstance('c1', { Status: 'DELETED' }, 'DELETING')).to.equal(true);
     expect(await store.createInstance({ ...spec, capacity: 32 })).to.equal(true);
     const inst = store.instance('c1')!;
