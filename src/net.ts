@@ -1,9 +1,6 @@
 import { createServer } from 'node:net';
 import { BodyTimeoutError, BodyTooLargeError } from './errors.js';
 
-// Kept for importers not yet moved to errors.ts (scheduler/agent-endpoint.ts); drop once they are.
-export { BodyTooLargeError };
-
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -2,10 +2,6 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 import { parsePortRange, PORT_RANGE_FORM, type PortRange } from '../proto/messages.js';
 
-// Re-exported so that the command files importing it from here keep compiling; new code imports
-// it from src/errors.ts.
-export { UsageError };
-
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** Parses flags strictly; every unknown or malformed flag becomes a UsageError. */

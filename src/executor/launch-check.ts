@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { InvalidLaunchError } from '../errors.js';
-import { NAME_PATTERN, isProcIdOf } from '../store/names.js';
+import { NAME_PATTERN, isProcIdOf } from '../domain/names.js';
 import { pb, type PortRange } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 

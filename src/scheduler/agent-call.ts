@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import ipaddr from 'ipaddr.js';
 import { pb } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
-import { BodyTooLargeError, readBody } from '../net.js';
+import { readBody } from '../net.js';
+import { BodyTooLargeError } from '../errors.js';
 import { BodyTimeoutError } from '../errors.js';
 
 /** An authenticated caller still has to send its body promptly. */
