@@ -144,10 +144,16 @@ describe('executor: tenant memory and tenant data on disk', function () {
     let rss = watchRss(pid);
     const slow = connectTcp({ host: '127.0.0.1', port });
     slow.on('error', () => undefined);
+    let cutOff = false;
+    slow.on('close', () => { cutOff = true; });
     slow.pause();
     slow.write(`AUTH ${password}\r\n${'GET big\r\n'.repeat(40)}`);
-    await new Promise((r) => setTimeout(r, 3000));
-    slow.destroy();
+    // The client reads nothing, so it learns of the disconnect only when a write of its own is
+    // refused (the server answers it with a reset): it keeps sending PINGs until then.
+    await fleet.waitFor(() => {
+      if (!cutOff && !slow.destroyed) slow.write('PING\r\n');
+      return cutOff;
+    }, 15_000, 'redis-server to cut off the client that never reads');
     const afterReplies = rss.stop();
     expect(afterReplies, `RSS ${Math.round(afterReplies / MB)} MB with unread replies`).to.be.below(ceiling);
     expect(pidAlive(pid), 'the proc survives: the client is cut off, not the server').to.equal(true);

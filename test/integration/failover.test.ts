@@ -385,11 +385,20 @@ describe('Sentinel-compatible endpoint', function () {
     });
     expect(await send('*1\r\n$2147483647\r\n')).to.match(/Protocol error/);
     expect(await send(Buffer.from([0x2a, 0xff, 0x00, 0x0d, 0x0a]))).to.match(/Protocol error/);
-    // A client that never reads: the server keeps serving others.
+    // A client that never reads: the server keeps serving others, and disconnects it once its
+    // unread replies pass the endpoint's limit. It reads nothing, so it learns of that only when
+    // a write of its own is refused: it keeps asking until then.
     const slow = createConnection({ host: '127.0.0.1', port: fleet.sentinelPort });
+    let cutOff = false;
+    slow.on('error', () => undefined);
+    slow.on('close', () => { cutOff = true; });
     slow.pause();
     slow.write('SENTINEL masters\r\n'.repeat(2000));
     expect(cli('PING').trim()).to.equal('PONG');
-    slow.destroy();
+    await fleet.waitFor(() => {
+      if (!cutOff && !slow.destroyed) slow.write('SENTINEL masters\r\n'.repeat(500));
+      return cutOff;
+    }, 15_000, 'the endpoint to disconnect the client that never reads');
+    expect(cli('PING').trim()).to.equal('PONG');
   });
 });
