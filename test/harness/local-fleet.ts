@@ -3,6 +3,7 @@ import { mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, readFileSync 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startEtcdServer, type EtcdServer } from '../../src/store/etcd-server.js';
 import { loadFleetKey } from '../../src/store/secrets.js';
 import { freePort, portFree } from '../../src/net.js';
@@ -76,7 +77,9 @@ export class LocalFleet {
       fleet.sentinelPort = await freePort();
       await fleet.startScheduler();
       for (let i = 1; i <= (opts.agents ?? 3); i++) await fleet.startAgent(`agent${i}`, opts.agent);
-      await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === (opts.agents ?? 3), 10_000, 'agents to subscribe');
+      // Generous: a timeout only decides how long a broken start takes to report, and a machine
+      // shared with other suites can take well over 10 s to start three agent processes.
+      await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === (opts.agents ?? 3), 30_000, 'agents to subscribe');
     } catch (err) {
       await fleet.stop();
       throw err;
@@ -226,7 +229,7 @@ export class LocalFleet {
         lastError = err;
       }
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
-      await new Promise((r) => setTimeout(r, 25));
+      await sleep(25);
     }
   }
 
