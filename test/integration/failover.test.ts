@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { frameworkSecret } from '../../src/store/secrets.js';
 import { LocalFleet, pidAlive as alive } from '../harness/local-fleet.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * A client that finds the master only through the Sentinel-compatible endpoint, writes without
@@ -46,7 +47,7 @@ class Writer {
           if ((await this.redis.wait(1, 100)) >= 1) this.acked.push(key);
         } catch {
           this.errors++;
-          await new Promise((r) => setTimeout(r, 20));
+          await sleep(20);
         }
       }
     })();
@@ -58,7 +59,7 @@ class Writer {
     const deadline = Date.now() + timeoutMs;
     while (this.acked.length < target) {
       if (Date.now() > deadline) throw new Error(`writes did not resume: ${this.acked.length}/${target} acknowledged, ${this.errors} errors`);
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
   }
 
@@ -182,7 +183,7 @@ describe('failover', function () {
       const during = (await fleet.api('GET', '/api/instances/frozen')).json;
       expect(during.master.id).not.to.equal(inst.master.id);
       expect(await expectSameMaster(fleet, 'frozen')).to.equal(`${during.master.ip}:${during.master.port}`);
-      await new Promise((r) => setTimeout(r, Math.max(0, 5000)));
+      await sleep(Math.max(0, 5000));
       if (alive(inst.master.pid)) process.kill(inst.master.pid, 'SIGCONT');
       await fleet.waitFor(() => !alive(inst.master.pid), 5000, 'the old master to be shut down');
       const after = await whole(fleet, 'frozen', 2);

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { LocalFleet, pidAlive } from '../harness/local-fleet.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
 import { loadFleetKey } from '../../src/store/secrets.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -62,7 +63,7 @@ describe('failure detector: what is alive is not failed over', function () {
       await scheduler.start();
       await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 3, 15_000, 'the agents to follow the new scheduler');
       // Let it link to every proc, and the replicas' links settle (master_last_io_seconds_ago 0 or 1).
-      await new Promise((r) => setTimeout(r, 1500));
+      await sleep(1500);
       // Stall right after a PING to the master went out, inside an I/O callback, so that the
       // loop's next turn runs its overdue timers (the PING's timeout) before it reads the PONG,
       // as happened when a hostile request held the loop. The I/O is a loopback socket made
@@ -88,7 +89,7 @@ describe('failure detector: what is alive is not failed over', function () {
         };
       }
       await fleet.waitFor(() => stalls >= 4, 20_000, 'four stalls');
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
       const after = await view('stall');
       expect(after.epoch).to.equal(inst.epoch, 'no failover');
       expect(after.master.id).to.equal(inst.master.id);
@@ -105,7 +106,7 @@ describe('failure detector: what is alive is not failed over', function () {
 
   it('a tenant\'s endless EVAL on the master: the script is killed, no failover, the master serves again', async () => {
     const { password, inst } = await create('busy', 2);
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     const tenant = new Redis({ host: inst.master.ip, port: inst.master.port, password, maxRetriesPerRequest: 0 });
     tenant.on('error', () => undefined);
     try {
@@ -115,7 +116,7 @@ describe('failure detector: what is alive is not failed over', function () {
       expect(outcome).to.match(/killed/i, 'the scheduler killed the script');
       expect(Date.now() - started).to.be.below(3000);
       expect(await tenant.get('k')).to.equal('v');
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
       const after = await view('busy');
       expect(after.epoch).to.equal(inst.epoch, 'no failover');
       expect(after.master.id).to.equal(inst.master.id);
@@ -182,7 +183,7 @@ describe('failure detector: what is alive is not failed over', function () {
       }, 10_000, 'the instance to wait for its agent');
       expect(waiting.status).to.equal('DEGRADED');
       expect(waiting.reason).to.contain(inst.master.agent).and.contain('restart-empty');
-      await new Promise((r) => setTimeout(r, 1000));
+      await sleep(1000);
       const still = await view('solo');
       expect(still.procs.map((p: Json) => p.id)).to.deep.equal([inst.master.id], 'nothing was placed in its stead');
       expect(still.dataLost).to.equal(null);
