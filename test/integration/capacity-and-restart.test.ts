@@ -31,7 +31,7 @@ describe('placement waits for room', function () {
     expect(fleet.etcdctl('get', '--prefix', '--keys-only', '/MrRedis/Instances/waiting/')).to.equal('');
     // A third agent too small for a proc makes it placeable in principle, not now.
     await fleet.startAgent('small', { mem: 32 });
-    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 3, 5000, 'the small agent');
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 3, 30_000, 'the small agent');
     expect((await fleet.api('POST', '/v1/CREATE/waiting/64/1/2')).status).to.equal(201);
     const pending = await fleet.waitFor(async () => {
       const i = (await fleet.api('GET', '/api/instances/waiting')).json;
@@ -48,7 +48,7 @@ describe('placement waits for room', function () {
     expect(still.procs).to.have.length(0);
 
     await fleet.startAgent('agent3');
-    const running = await fleet.waitForStatus('waiting', 'RUNNING', 10_000);
+    const running = await fleet.waitForStatus('waiting', 'RUNNING', 30_000);
     expect(new Set(running.procs.map((p: { agent: string }) => p.agent))).to.have.length(3);
     expect(running.procs.map((p: { agent: string }) => p.agent)).to.not.include('small');
     expect(running.reason).to.equal('');
@@ -57,7 +57,7 @@ describe('placement waits for room', function () {
   it('does not place on an agent with too little memory', async () => {
     await fleet.startAgent('roomy');
     await fleet.startAgent('tiny', { mem: 16 });
-    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 4, 5000, 'the roomy and tiny agents');
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 4, 30_000, 'the roomy and tiny agents');
     expect((await fleet.api('POST', '/api/instances', { name: 'big', capacityMb: 600, replicas: 3 })).status).to.equal(202);
     const pending = await fleet.waitFor(async () => {
       const i = (await fleet.api('GET', '/api/instances/big')).json;
@@ -91,23 +91,28 @@ describe('scheduler restart (kill -9)', function () {
     expect(pidsBefore).to.have.length(4);
 
     await fleet.killScheduler('SIGKILL');
-    const restartedAt = Date.now();
-    await fleet.startScheduler();
+    const leading = fleet.startScheduler();
+    // The 2 s run from when the new process answers at all: how long a node process takes to
+    // start says nothing about the scheduler (and on a loaded machine it can take seconds).
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).status > 0, 30_000, 'the new scheduler to listen');
+    const listeningAt = Date.now();
+    await leading;
+    const ledAt = Date.now();
     const after = (await fleet.api('GET', '/api/instances/survivor')).json;
-    expect(Date.now() - restartedAt).to.be.below(2000 + 1000, 'a status read is served within 2 s of the restart (plus process start)');
+    expect(Date.now() - listeningAt).to.be.below(2000, 'a status read is served right within 2 s of the restart');
     expect(after.status).to.equal('RUNNING');
     expect(procPids(after)).to.deep.equal(procPids(before));
 
     const agents = await fleet.waitFor(async () => {
       const a = (await fleet.api('GET', '/api/agents')).json;
       return a.filter((x: { connected: boolean }) => x.connected).length === 3 ? a : undefined;
-    }, 5000, 'the agents to resubscribe');
+    }, 15_000, 'the agents to resubscribe');
     const held = agents.flatMap((a: { tasks: string[] }) => a.tasks);
     expect(held).to.include.members(pidsBefore.map((p) => p.split(':')[0]), 'the agents bring back the procs they run');
 
     // Past the agent grace period (--agent-timeout 2) nothing is declared lost, and no
     // redis-server was restarted: an absence, so this waits the period out.
-    await sleep(Math.max(0, restartedAt + 2500 - Date.now()));
+    await sleep(Math.max(0, ledAt + 2500 - Date.now()));
     const later = (await fleet.api('GET', '/api/instances/survivor')).json;
     const laterSingle = (await fleet.api('GET', '/api/instances/single')).json;
     expect([...procPids(later), ...procPids(laterSingle)].sort()).to.deep.equal(pidsBefore);
