@@ -108,7 +108,7 @@ describe('scheduler restart (kill -9)', function () {
       return a.filter((x: { connected: boolean }) => x.connected).length === 3 ? a : undefined;
     }, 15_000, 'the agents to resubscribe');
     const held = agents.flatMap((a: { tasks: string[] }) => a.tasks);
-    expect(held).to.include.members(pidsBefore.map((p) => p.split(':')[0]), 'the agents bring back the procs they run');
+    expect(held).to.include.members(pidsBefore.map((p) => p.slice(0, p.lastIndexOf(':'))), 'the agents bring back the procs they run');
 
     // Past the agent grace period (--agent-timeout 2) nothing is declared lost, and no
     // redis-server was restarted: an absence, so this waits the period out.
