@@ -77,7 +77,9 @@ export class LocalFleet {
       fleet.sentinelPort = await freePort();
       await fleet.startScheduler();
       for (let i = 1; i <= (opts.agents ?? 3); i++) await fleet.startAgent(`agent${i}`, opts.agent);
-      await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === (opts.agents ?? 3), 10_000, 'agents to subscribe');
+      // Generous: a timeout only decides how long a broken start takes to report, and a machine
+      // shared with other suites can take well over 10 s to start three agent processes.
+      await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === (opts.agents ?? 3), 30_000, 'agents to subscribe');
     } catch (err) {
       await fleet.stop();
       throw err;

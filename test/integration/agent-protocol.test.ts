@@ -12,10 +12,9 @@ import { sealEvent } from '../../src/proto/sealed-event.js';
 import { pb } from '../../src/proto/messages.js';
 import { freePort } from '../../src/net.js';
 import { eventKey, schedulerProof } from '../../src/store/secrets.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 interface ProcRow { id: string; agent: string; ip: string; port: number; state: string; role: string; pid?: number }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The scheduler's resident memory in MB, from /proc. */
 function rssMb(pid: number): number {

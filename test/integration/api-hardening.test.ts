@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, LocalFleet } from '../harness/local-fleet.js';
 import { freePort } from '../../src/net.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const ADMIN = 'admin-token-for-api-hardening-tests';
 
@@ -101,7 +102,7 @@ describe('API hardening: placement admission, strict JSON, anonymous quota, abor
     expect(forged.json.error.field).to.equal('X-Forwarded-For');
 
     const key = { Authorization: `Bearer ${mine.json.accessKey}` };
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     const beyond = await fleet.api('PATCH', '/api/instances/anon1', { ttlSeconds: 3600 }, key);
     expect(beyond.status, beyond.text).to.equal(400);
     expect(beyond.json.error.field).to.equal('ttlSeconds');
@@ -123,7 +124,7 @@ describe('API hardening: placement admission, strict JSON, anonymous quota, abor
       socket.on('error', reject);
     });
     // The server sees the reset and runs its error path; a following request proves it is done.
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect((await fleet.api('GET', '/healthz')).status).to.equal(200);
     const lines = fleet.log('scheduler').slice(before).split('\n').filter(Boolean);
     expect(lines.filter((l) => /"level":"error"/.test(l)), lines.join('\n')).to.deep.equal([]);

@@ -3,17 +3,23 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, LocalFleet, killAndWait, pidAlive } from '../harness/local-fleet.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../src/net.js';
 
+/** The pids of an instance's procs as `id:pid`, sorted: what a restart must not change. */
+const procPids = (inst: { procs: { id: string; pid: number }[] }) => inst.procs.map((p) => `${p.id}:${p.pid}`).sort();
+
+// The reasons quoted count agents, so each test starts from its own fleet of two agents and
+// adds the ones it names: any one passes alone and in any order.
 describe('placement waits for room', function () {
   this.timeout(60_000);
   let fleet: LocalFleet;
 
-  before(async () => {
+  beforeEach(async () => {
     fleet = await LocalFleet.start({ agents: 2 });
   });
 
-  after(async () => {
+  afterEach(async () => {
     await fleet?.stop();
   });
 
@@ -25,7 +31,7 @@ describe('placement waits for room', function () {
     expect(fleet.etcdctl('get', '--prefix', '--keys-only', '/MrRedis/Instances/waiting/')).to.equal('');
     // A third agent too small for a proc makes it placeable in principle, not now.
     await fleet.startAgent('small', { mem: 32 });
-    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 3, 5000, 'the small agent');
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 3, 30_000, 'the small agent');
     expect((await fleet.api('POST', '/v1/CREATE/waiting/64/1/2')).status).to.equal(201);
     const pending = await fleet.waitFor(async () => {
       const i = (await fleet.api('GET', '/api/instances/waiting')).json;
@@ -35,25 +41,30 @@ describe('placement waits for room', function () {
     expect(pending.reason).to.equal('needs 3 agents with 64 MB free, 2 have room');
     expect(fleet.etcdctl('get', '--print-value-only', '/MrRedis/Instances/waiting/Reason').trim()).to.equal(pending.reason);
     expect(pending.procs).to.have.length(0, 'nothing is launched until the whole instance fits');
-    await new Promise((r) => setTimeout(r, 1500));
-    expect((await fleet.api('GET', '/api/instances/waiting')).json.status).to.equal('CREATING');
+    // An absence (nothing is placed while it cannot fit) is watched for a while, not waited for.
+    await sleep(1500);
+    const still = (await fleet.api('GET', '/api/instances/waiting')).json;
+    expect(still.status).to.equal('CREATING');
+    expect(still.procs).to.have.length(0);
 
     await fleet.startAgent('agent3');
-    const running = await fleet.waitForStatus('waiting', 'RUNNING', 10_000);
+    const running = await fleet.waitForStatus('waiting', 'RUNNING', 30_000);
     expect(new Set(running.procs.map((p: { agent: string }) => p.agent))).to.have.length(3);
     expect(running.procs.map((p: { agent: string }) => p.agent)).to.not.include('small');
     expect(running.reason).to.equal('');
   });
 
   it('does not place on an agent with too little memory', async () => {
+    await fleet.startAgent('roomy');
     await fleet.startAgent('tiny', { mem: 16 });
-    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 5, 5000, 'the tiny agent');
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 4, 30_000, 'the roomy and tiny agents');
     expect((await fleet.api('POST', '/api/instances', { name: 'big', capacityMb: 600, replicas: 3 })).status).to.equal(202);
     const pending = await fleet.waitFor(async () => {
       const i = (await fleet.api('GET', '/api/instances/big')).json;
       return i.reason.startsWith('needs') ? i : undefined;
     }, 5000, 'the reason');
     expect(pending.reason).to.equal('needs 4 agents with 600 MB free, 3 have room');
+    expect(pending.procs).to.have.length(0, 'nothing is launched on the tiny agent or elsewhere');
     await fleet.api('DELETE', '/api/instances/big');
     await fleet.waitForStatus('big', 'DELETED');
   });
@@ -75,29 +86,37 @@ describe('scheduler restart (kill -9)', function () {
     await fleet.api('POST', '/api/instances', { name: 'survivor', capacityMb: 32, replicas: 2 });
     await fleet.api('POST', '/v1/CREATE/single/32/1/0');
     const before = await fleet.waitForStatus('survivor', 'RUNNING');
-    await fleet.waitForStatus('single', 'RUNNING');
-    const pidsBefore = fleet.redisPids().sort();
+    const single = await fleet.waitForStatus('single', 'RUNNING');
+    const pidsBefore = [...procPids(before), ...procPids(single)].sort();
     expect(pidsBefore).to.have.length(4);
 
     await fleet.killScheduler('SIGKILL');
-    const restartedAt = Date.now();
-    await fleet.startScheduler();
+    const leading = fleet.startScheduler();
+    // The 2 s run from when the new process answers at all: how long a node process takes to
+    // start says nothing about the scheduler (and on a loaded machine it can take seconds).
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).status > 0, 30_000, 'the new scheduler to listen');
+    const listeningAt = Date.now();
+    await leading;
+    const ledAt = Date.now();
     const after = (await fleet.api('GET', '/api/instances/survivor')).json;
-    expect(Date.now() - restartedAt).to.be.below(2000 + 1000, 'a status read is served within 2 s of the restart (plus process start)');
+    expect(Date.now() - listeningAt).to.be.below(2000, 'a status read is served right within 2 s of the restart');
     expect(after.status).to.equal('RUNNING');
-    expect(after.procs.map((p: { id: string; pid: number }) => `${p.id}:${p.pid}`).sort()).to.deep.equal(before.procs.map((p: { id: string; pid: number }) => `${p.id}:${p.pid}`).sort());
+    expect(procPids(after)).to.deep.equal(procPids(before));
 
     const agents = await fleet.waitFor(async () => {
       const a = (await fleet.api('GET', '/api/agents')).json;
       return a.filter((x: { connected: boolean }) => x.connected).length === 3 ? a : undefined;
-    }, 5000, 'the agents to resubscribe');
-    const held = agents.flatMap((a: { tasks: string[] }) => a.tasks).sort();
-    expect(held).to.deep.equal([...before.procs.map((p: { id: string }) => p.id), ...(await fleet.api('GET', '/api/instances/single')).json.procs.map((p: { id: string }) => p.id)].sort());
+    }, 15_000, 'the agents to resubscribe');
+    const held = agents.flatMap((a: { tasks: string[] }) => a.tasks);
+    expect(held).to.include.members(pidsBefore.map((p) => p.slice(0, p.lastIndexOf(':'))), 'the agents bring back the procs they run');
 
-    // Past the agent grace period nothing is declared lost, and no redis-server was restarted.
-    await new Promise((r) => setTimeout(r, 2500));
-    expect(fleet.redisPids().sort()).to.deep.equal(pidsBefore);
+    // Past the agent grace period (--agent-timeout 2) nothing is declared lost, and no
+    // redis-server was restarted: an absence, so this waits the period out.
+    await sleep(Math.max(0, ledAt + 2500 - Date.now()));
     const later = (await fleet.api('GET', '/api/instances/survivor')).json;
+    const laterSingle = (await fleet.api('GET', '/api/instances/single')).json;
+    expect([...procPids(later), ...procPids(laterSingle)].sort()).to.deep.equal(pidsBefore);
+    for (const p of pidsBefore) expect(pidAlive(Number(p.split(':').pop())), p).to.equal(true);
     expect(later.procs.every((p: { state: string }) => p.state === 'RUNNING')).to.equal(true);
     expect((await fleet.api('GET', '/v1/STATUS/survivor')).json.Slaves).to.have.length(2);
   });
@@ -108,7 +127,8 @@ describe('scheduler restart (kill -9)', function () {
     await fleet.killScheduler('SIGKILL');
     const victim = inst.slaves[0];
     process.kill(victim.pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 500));
+    // The agent has the TASK_FAILED to send (and is retrying it) before the scheduler comes back.
+    await fleet.waitFor(() => fleet.log(victim.agent).split('\n').some((l) => l.includes('"task status"') && l.includes(victim.id) && l.includes('FAILED')), 5000, 'the agent to report the death');
     await fleet.startScheduler();
     // The agent's TASK_FAILED, sent while nobody listened, arrives after the resubscription;
     // the replica is then replaced.
@@ -121,10 +141,14 @@ describe('scheduler restart (kill -9)', function () {
   });
 
   it('still creates and deletes after the restart', async () => {
+    await fleet.api('POST', '/api/instances', { name: 'older', capacityMb: 16, replicas: 1 });
+    await fleet.waitForStatus('older', 'RUNNING');
+    await fleet.killScheduler('SIGKILL');
+    await fleet.startScheduler();
     await fleet.api('POST', '/api/instances', { name: 'afterwards', capacityMb: 16, replicas: 1 });
     await fleet.waitForStatus('afterwards', 'RUNNING');
-    await fleet.api('DELETE', '/api/instances/survivor');
-    await fleet.waitForStatus('survivor', 'DELETED');
+    await fleet.api('DELETE', '/api/instances/older');
+    await fleet.waitForStatus('older', 'DELETED');
   });
 });
 
@@ -180,9 +204,11 @@ describe('scheduler standby (etcd leader election)', function () {
     standby = spawn(process.execPath, [CLI, 'scheduler', '--etcd', fleet.etcd.url, '--api', `127.0.0.1:${port}`, '--sentinel', `127.0.0.1:${await freePort()}`,
       '--fleet-key', fleet.fleetKeyPath, '--id', 'standby', '--agent-timeout', '5'], { stdio: ['ignore', log, log] });
     await fleet.waitFor(() => /campaigning for leadership/.test(fleet.log('standby')), 10_000, 'the standby to campaign');
-    await new Promise((r) => setTimeout(r, 1000));
     // A standby serves reads (issue 7 #23) but does not act: it leads nothing and takes no writes.
-    const waiting = await (await fetch(`${url}/healthz`)).json() as { leader: boolean; agents: number };
+    const waiting = await fleet.waitFor(async () => {
+      const res = await fetch(`${url}/healthz`);
+      return res.status === 200 ? await res.json() as { leader: boolean; agents: number } : undefined;
+    }, 10_000, 'the standby to serve reads');
     expect(waiting.leader, 'a standby does not act').to.equal(false);
     expect(waiting.agents).to.equal(0);
 

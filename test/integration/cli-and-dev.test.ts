@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { CLI, LocalFleet } from '../harness/local-fleet.js';
 import { freePort } from '../../src/net.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 describe('redfleet CLI', function () {
   this.timeout(60_000);
@@ -113,7 +114,7 @@ describe('redfleet dev (what npm start runs)', function () {
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     try {
       const deadline = Date.now() + 20_000;
-      while (!stdout.includes('Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (!stdout.includes('Ctrl-C') && Date.now() < deadline) await sleep(50);
       expect(stdout).to.contain(`http://127.0.0.1:${apiPort}`);
       expect(stdout).to.contain(`127.0.0.1:${sentinelPort}`);
       expect(stdout).to.match(/CREATE\/cache1\/64\/1\/2/);
@@ -123,14 +124,14 @@ describe('redfleet dev (what npm start runs)', function () {
       for (let i = 0; i < 100; i++) {
         const health = await (await fetch(`${api}/healthz`)).json() as { agents: number };
         if (health.agents === 3) break;
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
       const res = await fetch(`${api}/v1/CREATE/cache1/64/1/2`, { method: 'POST' });
       expect(res.status).to.equal(201);
       for (let i = 0; i < 100; i++) {
         const s = await (await fetch(`${api}/v1/STATUS/cache1`)).json() as { Status: string };
         if (s.Status === 'RUNNING') break;
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
       expect((await (await fetch(`${api}/v1/STATUS/cache1`)).json() as { Status: string }).Status).to.equal('RUNNING');
       const etcdctl = spawnSync('etcdctl', ['--endpoints', /etcd (http:\/\/\S+)/.exec(stdout)![1].replace(/,$/, ''), 'get', '--prefix', '--keys-only', '/MrRedis/Instances/cache1/Type'], { encoding: 'utf8' });

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { readFileSync } from 'node:fs';
 import { LocalFleet, pidAlive } from '../harness/local-fleet.js';
 import { FRAMEWORK_USER, frameworkSecret } from '../../src/store/secrets.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -72,12 +73,12 @@ class Client {
           await this.redis.set(`k${i % 100}`, String(i));
           this.lastOk = Date.now();
           if (this.oks.length < 10_000) this.oks.push(this.lastOk);
-          await new Promise((r) => setTimeout(r, 5));
+          await sleep(5);
         } catch (err) {
           if (this.stopped) return;
           if (this.errors.length < 50) this.errors.push(`${Date.now() % 100000} ${(err as Error).message.slice(0, 40)}`);
           if (this.redis.status === 'ready') this.redis.disconnect(true);
-          await new Promise((r) => setTimeout(r, 10));
+          await sleep(10);
         }
       }
     })();
@@ -144,7 +145,7 @@ describe('clients survive every failover', function () {
       // A master failed over less than failover-timeout (3 x down-after) ago is held back, as
       // Sentinel does; each round here is a fresh failover, so it waits that out first.
       const lastSwitch = Math.max(0, ...switchedAt.values());
-      await new Promise((r) => setTimeout(r, Math.max(0, lastSwitch + FAILOVER_TIMEOUT_MS + 100 - Date.now())));
+      await sleep(Math.max(0, lastSwitch + FAILOVER_TIMEOUT_MS + 100 - Date.now()));
       switchedAt.clear();
       for (const c of clients) c.newRound();
       const faultAt = Date.now();

@@ -6,12 +6,13 @@ import type { Etcd3, Watcher } from 'etcd3';
 import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { connectEtcd } from '../../src/store/etcd.js';
 import { TcpCutter } from '../harness/tcp-cutter.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 async function waitUntil(probe: () => unknown, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!probe()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 
@@ -57,7 +58,7 @@ describe('etcd client keepalive: a silent link is noticed, and a watch resumes a
     await waitUntil(() => disconnectedAt > 0, 8000, 'the dead link to be noticed');
     expect(disconnectedAt - cutAt, 'ms from the cut until the watch knew').to.be.below(4000);
     await direct.put(key).value('SHUTDOWN');
-    await new Promise((r) => setTimeout(r, Math.max(0, cutAt + 8000 - Date.now())));
+    await sleep(Math.max(0, cutAt + 8000 - Date.now()));
 
     const healAt = Date.now();
     cutter.heal();

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { LocalFleet, pidAlive } from '../harness/local-fleet.js';
 import { TestNetwork } from '../harness/netns.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const ADMIN = 'executor-partition-admin-token-0123';
 
@@ -35,9 +36,9 @@ describe('executor: a cut-off agent and its SHUTDOWN (test host in a network nam
     // The scheduler's side of a failover decision, written while the agent cannot hear it. Early
     // in the cut, so that TCP's retransmission back-off has grown long by the heal. (The agent
     // timeout is raised so that only the agent's own etcd link is under test.)
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     f.etcdctl('put', `/MrRedis/Instances/cut1/Procs/${proc.id}/Msg`, 'SHUTDOWN');
-    await new Promise((r) => setTimeout(r, Math.max(0, cutAt + 15_000 - Date.now())));
+    await sleep(Math.max(0, cutAt + 15_000 - Date.now()));
     expect(pidAlive(pid!), 'still running while cut off').to.equal(true);
 
     const healAt = Date.now();

@@ -18,6 +18,7 @@ import { encodeFrame } from '../../src/proto/recordio.js';
 import { pb } from '../../src/proto/messages.js';
 import type { redfleet } from '../../src/proto/redfleet.js';
 import { freePort } from '../../src/net.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const MB = 1024 * 1024;
 
@@ -102,7 +103,7 @@ describe('executor: tenant memory and tenant data on disk', function () {
       } finally {
         master.disconnect();
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     } finally {
       clearInterval(scan);
     }
@@ -144,10 +145,16 @@ describe('executor: tenant memory and tenant data on disk', function () {
     let rss = watchRss(pid);
     const slow = connectTcp({ host: '127.0.0.1', port });
     slow.on('error', () => undefined);
+    let cutOff = false;
+    slow.on('close', () => { cutOff = true; });
     slow.pause();
     slow.write(`AUTH ${password}\r\n${'GET big\r\n'.repeat(40)}`);
-    await new Promise((r) => setTimeout(r, 3000));
-    slow.destroy();
+    // The client reads nothing, so it learns of the disconnect only when a write of its own is
+    // refused (the server answers it with a reset): it keeps sending PINGs until then.
+    await fleet.waitFor(() => {
+      if (!cutOff && !slow.destroyed) slow.write('PING\r\n');
+      return cutOff;
+    }, 15_000, 'redis-server to cut off the client that never reads');
     const afterReplies = rss.stop();
     expect(afterReplies, `RSS ${Math.round(afterReplies / MB)} MB with unread replies`).to.be.below(ceiling);
     expect(pidAlive(pid), 'the proc survives: the client is cut off, not the server').to.equal(true);
@@ -200,9 +207,9 @@ describe('executor: the memory ceiling on a node without cgroups', function () {
       await tenant.call('FUNCTION', 'LOAD', "#!lua name=hog\nlocal kept = {}\nredis.register_function('hog', function() local c = string.rep('z', 8 * 1024 * 1024) for i = 1, 4 do kept[#kept + 1] = c .. #kept end return #kept end)");
       for (let i = 0; i < 12 && !redis.exited; i++) {
         await tenant.call('FCALL', 'hog', '0').catch(() => undefined);
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
-      const exit = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(r, 3000))]);
+      const exit = await Promise.race([exited, sleep(3000, undefined)]);
       expect(exit?.reason, 'the proc was ended over its ceiling').to.match(/memory ceiling/);
       expect(exit?.requested).to.equal(false);
     } finally {
@@ -363,7 +370,7 @@ async function waitUntil(probe: () => unknown, timeoutMs: number): Promise<void>
   const deadline = Date.now() + timeoutMs;
   while (!probe()) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
 }
 

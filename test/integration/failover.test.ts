@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { frameworkSecret } from '../../src/store/secrets.js';
 import { LocalFleet, pidAlive as alive } from '../harness/local-fleet.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * A client that finds the master only through the Sentinel-compatible endpoint, writes without
@@ -46,7 +47,7 @@ class Writer {
           if ((await this.redis.wait(1, 100)) >= 1) this.acked.push(key);
         } catch {
           this.errors++;
-          await new Promise((r) => setTimeout(r, 20));
+          await sleep(20);
         }
       }
     })();
@@ -58,7 +59,7 @@ class Writer {
     const deadline = Date.now() + timeoutMs;
     while (this.acked.length < target) {
       if (Date.now() > deadline) throw new Error(`writes did not resume: ${this.acked.length}/${target} acknowledged, ${this.errors} errors`);
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
   }
 
@@ -182,7 +183,7 @@ describe('failover', function () {
       const during = (await fleet.api('GET', '/api/instances/frozen')).json;
       expect(during.master.id).not.to.equal(inst.master.id);
       expect(await expectSameMaster(fleet, 'frozen')).to.equal(`${during.master.ip}:${during.master.port}`);
-      await new Promise((r) => setTimeout(r, Math.max(0, 5000)));
+      await sleep(Math.max(0, 5000));
       if (alive(inst.master.pid)) process.kill(inst.master.pid, 'SIGCONT');
       await fleet.waitFor(() => !alive(inst.master.pid), 5000, 'the old master to be shut down');
       const after = await whole(fleet, 'frozen', 2);
@@ -385,11 +386,20 @@ describe('Sentinel-compatible endpoint', function () {
     });
     expect(await send('*1\r\n$2147483647\r\n')).to.match(/Protocol error/);
     expect(await send(Buffer.from([0x2a, 0xff, 0x00, 0x0d, 0x0a]))).to.match(/Protocol error/);
-    // A client that never reads: the server keeps serving others.
+    // A client that never reads: the server keeps serving others, and disconnects it once its
+    // unread replies pass the endpoint's limit. It reads nothing, so it learns of that only when
+    // a write of its own is refused: it keeps asking until then.
     const slow = createConnection({ host: '127.0.0.1', port: fleet.sentinelPort });
+    let cutOff = false;
+    slow.on('error', () => undefined);
+    slow.on('close', () => { cutOff = true; });
     slow.pause();
     slow.write('SENTINEL masters\r\n'.repeat(2000));
     expect(cli('PING').trim()).to.equal('PONG');
-    slow.destroy();
+    await fleet.waitFor(() => {
+      if (!cutOff && !slow.destroyed) slow.write('SENTINEL masters\r\n'.repeat(500));
+      return cutOff;
+    }, 15_000, 'the endpoint to disconnect the client that never reads');
+    expect(cli('PING').trim()).to.equal('PONG');
   });
 });

@@ -6,8 +6,7 @@ import { LocalFleet } from '../harness/local-fleet.js';
 import { connectEtcd } from '../../src/store/etcd.js';
 import { FleetStore } from '../../src/store/fleet-store.js';
 import { freePort } from '../../src/net.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * A TCP proxy in front of etcd whose traffic a test can cut: cut() drops every connection and

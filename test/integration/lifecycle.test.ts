@@ -10,6 +10,7 @@ import { loadFleetKey } from '../../src/store/secrets.js';
 import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { connectEtcd } from '../../src/store/etcd.js';
 import { FleetKeyError } from '../../src/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** SENTINEL get-master-addr-by-name against one scheduler's endpoint, as "ip:port". */
 async function masterAt(sentinelPort: number, name: string): Promise<string> {
@@ -78,7 +79,7 @@ describe('scheduler lifecycle: an etcd outage (issue 7 #14)', function () {
       // Standing by, it still serves reads from its cache; the data plane keeps serving.
       expect((await fleet.api('GET', '/api/instances/outage')).json.master.id).to.equal(inst.master.id);
       expect(await client.get('before-the-outage')).to.equal('kept');
-      await new Promise((r) => setTimeout(r, Math.max(0, 15_000 - (Date.now() - frozenAt))));
+      await sleep(Math.max(0, 15_000 - (Date.now() - frozenAt)));
       process.kill(etcdPid, 'SIGCONT');
       frozen = false;
       const back = Date.now();

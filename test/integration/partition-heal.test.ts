@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { LocalFleet } from '../harness/local-fleet.js';
 import { TestNetwork } from '../harness/netns.js';
 import { roles } from '../harness/roles.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Issue 7 item 20: agents on test hosts in network namespaces, a WAIT 1 writer, and the two
@@ -38,7 +39,7 @@ function writerIn(ns: string, target: { ip: string; port: number }, password: st
         try {
           await r.set('w:' + n, String(n));
           if ((await r.wait(1, 100)) >= 1) process.stdout.write('ACK ' + n + '\\n');
-        } catch { await new Promise((res) => setTimeout(res, 20)); }
+        } catch { await sleep(20); }
       }
       r.disconnect();
     })();`;
@@ -66,7 +67,7 @@ function sentinelWriter(sentinelPort: number, name: string, password: string): {
         await r.set(`w:${n}`, String(n));
         if ((await r.wait(1, 100)) >= 1) acked.add(n);
       } catch {
-        await new Promise((res) => setTimeout(res, 20));
+        await sleep(20);
       }
     }
   })();
@@ -131,7 +132,7 @@ describe('network partition and heal (issue 7 item 20)', function () {
     net.partition(old.agent);
     let healAt = 0;
     try {
-      await new Promise((r) => setTimeout(r, (AGENT_TIMEOUT_S + 4) * 1000));
+      await sleep((AGENT_TIMEOUT_S + 4) * 1000);
     } finally {
       net.heal(old.agent);
       healAt = Date.now();
@@ -152,7 +153,7 @@ describe('network partition and heal (issue 7 item 20)', function () {
     console.log(`      after the heal: one master in ${oneMs} ms, RUNNING in ${Date.now() - healAt} ms`);
     expect(running.epoch).to.equal(before.epoch + 1);
 
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     await writer.stop();
     expect(writer.acked.size).to.be.greaterThan(20);
     expect(await missing(running.master, password, writer.acked), 'acknowledged writes missing').to.deep.equal([]);
@@ -180,7 +181,7 @@ describe('network partition and heal (issue 7 item 20)', function () {
       while (Date.now() < until) {
         const i = await instance('cut2');
         if (i.epoch !== before.epoch || (i.master && i.master.id !== old.id)) failovers.push(`epoch ${i.epoch}, master ${i.master?.id}`);
-        await new Promise((r) => setTimeout(r, 250));
+        await sleep(250);
       }
     } finally {
       route('del');

@@ -37,6 +37,20 @@ function prng(seed: number): () => number {
   };
 }
 
+/** POSTs JSON from a chosen local address (another loopback address is another client). */
+function postFrom(localAddress: string, port: number, path: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const data = Buffer.from(JSON.stringify(body));
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', localAddress, headers: { 'Content-Type': 'application/json', 'Content-Length': String(data.length), ...headers } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => { text += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
 function postRaw(port: number, path: string, body: Buffer, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers: { 'Content-Length': String(body.length), ...headers } }, (res) => {
@@ -49,19 +63,23 @@ function postRaw(port: number, path: string, body: Buffer, headers: Record<strin
   });
 }
 
+// Each test creates the instances it works on, under its own names, so that any one of them
+// passes alone (--grep) and in any order.
 describe('security: tokens, instance keys, agent authentication, tenant ACL', function () {
   this.timeout(90_000);
   let fleet: LocalFleet;
-  let mine: { password: string; accessKey: string };
+
+  /** Creates `name` as an admin and returns its password and access key (once RUNNING if `running`). */
+  async function createTenant(name: string, body: Record<string, unknown> = {}, running = true): Promise<{ password: string; accessKey: string }> {
+    const res = await fleet.api('POST', '/api/instances', { name, capacityMb: 16, ...body }, auth(ADMIN));
+    expect(res.status, res.text).to.equal(202);
+    expect(res.json.accessKey).to.match(/^[A-Za-z0-9_-]{43,}$/);
+    if (running) await fleet.waitForStatus(name, 'RUNNING');
+    return { password: res.json.password, accessKey: res.json.accessKey };
+  }
 
   before(async () => {
     fleet = await LocalFleet.start({ agents: 3, schedulerArgs: ['--api-token', ADMIN], adminToken: ADMIN });
-    const res = await fleet.api('POST', '/api/instances', { name: 'tenant', capacityMb: 32, replicas: 2 }, auth(ADMIN));
-    expect(res.status).to.equal(202);
-    mine = { password: res.json.password, accessKey: res.json.accessKey };
-    expect(mine.accessKey).to.match(/^[A-Za-z0-9_-]{43,}$/);
-    await fleet.api('POST', '/api/instances', { name: 'other', capacityMb: 16 }, auth(ADMIN));
-    await fleet.waitFor(async () => (await fleet.api('GET', '/api/instances/tenant', undefined, auth(ADMIN))).json.status === 'RUNNING', 20_000, 'tenant RUNNING');
   });
 
   after(async () => {
@@ -80,18 +98,22 @@ describe('security: tokens, instance keys, agent authentication, tenant ACL', fu
   });
 
   it('lets an instance key read, extend and delete its own instance only', async () => {
+    const mine = await createTenant('keyholder', {}, false);
+    await createTenant('neighbour', {}, false);
     const key = auth(mine.accessKey);
-    expect((await fleet.api('GET', '/api/instances/tenant', undefined, key)).status).to.equal(200);
-    expect((await fleet.api('GET', '/v1/STATUS/tenant', undefined, key)).status).to.equal(200);
-    for (const [method, path] of [['GET', '/api/instances/other'], ['GET', '/v1/STATUS/other'], ['DELETE', '/api/instances/other'], ['DELETE', '/v1/DELETE/other'], ['GET', '/api/instances'], ['GET', '/api/agents'], ['POST', '/v1/CREATE/x/16/1/0']]) {
+    expect((await fleet.api('GET', '/api/instances/keyholder', undefined, key)).status).to.equal(200);
+    expect((await fleet.api('GET', '/v1/STATUS/keyholder', undefined, key)).status).to.equal(200);
+    for (const [method, path] of [['GET', '/api/instances/neighbour'], ['GET', '/v1/STATUS/neighbour'], ['DELETE', '/api/instances/neighbour'], ['DELETE', '/v1/DELETE/neighbour'], ['GET', '/api/instances'], ['GET', '/api/agents'], ['POST', '/v1/CREATE/x/16/1/0']]) {
       const res = await fleet.api(method, path, undefined, key);
       expect(res.status, `${method} ${path}`).to.equal(403);
       expect(res.json.error.code).to.equal('FORBIDDEN');
     }
-    const patched = await fleet.api('PATCH', '/api/instances/tenant', { ttlSeconds: 3600 }, key);
+    const patched = await fleet.api('PATCH', '/api/instances/keyholder', { ttlSeconds: 3600 }, key);
     expect(patched.status).to.equal(200);
     expect(patched.json.ttlRemainingSeconds).to.be.within(3590, 3600);
-    expect((await fleet.api('PATCH', '/api/instances/other', { ttlSeconds: 60 }, key)).status).to.equal(403);
+    expect((await fleet.api('PATCH', '/api/instances/neighbour', { ttlSeconds: 60 }, key)).status).to.equal(403);
+    expect((await fleet.api('GET', '/api/instances/neighbour', undefined, auth(ADMIN))).json.status, 'the neighbour is untouched').to.be.oneOf(['CREATING', 'RUNNING']);
+    expect((await fleet.api('DELETE', '/api/instances/keyholder', undefined, key)).status).to.equal(202);
   });
 
   it('refuses agent calls without the fleet key', async () => {
@@ -109,6 +131,7 @@ describe('security: tokens, instance keys, agent authentication, tenant ACL', fu
   });
 
   it('confines the tenant to data commands, and replication and failover still work', async () => {
+    const mine = await createTenant('tenant', { capacityMb: 32, replicas: 2 });
     const inst = (await fleet.api('GET', '/api/instances/tenant', undefined, auth(ADMIN))).json;
     const r = new Redis({ host: inst.master.ip, port: inst.master.port, password: mine.password, lazyConnect: true, maxRetriesPerRequest: 0 });
     r.on('error', () => undefined);
@@ -179,7 +202,14 @@ describe('security: tokens, instance keys, agent authentication, tenant ACL', fu
     }
   });
 
-  it('keeps no clear password, access key or token in etcd or in any log', () => {
+  it('keeps no clear password, access key or token in etcd or in any log', async () => {
+    const mine = await createTenant('secretive', { replicas: 1 });
+    // Use the secret: logs of a connection and an instance-key call are among those searched.
+    const r = new Redis({ host: '127.0.0.1', port: (await fleet.waitForStatus('secretive', 'RUNNING')).master.port, password: mine.password, lazyConnect: true });
+    await r.connect();
+    expect(await r.set('k', 'v')).to.equal('OK');
+    r.disconnect();
+    expect((await fleet.api('GET', '/api/instances/secretive', undefined, auth(mine.accessKey))).status).to.equal(200);
     const everything = fleet.etcdctl('get', '--prefix', '/');
     const logs = logFiles(fleet.dir).map((f) => readFileSync(f, 'utf8')).join('\n');
     expect(logs.length).to.be.greaterThan(1000);
@@ -208,6 +238,8 @@ describe('throwaway instances: TTL and anonymous quota', function () {
   });
 
   it('deletes an instance with a 3 s TTL within 5 s, across a scheduler restart', async () => {
+    // The free memory compared below must not move for other tests' instances still being placed.
+    await fleet.waitFor(async () => (await fleet.api('GET', '/api/instances', undefined, auth(ADMIN))).json.every((i: { status: string }) => i.status !== 'CREATING'), 20_000, 'every other instance placed');
     const t0 = Date.now();
     const res = await fleet.api('POST', '/api/instances', { name: 'brief', capacityMb: 16, replicas: 1, ttlSeconds: 3 }, auth(ADMIN));
     expect(res.status).to.equal(202);
@@ -232,8 +264,12 @@ describe('throwaway instances: TTL and anonymous quota', function () {
 
   it('sets TTL from v1 {"TTL"} and the CLI, and PATCH extends it', async () => {
     expect((await fleet.api('POST', '/v1/CREATE/v1ttl/16/1/0', { TTL: 2 }, auth(ADMIN))).status).to.equal(201);
+    const firstExpiry = Date.parse(fleet.etcdctl('get', '--print-value-only', '/MrRedis/Instances/v1ttl/ExpiresAt').trim());
+    expect(firstExpiry - Date.now()).to.be.within(0, 2000, 'v1 {"TTL": 2} set a 2 s expiry');
     expect((await fleet.api('PATCH', '/api/instances/v1ttl', { ttlSeconds: 60 }, auth(ADMIN))).status).to.equal(200);
-    await new Promise((r) => setTimeout(r, 3000));
+    // What is checked is an absence (no deletion at the first expiry), so this waits past it:
+    // the first expiry and a second for the reaper to have acted on it, had it still stood.
+    await fleet.waitFor(() => Date.now() > firstExpiry + 1000, 10_000, 'the first expiry to pass');
     const v1 = (await fleet.api('GET', '/api/instances/v1ttl', undefined, auth(ADMIN))).json;
     expect(v1.status).to.equal('RUNNING');
     expect(v1.ttlRemainingSeconds).to.be.within(50, 60);
@@ -248,9 +284,11 @@ describe('throwaway instances: TTL and anonymous quota', function () {
 
   it('gives anonymous callers 6 live instances per address, then 429 with when a slot frees', async () => {
     const from = (addr: string) => ({ 'X-Forwarded-For': addr });
+    const keys: string[] = [];
     for (let i = 0; i < 6; i++) {
       const res = await fleet.api('POST', '/api/instances', { name: `anon-a${i}`, capacityMb: 8 }, from('192.0.2.10'));
       expect(res.status, `create ${i}`).to.equal(202);
+      keys.push(res.json.accessKey);
       expect(res.json.ttlRemainingSeconds).to.be.within(12 * 3600 - 5, 12 * 3600);
     }
     const seventh = await fleet.api('POST', '/api/instances', { name: 'anon-a6', capacityMb: 8 }, from('192.0.2.10'));
@@ -266,20 +304,23 @@ describe('throwaway instances: TTL and anonymous quota', function () {
     expect(big.json.error.message).to.match(/capacityMb must be at most 64/);
     expect((await fleet.api('GET', '/api/instances')).status).to.equal(401);
     // Deleting one with its access key frees a slot.
-    const first = await fleet.api('GET', '/api/instances/anon-a0', undefined, auth(ADMIN));
-    expect(first.json.status).to.not.equal('DELETED');
-    const key = (await fleet.api('POST', '/api/instances', { name: 'anon-c0', capacityMb: 8 }, from('192.0.2.40'))).json.accessKey;
-    expect((await fleet.api('DELETE', '/api/instances/anon-c0', undefined, auth(key))).status).to.equal(202);
-    // An untrusted peer cannot claim another address: without the trusted proxy the peer is 127.0.0.1.
-    const inst = (await fleet.api('GET', '/api/instances/anon-b0', undefined, auth(ADMIN))).json;
-    expect(inst).to.not.have.property('creator');
+    expect((await fleet.api('DELETE', '/api/instances/anon-a0', undefined, auth(keys[0]))).status).to.equal(202);
+    const freed = await fleet.api('POST', '/api/instances', { name: 'anon-a6', capacityMb: 8 }, from('192.0.2.10'));
+    expect(freed.status, freed.text).to.equal(202);
+    // The creator recorded is the address the trusted proxy (127.0.0.1) forwarded ...
+    const creator = (name: string) => fleet.etcdctl('get', '--print-value-only', `/MrRedis/Instances/${name}/Creator`).trim();
+    expect(creator('anon-b0')).to.equal('192.0.2.20');
+    // ... but an untrusted peer (127.0.0.2 is loopback too, not the proxy) cannot claim another
+    // address: its X-Forwarded-For is ignored and the quota counts against the peer itself.
+    const direct = await postFrom('127.0.0.2', fleet.apiPort, '/api/instances', { name: 'anon-d0', capacityMb: 8 }, from('192.0.2.10'));
+    expect(direct.status, direct.text).to.equal(202);
+    expect(creator('anon-d0')).to.equal('127.0.0.2');
   });
 
   it('enforces maxclients on anonymous instances', async () => {
-    const inst = await fleet.waitFor(async () => {
-      const i = (await fleet.api('GET', '/api/instances/anon-b0', undefined, auth(ADMIN))).json;
-      return i.status === 'RUNNING' ? i : undefined;
-    }, 10_000, 'anon-b0 RUNNING');
+    const created = await fleet.api('POST', '/api/instances', { name: 'anon-m0', capacityMb: 8 }, { 'X-Forwarded-For': '192.0.2.50' });
+    expect(created.status, created.text).to.equal(202);
+    const inst = await fleet.waitForStatus('anon-m0', 'RUNNING', 10_000);
     const conf = readFileSync(join(fleet.dir, 'agents', inst.master.agent, inst.master.id.replace(/[^A-Za-z0-9_.-]/g, '_'), 'redis.conf'), 'utf8');
     expect(conf).to.match(/^maxclients 50$/m);
     const sockets = await Promise.all(Array.from({ length: 60 }, () => new Promise<{ reply: string; close: () => void }>((resolve) => {

@@ -5,6 +5,7 @@ import { OfferBroker } from '../../src/scheduler/broker.js';
 import { createLogger } from '../../src/logger.js';
 import { pb } from '../../src/proto/messages.js';
 import { ProtocolAgent, postCall } from '../harness/protocol-agent.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The endpoint and broker in-process, on a loopback port, with no framework behind them. */
 describe('agent endpoint: fleet key rotation and sessions', () => {
@@ -39,7 +40,9 @@ describe('agent endpoint: fleet key rotation and sessions', () => {
       clients.push(agent);
       // ProtocolAgent checks the scheduler's proof and every frame's seal with its own key.
       expect(await agent.subscribe(await ProtocolAgent.sign(url, id, key, { hostname: '127.0.0.1' })), id).to.equal(200);
-      await new Promise((r) => setTimeout(r, 100));
+      // The first event arrives on the stream after the 200: wait for it.
+      const deadline = Date.now() + 5000;
+      while (agent.events.length === 0 && Date.now() < deadline) await sleep(10);
       expect(agent.events[0]?.type, id).to.equal(pb.Event.Type.SUBSCRIBED);
       expect((await agent.call({ type: pb.Call.Type.HEARTBEAT })).status).to.equal(202);
     }
@@ -52,8 +55,14 @@ describe('agent endpoint: fleet key rotation and sessions', () => {
     expect(await agent.subscribe(await ProtocolAgent.sign(url, 'shortlived', current, { hostname: '127.0.0.1' }))).to.equal(200);
     expect((await agent.call({ type: pb.Call.Type.HEARTBEAT })).status).to.equal(202);
     agent.close();
-    await new Promise((r) => setTimeout(r, 200));
-    expect((await agent.call({ type: pb.Call.Type.HEARTBEAT })).status).to.equal(401);
+    // The endpoint learns of the closed stream asynchronously: ask until it answers otherwise.
+    const deadline = Date.now() + 5000;
+    let status = (await agent.call({ type: pb.Call.Type.HEARTBEAT })).status;
+    while (status === 202 && Date.now() < deadline) {
+      await sleep(25);
+      status = (await agent.call({ type: pb.Call.Type.HEARTBEAT })).status;
+    }
+    expect(status).to.equal(401);
   });
 
   it('hands out a fresh random nonce each time', async () => {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { replicaSaysMasterDown, LAST_IO_MARGIN_MS } from '../../src/scheduler/failover.js';
 import { LoopLag } from '../../src/scheduler/loop-lag.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const master = { ip: '10.0.0.1', port: 6380 };
 
@@ -103,12 +104,12 @@ describe('event-loop stall probe (LoopLag)', () => {
     const lag = new LoopLag(20, 40);
     lag.start();
     try {
-      await new Promise((r) => setTimeout(r, 60));
+      await sleep(60);
       const from = Date.now();
       const until = from + 300;
       while (Date.now() < until) { /* block the loop */ }
       expect(lag.stalledWithin(from)).to.be.within(200, 320);
-      await new Promise((r) => setTimeout(r, 60));
+      await sleep(60);
       expect(lag.stalledWithin(from)).to.be.within(200, 320);
       expect(lag.worstMs).to.be.at.least(200);
     } finally {
