@@ -1,8 +1,6 @@
 import { expect } from 'chai';
-import { createServer, type Server } from 'node:http';
-import { AgentEndpoint } from '../../src/scheduler/agent-endpoint.js';
-import { OfferBroker } from '../../src/scheduler/broker.js';
-import { createLogger } from '../../src/logger.js';
+import type { OfferBroker } from '../../src/scheduler/broker.js';
+import { startEndpointServer, type EndpointServer } from '../harness/endpoint-server.js';
 import { ProtocolAgent } from '../harness/protocol-agent.js';
 
 /**
@@ -11,27 +9,20 @@ import { ProtocolAgent } from '../harness/protocol-agent.js';
  */
 describe('agent endpoint: the announced host name and address', () => {
   const key = 'address-fleet-key-0123456789abcdef';
-  let server: Server;
+  let endpoint: EndpointServer;
   let broker: OfferBroker;
   let url = '';
   const clients: ProtocolAgent[] = [];
 
   before(async () => {
-    const log = createLogger('test');
-    log.silent = true;
-    broker = new OfferBroker({ heartbeatSeconds: 1, agentTimeoutMs: 5000, frameworkId: 'fw' }, log);
-    const endpoint = new AgentEndpoint(broker, log, [key]);
-    server = createServer((req, res) => void endpoint.handle(req, res));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const addr = server.address();
-    url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    endpoint = await startEndpointServer([key]);
+    broker = endpoint.broker;
+    url = endpoint.url;
   });
 
   after(async () => {
     for (const c of clients) c.close();
-    broker.close();
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
+    await endpoint.close();
   });
 
   async function subscribe(id: string, info: { hostname: string; ip?: string }): Promise<number> {

@@ -1,8 +1,5 @@
 import { expect } from 'chai';
-import { createServer, type Server } from 'node:http';
-import { AgentEndpoint } from '../../src/scheduler/agent-endpoint.js';
-import { OfferBroker } from '../../src/scheduler/broker.js';
-import { createLogger } from '../../src/logger.js';
+import { startEndpointServer, type EndpointServer } from '../harness/endpoint-server.js';
 import { pb } from '../../src/proto/messages.js';
 import { ProtocolAgent, postCall } from '../harness/protocol-agent.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,27 +8,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 describe('agent endpoint: fleet key rotation and sessions', () => {
   const current = 'current-fleet-key-0123456789abcdef';
   const previous = 'previous-fleet-key-0123456789abcdef';
-  let server: Server;
-  let broker: OfferBroker;
+  let endpoint: EndpointServer;
   let url = '';
   const clients: ProtocolAgent[] = [];
 
   before(async () => {
-    const log = createLogger('test');
-    log.silent = true;
-    broker = new OfferBroker({ heartbeatSeconds: 1, agentTimeoutMs: 5000, frameworkId: 'fw' }, log);
-    const endpoint = new AgentEndpoint(broker, log, [current, previous]);
-    server = createServer((req, res) => void endpoint.handle(req, res));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const addr = server.address();
-    url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    endpoint = await startEndpointServer([current, previous]);
+    url = endpoint.url;
   });
 
   after(async () => {
     for (const c of clients) c.close();
-    broker.close();
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
+    await endpoint.close();
   });
 
   it('accepts agents proving either key and proves itself with the key each one used', async () => {
