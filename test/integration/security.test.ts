@@ -160,7 +160,8 @@ describe('security: tokens, instance keys, agent authentication, tenant ACL', fu
       const multi = await r.multi().incr('n').incr('n').exec();
       expect(multi?.map(([, v]) => v)).to.deep.equal([1, 2]);
       expect(await r.xadd('s', '*', 'k', 'v')).to.be.a('string');
-      expect(await r.wait(2, 1000)).to.equal(2);
+      // Both replicas acknowledge the writes (WAIT returns as soon as they do; 5 s only bounds a loaded CI host).
+      expect(await r.wait(2, 5000)).to.equal(2);
       expect(await r.info('replication')).to.match(/role:master/);
       expect(await r.call('ROLE')).to.be.an('array');
       const sub = r.duplicate();
