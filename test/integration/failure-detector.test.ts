@@ -64,6 +64,14 @@ describe('failure detector: what is alive is not failed over', function () {
       await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 3, 15_000, 'the agents to follow the new scheduler');
       // Let it link to every proc, and the replicas' links settle (master_last_io_seconds_ago 0 or 1).
       await sleep(1500);
+      // The stalls are the scheduler's own: they must not even make the master subjectively down
+      // (the replicas' vote would also stop a failover; this checks the loop-lag rule itself).
+      const sdowns: string[] = [];
+      const events = new Redis({ port: fleet.sentinelPort });
+      events.on('error', () => undefined);
+      cleanups.push(() => events.disconnect());
+      events.on('message', (_channel: string, message: string) => sdowns.push(message));
+      await events.subscribe('+sdown');
       // Stall right after a PING to the master went out, inside an I/O callback, so that the
       // loop's next turn runs its overdue timers (the PING's timeout) before it reads the PONG,
       // as happened when a hostile request held the loop. The I/O is a loopback socket made
@@ -71,9 +79,11 @@ describe('failure detector: what is alive is not failed over', function () {
       // links' PING method.)
       const staller = await loopbackPair();
       cleanups.push(() => staller.close());
+      let lastStallEnd = 0;
       staller.receiver.on('data', () => {
         const until = Date.now() + 1200;
         while (Date.now() < until) { /* the scheduler's loop is stuck here */ }
+        lastStallEnd = Date.now();
       });
       const links = (scheduler.scheduler as unknown as { links: Record<string, (...a: unknown[]) => unknown> }).links;
       let stalls = 0;
@@ -81,7 +91,10 @@ describe('failure detector: what is alive is not failed over', function () {
         const original = links[method]?.bind(links);
         if (!original) continue;
         links[method] = (proc: unknown, ...args: unknown[]) => {
-          if (args[0] === 'PING' && (proc as { id: string }).id === inst.master.id && stalls < 4) {
+          // Stalls at least 2 s apart: back to back, four of them hold the loop for about 5 s, and
+          // on a loaded host the leader's lease (renewed from this same loop) then lapses and it
+          // rightly stands down, which is another test (lifecycle: losing the lease).
+          if (args[0] === 'PING' && (proc as { id: string }).id === inst.master.id && stalls < 4 && Date.now() - lastStallEnd > 2000) {
             stalls++;
             staller.sender.write('x');
           }
@@ -91,6 +104,7 @@ describe('failure detector: what is alive is not failed over', function () {
       await fleet.waitFor(() => stalls >= 4, 20_000, 'four stalls');
       await sleep(2000);
       const after = await view('stall');
+      expect(sdowns.filter((m) => m.includes(' stall ')), '+sdown events for the stalled scheduler\'s master').to.deep.equal([]);
       expect(after.epoch).to.equal(inst.epoch, 'no failover');
       expect(after.master.id).to.equal(inst.master.id);
       expect(after.status).to.equal('RUNNING');
