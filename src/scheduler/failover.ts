@@ -4,7 +4,6 @@ import type { Instance, Proc } from '../domain/model.js';
 import type { Logger } from '../logger.js';
 import type { RedisLinks } from './redis-links.js';
 import { LoopLag } from './loop-lag.js';
-import type { ReplicaSilence } from './replica-silence.js';
 import { FailureDetector, type FailoverRequest, type MasterHealth } from './failure-detector.js';
 import { Promotion, type Candidate } from './promotion.js';
 
@@ -38,14 +37,6 @@ export class Failover {
     this.promotion = new Promotion(store, links, log, this.detector, request, emit);
   }
 
-  get lag(): LoopLag {
-    return this.detector.lag;
-  }
-
-  get silence(): ReplicaSilence {
-    return this.detector.silence;
-  }
-
   start(): void {
     this.detector.start();
   }
@@ -71,9 +62,6 @@ export class Failover {
     return this.detector.announced(inst);
   }
 
-  observeReplica(procId: string, info: Map<string, string>, sentAt: number, receivedAt: number): void {
-    this.detector.observeReplica(procId, info, sentAt, receivedAt);
-  }
 
   replicasStillHear(inst: Instance, master: Proc): Promise<boolean> {
     return this.detector.replicasStillHear(inst, master);

@@ -6,7 +6,6 @@ import type { RedisLinks } from './redis-links.js';
 import { LoopLag } from './loop-lag.js';
 import { BusyScripts } from './busy-script.js';
 import { ReplicaSampler } from './replica-sampler.js';
-import type { ReplicaSilence } from './replica-silence.js';
 import { replicaSaysMasterDown, replicaVote, type Ballot } from './replica-vote.js';
 
 /** What the monitor knows of one master. */
@@ -86,11 +85,6 @@ export class FailureDetector {
   ) {
     this.busy = new BusyScripts(links, log);
     this.replicas = new ReplicaSampler(links);
-  }
-
-  /** Each replica's offset track. */
-  get silence(): ReplicaSilence {
-    return this.replicas.silence;
   }
 
   start(): void {
@@ -223,11 +217,6 @@ export class FailureDetector {
       this.sampling.add(master.id);
       void this.replicas.sample(inst, master).finally(() => this.sampling.delete(master.id));
     }
-  }
-
-  /** Feeds one INFO of a replica into its offset track (see ReplicaSampler.observe). */
-  observeReplica(procId: string, info: Map<string, string>, sentAt: number, receivedAt: number): void {
-    this.replicas.observe(procId, info, sentAt, receivedAt);
   }
 
   private answered(inst: Instance, master: Proc, h: MasterHealth): void {

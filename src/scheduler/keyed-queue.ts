@@ -38,8 +38,4 @@ export class KeyedQueue {
   async onIdle(): Promise<void> {
     while (this.tails.size > 0) await Promise.all([...this.tails.values()]);
   }
-
-  get size(): number {
-    return this.tails.size;
-  }
 }

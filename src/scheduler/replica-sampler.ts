@@ -19,11 +19,8 @@ export class ReplicaSampler {
 
   constructor(private readonly links: RedisLinks) {}
 
-  /**
-   * Feeds one INFO of a replica into its offset track. `sentAt`/`receivedAt` are the scheduler's
-   * clock around the call; the stats poller's once-a-second INFO comes in here too.
-   */
-  observe(procId: string, info: Map<string, string>, sentAt: number, receivedAt: number): void {
+  /** Feeds one INFO of a replica into its offset track; `sentAt`/`receivedAt` are the scheduler's clock around the call. */
+  private observe(procId: string, info: Map<string, string>, sentAt: number, receivedAt: number): void {
     if (info.get('role') !== 'slave') return;
     const offset = replicaReadOffset(info);
     if (offset === undefined) return;

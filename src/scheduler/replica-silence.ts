@@ -87,17 +87,6 @@ export function provenSilenceMs(track: OffsetTrack | undefined): number {
   return track ? Math.max(0, track.lastSentAt - track.firstSeenAt) : 0;
 }
 
-/**
- * The replica's vote from a run of samples, in the order their replies were handled: true when
- * the latest track proves silence at or beyond `offsetSilenceThresholdMs(downAfterMs)`. Pure:
- * the samples carry the clock.
- */
-export function samplesSayMasterDown(samples: readonly OffsetSample[], downAfterMs: number): boolean {
-  let track: OffsetTrack | undefined;
-  for (const s of samples) track = nextTrack(track, s);
-  return offsetSaysMasterDown(provenSilenceMs(track), downAfterMs);
-}
-
 /** Per replica proc, its offset track, fed from every INFO the scheduler reads. */
 export class ReplicaSilence {
   private readonly tracks = new Map<string, OffsetTrack>();

@@ -3,6 +3,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
+import { startFleetOnTestHosts } from '../harness/netns-fleet.js';
 import { LocalFleet } from '../harness/local-fleet.js';
 import { TestNetwork } from '../harness/netns.js';
 import { roles } from '../harness/roles.js';
@@ -93,16 +94,7 @@ describe('network partition and heal (issue 7 item 20)', function () {
   let fleet: LocalFleet;
 
   before(async () => {
-    net = TestNetwork.create();
-    try {
-      fleet = await LocalFleet.start({ agents: 0, adminToken: ADMIN, network: net, schedulerArgs: ['--api-token', ADMIN, '--agent-timeout', String(AGENT_TIMEOUT_S)] });
-      for (const name of ['h1', 'h2', 'h3', 'h4', 'h5']) await fleet.startAgent(name, { host: net.addHost(name) });
-      await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 5, 20_000, 'five agents on five test hosts');
-    } catch (err) {
-      await fleet?.stop();
-      net.destroy();
-      throw err;
-    }
+    ({ net, fleet } = await startFleetOnTestHosts(5, ADMIN, ['--agent-timeout', String(AGENT_TIMEOUT_S)]));
   });
 
   after(async () => {

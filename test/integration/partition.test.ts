@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { startFleetOnTestHosts } from '../harness/netns-fleet.js';
 import { LocalFleet } from '../harness/local-fleet.js';
 import { TestNetwork } from '../harness/netns.js';
 import { roles } from '../harness/roles.js';
@@ -14,16 +15,7 @@ describe('network partition (test hosts in network namespaces)', function () {
   let fleet: LocalFleet;
 
   before(async () => {
-    net = TestNetwork.create();
-    try {
-      fleet = await LocalFleet.start({ agents: 0, adminToken: ADMIN, network: net, schedulerArgs: ['--api-token', ADMIN] });
-      for (const name of ['h1', 'h2', 'h3', 'h4']) await fleet.startAgent(name, { host: net.addHost(name) });
-      await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 4, 15_000, 'four agents on four test hosts');
-    } catch (err) {
-      await fleet?.stop();
-      net.destroy();
-      throw err;
-    }
+    ({ net, fleet } = await startFleetOnTestHosts(4, ADMIN, []));
   });
 
   after(async () => {

@@ -6,7 +6,6 @@ import {
   OFFSET_SILENCE_FLOOR_MS,
   provenSilenceMs,
   replicaReadOffset,
-  samplesSayMasterDown,
   type OffsetSample,
   type OffsetTrack,
 } from '../../src/scheduler/replica-silence.js';
@@ -51,6 +50,13 @@ function schedulerSamples(arrivals: readonly number[], from: number, to: number,
   for (let t = from + rand() * 1000; t < to; t += 1000) out.push(sample(arrivals, t, rand() * maxRttMs, rand));
   for (let t = fastFrom + rand() * 100; t < to; t += 100) out.push(sample(arrivals, t, rand() * maxRttMs, rand));
   return out.sort((a, b) => a.receivedAt - b.receivedAt);
+}
+
+/** The vote from a run of samples, in the order their replies were handled. */
+function samplesSayMasterDown(samples: readonly OffsetSample[], downAfterMs: number): boolean {
+  let track: OffsetTrack | undefined;
+  for (const s of samples) track = nextTrack(track, s);
+  return offsetSaysMasterDown(provenSilenceMs(track), downAfterMs);
 }
 
 describe('the replica\'s own timing (replica-silence)', () => {
