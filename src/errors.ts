@@ -166,3 +166,17 @@ export class NotWaitingError extends RedFleetError {
     super('NOT_WAITING', `instance '${name}' is not waiting for a lost master; there is nothing to restart empty`, 409);
   }
 }
+
+/** Thrown when an instance already runs a day-2 operation (one at a time per instance). */
+export class OperationInProgressError extends RedFleetError {
+  constructor(name: string, kind: string, step: string) {
+    super('OPERATION_IN_PROGRESS', `instance '${name}' is already running a ${kind} (${step}); wait for it to end`, 409);
+  }
+}
+
+/** Thrown when an operation cannot start: the instance's state does not allow it now (409). */
+export class OperationRefusedError extends RedFleetError {
+  constructor(message: string, field?: string) {
+    super('OPERATION_REFUSED', message, 409, field);
+  }
+}

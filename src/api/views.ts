@@ -80,6 +80,7 @@ export function instanceView(inst: Instance, rule: MasterRule, extra: Record<str
     ttlRemainingSeconds: inst.expiresAt ? Math.max(0, Math.round((Date.parse(inst.expiresAt) - Date.now()) / 1000)) : null,
     epoch: inst.epoch,
     dataLost: inst.dataLost || null,
+    operation: inst.operation ?? null,
     master: master ? proc(master) : null,
     slaves: runningReplicas(inst, master).map(proc),
     procs: inst.procs.map(proc),

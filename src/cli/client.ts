@@ -1,53 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UsageError } from '../errors.js';
 import { intFlag, parseDuration, parseFlags } from './args.js';
+import { apiBase, apiFlag, call, CONNECTION_FLAGS } from './api-client.js';
 import { InstanceStatus, ProcState } from '../domain/model.js';
 
 /** Client commands: create, status, list, delete. They speak the JSON API. */
-
-function apiBase(flag: string | boolean | undefined, tokenFlag?: string | boolean): string {
-  if (typeof tokenFlag === 'string') token = tokenFlag;
-  const raw = typeof flag === 'string' ? flag : process.env.REDFLEET_API ?? 'http://127.0.0.1:5656';
-  return (/^https?:\/\//.test(raw) ? raw : `http://${raw}`).replace(/\/$/, '');
-}
-
-interface ApiReply {
-  status: number;
-  body: Record<string, unknown> & { error?: { code: string; message: string } };
-}
-
-let token = process.env.REDFLEET_TOKEN ?? '';
-
-async function call(base: string, method: string, path: string, body?: unknown): Promise<ApiReply> {
-  let res: Response;
-  const headers: Record<string, string> = body === undefined ? {} : { 'Content-Type': 'application/json' };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (err) {
-    throw new Error(`cannot reach the RedFleet API at ${base} (${(err as Error).cause ?? (err as Error).message}); is the scheduler running? Set --api or REDFLEET_API`);
-  }
-  const text = await res.text();
-  let parsed: ApiReply['body'] = {};
-  try {
-    parsed = text ? JSON.parse(text) : {};
-  } catch {
-    parsed = { text } as ApiReply['body'];
-  }
-  if (res.status >= 400) throw new Error(parsed.error ? `${parsed.error.code}: ${parsed.error.message}` : `HTTP ${res.status}`);
-  return { status: res.status, body: parsed };
-}
-
-const apiFlag = { api: { type: 'string' as const }, token: { type: 'string' as const } };
-
-const CONNECTION_FLAGS = `  --api URL            the scheduler's API; default $REDFLEET_API, else http://127.0.0.1:5656
-  --token TOKEN        an admin token or the instance's access key; default $REDFLEET_TOKEN.
-                       A flag shows in \`ps\` to every local user: prefer REDFLEET_TOKEN.
-  -h, --help           this text`;
 
 export const CREATE_HELP = `Usage: redfleet create NAME [flags]
 Asks for a new instance: a master and --replicas replicas. Prints the password and the access key
@@ -170,6 +127,8 @@ function printInstance(i: Record<string, unknown>): void {
   if (i.expiresAt) console.log(`expires:   ${i.expiresAt} (in ${formatSeconds(Number(i.ttlRemainingSeconds))})`);
   if (i.dataLost) console.log(`data lost: ${i.dataLost}`);
   console.log(`epoch:     ${i.epoch}`);
+  const op = i.operation as { kind: string; state: string; step: string; error?: string; startedAt: string } | null;
+  if (op) console.log(`operation: ${op.kind} ${op.state}: ${op.error ?? op.step} (since ${op.startedAt})`);
   for (const p of i.procs as Record<string, unknown>[]) {
     const stats = p.stats as Record<string, unknown> | null;
     const link = stats?.masterLinkStatus ? ` link=${stats.masterLinkStatus}` : '';

@@ -1,8 +1,10 @@
 /**
  * The Instance and Proc model every layer shares: what an instance and each of its redis-server
  * processes (procs) are, and the names of their statuses, states and roles. Pure: no I/O, and it
- * imports nothing of ours. The enum values are the strings stored in etcd (MrRedis's layout).
+ * imports nothing of ours but the Operation record. The enum values are the strings stored in etcd (MrRedis's layout).
  */
+
+import type { Operation } from './operation.js';
 
 export enum InstanceType {
   /** One master, no replicas. */
@@ -101,6 +103,8 @@ export interface Instance {
   /** The client address of an anonymous creator ('' when an admin created it). */
   creator: string;
   maxClients: number;
+  /** The day-2 operation running now, or the last one (see domain/operation.ts). */
+  operation?: Operation;
   procs: Proc[];
 }
 

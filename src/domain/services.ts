@@ -4,6 +4,7 @@
  * scheduler/sentinel-view.ts) and src/cli hands the implementations over, so api/ and sentinel/
  * never reach into scheduler internals or the store.
  */
+import type { Operation, OperationKind } from './operation.js';
 import type { EventEmitter } from 'node:events';
 import type { Instance, InstanceStatus, Placement, Proc } from './model.js';
 
@@ -88,6 +89,8 @@ export interface FleetService {
   refusedAgents(): RefusedAgent[];
   /** The master clients are told about: exactly what the Sentinel endpoint answers. */
   announcedMaster: MasterRule;
+  /** Records and starts a day-2 operation on the instance (the leader only); its record. */
+  startOperation(name: string, kind: OperationKind, params: Record<string, unknown>): Promise<Operation>;
 }
 
 /** Whether this scheduler leads, and where the leader is: a standby serves reads only. */

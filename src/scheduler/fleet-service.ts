@@ -1,6 +1,7 @@
 import type { FleetStore } from '../store/fleet-store.js';
 import { generatePassword, sameSecret, sha256Hex } from '../store/secrets.js';
 import { InstanceType, type Instance, type InstanceStatus, type Proc } from '../domain/model.js';
+import type { Operation, OperationKind } from '../domain/operation.js';
 import type { AgentView, CreatedInstance, FleetService, InstanceRequest, RefusedAgent } from '../domain/services.js';
 import { NotLeaderError } from '../errors.js';
 import type { OfferBroker } from './broker.js';
@@ -82,6 +83,12 @@ export class SchedulerFleetService implements FleetService {
     const framework = this.term().framework;
     if (!framework) throw new NotLeaderError(this.leaderUrl());
     await framework.restartEmpty(name);
+  }
+
+  async startOperation(name: string, kind: OperationKind, params: Record<string, unknown>): Promise<Operation> {
+    const framework = this.term().framework;
+    if (!framework) throw new NotLeaderError(this.leaderUrl());
+    return framework.operations.start(name, kind, params);
   }
 
   agents(): AgentView[] {

@@ -14,6 +14,7 @@ import { Needs } from './need.js';
 import { Creator } from './creator.js';
 import { Maintainer } from './maintainer.js';
 import { Destroyer } from './destroyer.js';
+import { Operations } from './operations.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -27,6 +28,8 @@ export type { FrameworkOptions } from './framework-context.js';
  */
 export class RedisFramework implements Framework {
   readonly failover: Failover;
+  /** Day-2 operations (resize, scale, switchover ...): their handlers register here. */
+  readonly operations: Operations;
   private readonly jobs: FrameworkJobs;
   private readonly procs: AgentProcs;
   private readonly creator: Creator;
@@ -50,6 +53,7 @@ export class RedisFramework implements Framework {
     this.creator = new Creator(ctx);
     this.destroyer = new Destroyer(ctx, this.creator);
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);
+    this.operations = new Operations(store, log);
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);
@@ -59,6 +63,7 @@ export class RedisFramework implements Framework {
     for (const name of this.store.instanceNames()) this.instanceChanged(name);
     this.graceTimer = setTimeout(() => this.maintainer.sweepUnclaimedProcs(), this.opts.agentGraceMs);
     this.failover.start();
+    this.operations.resumeAll();
   }
 
   async stop(): Promise<void> {
@@ -66,7 +71,7 @@ export class RedisFramework implements Framework {
     this.store.off('instance', this.onInstance);
     this.failover.stop();
     clearTimeout(this.graceTimer);
-    await this.jobs.stop();
+    await Promise.all([this.jobs.stop(), this.operations.stop()]);
   }
 
   private instanceChanged(name: string): void {

@@ -1,3 +1,4 @@
+import { parseOperation } from '../domain/operation.js';
 import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../domain/model.js';
 
 /** The Instance and Proc trees as read from etcd, where every value is a plain string. */
@@ -68,6 +69,7 @@ export function instanceFromFields(
     accessKeyHash: f.get('AccessKeyHash') ?? '',
     creator: f.get('Creator') ?? '',
     maxClients: int(f.get('MaxClients')),
+    operation: parseOperation(f.get('Operation')),
     procs: [...procs.entries()].map(([id, pf]) => procFromFields(id, pf)).sort((a, b) => a.id.localeCompare(b.id)),
   };
 }
