@@ -180,3 +180,10 @@ export class OperationRefusedError extends RedFleetError {
     super('OPERATION_REFUSED', message, 409, field);
   }
 }
+
+/** Thrown (404) when a backup named by the API (a path id, or `restoreFrom`) is not stored. */
+export class BackupNotFoundError extends RedFleetError {
+  constructor(ref: string, field?: string) {
+    super('BACKUP_NOT_FOUND', `backup '${ref}' does not exist; GET /api/instances/<instance>/backups lists the stored ones`, 404, field);
+  }
+}

@@ -4,6 +4,7 @@ import { instanceView } from './views.js';
 import { validateCreateBody, validateName, validatePatchBody, MAX_CAPACITY_MB } from './validate.js';
 import { allow, mustFind, readJson, type ApiRouter, type RouteDeps } from './request.js';
 import { checkAnonymousExpiry, type InstanceCreation } from './creation.js';
+import { checkRestore, isBackupPatch, patchBackupSchedule } from './backup-routes.js';
 
 /** The JSON API's instance routes under /api/instances. */
 export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: InstanceCreation): void {
@@ -14,8 +15,10 @@ export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: Instanc
     const anonymous = ctx.state.principal.kind === 'anonymous';
     if (!anonymous) allow(ctx);
     const req = validateCreateBody(await readJson(ctx, false), MAX_CAPACITY_MB);
-    const { created, password, accessKey } = anonymous ? await creation.createAnonymous(ctx, req) : await creation.create(req);
+    const restoreSha256 = await checkRestore(ctx, deps, req);
+    const { created, password, accessKey } = anonymous ? await creation.createAnonymous(ctx, req) : await creation.create({ ...req, restoreSha256 });
     if (!created) throw new ConflictError(`instance '${req.name}' already exists; delete it first or pick another name`);
+    if (req.restoreFrom) await service.startOperation(req.name, 'restore', { from: req.restoreFrom });
     ctx.status = 202;
     ctx.body = instanceView(mustFind(service, req.name), rule, { password, accessKey });
   });
@@ -24,7 +27,6 @@ export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: Instanc
     allow(ctx);
     ctx.body = service.instances().map((i) => instanceView(i, rule));
   });
-
   router.get('/api/instances/:name', (ctx) => {
     const name = validateName(ctx.params.name);
     allow(ctx, name);
@@ -35,7 +37,9 @@ export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: Instanc
     const name = validateName(ctx.params.name);
     allow(ctx, name);
     const inst = mustFind(service, name);
-    const { ttlSeconds } = validatePatchBody(await readJson(ctx, false));
+    const body = await readJson(ctx, false);
+    if (isBackupPatch(body)) return patchBackupSchedule(ctx, deps, name, body);
+    const { ttlSeconds } = validatePatchBody(body);
     if (!isActive(inst)) throw new ConflictError(`instance '${name}' is ${inst.status}; its time-to-live can no longer change`);
     const expiresAt = Date.now() + ttlSeconds * 1000;
     if (inst.creator && access.anonymous) checkAnonymousExpiry(inst, expiresAt, access.anonymous.ttlSeconds);

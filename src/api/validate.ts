@@ -1,5 +1,7 @@
 import { InvalidInputError } from '../errors.js';
 import { NAME_PATTERN } from '../domain/names.js';
+import type { BackupSchedule, Persistence } from '../domain/backup.js';
+import { validateBackupSchedule, validatePersistence, validateRestoreFrom } from './backup-input.js';
 
 export { NAME_PATTERN };
 export const MAX_REPLICAS = 16;
@@ -19,6 +21,11 @@ export interface CreateRequest {
   placement: 'spread' | 'binpack';
   downAfterMs?: number;
   minReplicasMaxLag?: number;
+  persistence?: Persistence;
+  backupSchedule?: BackupSchedule;
+  restoreFrom?: string;
+  /** Set by the route once checkBackup found the backup sound. */
+  restoreSha256?: string;
 }
 
 export function validateName(name: unknown): string {
@@ -125,7 +132,7 @@ function skipSpace(text: string, i: number): number {
   return i;
 }
 
-const CREATE_FIELDS = new Set(['name', 'capacityMb', 'replicas', 'distribution', 'ttlSeconds', 'placement', 'downAfterMs', 'minReplicasMaxLag']);
+const CREATE_FIELDS = new Set(['name', 'capacityMb', 'replicas', 'distribution', 'ttlSeconds', 'placement', 'downAfterMs', 'minReplicasMaxLag', 'persistence', 'backup', 'restoreFrom']);
 
 /** Checks a JSON create body against the schema; unknown fields are refused by name. */
 export function validateCreateBody(body: unknown, maxCapacityMb: number): CreateRequest {
@@ -149,6 +156,9 @@ export function validateCreateBody(body: unknown, maxCapacityMb: number): Create
     placement,
     downAfterMs: record.downAfterMs === undefined ? undefined : jsonInt(record.downAfterMs, 'downAfterMs', 200, 60_000),
     minReplicasMaxLag: record.minReplicasMaxLag === undefined ? undefined : jsonInt(record.minReplicasMaxLag, 'minReplicasMaxLag', 1, 3600),
+    persistence: validatePersistence(record.persistence),
+    backupSchedule: record.backup === undefined ? undefined : validateBackupSchedule(record.backup),
+    restoreFrom: record.restoreFrom === undefined ? undefined : validateRestoreFrom(record.restoreFrom),
   };
 }
 

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_COMPACT_EVERY_SECONDS, DEFAULT_COMPACT_RETENTION_SECONDS } from '../scheduler/compactor.js';
 import { DEFAULT_DELETED_RETENTION_SECONDS } from '../scheduler/reaper.js';
@@ -30,6 +30,8 @@ may run against one etcd; one leads.
   --fleet-key FILE           the key agents prove themselves with; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
   --previous-fleet-key FILE  during a fleet key rotation, the old key, accepted alongside --fleet-key;
                              default $REDFLEET_PREVIOUS_FLEET_KEY, else none (docs/SECURITY.md)
+  --backup-dir DIR           where backups are stored (<instance>/<timestamp>.rdb); default $REDFLEET_BACKUP_DIR,
+                             else backups/ beside the fleet key file
   --agent-timeout SECONDS    an agent silent this long is lost and its procs replaced; default 10
   --api-token-file FILE      admin tokens, one a line (at least 16 characters each); default none
   --api-token TOKEN          an admin token; repeatable. Visible in \`ps\` to every local user: prefer
@@ -86,6 +88,7 @@ const SCHEDULER_FLAGS = {
   'compact-every': { type: 'string' },
   'compact-retention': { type: 'string' },
   'deleted-retention': { type: 'string' },
+  'backup-dir': { type: 'string' },
 } as const;
 
 /** `redfleet scheduler`: runs a scheduler (leader or standby) until SIGINT/SIGTERM. */
@@ -100,13 +103,13 @@ export async function schedulerCommand(argv: string[], endpoints: Endpoints): Pr
   }
   const fleet = await schedulerFleetKey(opts.etcd, opts.prefix, keyPath);
   if (fleet.created) log.warn('created a new fleet key for a fresh fleet; copy it to every agent (--fleet-key)', { path: keyPath });
-  const scheduler = new SchedulerProcess({ ...opts, fleetKey: fleet.key });
+  const scheduler = new SchedulerProcess({ ...opts, fleetKey: fleet.key, backups: backupOptions(values, keyPath) });
   stopOnSignal(() => scheduler.stop());
   await scheduler.start();
 }
 
 /** Every option but the fleet key, each flag checked before etcd is asked anything (a bad flag exits 2 on its own). */
-function schedulerOptions(values: Flags, endpoints: Endpoints): Omit<SchedulerProcessOptions, 'fleetKey'> {
+function schedulerOptions(values: Flags, endpoints: Endpoints): Omit<SchedulerProcessOptions, 'fleetKey' | 'backups'> {
   const api = parseHostPort(str(values.api, process.env.REDFLEET_API ?? '127.0.0.1:5656'), '--api');
   const sentinel = parseHostPort(str(values.sentinel, process.env.REDFLEET_SENTINEL ?? '127.0.0.1:26379'), '--sentinel');
   const etcd = str(values.etcd, process.env.REDFLEET_ETCD ?? '');
@@ -133,6 +136,16 @@ function schedulerOptions(values: Flags, endpoints: Endpoints): Omit<SchedulerPr
     deletedRetentionSeconds: intFlag(values['deleted-retention'], 'deleted-retention', DEFAULT_DELETED_RETENTION_SECONDS, 0),
     access,
   };
+}
+
+/**
+ * --backup-dir, else REDFLEET_BACKUP_DIR, else `backups/` beside the fleet key (one machine needs
+ * no flag). REDFLEET_BACKUP_MINUTE_MS shortens a schedule's minute, for tests only (docs/operations.md).
+ */
+function backupOptions(values: Flags, keyPath: string): { dir: string; minuteMs?: number } {
+  const dir = resolve(str(values['backup-dir'], process.env.REDFLEET_BACKUP_DIR || join(dirname(keyPath), 'backups')));
+  const minute = process.env.REDFLEET_BACKUP_MINUTE_MS;
+  return { dir, minuteMs: minute ? intFlag(minute, 'REDFLEET_BACKUP_MINUTE_MS', 60_000, 100) : undefined };
 }
 
 function sentinelEndpointOptions(values: Flags): SentinelEndpointOptions {

@@ -1,10 +1,11 @@
 /**
  * The Instance and Proc model every layer shares: what an instance and each of its redis-server
  * processes (procs) are, and the names of their statuses, states and roles. Pure: no I/O, and it
- * imports nothing of ours but the Operation record. The enum values are the strings stored in etcd (MrRedis's layout).
+ * imports nothing of ours but the Operation record and the backup types. The enum values are the strings stored in etcd (MrRedis's layout).
  */
 
 import type { Operation } from './operation.js';
+import type { BackupSchedule, Persistence } from './backup.js';
 
 export enum InstanceType {
   /** One master, no replicas. */
@@ -103,6 +104,14 @@ export interface Instance {
   /** The client address of an anonymous creator ('' when an admin created it). */
   creator: string;
   maxClients: number;
+  /** How the instance keeps its data: 'none' (default), 'rdb' or 'aof' (see domain/backup.ts). */
+  persistence: Persistence;
+  /** Scheduled backups, when set. */
+  backupSchedule?: BackupSchedule;
+  /** The backup `<instance>/<backupId>` the instance was created from ('' for none). */
+  restoreFrom: string;
+  /** The SHA-256 the restored backup was checked against at create ('' for none). */
+  restoreSha256: string;
   /** The day-2 operation running now, or the last one (see domain/operation.ts). */
   operation?: Operation;
   procs: Proc[];

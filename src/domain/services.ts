@@ -7,6 +7,7 @@
 import type { Operation, OperationKind } from './operation.js';
 import type { EventEmitter } from 'node:events';
 import type { Instance, InstanceStatus, Placement, Proc } from './model.js';
+import type { Backup, BackupSchedule, Persistence } from './backup.js';
 
 /** A port range an agent offers, both ends included. */
 export interface PortSpan {
@@ -55,6 +56,12 @@ export interface InstanceRequest {
   creator?: string;
   /** redis maxclients for an anonymous instance. */
   maxClients?: number;
+  /** 'none' when unset. */
+  persistence?: Persistence;
+  backupSchedule?: BackupSchedule;
+  /** `<instance>/<backupId>` to seed the master from, and the SHA-256 checkBackup found. */
+  restoreFrom?: string;
+  restoreSha256?: string;
 }
 
 /** The secrets of a new instance, shown once: only their SHA-256 is kept. */
@@ -91,6 +98,17 @@ export interface FleetService {
   announcedMaster: MasterRule;
   /** Records and starts a day-2 operation on the instance (the leader only); its record. */
   startOperation(name: string, kind: OperationKind, params: Record<string, unknown>): Promise<Operation>;
+  /** The instance's stored backups, newest first. */
+  backups(name: string): Promise<Backup[]>;
+  /** Removes one backup; false when there is none by that id. */
+  deleteBackup(name: string, id: string): Promise<boolean>;
+  /**
+   * The backup `<instance>/<backupId>` names, read through and checked against its SHA-256.
+   * Throws 404 (field restoreFrom) when there is none, 400 when its checksum does not match.
+   */
+  checkBackup(ref: string): Promise<Backup>;
+  /** Sets (or, with null, removes) the instance's backup schedule. */
+  setBackupSchedule(name: string, schedule: BackupSchedule | null): Promise<void>;
 }
 
 /** Whether this scheduler leads, and where the leader is: a standby serves reads only. */

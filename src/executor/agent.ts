@@ -10,6 +10,7 @@ import { StatsWriter } from './stats-writer.js';
 import { StatusUpdates } from './status-updates.js';
 import { Subscription } from './subscription.js';
 import { Supervisor } from './supervisor.js';
+import { ProcData } from './proc-data.js';
 
 export { DEFAULT_STATS_HEARTBEAT_SECONDS } from './stats-writer.js';
 
@@ -62,7 +63,8 @@ export class RedFleetAgent {
     });
     this.updates = new StatusUpdates(opts.id, this.log, this.subscription);
     const messages = new MessageWatch(this.store, this.log, secretOf);
-    this.supervisor = new Supervisor(opts, this.log, this.updates, messages, secretOf);
+    const data = new ProcData(opts.workDir, this.log, () => this.subscription.currentSession());
+    this.supervisor = new Supervisor(opts, this.log, this.updates, messages, secretOf, data);
     this.stats = new StatsWriter(this.store, this.log, opts.statsHeartbeatSeconds);
   }
 

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { InvalidLaunchError } from '../errors.js';
 import { NAME_PATTERN, isProcIdOf } from '../domain/names.js';
+import { isPersistence, parseBackupRef, type Persistence } from '../domain/backup.js';
 import { pb, type PortRange } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 
@@ -26,6 +27,11 @@ export interface CheckedLaunch {
   minReplicasMaxLag: number;
   /** 0: the agent's default. */
   maxClients: number;
+  persistence: Persistence;
+  /** A restored master: the backup to fetch from the scheduler, and its SHA-256. */
+  restore?: { backup: string; sha256: string };
+  /** A persistent master restarted in place: the proc (of this instance) whose directory it takes over. */
+  reuseDirOf?: string;
 }
 
 /*
@@ -81,7 +87,26 @@ export function checkLaunch(taskId: string, launch: redfleet.v1.IRedisLaunch, li
     minReplicasToWrite: optional(launch.min_replicas_to_write, 'min_replicas_to_write', LAUNCH_LIMITS.minReplicasToWrite, 0),
     minReplicasMaxLag: optional(launch.min_replicas_max_lag, 'min_replicas_max_lag', LAUNCH_LIMITS.minReplicasMaxLag, 0),
     maxClients: optional(launch.max_clients, 'max_clients', LAUNCH_LIMITS.maxClients, 0),
+    ...dataOf(instance, taskId, role, launch),
   };
+}
+
+/** Persistence, the backup a restored master starts from, the directory a restart reuses. */
+function dataOf(instance: string, taskId: string, role: 'master' | 'replica', launch: redfleet.v1.IRedisLaunch): Pick<CheckedLaunch, 'persistence' | 'restore' | 'reuseDirOf'> {
+  const persistence = launch.persistence || 'none';
+  if (!isPersistence(persistence)) throw new InvalidLaunchError('persistence', `persistence ${quote(persistence)} is none of none, rdb, aof`);
+  const out: Pick<CheckedLaunch, 'persistence' | 'restore' | 'reuseDirOf'> = { persistence };
+  if (launch.restore_backup) {
+    if (role !== 'master') throw new InvalidLaunchError('restore_backup', 'only a master LAUNCH is seeded from a backup');
+    if (!parseBackupRef(launch.restore_backup)) throw new InvalidLaunchError('restore_backup', `restore_backup ${quote(launch.restore_backup)} is not "<instance>/<backupId>"`);
+    if (typeof launch.restore_sha256 !== 'string' || !SHA256_HEX.test(launch.restore_sha256)) throw new InvalidLaunchError('restore_sha256', 'restore_sha256 must be exactly 64 hex characters');
+    out.restore = { backup: launch.restore_backup, sha256: launch.restore_sha256.toLowerCase() };
+  }
+  if (launch.reuse_dir_of) {
+    if (!isProcIdOf(instance, launch.reuse_dir_of) || launch.reuse_dir_of === taskId) throw new InvalidLaunchError('reuse_dir_of', `reuse_dir_of ${quote(launch.reuse_dir_of)} is not another proc of ${instance}`);
+    out.reuseDirOf = launch.reuse_dir_of;
+  }
+  return out;
 }
 
 function roleOf(role: unknown): 'master' | 'replica' {

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { sha256Hex, FRAMEWORK_USER } from '../store/secrets.js';
 import type { Logger } from '../logger.js';
+import type { Persistence } from '../domain/backup.js';
 
 export interface RedisConfigInput {
   ip: string;
@@ -13,6 +14,14 @@ export interface RedisConfigInput {
   minReplicasToWrite: number;
   minReplicasMaxLag: number;
   maxClients: number;
+  /** 'none' (default), 'rdb' or 'aof': where the data files go is `dir`. */
+  persistence?: Persistence;
+  /**
+   * The proc starts from a seeded dump.rdb (a restore). An 'aof' proc then starts with
+   * appendonly off, so that Redis loads the RDB rather than an (absent) AOF, and the agent turns
+   * the AOF on once it runs (see enableAppendOnly).
+   */
+  seeded?: boolean;
 }
 
 /**
@@ -35,7 +44,7 @@ export const TENANT_COMMANDS = [
 ].join(' ');
 
 /**
- * The redis.conf of one proc. No persistence (a throwaway cache by default), diskless
+ * The redis.conf of one proc. No persistence unless asked (a throwaway cache by default), diskless
  * replication with no delay (Redis 7.0 otherwise waits 5 s before the first sync), the tenant
  * as the `default` user known only by its password's SHA-256, and the framework user for
  * replication and the agent's own commands. Replicas are pointed at their master at run time
@@ -50,8 +59,7 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     `dir ${c.dir}`,
     `logfile ${c.dir}/redis.log`,
     `pidfile ${c.dir}/redis.pid`,
-    'save ""',
-    'appendonly no',
+    ...persistenceLines(c.persistence ?? 'none', c.seeded ?? false),
     `maxmemory ${c.capacityMb}mb`,
     `maxclients ${c.maxClients || 10000}`,
     'maxmemory-policy noeviction',
@@ -82,6 +90,23 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     `masterauth ${c.frameworkSecret}`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * rdb: Redis's classic snapshot rules (after 15 min if 1 key changed, 5 min if 10, 1 min if
+ * 10 000). aof: every write appended and fsynced once a second (a redis-server crash loses no
+ * acknowledged write, a machine crash at most about a second); no snapshots besides the AOF's
+ * own rewrites. The files go in `dir`, created owner-only (the launcher's umask 077).
+ */
+export function persistenceLines(mode: Persistence, seeded: boolean): string[] {
+  if (mode === 'rdb') return ['save 900 1 300 10 60 10000', 'appendonly no', 'dbfilename dump.rdb'];
+  if (mode === 'aof') return ['save ""', `appendonly ${seeded ? 'no' : 'yes'}`, 'appendfsync everysec', 'dbfilename dump.rdb'];
+  return ['save ""', 'appendonly no'];
+}
+
+/** After a seeded 'aof' proc loaded its RDB: the AOF starts from that data (a rewrite). */
+export async function enableAppendOnly(client: Redis): Promise<void> {
+  await client.call('CONFIG', 'SET', 'appendonly', 'yes');
 }
 
 /**

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { FRAMEWORK_USER } from '../store/secrets.js';
 import type { Logger } from '../logger.js';
-import { applyRuntimeLimits, renderRedisConfig, type RedisConfigInput } from './redis-config.js';
+import { applyRuntimeLimits, enableAppendOnly, renderRedisConfig, type RedisConfigInput } from './redis-config.js';
 import type { ProcCgroup } from './cgroup.js';
 import { watchMemory } from './memory-watch.js';
 
@@ -36,7 +36,15 @@ export interface ProcExit {
   reason?: string;
   /** The last lines of its redis.log, read before its directory was removed. */
   logTail: string[];
+  /**
+   * The directory kept with the proc's data: a persistent proc that ended unrequested (crashed,
+   * killed) keeps its data for a restart in place (see proc-data.ts). Unset when it was removed.
+   */
+  keptDir?: string;
 }
+
+/** How long a proc may take to load its data from disk before its launch counts as failed. */
+const LOAD_TIMEOUT_MS = 10 * 60_000;
 
 /** Lines of redis.log kept (in the agent's log and the exit) when a proc's directory goes. */
 const LOG_TAIL_LINES = 20;
@@ -85,7 +93,7 @@ export class RedisProcess extends EventEmitter {
       this.finish({ code: null, signal: null, reason });
       throw new Error(reason);
     }
-    // The directory holds the tenant's secrets (config) and, briefly, its log: owner only.
+    // The directory holds the tenant's secrets (config), its log and its data files: owner only.
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
     const conf = join(dir, 'redis.conf');
@@ -113,10 +121,28 @@ export class RedisProcess extends EventEmitter {
       await sleep(2);
     }
     await this.client.connect();
-    await this.client.ping();
+    await this.untilLoaded();
     // Redis 7.2+ has CLIENT SETINFO, which clients send on connect; older servers refuse the rule.
     await this.client.call('ACL', 'SETUSER', 'default', '+client|setinfo').catch(() => undefined);
     await applyRuntimeLimits(this.client, this.opts.capacityMb, this.opts.log);
+    if (this.opts.seeded && this.opts.persistence === 'aof') await enableAppendOnly(this.client);
+  }
+
+  /**
+   * PING until the server answers: one with data on disk (a persistent proc restarted in place, a
+   * restored master) answers -LOADING while it reads its RDB or AOF.
+   */
+  private async untilLoaded(): Promise<void> {
+    const deadline = Date.now() + LOAD_TIMEOUT_MS;
+    for (;;) {
+      try {
+        await this.client.ping();
+        return;
+      } catch (err) {
+        if (!/^LOADING/.test((err as Error).message) || Date.now() > deadline || this.exitInfo) throw err;
+        await sleep(50);
+      }
+    }
   }
 
   /**
@@ -138,13 +164,20 @@ export class RedisProcess extends EventEmitter {
 
   /**
    * Records the end once, keeps the log's last lines, and removes the proc's directory, crashed
-   * or not: it may hold the tenant's data (a sync's RDB) and holds its secrets (the config).
+   * or not: it may hold the tenant's data (a sync's RDB) and holds its secrets (the config). A
+   * persistent proc that crashed keeps its data files (not its config) for a restart in place.
    */
   private finish(end: Omit<ProcExit, 'requested' | 'logTail'>): void {
     if (this.exitInfo) return;
     const logTail = readTail(join(this.opts.dir, 'redis.log'), LOG_TAIL_LINES);
-    this.exitInfo = { ...end, requested: this.stopping, logTail };
-    rmSync(this.opts.dir, { recursive: true, force: true });
+    const keep = (this.opts.persistence ?? 'none') !== 'none' && !this.stopping;
+    this.exitInfo = { ...end, requested: this.stopping, logTail, keptDir: keep ? this.opts.dir : undefined };
+    if (keep) {
+      // The data stays for a restart in place; the config (it holds the framework secret) does not.
+      rmSync(join(this.opts.dir, 'redis.conf'), { force: true });
+    } else {
+      rmSync(this.opts.dir, { recursive: true, force: true });
+    }
     this.opts.cgroup?.remove();
     this.client.disconnect();
     this.emit('exit', this.exitInfo);

@@ -211,6 +211,11 @@ export class Subscription {
     this.hooks.onEvent(event);
   }
 
+  /** The current session (for the agent's GETs, such as a backup fetch), if a stream is open. */
+  currentSession(): { token: string; scheduler: string } | undefined {
+    return this.session ? { ...this.session } : undefined;
+  }
+
   /**
    * A call within the current session. Without one (between streams) nothing is sent: unacked
    * updates travel in the next SUBSCRIBE, and a heartbeat is only owed on a live stream.

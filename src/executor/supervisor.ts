@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pb, type PortRange } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
@@ -11,6 +12,7 @@ import { followMaster } from './replica-link.js';
 import type { MessageWatch } from './message-watch.js';
 import type { StatusUpdates } from './status-updates.js';
 import type { RunningProc } from './running-proc.js';
+import { procDirName, type ProcData } from './proc-data.js';
 
 export interface SupervisorOptions {
   id: string;
@@ -46,6 +48,7 @@ export class Supervisor {
     private readonly updates: StatusUpdates,
     private readonly messages: MessageWatch,
     private readonly frameworkSecretOf: (instance: string) => string,
+    private readonly data: ProcData,
   ) {}
 
   /** Every proc from its LAUNCH until its exit. */
@@ -63,7 +66,25 @@ export class Supervisor {
     const accepted = this.accept(task);
     if (!accepted) return;
     const proc = this.create(accepted);
+    if (!(await this.prepareData(proc, accepted.checked))) return;
     await this.bringUp(proc, accepted.checked.role === 'replica');
+  }
+
+  /** The proc's starting data (kept data of a restart in place, a restored backup); false when it failed (reported). */
+  private async prepareData(proc: RunningProc, checked: CheckedLaunch): Promise<boolean> {
+    if (!checked.reuseDirOf && !checked.restore) return true;
+    try {
+      await this.data.prepare(proc.redis.opts.dir, checked);
+      return true;
+    } catch (err) {
+      const reason = (err as Error).message;
+      proc.redis.opts.log.error('launch failed: its data could not be prepared', { error: reason });
+      this.procs.delete(checked.procId);
+      proc.redis.opts.cgroup?.remove();
+      rmSync(proc.redis.opts.dir, { recursive: true, force: true });
+      this.updates.report(checked.procId, pb.TaskState.TASK_FAILED, `launch failed: ${reason}`);
+      return false;
+    }
   }
 
   /** Decodes and checks a LAUNCH; one that fails is refused as a whole (reported FAILED). */
@@ -85,7 +106,7 @@ export class Supervisor {
   private create({ task, launch, checked }: AcceptedLaunch): RunningProc {
     const procId = task.task_id.value;
     const log = this.log.child({ instance: checked.instance, proc: procId });
-    const dirName = procId.replace(/[^A-Za-z0-9_.-]/g, '_');
+    const dirName = procDirName(procId);
     const ceiling = memoryCeilingBytes(checked.capacityMb);
     const redis = new RedisProcess({
       procId,
@@ -101,6 +122,8 @@ export class Supervisor {
       minReplicasToWrite: checked.minReplicasToWrite,
       minReplicasMaxLag: checked.minReplicasMaxLag,
       maxClients: checked.maxClients,
+      persistence: checked.persistence,
+      seeded: Boolean(checked.restore),
       cgroup: this.memoryCgroups()?.create(dirName, ceiling),
       memoryCeilingBytes: ceiling,
     });
@@ -148,6 +171,7 @@ export class Supervisor {
     void this.messages.cancel(proc.watcher);
     this.procs.delete(procId);
     this.keepLogTail(proc, exit);
+    if (exit.keptDir) this.data.keep(exit.keptDir);
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
     if (proc.failure) this.updates.report(procId, pb.TaskState.TASK_FAILED, `launch failed: ${proc.failure}`);
     else if (exit.requested) this.updates.report(procId, pb.TaskState.TASK_KILLED, `redis-server stopped on request (${how})`);

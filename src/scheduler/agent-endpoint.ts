@@ -9,7 +9,8 @@ import type { EventSink, OfferBroker } from './broker.js';
 import { header, normalise, readCall, refuse, reply } from './agent-call.js';
 import { AgentChallenge } from './agent-challenge.js';
 import { openEventStream } from './agent-event-stream.js';
-import { AGENT_PATH, CHALLENGE_PATH } from '../proto/routes.js';
+import { AGENT_PATH, BACKUP_PATH, CHALLENGE_PATH } from '../proto/routes.js';
+import { serveBackup, type AgentBackupSource } from './agent-backup-route.js';
 
 export { AGENT_PATH, CHALLENGE_PATH };
 
@@ -62,13 +63,13 @@ export class AgentEndpoint {
   private readonly fleetKeys: string[];
 
   /** `fleetKeys`: the current fleet key first, then the previous one during a rotation. */
-  constructor(private readonly broker: OfferBroker, private readonly log: Logger, fleetKeys: string | string[]) {
+  constructor(private readonly broker: OfferBroker, private readonly log: Logger, fleetKeys: string | string[], private readonly backups?: AgentBackupSource) {
     this.fleetKeys = (Array.isArray(fleetKeys) ? fleetKeys : [fleetKeys]).filter((k) => k.length > 0);
   }
 
   static owns(req: IncomingMessage): boolean {
     const path = (req.url ?? '').split('?')[0];
-    return path === AGENT_PATH || path === CHALLENGE_PATH;
+    return path === AGENT_PATH || path === CHALLENGE_PATH || path === BACKUP_PATH;
   }
 
   /** Agents that hold live procs and were refused lately (a scheduler with the wrong fleet key, a forged id). */
@@ -84,7 +85,9 @@ export class AgentEndpoint {
 
   /** Handles an agent call in full (see `owns`). */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    if ((req.url ?? '').split('?')[0] === CHALLENGE_PATH) return this.challenge(req, res);
+    const path = (req.url ?? '').split('?')[0];
+    if (path === CHALLENGE_PATH) return this.challenge(req, res);
+    if (path === BACKUP_PATH) return this.backupFetch(req, res);
     if (req.method !== 'POST') return refuse(req, res, 405, 'METHOD_NOT_ALLOWED', 'agent calls are POST');
     const auth = req.headers.authorization ?? '';
     if (auth.startsWith(`${SESSION_SCHEME} `)) return this.sessionCall(auth.slice(SESSION_SCHEME.length + 1), req, res);
@@ -181,6 +184,14 @@ export class AgentEndpoint {
   }
 
   // ---- calls within a session ----
+
+  /** A restored master's backup, for the agent that seeds it (see agent-backup-route.ts). */
+  private async backupFetch(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const auth = req.headers.authorization ?? '';
+    const session = auth.startsWith(`${SESSION_SCHEME} `) ? this.sessions.get(auth.slice(SESSION_SCHEME.length + 1)) : undefined;
+    if (!session) return refuse(req, res, 401, 'UNAUTHENTICATED', `a backup fetch needs Authorization: ${SESSION_SCHEME} <token> of a live session`);
+    return serveBackup(req, res, session.agentId, this.backups, this.log);
+  }
 
   private async sessionCall(token: string, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const session = this.sessions.get(token);

@@ -35,6 +35,11 @@ export class AgentProcs {
     return this.broker.agents().some((a) => a.id === proc.sid && a.connected && a.tasks.includes(proc.id));
   }
 
+  /** The agent is connected to this scheduler now. */
+  agentConnected(agentId: string): boolean {
+    return this.broker.agents().some((a) => a.id === agentId && a.connected);
+  }
+
   brokerHas(agentId: string): boolean {
     return this.broker.agents().some((a) => a.id === agentId);
   }

@@ -1,13 +1,14 @@
 import { v4 as uuidv4 } from 'uuid';
 import { instanceOfProc } from '../store/keys.js';
 import type { NewProc } from '../store/fleet-store.js';
-import { InstanceStatus, ProcType, type Instance } from '../domain/model.js';
+import { InstanceStatus, ProcType, type Instance, type Proc } from '../domain/model.js';
 import { isActive, isLive } from '../domain/rules.js';
 import { pb } from '../proto/messages.js';
 import { place, shortfall, type Assignment, type PlacementRequest, type Slot } from './placement.js';
 import type { Offer, TaskLaunch } from './offers.js';
 import type { FrameworkContext } from './framework-context.js';
 import type { Need } from './need.js';
+import { launchData, type LaunchData } from './launch-data.js';
 
 /** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
 const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
@@ -96,7 +97,8 @@ export class Creator {
     await this.record(inst, need, procs);
     for (const [i, p] of procs.entries()) {
       const offerId = assignments[i].offerId;
-      launches.set(offerId, [...(launches.get(offerId) ?? []), launchOf(inst, p, master, this.ctx.opts.procCpus)]);
+      const data = launchData(inst, p, need);
+      launches.set(offerId, [...(launches.get(offerId) ?? []), launchOf(inst, p, master, this.ctx.opts.procCpus, data)]);
     }
     if (this.ctx.needs.of(this.ctx.store.instance(inst.name) ?? inst).count <= 0) this.drop(inst.name);
   }
@@ -116,12 +118,14 @@ export class Creator {
       strategy: inst.placement,
       existing,
     };
-    let result = place(req, slots);
+    // A restart in place goes on the dead master's agent or waits for room there.
+    const usable = need.inPlace ? slots.filter((s) => s.agentId === need.inPlace!.sid) : slots;
+    let result = place(req, usable);
     if (!result.ok) {
       const reason = shortfall(req, this.fleetSlots());
       if (inst.reason !== reason) await this.ctx.store.setInstance(inst.name, { Reason: reason });
       if (need.gang || result.placed.length === 0) return undefined;
-      result = place({ ...req, count: result.placed.length }, slots);
+      result = place({ ...req, count: result.placed.length }, usable);
       if (!result.ok) return undefined;
     }
     return result.assignments;
@@ -129,6 +133,7 @@ export class Creator {
 
   /** Writes the placed procs, and the instance's Reason (with the data loss of an empty restart). */
   private async record(inst: Instance, need: Need, procs: NewProc[]): Promise<void> {
+    if (need.inPlace) return this.recordInPlace(inst, need.inPlace, procs);
     const restart = need.gang && inst.procs.length > 0 && inst.status !== InstanceStatus.Creating;
     const reason = restart
       ? 'data lost: the master ended with no replica to promote; starting a fresh, empty master'
@@ -142,6 +147,14 @@ export class Creator {
     }
     await this.ctx.store.addProcs(inst.name, procs, fields);
     this.ctx.log.info('placed', { instance: inst.name, procs: procs.map((p) => `${p.id}@${p.agentId}:${p.port}`) });
+  }
+
+  /** A persistent master restarted in place: no data lost, the kept data is its starting point. */
+  private async recordInPlace(inst: Instance, dead: Proc, procs: NewProc[]): Promise<void> {
+    this.ctx.lostMasters.restarted(inst);
+    const reason = `restarting the master in place on agent ${dead.sid} with its ${inst.persistence} data (its redis-server ended)`;
+    await this.ctx.store.addProcs(inst.name, procs, { Reason: reason, Mname: '' });
+    this.ctx.log.warn('persistent master restarted in place with its data', { instance: inst.name, proc: procs[0].id, from: dead.id, agent: dead.sid });
   }
 
   /** Every connected agent's free resources, offered or not: what the fleet has, for messages. */
@@ -174,7 +187,7 @@ function newProcs(inst: Instance, need: Need, assignments: Assignment[]): NewPro
 }
 
 /** The LAUNCH of one placed proc: its resources and the RedisLaunch its agent starts it from. */
-function launchOf(inst: Instance, p: NewProc, master: { ip: string; port: number }, cpus: number): TaskLaunch {
+function launchOf(inst: Instance, p: NewProc, master: { ip: string; port: number }, cpus: number, data: LaunchData): TaskLaunch {
   const replica = p.type === ProcType.Replica;
   return {
     taskId: p.id,
@@ -192,6 +205,7 @@ function launchOf(inst: Instance, p: NewProc, master: { ip: string; port: number
       min_replicas_to_write: inst.expSlaves > 0 ? 1 : 0,
       min_replicas_max_lag: inst.minReplicasMaxLag || DEFAULT_MIN_REPLICAS_MAX_LAG,
       max_clients: inst.maxClients || undefined,
+      ...data,
     }).finish(),
   };
 }

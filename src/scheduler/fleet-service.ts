@@ -3,7 +3,9 @@ import { generatePassword, sameSecret, sha256Hex } from '../store/secrets.js';
 import { InstanceType, type Instance, type InstanceStatus, type Proc } from '../domain/model.js';
 import type { Operation, OperationKind } from '../domain/operation.js';
 import type { AgentView, CreatedInstance, FleetService, InstanceRequest, RefusedAgent } from '../domain/services.js';
-import { NotLeaderError } from '../errors.js';
+import { BackupNotFoundError, InvalidInputError, NotLeaderError } from '../errors.js';
+import { parseBackupRef, type Backup, type BackupSchedule } from '../domain/backup.js';
+import { verifyBackup, type BackupStorage } from './backup-storage.js';
 import type { OfferBroker } from './broker.js';
 import type { AgentEndpoint } from './agent-endpoint.js';
 import type { RedisFramework } from './framework.js';
@@ -29,6 +31,7 @@ export class SchedulerFleetService implements FleetService {
     private readonly leaderUrl: () => string | undefined,
     /** cpus each proc takes, to show a standby's agents with their free resources. */
     private readonly procCpus: number,
+    private readonly backupStorage: BackupStorage,
   ) {}
 
   instances(): Instance[] {
@@ -58,6 +61,7 @@ export class SchedulerFleetService implements FleetService {
     if (req.ttlSeconds !== undefined) fields.ExpiresAt = new Date(Date.now() + req.ttlSeconds * 1000).toISOString();
     if (req.downAfterMs !== undefined) fields.DownAfter = String(req.downAfterMs);
     if (req.minReplicasMaxLag !== undefined) fields.MinReplicasMaxLag = String(req.minReplicasMaxLag);
+    Object.assign(fields, backupFields(req));
     const created = await this.store.createInstance({
       name: req.name,
       type: req.replicas === 0 ? InstanceType.Standalone : InstanceType.MasterReplica,
@@ -91,6 +95,29 @@ export class SchedulerFleetService implements FleetService {
     return framework.operations.start(name, kind, params);
   }
 
+  backups(name: string): Promise<Backup[]> {
+    return this.backupStorage.list(name);
+  }
+
+  deleteBackup(name: string, id: string): Promise<boolean> {
+    return this.backupStorage.delete(name, id);
+  }
+
+  async checkBackup(ref: string): Promise<Backup> {
+    const parsed = parseBackupRef(ref);
+    const backup = parsed && (await this.backupStorage.list(parsed.instance)).find((b) => b.id === parsed.id);
+    if (!backup) throw new BackupNotFoundError(ref, 'restoreFrom');
+    if (!(await verifyBackup(this.backupStorage, backup))) {
+      throw new InvalidInputError('BACKUP_CORRUPT', 'restoreFrom', `backup '${ref}' does not match its SHA-256 ${backup.sha256}: it was damaged in storage; pick another backup`);
+    }
+    return backup;
+  }
+
+  async setBackupSchedule(name: string, schedule: BackupSchedule | null): Promise<void> {
+    // An empty key is no schedule (see parseBackupSchedule).
+    await this.store.setInstance(name, { BackupSchedule: schedule ? JSON.stringify(schedule) : '' });
+  }
+
   agents(): AgentView[] {
     return this.term().broker?.agents() ?? registeredAgents(this.store, this.procCpus);
   }
@@ -100,4 +127,15 @@ export class SchedulerFleetService implements FleetService {
   }
 
   readonly announcedMaster = (inst: Instance): Proc | undefined => this.detector.announced(inst);
+}
+
+/** The create's persistence, backup schedule and restore source, as instance keys. */
+function backupFields(req: InstanceRequest): Record<string, string> {
+  const fields: Record<string, string> = { Persistence: req.persistence ?? 'none' };
+  if (req.backupSchedule) fields.BackupSchedule = JSON.stringify(req.backupSchedule);
+  if (req.restoreFrom && req.restoreSha256) {
+    fields.RestoreFrom = req.restoreFrom;
+    fields.RestoreSha256 = req.restoreSha256;
+  }
+  return fields;
 }

@@ -6,6 +6,7 @@ import type { FrameworkJobs } from './framework-jobs.js';
 import type { AgentProcs } from './agent-procs.js';
 import type { LostMasters } from './lost-masters.js';
 import type { Needs } from './need.js';
+import type { BackupStorage } from './backup-storage.js';
 
 export interface FrameworkOptions {
   /** cpus each redis-server takes from its agent's offer. */
@@ -16,6 +17,8 @@ export interface FrameworkOptions {
   idleRefuseSeconds: number;
   /** After a scheduler start, how long agents have to resubscribe before their procs count as lost. */
   agentGraceMs: number;
+  /** Backups (issue 9 part 6): where they are stored, and a minute's length for schedules (60 000). */
+  backups?: { storage: BackupStorage; minuteMs: number };
 }
 
 /** What the creator, maintainer and destroyer share; framework.ts builds it once per term. */

@@ -15,6 +15,8 @@ import { Creator } from './creator.js';
 import { Maintainer } from './maintainer.js';
 import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
+import { backupHandler, restoreHandler } from './backup-operation.js';
+import { BackupSchedule } from './backup-schedule.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -36,6 +38,7 @@ export class RedisFramework implements Framework {
   private readonly maintainer: Maintainer;
   private readonly destroyer: Destroyer;
   private graceTimer?: NodeJS.Timeout;
+  private backupSchedule?: BackupSchedule;
 
   constructor(
     private readonly store: FleetStore,
@@ -54,6 +57,11 @@ export class RedisFramework implements Framework {
     this.destroyer = new Destroyer(ctx, this.creator);
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);
     this.operations = new Operations(store, log);
+    if (opts.backups) {
+      this.operations.register(backupHandler({ store, storage: opts.backups.storage, secretOf: (i) => links.secretOf(i), log }));
+      this.operations.register(restoreHandler(store));
+      this.backupSchedule = new BackupSchedule(store, opts.backups.storage, this.operations, log, opts.backups.minuteMs);
+    }
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);
@@ -64,12 +72,14 @@ export class RedisFramework implements Framework {
     this.graceTimer = setTimeout(() => this.maintainer.sweepUnclaimedProcs(), this.opts.agentGraceMs);
     this.failover.start();
     this.operations.resumeAll();
+    this.backupSchedule?.start();
   }
 
   async stop(): Promise<void> {
     // The store outlives this framework (a scheduler leads many terms over one store).
     this.store.off('instance', this.onInstance);
     this.failover.stop();
+    this.backupSchedule?.stop();
     clearTimeout(this.graceTimer);
     await Promise.all([this.jobs.stop(), this.operations.stop()]);
   }

@@ -1,4 +1,5 @@
-import { ProcType, type Instance, type Proc } from '../domain/model.js';
+import { InstanceStatus, ProcType, type Instance, type Proc } from '../domain/model.js';
+import { inPlaceRestartOf } from './restart-in-place.js';
 import { countedMaster, countedReplicas, isLive, isRunning, namedMaster } from '../domain/rules.js';
 import type { AgentProcs } from './agent-procs.js';
 import type { FrameworkJobs } from './framework-jobs.js';
@@ -12,6 +13,8 @@ export interface Need {
   master: Proc | undefined;
   /** Nothing is placed: the lost master may still come back with its agent. */
   waitingFor?: LostMaster;
+  /** A persistent master died on a live agent: restart it there, from this proc's kept data. */
+  inPlace?: Proc;
 }
 
 /** A master this scheduler has not seen alive yet is looked at again this soon. */
@@ -38,6 +41,9 @@ export class Needs {
       if (live.length > 0) return { count: 0, gang: true, master: undefined };
       const waitingFor = this.lostMasters.waitingFor(inst);
       if (waitingFor) return { count: 0, gang: true, master: undefined, waitingFor };
+      // A persistent master restarts in place alone; its replicas follow as replacements.
+      const inPlace = inst.status === InstanceStatus.Creating ? undefined : inPlaceRestartOf(inst, (id) => this.procs.agentConnected(id));
+      if (inPlace) return { count: 1, gang: true, master: undefined, inPlace };
       return { count: 1 + inst.expSlaves, gang: true, master: undefined };
     }
     const replicas = countedReplicas(inst, master).length;

@@ -12,6 +12,11 @@ export class RedisLinks {
 
   constructor(private readonly fleetKey: string, private readonly commandTimeoutMs = 400) {}
 
+  /** The framework user's secret on the instance's redis-servers. */
+  secretOf(instance: string): string {
+    return frameworkSecret(this.fleetKey, instance);
+  }
+
   get(proc: Proc): Redis {
     const address = `${proc.ip}:${proc.port}`;
     const known = this.links.get(proc.id);
@@ -21,7 +26,7 @@ export class RedisLinks {
       host: proc.ip,
       port: proc.port,
       username: FRAMEWORK_USER,
-      password: frameworkSecret(this.fleetKey, proc.instance),
+      password: this.secretOf(proc.instance),
       enableOfflineQueue: false,
       enableReadyCheck: false,
       maxRetriesPerRequest: 0,

@@ -20,6 +20,8 @@ import { SentinelView } from './sentinel-view.js';
 import { DetectorRelay } from './standby.js';
 import { SchedulerFleetService } from './fleet-service.js';
 import { agentCalls, type AgentCalls } from './agent-calls.js';
+import { LocalBackupStorage, type BackupStorage } from './backup-storage.js';
+import { agentBackupSource } from './agent-backup-route.js';
 
 export interface SchedulerOptions {
   etcd: string;
@@ -36,6 +38,8 @@ export interface SchedulerOptions {
   compactRetentionSeconds?: number;
   /** Seconds a DELETED instance's tree stays before the reaper purges it (3600). */
   deletedRetentionSeconds?: number;
+  /** Backups: the --backup-dir, and a minute's length for schedules (60 000; shorter in tests only). */
+  backups?: { dir: string; minuteMs?: number };
 }
 
 /** cpus each redis-server takes from its agent's offer. */
@@ -43,9 +47,8 @@ const PROC_CPUS = 0.1;
 /** Pause between campaigns after one failed (etcd unreachable, lease lost while waiting). */
 const CAMPAIGN_RETRY_MS = 250;
 /**
- * The least time a new term gives agents to resubscribe before their procs count as lost. An
- * agent retries its stream with a backoff of up to 3 s, so a shorter grace (a small
- * --agent-timeout) would write off healthy procs at every change of leader.
+ * The least time a new term gives agents to resubscribe before their procs count as lost. Agents
+ * retry with a backoff of up to 3 s: a shorter grace would write off healthy procs at every new leader.
  */
 const MIN_AGENT_GRACE_MS = 5000;
 /** How long an agent call waits for a just-elected scheduler to take up leadership. */
@@ -88,6 +91,7 @@ export class Scheduler {
   private compactor?: Compactor;
   private statsPoller?: StatsPoller;
   private links?: RedisLinks;
+  private readonly backupStorage: BackupStorage;
 
   /** Whether this scheduler leads and where the leader is, for the API's standby guard. */
   readonly role: SchedulerRole = {
@@ -101,6 +105,7 @@ export class Scheduler {
   constructor(private readonly opts: SchedulerOptions) {
     this.log = createLogger('scheduler', { scheduler: opts.id });
     this.agentCalls = agentCalls(() => this.endpoint, this.role, this.log);
+    this.backupStorage = new LocalBackupStorage(opts.backups?.dir ?? '.redfleet/backups');
   }
 
   /**
@@ -134,7 +139,7 @@ export class Scheduler {
   /** The fleet as the API sees it; served by every scheduler, leader or standby. Needs `open` first. */
   service(): FleetService {
     const term = () => ({ broker: this.broker, endpoint: this.endpoint, framework: this.framework });
-    return new SchedulerFleetService(this.opened(), term, this.detector, () => this.leaderUrl(), PROC_CPUS);
+    return new SchedulerFleetService(this.opened(), term, this.detector, () => this.leaderUrl(), PROC_CPUS, this.backupStorage);
   }
 
   /** The fleet as the Sentinel endpoint sees it. Needs `open` first. */
@@ -225,6 +230,7 @@ export class Scheduler {
       pendingRefuseSeconds: 1,
       idleRefuseSeconds: 5,
       agentGraceMs: Math.max(agentTimeoutMs, MIN_AGENT_GRACE_MS),
+      backups: { storage: this.backupStorage, minuteMs: this.opts.backups?.minuteMs ?? 60_000 },
     }, this.links);
     this.broker.attach(this.framework);
     this.framework.start();
@@ -238,7 +244,7 @@ export class Scheduler {
     this.compactor.start();
     this.statsPoller = new StatsPoller(store, this.links, this.log);
     this.statsPoller.start();
-    this.endpoint = new AgentEndpoint(this.broker, this.log, [this.opts.fleetKey, this.opts.previousFleetKey ?? '']);
+    this.endpoint = new AgentEndpoint(this.broker, this.log, [this.opts.fleetKey, this.opts.previousFleetKey ?? ''], agentBackupSource(store, this.backupStorage));
     this.leading = !term.lost;
     this.log.info('leading', { frameworkId });
   }

@@ -1,4 +1,5 @@
 import { parseOperation } from '../domain/operation.js';
+import { isPersistence, parseBackupSchedule, type Persistence } from '../domain/backup.js';
 import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../domain/model.js';
 
 /** The Instance and Proc trees as read from etcd, where every value is a plain string. */
@@ -69,7 +70,16 @@ export function instanceFromFields(
     accessKeyHash: f.get('AccessKeyHash') ?? '',
     creator: f.get('Creator') ?? '',
     maxClients: int(f.get('MaxClients')),
+    persistence: persistenceOf(f.get('Persistence')),
+    backupSchedule: parseBackupSchedule(f.get('BackupSchedule')),
+    restoreFrom: f.get('RestoreFrom') ?? '',
+    restoreSha256: f.get('RestoreSha256') ?? '',
     operation: parseOperation(f.get('Operation')),
     procs: [...procs.entries()].map(([id, pf]) => procFromFields(id, pf)).sort((a, b) => a.id.localeCompare(b.id)),
   };
+}
+
+/** The Persistence key; 'none' for an instance from before the key (or a value that is not a mode). */
+function persistenceOf(text: string | undefined): Persistence {
+  return isPersistence(text) ? text : 'none';
 }
