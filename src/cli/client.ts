@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UsageError } from '../errors.js';
 import { intFlag, parseDuration, parseFlags } from './args.js';
 import { apiBase, apiFlag, call, CONNECTION_FLAGS } from './api-client.js';
+import { addCreateBackupFields, CREATE_BACKUP_FLAGS, CREATE_BACKUP_HELP } from './backup-command.js';
 import { InstanceStatus, ProcState } from '../domain/model.js';
 
 /** Client commands: create, status, list, delete. They speak the JSON API. */
@@ -16,6 +17,7 @@ once; keep them.
   --placement P        spread (fewest procs per agent) or binpack (fullest agent first); default spread
   --ttl DURATION       delete it after 90, 45s, 30m, 2h or 1d; default none (anonymous: the
                        scheduler's --anonymous-ttl)
+${CREATE_BACKUP_HELP}
   --wait               print each change until the instance is RUNNING
   --timeout SECONDS    with --wait: give up after this long and exit 1 with the reason; default 120
 ${CONNECTION_FLAGS}
@@ -44,10 +46,12 @@ ${CONNECTION_FLAGS}`;
 export const CLIENT_HELP = `Client commands (they speak the JSON API at --api or REDFLEET_API, default http://127.0.0.1:5656,
 and send REDFLEET_TOKEN or --token, an admin token or an instance's access key, when set):
   redfleet create NAME [--capacity 64] [--replicas 0] [--distribution 1] [--placement spread] [--ttl DURATION]
+                       [--persistence none|rdb|aof] [--restore-from INSTANCE/ID] [--backup-every MINUTES --backup-keep N]
                        [--wait [--timeout 120]]
   redfleet status NAME [--json]
   redfleet list
   redfleet delete NAME [--wait [--timeout 120]]
+  redfleet backup NAME [--wait] | backup list NAME | backup delete NAME ID | backup schedule NAME --every M --keep N
   redfleet COMMAND --help   lists a command's flags and their defaults`;
 
 const DEFAULT_WAIT_SECONDS = 120;
@@ -62,6 +66,7 @@ export async function createCommand(argv: string[]): Promise<void> {
     placement: { type: 'string' },
     wait: { type: 'boolean' },
     timeout: { type: 'string' },
+    ...CREATE_BACKUP_FLAGS,
   });
   if (values.help) return void console.log(CREATE_HELP);
   if (positionals.length !== 1) throw new UsageError('create takes exactly one NAME');
@@ -74,6 +79,7 @@ export async function createCommand(argv: string[]): Promise<void> {
   if (typeof values.ttl === 'string') body.ttlSeconds = parseDuration(values.ttl);
   const waitSeconds = intFlag(values.timeout, 'timeout', DEFAULT_WAIT_SECONDS, 1);
   if (typeof values.placement === 'string') body.placement = values.placement;
+  addCreateBackupFields(values, body);
   const base = apiBase(values.api, values.token);
   const { body: inst } = await call(base, 'POST', '/api/instances', body);
   console.log(`instance ${inst.name}: ${inst.status} (${inst.capacityMb} MB, ${inst.replicas} replica(s))`);
@@ -126,6 +132,9 @@ function printInstance(i: Record<string, unknown>): void {
   console.log(`replicas:  ${(i.slaves as unknown[]).length} of ${i.replicas}`);
   if (i.expiresAt) console.log(`expires:   ${i.expiresAt} (in ${formatSeconds(Number(i.ttlRemainingSeconds))})`);
   if (i.dataLost) console.log(`data lost: ${i.dataLost}`);
+  if (i.persistence && i.persistence !== 'none') console.log(`persistence: ${i.persistence}`);
+  const backup = i.backup as { everyMinutes: number; keep: number } | null;
+  if (backup) console.log(`backups:   every ${backup.everyMinutes} min, keeping ${backup.keep}`);
   console.log(`epoch:     ${i.epoch}`);
   const op = i.operation as { kind: string; state: string; step: string; error?: string; startedAt: string } | null;
   if (op) console.log(`operation: ${op.kind} ${op.state}: ${op.error ?? op.step} (since ${op.startedAt})`);

@@ -5,6 +5,7 @@ import { devCommand, DEV_USAGE } from './dev.js';
 import { explainError, type Endpoints } from './explain.js';
 import { schedulerCommand } from './scheduler-command.js';
 import { agentCommand } from './agent-command.js';
+import { backupCommand } from './backup-command.js';
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
@@ -16,7 +17,8 @@ ${DEV_USAGE}
 ${CLIENT_HELP}
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
-REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_PREVIOUS_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
+REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_PREVIOUS_FLEET_KEY, REDFLEET_LOG_LEVEL,
+REDFLEET_BACKUP_DIR.`;
 
 /** Where the running command points, so that a library error can say what to check. */
 const endpoints: Endpoints = {};
@@ -30,6 +32,7 @@ const COMMANDS: Record<string, (argv: string[], endpoints: Endpoints) => Promise
   status: statusCommand,
   list: listCommand,
   delete: deleteCommand,
+  backup: backupCommand,
 };
 
 /** Exit status of a bad command line, as for every other usage error. */
