@@ -29,11 +29,8 @@ export function rdbSnapshot(src: SnapshotSource): Promise<Readable> {
     const out = new PassThrough();
     const transfer = new SyncReader(sock, out, resolve, reject);
     sock.setTimeout(src.idleTimeoutMs, () => sock.destroy(new Error(`no data from ${src.host}:${src.port} for ${src.idleTimeoutMs} ms`)));
-    sock.on('connect', () => {
-      sock.write(command('AUTH', src.user, src.password));
-      sock.write(command('REPLCONF', 'rdb-only', '1'));
-      sock.write(command('SYNC'));
-    });
+    // One command at a time: a server refuses SYNC while replies to earlier commands are pending.
+    sock.on('connect', () => sock.write(command('AUTH', src.user, src.password)));
     sock.on('data', (chunk: Buffer) => transfer.feed(chunk));
     sock.on('error', (err) => transfer.fail(err));
     sock.on('close', () => transfer.fail(new Error(`${src.host}:${src.port} closed the connection before the snapshot was complete`)));
@@ -88,6 +85,7 @@ class SyncReader {
     if (this.replies < 2) {
       this.replies += 1;
       if (line.startsWith('-') && this.replies === 1) return this.refuse(`AUTH refused: ${line.slice(1)}`);
+      this.sock.write(this.replies === 1 ? command('REPLCONF', 'rdb-only', '1') : command('SYNC'));
       return true;
     }
     if (line.startsWith('-')) return this.refuse(`SYNC refused: ${line.slice(1)}`);
