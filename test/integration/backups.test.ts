@@ -130,6 +130,14 @@ describe('backups and restore (issue 9 part 6)', function () {
     expect(fleet.log('agent1') + fleet.log('agent2') + fleet.log('agent3')).to.include('restored master seeded from a backup');
   });
 
+  it('serves a backup to agents only within a session', async () => {
+    for (const headers of [{}, { Authorization: 'RedFleet-Session forged-token-forged-token' }, { Authorization: 'Bearer x' }]) {
+      const res = await fetch(`${fleet.apiUrl}/api/v1/agent/backup?ref=src/${firstId}`, { headers });
+      expect(res.status, JSON.stringify(headers)).to.equal(401);
+      expect((await res.arrayBuffer()).byteLength).to.be.lessThan(1000);
+    }
+  });
+
   it('loses no acknowledged write on the source while backups run', async () => {
     const w = writer.w!;
     await w.stop();
