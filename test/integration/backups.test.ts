@@ -131,7 +131,8 @@ describe('backups and restore (issue 9 part 6)', function () {
   });
 
   it('serves a backup to agents only within a session', async () => {
-    for (const headers of [{}, { Authorization: 'RedFleet-Session forged-token-forged-token' }, { Authorization: 'Bearer x' }]) {
+    const cases: Record<string, string>[] = [{}, { Authorization: 'RedFleet-Session forged-token-forged-token' }, { Authorization: 'Bearer x' }];
+    for (const headers of cases) {
       const res = await fetch(`${fleet.apiUrl}/api/v1/agent/backup?ref=src/${firstId}`, { headers });
       expect(res.status, JSON.stringify(headers)).to.equal(401);
       expect((await res.arrayBuffer()).byteLength).to.be.lessThan(1000);
