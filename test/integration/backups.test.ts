@@ -130,6 +130,23 @@ describe('backups and restore (issue 9 part 6)', function () {
     expect(fleet.log('agent1') + fleet.log('agent2') + fleet.log('agent3')).to.include('restored master seeded from a backup');
   });
 
+  it('restores into an aof instance through the CLI: the RDB is loaded, then the AOF turned on', async () => {
+    const out = await fleet.cli(['create', 'copy-aof', '--capacity', '32', '--persistence', 'aof', '--restore-from', `src/${firstId}`, '--wait']);
+    expect(out.code, out.stderr).to.equal(0);
+    const pass = /password: +(\S+)/.exec(out.stdout)![1];
+    const view = (await fleet.api('GET', '/api/instances/copy-aof')).json;
+    expect(view).to.include({ status: 'RUNNING', persistence: 'aof', restoredFrom: `src/${firstId}` });
+    const r = new Redis({ host: view.master.ip, port: view.master.port, password: pass });
+    try {
+      const keys = [...ackedBefore.keys()];
+      const values = await r.mget(...keys);
+      expect(keys.filter((k, i) => values[i] !== ackedBefore.get(k))).to.deep.equal([]);
+      expect((await r.info('persistence')).match(/aof_enabled:(\d)/)?.[1]).to.equal('1');
+    } finally {
+      r.disconnect();
+    }
+  });
+
   it('serves a backup to agents only within a session', async () => {
     const cases: Record<string, string>[] = [{}, { Authorization: 'RedFleet-Session forged-token-forged-token' }, { Authorization: 'Bearer x' }];
     for (const headers of cases) {
