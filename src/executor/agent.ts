@@ -29,7 +29,10 @@ export interface AgentOptions {
   fleetKey: string;
   /** During a fleet key rotation, the old key (see docs/hardening/session.md). */
   previousFleetKey?: string;
-  /** Stop every redis-server when the agent stops (default), or leave them running. */
+  /**
+   * Stop every redis-server when the agent stops (default), or leave them running, checkpointed,
+   * for the next agent with this id to adopt (--keep-procs-on-stop: an agent upgrade).
+   */
   stopProcsOnExit?: boolean;
   /** Seconds between Stats writes of a proc whose stats did not change meaningfully (default 5). */
   statsHeartbeatSeconds?: number;
@@ -108,7 +111,10 @@ export class RedFleetAgent {
       await this.supervisor.stopAll();
       // Give the scheduler a moment to hear that the procs ended.
       await this.updates.flush(1500);
+    } else {
+      this.log.info('leaving the redis-servers running for the next agent with this id to adopt', { procs: this.supervisor.tasks().length });
     }
+    await this.checkpoints.settled();
     await this.subscription.stop();
     await this.supervisor.cancelWatches();
     await this.store.close();

@@ -72,8 +72,8 @@ export class Supervisor {
    * Supervises again a redis-server an earlier life of this agent launched, which recovery.ts
    * has proven to be that process and etcd still gives to this agent: the same watches as a
    * fresh launch (exit, Msg key, replication heartbeat, memory ceiling, stats), without a
-   * restart and without a status update (the SUBSCRIBE that follows lists it). Resolves whether
-   * it was adopted; one that could not be is stopped.
+   * restart; the SUBSCRIBE that follows lists it. Resolves whether it was adopted; one that
+   * could not be is stopped.
    */
   async adopt(cp: ProcCheckpoint): Promise<boolean> {
     const task = pb.TaskInfo.decode(Buffer.from(cp.task, 'base64'));
@@ -100,6 +100,9 @@ export class Supervisor {
     this.checkpoints.keep(cp);
     redis.client.call('CONFIG', 'SET', 'hz', String(SETTLED_HZ)).catch(() => undefined);
     redis.opts.log.info('redis-server adopted', { pid: cp.pid, port: cp.port, role: cp.role });
+    // Its RUNNING may have died unacknowledged with the earlier agent: said again (it travels
+    // in the SUBSCRIBE); for a proc the scheduler already counts running it only rewrites the pid.
+    this.updates.report(cp.procId, pb.TaskState.TASK_RUNNING, 'adopted by the restarted agent', { pid: cp.pid, ip: cp.ip, port: cp.port, role: proc.target ? 'slave' : 'master' });
     return true;
   }
 

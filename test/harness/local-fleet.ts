@@ -23,6 +23,8 @@ export interface AgentSpec {
   redisServer?: string;
   /** The first of its ports (default: a free range). An agent restarted as before passes `fleet.agentFirstPort.get(id)`. */
   firstPort?: number;
+  /** More flags for `redfleet agent`. */
+  args?: string[];
 }
 
 export interface ApiResponse {
@@ -156,6 +158,7 @@ export class LocalFleet {
       '--mem', String(spec.mem ?? 1024), '--cpus', String(spec.cpus ?? 2), '--ports', `${first}-${Math.min(65535, first + count - 1)}`,
       '--work-dir', join(this.dir, 'agents', id), '--fleet-key', this.fleetKeyPath,
       ...(spec.redisServer ? ['--redis-server', spec.redisServer] : []),
+      ...(spec.args ?? []),
     ], spec.host?.ns);
     this.agents.set(id, child);
     return child;

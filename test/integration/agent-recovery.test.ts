@@ -21,7 +21,7 @@ type Json = any;
  */
 const AGENT_TIMEOUT_S = 10;
 const NAMES = Array.from({ length: 10 }, (_, i) => `rec${i}`);
-const AGENT_SPEC = { mem: 2048, ports: 30 };
+const AGENT_SPEC = { mem: 2048, ports: 30, args: ['--keep-procs-on-stop'] };
 const home = (name: string) => (Number(name.slice(3)) < 5 ? 'agent1' : 'agent2');
 const other = (agent: string) => (agent === 'agent1' ? 'agent2' : 'agent1');
 
@@ -53,6 +53,7 @@ describe('agent recovery: an agent restart keeps its redis-servers (issue 9 part
     return Date.now();
   }
 
+  /** Restarts agent1 with the same flags (and ports); resolves with where its new log lines start. */
   async function restartAgent1(): Promise<number> {
     const logFrom = fleet.log('agent1').length;
     await fleet.startAgent('agent1', { ...AGENT_SPEC, firstPort: fleet.agentFirstPort.get('agent1') });
@@ -204,5 +205,29 @@ describe('agent recovery: an agent restart keeps its redis-servers (issue 9 part
     await writer.stop();
     const master = (await inst(target)).master;
     expect(await writer.missingOn(master, passwords.get(target)!), `${target}: acknowledged writes lost (${writer.acked.size} acknowledged)`).to.deep.equal([]);
+  });
+
+  it('an agent upgrade: SIGTERM with --keep-procs-on-stop and a restart keep every redis-server, with no failover', async () => {
+    const names = NAMES.filter((n) => n !== 'rec2');
+    const writer = new AckedWriter(fleet.sentinelPort, 'rec4', passwords.get('rec4')!);
+    writers.push(writer);
+    writer.start('rec4-upgrade:');
+    await writer.waitForAcks(50);
+    const before = await Promise.all(names.map((n) => whole(n, n === 'rec3' ? 'agent2' : home(n))));
+    const onAgent1 = before.flatMap((i) => i.procs.filter((p: Json) => p.agent === 'agent1'));
+    const switchesBefore = switches.length;
+    await fleet.stopAgent('agent1', 'SIGTERM');
+    for (const p of onAgent1) expect(pidAlive(p.pid), `${p.id} left running by the stopping agent`).to.equal(true);
+    expect(checkpointed().map((c: Json) => c.procId).sort()).to.deep.equal(onAgent1.map((p: Json) => p.id).sort());
+    const logFrom = await restartAgent1();
+    expect(agentLog(logFrom).filter((l) => l.message === 'redis-server adopted')).to.have.length(onAgent1.length);
+    await writer.waitForAcks(20);
+    const after = await Promise.all(names.map((n) => whole(n, n === 'rec3' ? 'agent2' : home(n))));
+    expect(after.map((i) => i.epoch), 'no failover').to.deep.equal(before.map((i) => i.epoch));
+    expect(pidsOf(after), 'every pid unchanged').to.deep.equal(pidsOf(before));
+    expect(switches.length, 'no +switch-master').to.equal(switchesBefore);
+    writers.splice(0);
+    await writer.stop();
+    expect(await writer.missingOn((await inst('rec4')).master, passwords.get('rec4')!)).to.deep.equal([]);
   });
 });
