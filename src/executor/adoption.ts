@@ -22,10 +22,11 @@ export type AdoptionDecision = { adopt: true } | { adopt: false; reason: string 
  * Whether a restarted agent takes a checkpointed redis-server back or kills it. It adopts only
  * a process that is provably the one it launched (same pid, a redis-server, listening on the
  * port, same run_id, answering the framework user) and that etcd still assigns to this agent as
- * a live proc of an active instance. A proc that served as master while the agent was away is
- * kept only while it is still the instance's master at the same epoch: one failed over meanwhile
- * must never serve again (the fencing rule). A master written off with its agent but still named
- * by Mname (nothing promoted in its place) is kept too: the scheduler takes such a master back.
+ * a live proc of an active instance. A proc that serves as master (its own ROLE) is kept only
+ * while it is still the instance's master at the epoch it was checkpointed with: one failed over
+ * while the agent was away must never serve again (the fencing rule). A master written off with
+ * its agent but still named by Mname (nothing promoted in its place) is kept too: the scheduler
+ * takes such a master back.
  */
 export function decideAdoption(cp: ProcCheckpoint, probe: ProcProbe, etcd: ProcAssignment | undefined, agentId: string): AdoptionDecision {
   const refused = processMismatch(cp, probe) ?? assignmentMismatch(cp, probe, etcd, agentId);
@@ -51,11 +52,13 @@ function assignmentMismatch(cp: ProcCheckpoint, probe: ProcProbe, etcd: ProcAssi
   }
   if (etcd.proc.sid !== agentId) return `etcd places it on agent ${etcd.proc.sid || '(none)'}`;
   if (etcd.proc.msg === SHUTDOWN_MESSAGE) return 'the scheduler told it to shut down';
-  const servedAsMaster = cp.role === 'master' || probe.info?.role === 'master';
-  if (servedAsMaster && etcd.mname !== cp.procId) return `it served as master, but the instance's master is now ${etcd.mname || '(none)'}: failed over while the agent was away`;
-  if (cp.role === 'master' && etcd.epoch !== cp.epoch) return `it is a master of epoch ${cp.epoch}, and the instance is at epoch ${etcd.epoch}: failed over while the agent was away`;
+  // Its own ROLE decides: a master demoted by a switchover while the agent was away is a replica
+  // of the new master now, and takes no writes.
+  const servesAsMaster = probe.info?.role === 'master';
+  if (servesAsMaster && etcd.mname !== cp.procId) return `it serves as master, but the instance's master is now ${etcd.mname || '(none)'}: failed over while the agent was away`;
+  if (servesAsMaster && cp.role === 'master' && etcd.epoch !== cp.epoch) return `it is a master of epoch ${cp.epoch}, and the instance is at epoch ${etcd.epoch}: failed over while the agent was away`;
   if (isLive({ state: etcd.proc.state as ProcState })) return undefined;
   // Written off with its agent, yet still the master: nothing was promoted in its place.
-  if (etcd.proc.state === ProcState.Lost && servedAsMaster) return undefined;
+  if (etcd.proc.state === ProcState.Lost && servesAsMaster) return undefined;
   return `the scheduler wrote it off (${etcd.proc.state})`;
 }

@@ -138,6 +138,11 @@ describe('agent recovery: adopt or kill (decideAdoption)', () => {
     expect(reason(decideAdoption(replica, { ...replicaProbe, info: { ...replicaProbe.info!, role: 'master' } }, replicaOwned, agent))).to.match(/failed over/);
   });
 
+  it('adopts an old master that a switchover demoted while the agent was away: it serves as a replica now', () => {
+    const demoted = { ...owned, mname: 'cache-1::new-master', epoch: cp.epoch + 1, proc: { ...owned.proc!, msg: 'SLAVEOF 127.0.0.1 7002' } };
+    expect(decideAdoption(cp, { ...sameProcess, info: { ...sameProcess.info!, role: 'slave' } }, demoted, agent)).to.deep.equal({ adopt: true });
+  });
+
   it('adopts a replica promoted while the agent was away (its MASTER message is carried out after)', () => {
     const promoted = { ...replicaOwned, mname: replica.procId, epoch: 10 };
     expect(decideAdoption(replica, replicaProbe, promoted, agent)).to.deep.equal({ adopt: true });
