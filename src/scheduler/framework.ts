@@ -15,6 +15,7 @@ import { Creator } from './creator.js';
 import { Maintainer } from './maintainer.js';
 import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
+import { switchoverHandler } from './switchover-operation.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -54,6 +55,7 @@ export class RedisFramework implements Framework {
     this.destroyer = new Destroyer(ctx, this.creator);
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);
     this.operations = new Operations(store, log);
+    this.operations.register(switchoverHandler(store, this.failover.switchover));
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);
