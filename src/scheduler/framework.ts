@@ -15,6 +15,8 @@ import { Creator } from './creator.js';
 import { Maintainer } from './maintainer.js';
 import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
+import { switchoverHandler } from './switchover-operation.js';
+import { ProcMove } from './proc-move.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -30,6 +32,8 @@ export class RedisFramework implements Framework {
   readonly failover: Failover;
   /** Day-2 operations (resize, scale, switchover ...): their handlers register here. */
   readonly operations: Operations;
+  /** Adds, retires and replaces replicas under constraints (drain, upgrade, resize use it). */
+  readonly moves: ProcMove;
   private readonly jobs: FrameworkJobs;
   private readonly procs: AgentProcs;
   private readonly creator: Creator;
@@ -54,6 +58,8 @@ export class RedisFramework implements Framework {
     this.destroyer = new Destroyer(ctx, this.creator);
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);
     this.operations = new Operations(store, log);
+    this.operations.register(switchoverHandler(store, this.failover.switchover));
+    this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);
