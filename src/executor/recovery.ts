@@ -79,7 +79,7 @@ async function readAssignment(ctx: RecoveryContext, cp: ProcCheckpoint, log: Log
  * Looks at the checkpointed process: alive, a redis-server, and what it says as the framework
  * user about itself (`INFO server` process_id, tcp_port, run_id) and its role.
  */
-export async function probeProc(cp: Pick<ProcCheckpoint, 'pid' | 'ip' | 'port'>, frameworkSecret: string): Promise<ProcProbe> {
+async function probeProc(cp: Pick<ProcCheckpoint, 'pid' | 'ip' | 'port'>, frameworkSecret: string): Promise<ProcProbe> {
   const alive = pidRunning(cp.pid) && processName(cp.pid) === 'redis-server';
   if (!alive) return { alive };
   const link = new Redis({

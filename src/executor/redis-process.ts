@@ -46,7 +46,8 @@ const LOG_TAIL_LINES = 20;
 /**
  * One supervised redis-server: its own directory and config, spawned as a child so that its
  * exit is seen at once ('exit' event), with a framework-user connection for the agent's commands.
- * 'exit' is emitted exactly once, also when the server never started (a missing binary).
+ * 'exit' is emitted exactly once, also when the server never started (a missing binary). One
+ * adopted from an earlier life of the agent (adopt()) is not a child: its exit is polled for.
  */
 export class RedisProcess extends EventEmitter {
   readonly client: Redis;
