@@ -50,13 +50,23 @@ async function recoverOne(ctx: RecoveryContext, cp: ProcCheckpoint): Promise<boo
   const decision = resolve(dirname(cp.dir)) === resolve(ctx.workDir)
     ? decideAdoption(cp, probe, etcd, ctx.agentId)
     : { adopt: false as const, reason: `its directory ${cp.dir} is outside this agent's work dir` };
-  if (decision.adopt && (await ctx.adopt(cp))) return true;
+  if (decision.adopt && (await adoptSafely(ctx, cp, log))) return true;
   const reason = decision.adopt ? 'its supervision could not be set up again' : decision.reason;
   if (probe.alive) log.warn('killing a redis-server this agent no longer owns', { pid: cp.pid, port: cp.port, reason });
   else log.info('a checkpointed redis-server is gone', { pid: cp.pid, reason });
   killIfOurs(cp);
   ctx.file.remove(cp.procId);
   return false;
+}
+
+/** ctx.adopt, with a checkpoint entry that cannot be read back (a bad LAUNCH) counted as not adopted. */
+async function adoptSafely(ctx: RecoveryContext, cp: ProcCheckpoint, log: Logger): Promise<boolean> {
+  try {
+    return await ctx.adopt(cp);
+  } catch (err) {
+    log.error('checkpointed proc cannot be adopted', { error: (err as Error).message });
+    return false;
+  }
 }
 
 /** What etcd says about the proc; retried while etcd does not answer (undefined after that). */
