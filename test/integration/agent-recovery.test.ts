@@ -232,4 +232,20 @@ describe('agent recovery: an agent restart keeps its redis-servers (issue 9 part
     await writer.stop();
     expect(await writer.missingOn((await inst('rec4')).master, passwords.get('rec4')!)).to.deep.equal([]);
   });
+
+  it('an adopted redis-server that dies is seen by the agent (no child exit event: the pid is polled), reported FAILED and replaced', async () => {
+    const before = await whole('rec6');
+    const replica = before.slaves[0];
+    expect(replica.agent).to.equal('agent1');
+    const logFrom = fleet.log('agent1').length;
+    process.kill(replica.pid, 'SIGKILL');
+    await fleet.waitFor(() => agentLog(logFrom).some((l) => l.message === 'task status' && l.proc === replica.id && l.state === 'TASK_FAILED'), 10_000, 'the agent to report the adopted replica FAILED');
+    const after = await fleet.waitFor(async () => {
+      const i = await whole('rec6');
+      return i.slaves[0].id !== replica.id ? i : undefined;
+    }, 60_000, 'a replacement replica');
+    expect(after.master.pid).to.equal(before.master.pid);
+    expect(after.epoch).to.equal(before.epoch);
+    await fleet.waitFor(() => !checkpointed().some((c: Json) => c.procId === replica.id) && checkpointed().some((c: Json) => c.procId === after.slaves[0].id), 10_000, 'the checkpoint to follow');
+  });
 });
