@@ -19,7 +19,7 @@ type Json = any;
  * their replica, so agent1 holds 5 masters and 5 replicas whatever placement chose (an instance
  * whose master landed elsewhere is flipped by killing that master before the test starts).
  */
-const AGENT_TIMEOUT_S = 10;
+const AGENT_TIMEOUT_S = 15;
 const NAMES = Array.from({ length: 10 }, (_, i) => `rec${i}`);
 const AGENT_SPEC = { mem: 2048, ports: 30, args: ['--keep-procs-on-stop'] };
 const home = (name: string) => (Number(name.slice(3)) < 5 ? 'agent1' : 'agent2');
@@ -178,7 +178,7 @@ describe('agent recovery: an agent restart keeps its redis-servers (issue 9 part
     const failedOver = await fleet.waitFor(async () => {
       const i = await inst(target);
       return i.epoch > before.find((b) => b.name === target).epoch && i.master?.agent === 'agent2' ? i : undefined;
-    }, 8000, `${target} to fail over to agent2 while agent1 is away`);
+    }, 9000, `${target} to fail over to agent2 while agent1 is away`);
     process.kill(oldMaster.pid, 'SIGCONT');
     expect(pidAlive(oldMaster.pid), 'the old master is alive when its agent returns').to.equal(true);
     const logFrom = await restartAgent1();
