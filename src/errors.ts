@@ -181,6 +181,17 @@ export class OperationRefusedError extends RedFleetError {
   }
 }
 
+/**
+ * Thrown by a planned switchover when no replica qualifies (none running with its link up, or
+ * the one named is not such a replica, or every one sits on an agent to avoid): 409, and
+ * `-NOGOODSLAVE` on the Sentinel endpoint.
+ */
+export class NoEligibleReplicaError extends OperationRefusedError {
+  constructor(message: string, field?: string) {
+    super(message, field);
+  }
+}
+
 /** Thrown (404) when a backup named by the API (a path id, or `restoreFrom`) is not stored. */
 export class BackupNotFoundError extends RedFleetError {
   constructor(ref: string, field?: string) {

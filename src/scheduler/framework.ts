@@ -17,6 +17,8 @@ import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
 import { backupHandler, restoreHandler } from './backup-operation.js';
 import { BackupSchedule } from './backup-schedule.js';
+import { switchoverHandler } from './switchover-operation.js';
+import { ProcMove } from './proc-move.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -32,6 +34,8 @@ export class RedisFramework implements Framework {
   readonly failover: Failover;
   /** Day-2 operations (resize, scale, switchover ...): their handlers register here. */
   readonly operations: Operations;
+  /** Adds, retires and replaces replicas under constraints (drain, upgrade, resize use it). */
+  readonly moves: ProcMove;
   private readonly jobs: FrameworkJobs;
   private readonly procs: AgentProcs;
   private readonly creator: Creator;
@@ -62,6 +66,8 @@ export class RedisFramework implements Framework {
       this.operations.register(restoreHandler(store));
       this.backupSchedule = new BackupSchedule(store, opts.backups.storage, this.operations, log, opts.backups.minuteMs);
     }
+    this.operations.register(switchoverHandler(store, this.failover.switchover));
+    this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);
