@@ -48,13 +48,14 @@ export class ProcData {
     this.log.info('restored master seeded from a backup', { instance: launch.instance, proc: launch.procId, backup: launch.restore.backup, bytes });
   }
 
+  /**
+   * Only a directory this agent kept from a crashed proc of the same instance: never a running
+   * proc's. Without one (the agent restarted since, or the time ran out) the launch fails, and the
+   * scheduler's next restart is an empty one that says `dataLost`: data is never lost silently.
+   */
   private reuse(from: string, dir: string, launch: CheckedLaunch): void {
     const timer = this.kept.get(from);
-    if (!existsSync(from)) {
-      // Nothing was kept (the old proc died before it wrote anything): it starts empty.
-      this.log.warn('no kept data to restart in place from; starting empty', { instance: launch.instance, proc: launch.procId, from: launch.reuseDirOf });
-      return;
-    }
+    if (!timer || !existsSync(from)) throw new Error(`no kept data of ${launch.reuseDirOf} on this agent to restart in place from`);
     clearTimeout(timer);
     this.kept.delete(from);
     renameSync(from, dir);
