@@ -6,6 +6,11 @@ import { InvalidInputError } from '../../src/errors.js';
 import { persistenceLines, renderRedisConfig } from '../../src/executor/redis-config.js';
 import { checkLaunch } from '../../src/executor/launch-check.js';
 import { pb } from '../../src/proto/messages.js';
+import { ProcData, procDirName } from '../../src/executor/proc-data.js';
+import { createLogger } from '../../src/logger.js';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const MINUTE = 60_000;
 
@@ -90,5 +95,32 @@ describe('persistence in redis.conf and in a LAUNCH (issue 9 part 6)', () => {
       [{ reuse_dir_of: id }, 'reuse_dir_of'],
     ];
     for (const [extra, field] of bad) expect(() => checkLaunch(id, launch(extra), limits), JSON.stringify(extra)).to.throw().with.property('field', field);
+  });
+});
+
+describe('kept data of a crashed persistent proc (restart in place)', () => {
+  const id = (n: number) => `c::${n}b6f3c5e-1c1e-4a5e-9f3e-2d1c0b9a8f7e`;
+  const launch = (procId: string, reuseDirOf: string) => ({ instance: 'c', procId, role: 'master', port: 1, capacityMb: 1, passwordSha256: '', replicaPriority: 100, minReplicasToWrite: 0, minReplicasMaxLag: 0, maxClients: 0, persistence: 'aof', reuseDirOf }) as const;
+
+  it('moves a kept directory to the new proc, and refuses one it did not keep', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'redfleet-procdata-'));
+    try {
+      const data = new ProcData(work, createLogger('test'), () => undefined);
+      const old = join(work, procDirName(id(1)));
+      mkdirSync(old);
+      writeFileSync(join(old, 'dump.rdb'), 'REDIS0010');
+      // Not kept (a running proc's directory, say): never taken over.
+      await data.prepare(join(work, procDirName(id(2))), launch(id(2), id(1))).then(() => expect.fail('reused a directory it did not keep'), (err: Error) => expect(err.message).to.match(/no kept data/));
+      expect(existsSync(old)).to.equal(true);
+      data.keep(old);
+      const dir = join(work, procDirName(id(3)));
+      await data.prepare(dir, launch(id(3), id(1)));
+      expect(readFileSync(join(dir, 'dump.rdb'), 'utf8')).to.equal('REDIS0010');
+      expect(existsSync(old)).to.equal(false);
+      // Taken once only.
+      await data.prepare(join(work, procDirName(id(4))), launch(id(4), id(1))).then(() => expect.fail('reused twice'), (err: Error) => expect(err.message).to.match(/no kept data/));
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });
