@@ -1,7 +1,8 @@
-import type { AgentStore, MsgWatch, ProcRole } from '../store/agent-store.js';
+import type { AgentStore, MsgWatch, ProcChange } from '../store/agent-store.js';
 import { ProcType } from '../domain/model.js';
 import { parseMessage, type ProcMessage } from '../domain/message.js';
 import type { Logger } from '../logger.js';
+import { fromResourceList, toResourceList } from '../proto/messages.js';
 import { AWAIT_MASTER_MS, awaitMasterRole } from './replica-link.js';
 import type { RedisProcess } from './redis-process.js';
 import type { RunningProc } from './running-proc.js';
@@ -17,8 +18,8 @@ const WATCH_ATTEMPTS = 5;
 
 /**
  * The scheduler's orders to each proc: watches the proc's Msg key in etcd, carries out SHUTDOWN,
- * MASTER and SLAVEOF <ip> <port> (see domain/message.ts), and resets the key to "" with the
- * role the message gave the proc.
+ * MASTER, SLAVEOF <ip> <port> and CAPACITY <mb> (see domain/message.ts), and resets the key to ""
+ * with what the message changed (its role, its capacity).
  */
 export class MessageWatch {
   /**
@@ -57,7 +58,7 @@ export class MessageWatch {
     const log = this.log.child({ instance, proc: procId });
     log.info('message received', { msg });
     let message: ProcMessage | undefined;
-    let role: ProcRole | undefined;
+    let change: ProcChange | undefined;
     try {
       message = parseMessage(msg);
       if (message?.verb === 'SHUTDOWN') {
@@ -66,17 +67,29 @@ export class MessageWatch {
       } else if (message?.verb === 'MASTER') {
         proc.target = null;
         await promote(proc.redis.client);
-        role = { type: ProcType.Master, slaveOf: '' };
+        change = { type: ProcType.Master, slaveOf: '' };
       } else if (message?.verb === 'SLAVEOF') {
         const following = await this.follow(proc, { ip: message.ip, port: message.port }, log);
         if (!following) return;
-        role = { type: ProcType.Replica, slaveOf: `${message.ip}:${message.port}` };
+        change = { type: ProcType.Replica, slaveOf: `${message.ip}:${message.port}` };
+      } else if (message?.verb === 'CAPACITY') {
+        await this.resize(proc, message.capacityMb);
+        change = { capacityMb: message.capacityMb };
       }
       log.info('message carried out', { msg });
     } catch (err) {
       log.warn('message failed', { msg, error: (err as Error).message });
     }
-    if (message?.verb !== 'SHUTDOWN') await this.store.resetMsg(instance, procId, msg, role);
+    if (message?.verb !== 'SHUTDOWN') await this.store.resetMsg(instance, procId, msg, change);
+  }
+
+  /**
+   * CAPACITY: the proc takes its new size in place (see RedisProcess.resize), and the task the
+   * agent reports in a SUBSCRIBE holds the new memory, so a restarted scheduler counts it right.
+   */
+  private async resize(proc: RunningProc, capacityMb: number): Promise<void> {
+    await proc.redis.resize(capacityMb);
+    proc.task.resources = toResourceList({ ...fromResourceList(proc.task.resources), mem: capacityMb });
   }
 
   /**

@@ -7,8 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { FRAMEWORK_USER } from '../store/secrets.js';
 import type { Logger } from '../logger.js';
-import { applyRuntimeLimits, renderRedisConfig, type RedisConfigInput } from './redis-config.js';
-import type { ProcCgroup } from './cgroup.js';
+import { applyRuntimeLimits, clientLimits, renderRedisConfig, type RedisConfigInput } from './redis-config.js';
+import { memoryCeilingBytes, type ProcCgroup } from './cgroup.js';
 import { watchMemory } from './memory-watch.js';
 
 export interface RedisProcessOptions extends RedisConfigInput {
@@ -152,13 +152,39 @@ export class RedisProcess extends EventEmitter {
 
   /** Without a cgroup, the agent samples the proc's memory and kills it over the ceiling. */
   private watchCeiling(child: ChildProcess): () => void {
-    const limit = this.opts.memoryCeilingBytes;
-    if (this.opts.cgroup || !limit || !child.pid) return () => undefined;
+    if (this.opts.cgroup || !this.opts.memoryCeilingBytes || !child.pid) return () => undefined;
+    const limit = () => this.opts.memoryCeilingBytes ?? 0;
     return watchMemory(child.pid, limit, (used) => {
-      this.overCeiling = `killed by the agent over its memory ceiling (${Math.round(used / 1024 / 1024)} MB > ${Math.round(limit / 1024 / 1024)} MB; no memory cgroup on this node)`;
-      this.opts.log.warn('redis-server over its memory ceiling: killing it', { proc: this.opts.procId, usedBytes: used, limitBytes: limit });
+      this.overCeiling = `killed by the agent over its memory ceiling (${Math.round(used / 1024 / 1024)} MB > ${Math.round(limit() / 1024 / 1024)} MB; no memory cgroup on this node)`;
+      this.opts.log.warn('redis-server over its memory ceiling: killing it', { proc: this.opts.procId, usedBytes: used, limitBytes: limit() });
       child.kill('SIGKILL');
     });
+  }
+
+  /**
+   * A new capacity in place, without a restart: maxmemory, the client limits that follow the
+   * capacity, and the memory ceiling (the cgroup's, or the sampled one). Growing raises the
+   * ceiling before maxmemory; shrinking lowers maxmemory first, so the proc is never allowed
+   * more data than its ceiling holds.
+   */
+  async resize(capacityMb: number): Promise<void> {
+    const ceiling = memoryCeilingBytes(capacityMb);
+    const growing = capacityMb >= this.opts.capacityMb;
+    if (growing) this.setCeiling(ceiling);
+    await this.client.call('CONFIG', 'SET', 'maxmemory', `${capacityMb}mb`);
+    for (const line of clientLimits(capacityMb)) {
+      const [name, ...value] = line.split(' ');
+      await this.client.call('CONFIG', 'SET', name, value.join(' '));
+    }
+    await applyRuntimeLimits(this.client, capacityMb, this.opts.log);
+    if (!growing) this.setCeiling(ceiling);
+    this.opts.log.info('proc resized in place', { proc: this.opts.procId, from: this.opts.capacityMb, to: capacityMb, ceilingBytes: ceiling });
+    this.opts.capacityMb = capacityMb;
+  }
+
+  private setCeiling(bytes: number): void {
+    this.opts.cgroup?.setLimit(bytes);
+    this.opts.memoryCeilingBytes = bytes;
   }
 
   /** Set when the kernel killed the proc at its cgroup's memory ceiling. */

@@ -16,6 +16,8 @@ import { Maintainer } from './maintainer.js';
 import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
 import { ProcMove } from './proc-move.js';
+import { ResizeOperation } from './resize.js';
+import { ScaleOperation } from './scale.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -58,6 +60,9 @@ export class RedisFramework implements Framework {
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);
     this.operations = new Operations(store, log);
     this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
+    const deps = { store, broker, links, moves: this.moves, log };
+    this.operations.register(new ResizeOperation(deps));
+    this.operations.register(new ScaleOperation(deps));
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);

@@ -45,6 +45,11 @@ export interface ResourceBroker {
   revive(): void;
   /** Asks the agent to kill a task. */
   kill(agentId: string, taskId: string): void;
+  /**
+   * Sets the memory (MB) a running task holds on its agent (a resize in place): false, with
+   * nothing changed, when the agent lacks the free memory to grow it or does not hold the task.
+   */
+  resizeTask(agentId: string, taskId: string, memMb: number): boolean;
   agents(): AgentView[];
   /** The largest total memory (MB) any connected agent has, 0 when none is connected. */
   largestAgentMem(): number;

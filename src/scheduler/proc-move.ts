@@ -92,7 +92,7 @@ export class ProcMove {
       const now = this.store.instance(name)?.procs.find((p) => p.id === procId);
       if (!now || !isLive(now)) return;
       // A failover's SLAVEOF may have replaced the SHUTDOWN meanwhile: ask again.
-      if (!isShuttingDown(now) && !now.msg) await this.store.setProc(name, procId, { Msg: SHUTDOWN_MESSAGE });
+      if (!isShuttingDown(now) && !now.msg) await this.store.sendMsg(name, procId, SHUTDOWN_MESSAGE);
       if (!killed && Date.now() - started > RETIRE_KILL_AFTER_MS) {
         this.log.warn('retired replica still runs; killing it through its agent', { instance: name, proc: procId, agent: now.sid });
         this.kill(now.sid, procId);
