@@ -75,9 +75,8 @@ export class ScaleOperation implements OperationHandler {
     const inst = this.deps.store.instance(name)!;
     const master = namedMaster(inst);
     const replicas = countedReplicas(inst, master).filter((p) => p.id !== inst.mname);
-    const ranked = await Promise.all(replicas.map(async (p) => ({ p, offset: await this.offsetOf(p) })));
-    ranked.sort((a, b) => a.offset - b.offset || a.p.id.localeCompare(b.p.id));
-    return ranked.slice(0, Math.max(0, replicas.length - to)).map((r) => r.p.id);
+    const ranked = await Promise.all(replicas.map(async (p) => ({ id: p.id, offset: await this.offsetOf(p) })));
+    return leastCaughtUpFirst(ranked).slice(0, Math.max(0, replicas.length - to));
   }
 
   private async offsetOf(proc: Proc): Promise<number> {
@@ -86,4 +85,9 @@ export class ScaleOperation implements OperationHandler {
     const info = parseInfo(text);
     return Number(info.get('slave_repl_offset') ?? info.get('master_repl_offset') ?? -1);
   }
+}
+
+/** Replica ids, the lowest replication offset first (-1, unreachable, before all), then by id. Pure. */
+export function leastCaughtUpFirst(replicas: { id: string; offset: number }[]): string[] {
+  return [...replicas].sort((a, b) => a.offset - b.offset || a.id.localeCompare(b.id)).map((r) => r.id);
 }
