@@ -15,6 +15,7 @@ import { Creator } from './creator.js';
 import { Maintainer } from './maintainer.js';
 import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
+import { switchoverHandler } from './switchover-operation.js';
 import { ProcMove } from './proc-move.js';
 import { ResizeOperation } from './resize.js';
 import { ScaleOperation } from './scale.js';
@@ -59,6 +60,7 @@ export class RedisFramework implements Framework {
     this.destroyer = new Destroyer(ctx, this.creator);
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);
     this.operations = new Operations(store, log);
+    this.operations.register(switchoverHandler(store, this.failover.switchover));
     this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
     const deps = { store, broker, links, moves: this.moves, log };
     this.operations.register(new ResizeOperation(deps));
