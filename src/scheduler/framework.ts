@@ -62,7 +62,7 @@ export class RedisFramework implements Framework {
     this.operations = new Operations(store, log);
     this.operations.register(switchoverHandler(store, this.failover.switchover));
     this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
-    const deps = { store, broker, links, moves: this.moves, log };
+    const deps = { store, broker, links, moves: this.moves, log, switchover: this.failover.switchover };
     this.operations.register(new ResizeOperation(deps));
     this.operations.register(new ScaleOperation(deps));
   }

@@ -9,11 +9,7 @@ import type { ProcMove } from './proc-move.js';
 import type { RedisLinks } from './redis-links.js';
 import type { ResourceBroker } from './offers.js';
 import { applyCapacity, servingProcs } from './proc-settings.js';
-
-/** A planned switchover (see the switchover operation): the master moves to a replica, no write lost. */
-export interface MasterSwitch {
-  run(name: string, opts: { to?: string; avoidAgents?: string[]; cause: string }): Promise<unknown>;
-}
+import type { Switchover, SwitchoverPlan } from './switchover.js';
 
 /** What the resize and scale operations use of the framework. */
 export interface OperationDeps {
@@ -22,8 +18,8 @@ export interface OperationDeps {
   links: RedisLinks;
   moves: ProcMove;
   log: Logger;
-  /** The planned switchover, where this scheduler has it; a master that must move needs it. */
-  switchover?: () => MasterSwitch | undefined;
+  /** The planned switchover: a master that must move is switched over first. */
+  switchover: Pick<Switchover, 'run' | 'settle'>;
 }
 
 /** How long one proc move (a new replica placed and synced) may take. */
@@ -58,16 +54,16 @@ export class ResizeOperation implements OperationHandler {
     const to = Number(op.params.capacityMb);
     const from = typeof op.params.fromMb === 'number' ? op.params.fromMb : inst.capacity;
     await progress(`resizing from ${from} MB to ${to} MB`);
-    if (to >= from) await this.grow(name, to, progress);
+    if (to >= from) await this.grow(name, op, to, progress);
     else await this.shrink(name, to, progress);
   }
 
-  private async grow(name: string, to: number, progress: Progress): Promise<void> {
+  private async grow(name: string, op: Operation, to: number, progress: Progress): Promise<void> {
     const { store, broker, log } = this.deps;
     await progress(`reserving ${to} MB per proc on each agent`);
     const cramped = this.reserve(name, to);
     try {
-      if (cramped.length > 0) await this.moveOff(name, to, cramped, progress);
+      if (cramped.length > 0) await this.moveOff(name, op, to, cramped, progress);
     } catch (err) {
       // Back to where it was: the memory reserved for procs that kept their old size is freed.
       for (const p of servingProcs(store, name)) if (p.capacity < to) broker.resizeTask(p.sid, p.id, p.capacity);
@@ -93,25 +89,34 @@ export class ResizeOperation implements OperationHandler {
    * Moves each cramped proc to an agent with room: replicas first, then the master (switched
    * over to a replica on an agent with room, then moved as the replica it has become).
    */
-  private async moveOff(name: string, to: number, cramped: Proc[], progress: Progress): Promise<void> {
+  private async moveOff(name: string, op: Operation, to: number, cramped: Proc[], progress: Progress): Promise<void> {
     const { store, moves, log } = this.deps;
     const avoid = [...new Set(cramped.map((p) => p.sid))];
     const mname = store.instance(name)?.mname;
     const ordered = [...cramped.filter((p) => p.id !== mname), ...cramped.filter((p) => p.id === mname)];
     await progress(`moving ${ordered.length} proc(s) off agents without ${to} MB free: ${avoid.join(', ')}`, { moving: ordered.map((p) => p.id) });
     for (const p of ordered) {
-      if (p.id === store.instance(name)?.mname) await this.switchFrom(name, p, avoid, progress);
+      if (p.id === store.instance(name)?.mname) await this.switchFrom(name, op, p, avoid, progress);
       await progress(`moving ${p.id} off agent ${p.sid} (it lacks ${to} MB)`);
       const added = await moves.replaceReplica(name, p.id, { avoidAgents: avoid, capacityMb: to }, MOVE_TIMEOUT_MS);
       log.info('proc moved for a resize', { instance: name, proc: p.id, agent: p.sid, to: added });
     }
   }
 
-  private async switchFrom(name: string, master: Proc, avoid: string[], progress: Progress): Promise<void> {
-    const switchover = this.deps.switchover?.();
-    if (!switchover) throw new OperationRefusedError(`the master of '${name}' must move off agent ${master.sid}, and this scheduler has no planned switchover`);
+  /**
+   * Switches the master over to a replica off the cramped agents. A switchover planned by an
+   * earlier leader (in the checkpoint) is settled first: done, or undone and run again.
+   */
+  private async switchFrom(name: string, op: Operation, master: Proc, avoid: string[], progress: Progress): Promise<void> {
+    const { switchover } = this.deps;
+    const plan = op.data.switchover as SwitchoverPlan | undefined;
+    if (plan?.from === master.id && (await switchover.settle(name, plan)) === 'done') return;
     await progress(`switching over from the master ${master.id} on agent ${master.sid}`);
-    await switchover.run(name, { avoidAgents: avoid, cause: `resize: agent ${master.sid} lacks room for the master` });
+    await switchover.run(name, {
+      avoidAgents: avoid,
+      cause: `resize: agent ${master.sid} lacks room for the master`,
+      beforeSwitch: (p) => progress(`switching over to ${p.to}`, { switchover: p }),
+    });
   }
 
   private async shrink(name: string, to: number, progress: Progress): Promise<void> {

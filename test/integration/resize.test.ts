@@ -170,6 +170,51 @@ describe('resize: PATCH capacityMb and redfleet resize', function () {
     expect(view.master.id).to.equal(inst.master.id);
   });
 
+  it('moves a master whose agent lacks room: a switchover to a replica elsewhere, then the old master replaced', async () => {
+    // binpack puts the master on the fullest agent that fits: agent3, where 48 MB leave no room for 64.
+    const other = 'rs2';
+    const created = await fleet.api('POST', '/api/instances', { name: other, capacityMb: 32, replicas: 2, placement: 'binpack' });
+    expect(created.status).to.equal(202, created.text);
+    const otherProbe = new InstanceProbe(fleet, other);
+    const inst = await fleet.waitFor(async () => {
+      const i = await otherProbe.view();
+      return i.status === 'RUNNING' && i.slaves.length === 2 ? i : undefined;
+    }, 60_000, `${other} to run`);
+    const oldMaster = inst.procs.find((p: Json) => p.id === inst.master.id);
+    expect(oldMaster.agent).to.equal('agent3');
+    const before = new Map((await otherProbe.liveProcs()).map((p: Json) => [p.id, p.pid]));
+    const otherWriter = new AckedWriter(fleet.sentinelPort, other, created.json.password);
+    otherWriter.start('master-move:');
+    try {
+      await otherWriter.waitForAcks(50);
+      const res = await fleet.api('PATCH', `/api/instances/${other}`, { capacityMb: 64 });
+      expect(res.status).to.equal(202, res.text);
+      const end = await fleet.waitFor(async () => {
+        const i = await otherProbe.view();
+        return i.operation?.id === res.json.operation.id && i.operation.state !== 'running' ? i : undefined;
+      }, 120_000, 'the resize to end');
+      expect(end.operation.state).to.equal('done', JSON.stringify(end.operation));
+      await otherWriter.waitForAcks(50);
+      await otherWriter.stop();
+      const after = await fleet.waitFor(async () => {
+        const i = await otherProbe.view();
+        const live = await otherProbe.liveProcs();
+        return i.status === 'RUNNING' && i.slaves.length === 2 && live.length === 3 && i.procs.length === 3 ? i : undefined;
+      }, 30_000, `${other} to settle`);
+      expect(after.master.id).to.not.equal(oldMaster.id, 'switched over');
+      expect(before.has(after.master.id)).to.equal(true, 'to one of its replicas');
+      expect(after.procs.map((p: Json) => p.id)).to.not.include(oldMaster.id, 'the old master is gone');
+      const moved = after.procs.find((p: Json) => !before.has(p.id));
+      expect(moved.agent).to.equal('agent4');
+      for (const p of after.procs) if (before.has(p.id)) expect(p.pid, p.id).to.equal(before.get(p.id), 'the kept procs kept their pid');
+      for (const p of await otherProbe.liveProcs()) expect(await otherProbe.config(p, 'maxmemory')).to.equal(String(64 * MB));
+      expect(await otherWriter.missingOn(after.master, created.json.password)).to.deep.equal([], `errors: ${otherWriter.errors.slice(-5).join(' | ')}`);
+    } finally {
+      await otherWriter.stop();
+    }
+    expect((await fleet.api('DELETE', `/api/instances/${other}`)).status).to.equal(202);
+  });
+
   it('answers bad input with 400 naming capacityMb (or 409 for a size no agent has), writing nothing', async () => {
     await whole();
     const before = probe.stableTree();
