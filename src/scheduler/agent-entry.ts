@@ -71,11 +71,11 @@ export function freeOf(a: AgentEntry): Resources {
 
 /**
  * Sets the memory a task holds (a resize): growing only where the agent's free memory covers the
- * difference. Returns whether the task now holds `memMb`; false for a task the agent does not hold.
+ * difference. Returns whether the task now holds `memMb`; undefined for a task the agent does not hold.
  */
-export function resizeHeld(a: AgentEntry, taskId: string, memMb: number): boolean {
+export function resizeHeld(a: AgentEntry, taskId: string, memMb: number): boolean | undefined {
   const task = a.tasks.get(taskId);
-  if (!task) return false;
+  if (!task) return undefined;
   const extra = memMb - task.resources.mem;
   if (extra > 0 && freeOf(a).mem < extra) return false;
   task.resources = { ...task.resources, mem: memMb };

@@ -225,9 +225,9 @@ export class OfferBroker implements ResourceBroker {
     this.agentsById.get(agentId)?.sink?.send({ type: pb.Event.Type.KILL, kill: { task_id: { value: taskId } } });
   }
 
-  resizeTask(agentId: string, taskId: string, memMb: number): boolean {
+  resizeTask(agentId: string, taskId: string, memMb: number): boolean | undefined {
     const entry = this.agentsById.get(agentId);
-    return entry !== undefined && resizeHeld(entry, taskId, memMb);
+    return entry ? resizeHeld(entry, taskId, memMb) : undefined;
   }
 
   agents(): AgentView[] {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Operation } from '../domain/operation.js';
 import type { Proc } from '../domain/model.js';
@@ -22,6 +23,8 @@ export interface OperationDeps {
   switchover: Pick<Switchover, 'run' | 'settle'>;
 }
 
+/** How long a reservation waits for the agents to report their procs (after a scheduler start). */
+const AGENT_WAIT_MS = 30_000;
 /** How long one proc move (a new replica placed and synced) may take. */
 const MOVE_TIMEOUT_MS = 120_000;
 const MB = 1024 * 1024;
@@ -61,7 +64,7 @@ export class ResizeOperation implements OperationHandler {
   private async grow(name: string, op: Operation, to: number, progress: Progress): Promise<void> {
     const { store, broker, log } = this.deps;
     await progress(`reserving ${to} MB per proc on each agent`);
-    const cramped = this.reserve(name, to);
+    const cramped = await this.reserve(name, to);
     try {
       if (cramped.length > 0) await this.moveOff(name, op, to, cramped, progress);
     } catch (err) {
@@ -75,14 +78,28 @@ export class ResizeOperation implements OperationHandler {
     log.info('instance resized', { instance: name, capacityMb: to });
   }
 
-  /** Reserves `to` MB for each proc on its agent; returns the procs whose agent lacks the room. */
-  private reserve(name: string, to: number): Proc[] {
-    const cramped: Proc[] = [];
-    for (const p of servingProcs(this.deps.store, name)) {
-      if (p.capacity >= to) continue;
-      if (!this.deps.broker.resizeTask(p.sid, p.id, to)) cramped.push(p);
+  /**
+   * Reserves `to` MB for each proc on its agent; returns the procs whose agent lacks the room.
+   * An agent that has not told this scheduler of the proc yet (a new leader's first seconds) is
+   * waited for: its room is unknown, not missing.
+   */
+  private async reserve(name: string, to: number): Promise<Proc[]> {
+    const deadline = Date.now() + AGENT_WAIT_MS;
+    for (;;) {
+      const cramped: Proc[] = [];
+      const unknown: Proc[] = [];
+      for (const p of servingProcs(this.deps.store, name)) {
+        if (p.capacity >= to) continue;
+        const reserved = this.deps.broker.resizeTask(p.sid, p.id, to);
+        if (reserved === false) cramped.push(p);
+        else if (reserved === undefined) unknown.push(p);
+      }
+      if (unknown.length === 0) return cramped;
+      if (Date.now() > deadline) {
+        throw new OperationRefusedError(`the agents of ${unknown.map((p) => p.id).join(', ')} (${unknown.map((p) => p.sid).join(', ')}) do not report them; resize again once they are back`);
+      }
+      await sleep(200);
     }
-    return cramped;
   }
 
   /**

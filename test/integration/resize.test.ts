@@ -215,6 +215,47 @@ describe('resize: PATCH capacityMb and redfleet resize', function () {
     expect((await fleet.api('DELETE', `/api/instances/${other}`)).status).to.equal(202);
   });
 
+  it('a scheduler killed mid-resize: the next leader resumes the operation from its checkpoint to the same end', async () => {
+    const other = 'rs3';
+    const created = await fleet.api('POST', '/api/instances', { name: other, capacityMb: 16, replicas: 2, placement: 'binpack' });
+    expect(created.status).to.equal(202, created.text);
+    const otherProbe = new InstanceProbe(fleet, other);
+    const inst = await fleet.waitFor(async () => {
+      const i = await otherProbe.view();
+      return i.status === 'RUNNING' && i.slaves.length === 2 ? i : undefined;
+    }, 60_000, `${other} to run`);
+    expect(inst.procs.find((p: Json) => p.id === inst.master.id).agent).to.equal('agent3');
+    const otherWriter = new AckedWriter(fleet.sentinelPort, other, created.json.password);
+    otherWriter.start('resume:');
+    try {
+      await otherWriter.waitForAcks(50);
+      const res = await fleet.api('PATCH', `/api/instances/${other}`, { capacityMb: 56 });
+      expect(res.status).to.equal(202, res.text);
+      await fleet.waitFor(async () => /moving|switching/.test((await otherProbe.view()).operation?.step ?? ''), 30_000, 'the resize to move a proc');
+      await fleet.killScheduler('SIGKILL');
+      await fleet.startScheduler();
+      const end = await fleet.waitFor(async () => {
+        const i = await otherProbe.view();
+        return i.operation?.id === res.json.operation.id && i.operation.state !== 'running' ? i : undefined;
+      }, 120_000, 'the resumed resize to end');
+      expect(end.operation.state).to.equal('done', JSON.stringify(end.operation));
+      await otherWriter.waitForAcks(50, 30_000);
+      await otherWriter.stop();
+      const after = await fleet.waitFor(async () => {
+        const i = await otherProbe.view();
+        const live = await otherProbe.liveProcs();
+        return i.status === 'RUNNING' && i.slaves.length === 2 && live.length === 3 && i.procs.length === 3 ? i : undefined;
+      }, 30_000, `${other} to settle`);
+      expect(after.procs.map((p: Json) => p.agent)).to.not.include('agent3');
+      expect(otherProbe.key('Surge') ?? '').to.equal('', 'no surge request left behind');
+      for (const p of await otherProbe.liveProcs()) expect(await otherProbe.config(p, 'maxmemory')).to.equal(String(56 * MB));
+      expect(await otherWriter.missingOn(after.master, created.json.password)).to.deep.equal([], `errors: ${otherWriter.errors.slice(-5).join(' | ')}`);
+    } finally {
+      await otherWriter.stop();
+    }
+    expect((await fleet.api('DELETE', `/api/instances/${other}`)).status).to.equal(202);
+  });
+
   it('answers bad input with 400 naming capacityMb (or 409 for a size no agent has), writing nothing', async () => {
     await whole();
     const before = probe.stableTree();
