@@ -2,7 +2,7 @@ import type { AgentStore, MsgWatch, ProcChange } from '../store/agent-store.js';
 import { ProcType } from '../domain/model.js';
 import { parseMessage, type ProcMessage } from '../domain/message.js';
 import type { Logger } from '../logger.js';
-import { fromResourceList, toResourceList } from '../proto/messages.js';
+import { fromResourceList, pb, toResourceList } from '../proto/messages.js';
 import { AWAIT_MASTER_MS, awaitMasterRole } from './replica-link.js';
 import type { RedisProcess } from './redis-process.js';
 import type { RunningProc } from './running-proc.js';
@@ -25,11 +25,13 @@ export class MessageWatch {
   /**
    * @param frameworkSecretOf the framework user's secret on an instance's redis-servers (a new
    *   master is asked for its role with it)
+   * @param changed called after a MASTER, SLAVEOF or CAPACITY was carried out (the agent checkpoints the proc again)
    */
   constructor(
     private readonly store: AgentStore,
     private readonly log: Logger,
     private readonly frameworkSecretOf: (instance: string) => string,
+    private readonly changed: (proc: RunningProc) => void = () => undefined,
   ) {}
 
   /**
@@ -81,14 +83,18 @@ export class MessageWatch {
       log.warn('message failed', { msg, error: (err as Error).message });
     }
     if (message?.verb !== 'SHUTDOWN') await this.store.resetMsg(instance, procId, msg, change);
+    if (change) this.changed(proc);
   }
 
   /**
-   * CAPACITY: the proc takes its new size in place (see RedisProcess.resize), and the task the
-   * agent reports in a SUBSCRIBE holds the new memory, so a restarted scheduler counts it right.
+   * CAPACITY: the proc takes its new size in place (see RedisProcess.resize); its task and LAUNCH
+   * say the new size too, so the memory a SUBSCRIBE reports and what a restarted agent adopts
+   * (from its checkpoint) follow.
    */
   private async resize(proc: RunningProc, capacityMb: number): Promise<void> {
     await proc.redis.resize(capacityMb);
+    proc.launch.capacity_mb = capacityMb;
+    proc.task.data = pb.RedisLaunch.encode(proc.launch).finish();
     proc.task.resources = toResourceList({ ...fromResourceList(proc.task.resources), mem: capacityMb });
   }
 
