@@ -113,6 +113,11 @@ export class ResizeOperation implements OperationHandler {
     const ordered = [...cramped.filter((p) => p.id !== mname), ...cramped.filter((p) => p.id === mname)];
     await progress(`moving ${ordered.length} proc(s) off agents without ${to} MB free: ${avoid.join(', ')}`, { moving: ordered.map((p) => p.id) });
     for (const p of ordered) {
+      // With nowhere to go the resize fails now, saying why, rather than after the move's timeout.
+      const nowhere = moves.whyNowhere(name, { avoidAgents: avoid, capacityMb: to }, p.id);
+      if (nowhere && !store.instance(name)?.procs.some((q) => q.surge === `move:${p.id}`)) {
+        throw new OperationRefusedError(`proc ${p.id} must move off agent ${p.sid}, which lacks ${to} MB, and no agent can take it: ${nowhere}`);
+      }
       if (p.id === store.instance(name)?.mname) await this.switchFrom(name, op, p, avoid, progress);
       await progress(`moving ${p.id} off agent ${p.sid} (it lacks ${to} MB)`);
       const added = await moves.replaceReplica(name, p.id, { avoidAgents: avoid, capacityMb: to }, MOVE_TIMEOUT_MS);

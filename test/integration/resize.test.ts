@@ -256,6 +256,30 @@ describe('resize: PATCH capacityMb and redfleet resize', function () {
     expect((await fleet.api('DELETE', `/api/instances/${other}`)).status).to.equal(202);
   });
 
+  it('a grow with nowhere to move a cramped proc fails at once, saying why, and gives the reserved memory back', async () => {
+    const other = 'rs4';
+    const created = await fleet.api('POST', '/api/instances', { name: other, capacityMb: 32, replicas: 2 });
+    expect(created.status).to.equal(202, created.text);
+    const otherProbe = new InstanceProbe(fleet, other);
+    await fleet.waitFor(async () => (await otherProbe.view()).status === 'RUNNING', 60_000, `${other} to run`);
+    const before = new Map((await otherProbe.liveProcs()).map((p: Json) => [p.id, p.pid]));
+    const freeBefore = await freeMem();
+    // 990 MB: more than any agent holding a proc has free, and agent3 (48 MB) is too small.
+    const res = await fleet.api('PATCH', `/api/instances/${other}`, { capacityMb: 990 });
+    expect(res.status).to.equal(202, res.text);
+    const end = await fleet.waitFor(async () => {
+      const i = await otherProbe.view();
+      return i.operation?.id === res.json.operation.id && i.operation.state !== 'running' ? i : undefined;
+    }, 30_000, 'the resize to fail');
+    expect(end.operation.state).to.equal('failed');
+    expect(end.operation.error).to.match(/no agent can take it: .* with 990 MB and a port free/);
+    expect(end.capacityMb).to.equal(32);
+    expect(new Map((await otherProbe.liveProcs()).map((p: Json) => [p.id, p.pid]))).to.deep.equal(before, 'nothing moved or restarted');
+    for (const p of await otherProbe.liveProcs()) expect(await otherProbe.config(p, 'maxmemory')).to.equal(String(32 * MB));
+    expect(await freeMem()).to.deep.equal(freeBefore, 'the reserved memory is free again');
+    expect((await fleet.api('DELETE', `/api/instances/${other}`)).status).to.equal(202);
+  });
+
   it('answers bad input with 400 naming capacityMb (or 409 for a size no agent has), writing nothing', async () => {
     await whole();
     const before = probe.stableTree();
