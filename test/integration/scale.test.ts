@@ -173,4 +173,20 @@ describe('scale: PATCH replicas and redfleet scale', function () {
     await settled(2);
     await expectShape(2);
   });
+
+  it('a scheduler killed mid-scale: the next leader finishes it, placing no replica twice', async () => {
+    await settled(2);
+    const res = await fleet.api('PATCH', `/api/instances/${name}`, { replicas: 3 });
+    expect(res.status).to.equal(202, res.text);
+    await fleet.waitFor(async () => /placing/.test((await probe.view()).operation?.step ?? ''), 30_000, 'the scale to place');
+    await fleet.killScheduler('SIGKILL');
+    await fleet.startScheduler();
+    const end = await fleet.waitFor(async () => {
+      const i = await probe.view();
+      return i.operation?.id === res.json.operation.id && i.operation.state !== 'running' ? i : undefined;
+    }, 120_000, 'the resumed scale to end');
+    expect(end.operation.state).to.equal('done', JSON.stringify(end.operation));
+    await expectShape(3);
+    expect(probe.key('Surge') ?? '').to.equal('');
+  });
 });
