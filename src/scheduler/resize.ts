@@ -64,8 +64,8 @@ export class ResizeOperation implements OperationHandler {
   private async grow(name: string, op: Operation, to: number, progress: Progress): Promise<void> {
     const { store, broker, log } = this.deps;
     await progress(`reserving ${to} MB per proc on each agent`);
-    const cramped = await this.reserve(name, to);
     try {
+      const cramped = await this.reserve(name, to);
       if (cramped.length > 0) await this.moveOff(name, op, to, cramped, progress);
     } catch (err) {
       // Back to where it was: the memory reserved for procs that kept their old size is freed.
