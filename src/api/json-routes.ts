@@ -1,14 +1,14 @@
-import { isActive } from '../domain/rules.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { instanceView } from './views.js';
 import { validateCreateBody, validateName, validatePatchBody, MAX_CAPACITY_MB } from './validate.js';
 import { allow, mustFind, readJson, type ApiRouter, type RouteDeps } from './request.js';
-import { checkAnonymousExpiry, type InstanceCreation } from './creation.js';
+import type { InstanceCreation } from './creation.js';
+import { patchInstance } from './instance-patch.js';
 import { checkRestore, isBackupPatch, patchBackupSchedule } from './backup-routes.js';
 
 /** The JSON API's instance routes under /api/instances. */
 export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: InstanceCreation): void {
-  const { service, log, access } = deps;
+  const { service } = deps;
   const rule = service.announcedMaster;
 
   router.post('/api/instances', async (ctx) => {
@@ -39,12 +39,8 @@ export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: Instanc
     const inst = mustFind(service, name);
     const body = await readJson(ctx, false);
     if (isBackupPatch(body)) return patchBackupSchedule(ctx, deps, name, body);
-    const { ttlSeconds } = validatePatchBody(body);
-    if (!isActive(inst)) throw new ConflictError(`instance '${name}' is ${inst.status}; its time-to-live can no longer change`);
-    const expiresAt = Date.now() + ttlSeconds * 1000;
-    if (inst.creator && access.anonymous) checkAnonymousExpiry(inst, expiresAt, access.anonymous.ttlSeconds);
-    await service.setExpiry(name, new Date(expiresAt));
-    log.info('instance time-to-live set', { instance: name, ttlSeconds });
+    const patch = validatePatchBody(body);
+    ctx.status = await patchInstance(ctx, deps, inst, patch);
     ctx.body = instanceView(mustFind(service, name), rule);
   });
 

@@ -180,14 +180,37 @@ export function validateV1Body(body: unknown): { distribution: number; ttlSecond
   };
 }
 
-/** PATCH /api/instances/:name: only {"ttlSeconds": n}. */
-export function validatePatchBody(body: unknown, maxTtl = MAX_TTL_SECONDS): { ttlSeconds: number } {
+/** What a PATCH of an instance asks for: a time-to-live, and at most one of a resize or a scale. */
+export interface InstancePatch {
+  ttlSeconds?: number;
+  capacityMb?: number;
+  replicas?: number;
+}
+
+const PATCH_FIELDS = ['ttlSeconds', 'capacityMb', 'replicas'];
+
+/**
+ * PATCH /api/instances/:name: {"ttlSeconds": n}, {"capacityMb": n} (resize), {"replicas": n}
+ * (scale), with the create's bounds. A resize and a scale are separate operations, one at a time:
+ * asking for both in one PATCH is refused; a ttlSeconds may come with either.
+ */
+export function validatePatchBody(body: unknown, maxTtl = MAX_TTL_SECONDS, maxCapacityMb = MAX_CAPACITY_MB): InstancePatch {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new InvalidInputError('INVALID_BODY', 'body', 'body must be a JSON object like {"ttlSeconds":3600}');
+    throw new InvalidInputError('INVALID_BODY', 'body', 'body must be a JSON object like {"ttlSeconds":3600}, {"capacityMb":128} or {"replicas":2}');
   }
   const record = body as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (key !== 'ttlSeconds') throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: ttlSeconds`);
+    if (!PATCH_FIELDS.includes(key)) throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: ${PATCH_FIELDS.join(', ')}`);
   }
-  return { ttlSeconds: jsonInt(record.ttlSeconds, 'ttlSeconds', 1, maxTtl) };
+  if (Object.keys(record).length === 0) {
+    throw new InvalidInputError('MISSING_FIELD', 'body', `body must name at least one of ${PATCH_FIELDS.join(', ')}`);
+  }
+  if (record.capacityMb !== undefined && record.replicas !== undefined) {
+    throw new InvalidInputError('ONE_CHANGE_AT_A_TIME', 'replicas', 'capacityMb and replicas cannot change in one PATCH: each is an operation of its own; send the resize, wait for it, then the scale');
+  }
+  return {
+    ttlSeconds: record.ttlSeconds === undefined ? undefined : jsonInt(record.ttlSeconds, 'ttlSeconds', 1, maxTtl),
+    capacityMb: record.capacityMb === undefined ? undefined : jsonInt(record.capacityMb, 'capacityMb', 1, maxCapacityMb),
+    replicas: record.replicas === undefined ? undefined : jsonInt(record.replicas, 'replicas', 0, MAX_REPLICAS),
+  };
 }

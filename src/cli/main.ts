@@ -5,6 +5,7 @@ import { devCommand, DEV_USAGE } from './dev.js';
 import { explainError, type Endpoints } from './explain.js';
 import { schedulerCommand } from './scheduler-command.js';
 import { agentCommand } from './agent-command.js';
+import { INSTANCE_CHANGE_USAGE, resizeCommand, scaleCommand } from './instance-change.js';
 import { backupCommand } from './backup-command.js';
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
@@ -15,6 +16,7 @@ Fleet processes:
 ${DEV_USAGE}
 
 ${CLIENT_HELP}
+${INSTANCE_CHANGE_USAGE}
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
 REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_PREVIOUS_FLEET_KEY, REDFLEET_LOG_LEVEL,
@@ -32,6 +34,8 @@ const COMMANDS: Record<string, (argv: string[], endpoints: Endpoints) => Promise
   status: statusCommand,
   list: listCommand,
   delete: deleteCommand,
+  resize: resizeCommand,
+  scale: scaleCommand,
   backup: backupCommand,
 };
 

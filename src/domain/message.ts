@@ -5,18 +5,29 @@
  * - `SHUTDOWN`: stop the redis-server (a fenced old master, a deleted instance).
  * - `MASTER`: become the master (REPLICAOF NO ONE, with the tenant's clients dropped).
  * - `SLAVEOF <ip> <port>`: follow that master.
+ * - `CAPACITY <mb>`: take this capacity in place (maxmemory, client limits, memory ceiling, the
+ *   task's memory); the agent writes the proc's Capacity with the reset, so the new value in etcd
+ *   says the proc has it (a resize waits for that).
  */
 export type ProcMessage =
   | { verb: 'SHUTDOWN' }
   | { verb: 'MASTER' }
-  | { verb: 'SLAVEOF'; ip: string; port: number };
+  | { verb: 'SLAVEOF'; ip: string; port: number }
+  | { verb: 'CAPACITY'; capacityMb: number };
 
 export const SHUTDOWN_MESSAGE = 'SHUTDOWN';
 export const MASTER_MESSAGE = 'MASTER';
 
 /** The Msg text of a message. */
 export function encodeMessage(m: ProcMessage): string {
-  return m.verb === 'SLAVEOF' ? `SLAVEOF ${m.ip} ${m.port}` : m.verb;
+  if (m.verb === 'SLAVEOF') return `SLAVEOF ${m.ip} ${m.port}`;
+  if (m.verb === 'CAPACITY') return `CAPACITY ${m.capacityMb}`;
+  return m.verb;
+}
+
+/** The Msg that gives a proc a new capacity (MB). */
+export function capacityMessage(capacityMb: number): string {
+  return encodeMessage({ verb: 'CAPACITY', capacityMb });
 }
 
 /** The Msg that points a proc at `master`. */
@@ -44,5 +55,9 @@ export function parseMessage(text: string): ProcMessage | undefined {
     }
     return { verb, ip, port: Number(port) };
   }
-  throw new Error(`unknown message '${text}'; expected SHUTDOWN, MASTER or SLAVEOF <ip> <port>`);
+  if (verb === 'CAPACITY') {
+    if (args.length !== 1 || !/^[1-9][0-9]{0,7}$/.test(args[0])) throw new Error(`CAPACITY needs '<mb>', a whole number of MB, got '${text}'`);
+    return { verb, capacityMb: Number(args[0]) };
+  }
+  throw new Error(`unknown message '${text}'; expected SHUTDOWN, MASTER, SLAVEOF <ip> <port> or CAPACITY <mb>`);
 }

@@ -27,7 +27,10 @@ export function memoryCeilingBytes(capacityMb: number): number {
 export interface ProcCgroup {
   readonly dir: string;
   readonly procsFile: string;
-  readonly limitBytes: number;
+  /** Its memory.max (v1: memory.limit_in_bytes) now; setLimit changes it. */
+  limitBytes: number;
+  /** Sets a new ceiling (a resize); throws when the kernel refuses it. */
+  setLimit(bytes: number): void;
   /** How many times the kernel killed a process here for going over the ceiling. */
   oomKills(): number;
   /** Removes the cgroup; it must hold no process any more. */
@@ -115,9 +118,28 @@ function procCgroupAt(dir: string, version: 1 | 2, limitBytes: number): ProcCgro
     dir,
     procsFile: join(dir, 'cgroup.procs'),
     limitBytes,
+    setLimit(bytes: number): void {
+      writeLimit(dir, version, bytes);
+      this.limitBytes = bytes;
+    },
     oomKills: () => Number(/^oom_kill (\d+)$/m.exec(readOr(eventsFile, ''))?.[1] ?? 0),
     remove: () => removeDir(dir),
   };
+}
+
+/**
+ * A new ceiling for a running proc. On v1 the memsw limit may never be below the memory limit,
+ * so growing sets memsw first and shrinking sets it last.
+ */
+function writeLimit(dir: string, version: 1 | 2, bytes: number): void {
+  if (version === 2) {
+    writeFileSync(join(dir, 'memory.max'), String(bytes));
+    return;
+  }
+  const current = Number(readOr(join(dir, 'memory.limit_in_bytes'), '0'));
+  if (bytes > current) tryWrite(join(dir, 'memory.memsw.limit_in_bytes'), String(bytes));
+  writeFileSync(join(dir, 'memory.limit_in_bytes'), String(bytes));
+  if (bytes <= current) tryWrite(join(dir, 'memory.memsw.limit_in_bytes'), String(bytes));
 }
 
 /** The directory of this process's own cgroup in the hierarchy that has the memory controller. */

@@ -6,14 +6,14 @@ export const MEMORY_WATCH_INTERVAL_MS = 200;
 /**
  * The fallback ceiling for a proc that runs without a memory cgroup: its anonymous memory
  * (RssAnon: the heap, Lua's included; not the binary's file pages) is sampled every 200 ms, and
- * `onOver` is called once when it exceeds `limitBytes`. Sampling can be outrun by a fast enough
+ * `onOver` is called once when it exceeds `limitBytes()` (asked at every sample: a resize moves it). Sampling can be outrun by a fast enough
  * allocation, so this bounds a slow leak or a hoarding script, not every spike: only the
  * kernel's cgroup limit is a hard ceiling. Returns a function that stops the watch.
  */
-export function watchMemory(pid: number, limitBytes: number, onOver: (usedBytes: number) => void): () => void {
+export function watchMemory(pid: number, limitBytes: () => number, onOver: (usedBytes: number) => void): () => void {
   const timer = setInterval(() => {
     const used = anonymousBytes(pid);
-    if (used <= limitBytes) return;
+    if (used <= limitBytes()) return;
     clearInterval(timer);
     onOver(used);
   }, MEMORY_WATCH_INTERVAL_MS);

@@ -1,7 +1,8 @@
-import type { AgentStore, MsgWatch, ProcRole } from '../store/agent-store.js';
+import type { AgentStore, MsgWatch, ProcChange } from '../store/agent-store.js';
 import { ProcType } from '../domain/model.js';
 import { parseMessage, type ProcMessage } from '../domain/message.js';
 import type { Logger } from '../logger.js';
+import { fromResourceList, pb, toResourceList } from '../proto/messages.js';
 import { AWAIT_MASTER_MS, awaitMasterRole } from './replica-link.js';
 import type { RedisProcess } from './redis-process.js';
 import type { RunningProc } from './running-proc.js';
@@ -17,20 +18,20 @@ const WATCH_ATTEMPTS = 5;
 
 /**
  * The scheduler's orders to each proc: watches the proc's Msg key in etcd, carries out SHUTDOWN,
- * MASTER and SLAVEOF <ip> <port> (see domain/message.ts), and resets the key to "" with the
- * role the message gave the proc.
+ * MASTER, SLAVEOF <ip> <port> and CAPACITY <mb> (see domain/message.ts), and resets the key to ""
+ * with what the message changed (its role, its capacity).
  */
 export class MessageWatch {
   /**
    * @param frameworkSecretOf the framework user's secret on an instance's redis-servers (a new
    *   master is asked for its role with it)
-   * @param roleChanged called after a MASTER or SLAVEOF was carried out (the agent checkpoints the role)
+   * @param changed called after a MASTER, SLAVEOF or CAPACITY was carried out (the agent checkpoints the proc again)
    */
   constructor(
     private readonly store: AgentStore,
     private readonly log: Logger,
     private readonly frameworkSecretOf: (instance: string) => string,
-    private readonly roleChanged: (proc: RunningProc) => void = () => undefined,
+    private readonly changed: (proc: RunningProc) => void = () => undefined,
   ) {}
 
   /**
@@ -59,7 +60,7 @@ export class MessageWatch {
     const log = this.log.child({ instance, proc: procId });
     log.info('message received', { msg });
     let message: ProcMessage | undefined;
-    let role: ProcRole | undefined;
+    let change: ProcChange | undefined;
     try {
       message = parseMessage(msg);
       if (message?.verb === 'SHUTDOWN') {
@@ -68,18 +69,33 @@ export class MessageWatch {
       } else if (message?.verb === 'MASTER') {
         proc.target = null;
         await promote(proc.redis.client);
-        role = { type: ProcType.Master, slaveOf: '' };
+        change = { type: ProcType.Master, slaveOf: '' };
       } else if (message?.verb === 'SLAVEOF') {
         const following = await this.follow(proc, { ip: message.ip, port: message.port }, log);
         if (!following) return;
-        role = { type: ProcType.Replica, slaveOf: `${message.ip}:${message.port}` };
+        change = { type: ProcType.Replica, slaveOf: `${message.ip}:${message.port}` };
+      } else if (message?.verb === 'CAPACITY') {
+        await this.resize(proc, message.capacityMb);
+        change = { capacityMb: message.capacityMb };
       }
       log.info('message carried out', { msg });
     } catch (err) {
       log.warn('message failed', { msg, error: (err as Error).message });
     }
-    if (message?.verb !== 'SHUTDOWN') await this.store.resetMsg(instance, procId, msg, role);
-    if (role) this.roleChanged(proc);
+    if (message?.verb !== 'SHUTDOWN') await this.store.resetMsg(instance, procId, msg, change);
+    if (change) this.changed(proc);
+  }
+
+  /**
+   * CAPACITY: the proc takes its new size in place (see RedisProcess.resize); its task and LAUNCH
+   * say the new size too, so the memory a SUBSCRIBE reports and what a restarted agent adopts
+   * (from its checkpoint) follow.
+   */
+  private async resize(proc: RunningProc, capacityMb: number): Promise<void> {
+    await proc.redis.resize(capacityMb);
+    proc.launch.capacity_mb = capacityMb;
+    proc.task.data = pb.RedisLaunch.encode(proc.launch).finish();
+    proc.task.resources = toResourceList({ ...fromResourceList(proc.task.resources), mem: capacityMb });
   }
 
   /**

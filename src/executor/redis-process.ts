@@ -1,17 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { FRAMEWORK_USER } from '../store/secrets.js';
 import type { Logger } from '../logger.js';
-import { applyRuntimeLimits, enableAppendOnly, renderRedisConfig, type RedisConfigInput } from './redis-config.js';
-import type { ProcCgroup } from './cgroup.js';
+import { applyRuntimeLimits, clientLimits, enableAppendOnly, renderRedisConfig, type RedisConfigInput } from './redis-config.js';
+import { memoryCeilingBytes, type ProcCgroup } from './cgroup.js';
 import { watchMemory } from './memory-watch.js';
 import { pidRunning, watchPid } from './pid-watch.js';
 import { parseInfo } from '../domain/redis-info.js';
+import { LOG_TAIL_LINES, describeExit, lastLine, readTail, type ProcExit } from './proc-exit.js';
+
+export { describeExit, type ProcExit } from './proc-exit.js';
 
 export interface RedisProcessOptions extends RedisConfigInput {
   procId: string;
@@ -29,27 +32,8 @@ export interface RedisProcessOptions extends RedisConfigInput {
  */
 const LAUNCHER = 'umask 077; if [ -n "$1" ]; then echo $$ > "$1" || echo "could not join memory cgroup $1" >&2; fi; exec "$2" "$3"';
 
-/** How a redis-server ended: `requested` when the agent stopped it on purpose. */
-export interface ProcExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  requested: boolean;
-  /** Why it ended when that is known better than by its exit status (never started, OOM-killed). */
-  reason?: string;
-  /** The last lines of its redis.log, read before its directory was removed. */
-  logTail: string[];
-  /**
-   * The directory kept with the proc's data: a persistent proc that ended unrequested (crashed,
-   * killed) keeps its data for a restart in place (see proc-data.ts). Unset when it was removed.
-   */
-  keptDir?: string;
-}
-
 /** How long a proc may take to load its data from disk before its launch counts as failed. */
 const LOAD_TIMEOUT_MS = 10 * 60_000;
-
-/** Lines of redis.log kept (in the agent's log and the exit) when a proc's directory goes. */
-const LOG_TAIL_LINES = 20;
 
 /**
  * One supervised redis-server: its own directory and config, spawned as a child so that its
@@ -230,13 +214,39 @@ export class RedisProcess extends EventEmitter {
 
   /** Without a cgroup, the agent samples the proc's memory and kills it over the ceiling. */
   private watchCeiling(pid: number): () => void {
-    const limit = this.opts.memoryCeilingBytes;
-    if (this.opts.cgroup || !limit) return () => undefined;
+    if (this.opts.cgroup || !this.opts.memoryCeilingBytes) return () => undefined;
+    const limit = () => this.opts.memoryCeilingBytes ?? 0;
     return watchMemory(pid, limit, (used) => {
-      this.overCeiling = `killed by the agent over its memory ceiling (${Math.round(used / 1024 / 1024)} MB > ${Math.round(limit / 1024 / 1024)} MB; no memory cgroup on this node)`;
-      this.opts.log.warn('redis-server over its memory ceiling: killing it', { proc: this.opts.procId, usedBytes: used, limitBytes: limit });
+      this.overCeiling = `killed by the agent over its memory ceiling (${Math.round(used / 1024 / 1024)} MB > ${Math.round(limit() / 1024 / 1024)} MB; no memory cgroup on this node)`;
+      this.opts.log.warn('redis-server over its memory ceiling: killing it', { proc: this.opts.procId, usedBytes: used, limitBytes: limit() });
       this.signal('SIGKILL');
     });
+  }
+
+  /**
+   * A new capacity in place, without a restart: maxmemory, the client limits that follow the
+   * capacity, and the memory ceiling (the cgroup's, or the sampled one). Growing raises the
+   * ceiling before maxmemory; shrinking lowers maxmemory first, so the proc is never allowed
+   * more data than its ceiling holds.
+   */
+  async resize(capacityMb: number): Promise<void> {
+    const ceiling = memoryCeilingBytes(capacityMb);
+    const growing = capacityMb >= this.opts.capacityMb;
+    if (growing) this.setCeiling(ceiling);
+    await this.client.call('CONFIG', 'SET', 'maxmemory', `${capacityMb}mb`);
+    for (const line of clientLimits(capacityMb)) {
+      const [name, ...value] = line.split(' ');
+      await this.client.call('CONFIG', 'SET', name, value.join(' '));
+    }
+    await applyRuntimeLimits(this.client, capacityMb, this.opts.log);
+    if (!growing) this.setCeiling(ceiling);
+    this.opts.log.info('proc resized in place', { proc: this.opts.procId, from: this.opts.capacityMb, to: capacityMb, ceilingBytes: ceiling });
+    this.opts.capacityMb = capacityMb;
+  }
+
+  private setCeiling(bytes: number): void {
+    this.opts.cgroup?.setLimit(bytes);
+    this.opts.memoryCeilingBytes = bytes;
   }
 
   /** Set when the kernel killed the proc at its cgroup's memory ceiling. */
@@ -251,14 +261,6 @@ export class RedisProcess extends EventEmitter {
   }
 }
 
-/** The reason an exit gives: the known reason, else the log's last line, else the exit status. */
-export function describeExit(exit: ProcExit): string {
-  const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
-  if (exit.reason) return exit.reason;
-  const last = exit.logTail[exit.logTail.length - 1]?.replace(/^\d+:[A-Z] [^*#.-]*[*#.-] /, '').trim();
-  return last ? `${how}: ${last.slice(0, 300)}` : how;
-}
-
 /** Whether `command` names an executable file, as a path or found on PATH. */
 function isExecutable(command: string): boolean {
   const candidates = command.includes('/') ? [command] : (process.env.PATH ?? '').split(':').filter(Boolean).map((d) => join(d, command));
@@ -270,19 +272,6 @@ function isExecutable(command: string): boolean {
       return false;
     }
   });
-}
-
-function lastLine(text: string): string | undefined {
-  const lines = text.trim().split('\n');
-  return lines[lines.length - 1]?.trim() || undefined;
-}
-
-function readTail(path: string, lines: number): string[] {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines);
-  } catch {
-    return [];
-  }
 }
 
 /** Whether something accepts TCP connections at host:port. */

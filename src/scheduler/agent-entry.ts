@@ -68,3 +68,16 @@ export function freeOf(a: AgentEntry): Resources {
   const rested = subtractPorts(free, [...a.cooling.keys()]);
   return { cpus: Math.max(0, Math.round(cpus * 1000) / 1000), mem: Math.max(0, mem), ports: rested.length > 0 ? rested : free };
 }
+
+/**
+ * Sets the memory a task holds (a resize): growing only where the agent's free memory covers the
+ * difference. Returns whether the task now holds `memMb`; undefined for a task the agent does not hold.
+ */
+export function resizeHeld(a: AgentEntry, taskId: string, memMb: number): boolean | undefined {
+  const task = a.tasks.get(taskId);
+  if (!task) return undefined;
+  const extra = memMb - task.resources.mem;
+  if (extra > 0 && freeOf(a).mem < extra) return false;
+  task.resources = { ...task.resources, mem: memMb };
+  return true;
+}

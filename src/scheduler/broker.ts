@@ -4,7 +4,7 @@ import type { redfleet } from '../proto/redfleet.js';
 import type { Logger } from '../logger.js';
 import { NotYourProcError } from '../errors.js';
 import type { AgentView, Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
-import { coolPorts, freeOf, type AgentEntry, type EventSink, type HeldTask, type SessionGrant } from './agent-entry.js';
+import { coolPorts, freeOf, resizeHeld, type AgentEntry, type EventSink, type HeldTask, type SessionGrant } from './agent-entry.js';
 import { AgentLiveness, type LivenessOptions } from './agent-liveness.js';
 
 export type { EventSink, SessionGrant } from './agent-entry.js';
@@ -223,6 +223,11 @@ export class OfferBroker implements ResourceBroker {
 
   kill(agentId: string, taskId: string): void {
     this.agentsById.get(agentId)?.sink?.send({ type: pb.Event.Type.KILL, kill: { task_id: { value: taskId } } });
+  }
+
+  resizeTask(agentId: string, taskId: string, memMb: number): boolean | undefined {
+    const entry = this.agentsById.get(agentId);
+    return entry ? resizeHeld(entry, taskId, memMb) : undefined;
   }
 
   agents(): AgentView[] {

@@ -19,6 +19,8 @@ import { backupHandler, restoreHandler } from './backup-operation.js';
 import { BackupSchedule } from './backup-schedule.js';
 import { switchoverHandler } from './switchover-operation.js';
 import { ProcMove } from './proc-move.js';
+import { ResizeOperation } from './resize.js';
+import { ScaleOperation } from './scale.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -68,6 +70,9 @@ export class RedisFramework implements Framework {
     }
     this.operations.register(switchoverHandler(store, this.failover.switchover));
     this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
+    const deps = { store, broker, links, moves: this.moves, log, switchover: this.failover.switchover };
+    this.operations.register(new ResizeOperation(deps));
+    this.operations.register(new ScaleOperation(deps));
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);

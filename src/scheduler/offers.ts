@@ -45,6 +45,12 @@ export interface ResourceBroker {
   revive(): void;
   /** Asks the agent to kill a task. */
   kill(agentId: string, taskId: string): void;
+  /**
+   * Sets the memory (MB) a running task holds on its agent (a resize in place): false, with
+   * nothing changed, when the agent lacks the free memory to grow it; undefined when the broker
+   * does not know the agent to hold the task (not yet resubscribed after a scheduler start).
+   */
+  resizeTask(agentId: string, taskId: string, memMb: number): boolean | undefined;
   agents(): AgentView[];
   /** The largest total memory (MB) any connected agent has, 0 when none is connected. */
   largestAgentMem(): number;

@@ -71,7 +71,7 @@ export class ProcMove {
       await sleep(POLL_MS);
     }
     await this.giveUp(name, key);
-    throw new OperationRefusedError(`no replica of '${name}' was placed and linked within ${Math.round(timeoutMs / 1000)} s: ${this.why(name, c)}`);
+    throw new OperationRefusedError(`no replica of '${name}' was placed and linked within ${Math.round(timeoutMs / 1000)} s${explain(this.whyNowhere(name, c, replacing))}`);
   }
 
   /**
@@ -92,7 +92,7 @@ export class ProcMove {
       const now = this.store.instance(name)?.procs.find((p) => p.id === procId);
       if (!now || !isLive(now)) return;
       // A failover's SLAVEOF may have replaced the SHUTDOWN meanwhile: ask again.
-      if (!isShuttingDown(now) && !now.msg) await this.store.setProc(name, procId, { Msg: SHUTDOWN_MESSAGE });
+      if (!isShuttingDown(now) && !now.msg) await this.store.sendMsg(name, procId, SHUTDOWN_MESSAGE);
       if (!killed && Date.now() - started > RETIRE_KILL_AFTER_MS) {
         this.log.warn('retired replica still runs; killing it through its agent', { instance: name, proc: procId, agent: now.sid });
         this.kill(now.sid, procId);
@@ -166,15 +166,25 @@ export class ProcMove {
     await this.store.setProc(name, placed.id, { Msg: SHUTDOWN_MESSAGE });
   }
 
-  /** Why no replica went anywhere: what the connected agents outside the avoided ones have free. */
-  private why(name: string, c: MoveConstraints): string {
+  /**
+   * Why no agent could take a replica under these constraints right now (none connected outside
+   * the avoided ones, none with the memory and a port, none within the distribution); undefined
+   * when one could. A caller that would rather fail at once than wait for agents asks this first.
+   */
+  whyNowhere(name: string, c: MoveConstraints, replacing?: string): string | undefined {
     const inst = this.store.instance(name);
     const mem = c.capacityMb ?? inst?.capacity ?? 0;
     const avoid = new Set(c.avoidAgents ?? []);
     const candidates = this.agents().filter((a) => a.connected && !avoid.has(a.id));
     const roomy = candidates.filter((a) => a.free.mem >= mem && a.free.ports.length > 0);
-    const holding = new Set(inst?.procs.filter(isLive).map((p) => p.sid));
-    const free = roomy.filter((a) => !holding.has(a.id) || (inst?.dValue ?? 1) > 1);
-    return `${candidates.length} connected agent(s) may take it${avoid.size ? ` (not ${[...avoid].join(', ')})` : ''}, ${roomy.length} with ${mem} MB and a port free, ${free.length} without a proc of the instance already`;
+    const held = new Map<string, number>();
+    for (const p of inst?.procs.filter((p) => isLive(p) && p.id !== replacing) ?? []) held.set(p.sid, (held.get(p.sid) ?? 0) + 1);
+    const within = roomy.filter((a) => (held.get(a.id) ?? 0) < (inst?.dValue ?? 1));
+    if (within.length > 0) return undefined;
+    return `${candidates.length} connected agent(s) may take it${avoid.size ? ` (not ${[...avoid].join(', ')})` : ''}, ${roomy.length} with ${mem} MB and a port free, ${within.length} of those below the distribution of ${inst?.dValue ?? 1} proc(s) per agent`;
   }
+}
+
+function explain(why: string | undefined): string {
+  return why ? `: ${why}` : ' (an agent had the room: see the scheduler log)';
 }

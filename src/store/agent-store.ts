@@ -22,10 +22,11 @@ export interface MsgWatch {
   cancel(): Promise<void>;
 }
 
-/** The role a carried-out message gave the proc, written together with the Msg reset. */
-export interface ProcRole {
-  type: ProcType;
-  slaveOf: string;
+/** What a carried-out message changed in the proc (its role, its capacity), written together with the Msg reset. */
+export interface ProcChange {
+  type?: ProcType;
+  slaveOf?: string;
+  capacityMb?: number;
 }
 
 /**
@@ -119,17 +120,17 @@ export class AgentStore {
   }
 
   /**
-   * Resets Msg to "" (only if it still holds what was acted on) together with the role the
-   * message gave the proc, if any. A failure is logged, not thrown.
+   * Resets Msg to "" (only if it still holds what was acted on) together with what the message
+   * changed in the proc, if anything. A failure is logged, not thrown.
    */
-  async resetMsg(instance: string, procId: string, msg: string, role?: ProcRole): Promise<void> {
+  async resetMsg(instance: string, procId: string, msg: string, change: ProcChange = {}): Promise<void> {
     const etcd = this.client;
     const key = this.keys.procField(instance, procId, 'Msg');
+    const field = (name: string) => this.keys.procField(instance, procId, name);
     const ops = [etcd.put(key).value('')];
-    if (role) {
-      ops.push(etcd.put(this.keys.procField(instance, procId, 'Type')).value(role.type));
-      ops.push(etcd.put(this.keys.procField(instance, procId, 'SlaveOf')).value(role.slaveOf));
-    }
+    if (change.type !== undefined) ops.push(etcd.put(field('Type')).value(change.type));
+    if (change.slaveOf !== undefined) ops.push(etcd.put(field('SlaveOf')).value(change.slaveOf));
+    if (change.capacityMb !== undefined) ops.push(etcd.put(field('Capacity')).value(String(change.capacityMb)));
     await etcd.if(key, 'Value', '==', msg).then(...ops).commit().catch((err: Error) => this.log.warn('Msg reset failed', { key, error: err.message }));
   }
 

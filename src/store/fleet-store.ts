@@ -213,6 +213,17 @@ export class FleetStore extends FleetCache {
     await this.caughtUp(res.header.revision);
   }
 
+  /**
+   * Writes a message into the proc's Msg key only while it is empty: an order never overwrites
+   * one its agent has not carried out yet (a failover's SLAVEOF above all). Returns whether it wrote.
+   */
+  async sendMsg(name: string, procId: string, msg: string): Promise<boolean> {
+    const key = this.keys.procField(name, procId, 'Msg');
+    const res = await this.etcd.if(key, 'Value', '==', '').then(this.etcd.put(key).value(msg)).commit();
+    await this.caughtUp(res.header.revision);
+    return res.succeeded;
+  }
+
   async setProc(name: string, procId: string, fields: Record<string, string>): Promise<void> {
     const k = this.keys;
     const ops = Object.entries(fields).map(([f, v]) => this.etcd.put(k.procField(name, procId, f)).value(v));
