@@ -1,6 +1,5 @@
-import { BackupNotFoundError, InvalidInputError } from '../errors.js';
+import { BackupNotFoundError, ForbiddenError, InvalidInputError, OperationRefusedError } from '../errors.js';
 import { isActive } from '../domain/rules.js';
-import { OperationRefusedError } from '../errors.js';
 import { instanceView } from './views.js';
 import { validateName } from './validate.js';
 import { validateBackupId, validateBackupPatch, validateRestoreFrom } from './backup-input.js';
@@ -11,7 +10,8 @@ import type { CreateRequest } from './validate.js';
  * Backups of an instance (issue 9 part 6): `POST /api/instances/:name/backups` starts a 'backup'
  * operation (202, the operation; `redfleet backup NAME --wait` follows it), `GET` lists the
  * stored backups newest first, `DELETE …/backups/:id` removes one. An instance's access key
- * reaches its own backups; restoring one into a new instance is an admin's create.
+ * reaches its own backups (but takes none of an anonymous instance); schedules and restoring
+ * into a new instance are an admin's.
  */
 export function backupRoutes(router: ApiRouter, deps: RouteDeps): void {
   const { service, log } = deps;
@@ -19,7 +19,9 @@ export function backupRoutes(router: ApiRouter, deps: RouteDeps): void {
   router.post('/api/instances/:name/backups', async (ctx) => {
     const name = validateName(ctx.params.name);
     allow(ctx, name);
-    mustFind(service, name);
+    const inst = mustFind(service, name);
+    // Backups fill the scheduler's disk: a throwaway anonymous instance gets none from its tenant.
+    if (inst.creator && ctx.state.principal.kind !== 'admin') throw new ForbiddenError(`instance '${name}' is an anonymous instance: only an admin token takes its backups`);
     const op = await service.startOperation(name, 'backup', {});
     ctx.status = 202;
     ctx.body = op;
@@ -43,6 +45,8 @@ export function backupRoutes(router: ApiRouter, deps: RouteDeps): void {
 
 /** PATCH /api/instances/:name with `backup` (alone): sets the schedule, or removes it with null. */
 export async function patchBackupSchedule(ctx: ApiContext, deps: RouteDeps, name: string, body: Record<string, unknown>): Promise<void> {
+  // A schedule fills the scheduler's disk over time: an admin's choice, as at create.
+  if (ctx.state.principal.kind !== 'admin') throw new ForbiddenError('a backup schedule needs an admin token');
   const schedule = validateBackupPatch(body);
   const inst = mustFind(deps.service, name);
   if (!isActive(inst)) throw new OperationRefusedError(`instance '${name}' is ${inst.status}; its backup schedule can no longer change`);
