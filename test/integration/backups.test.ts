@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalFleet } from '../harness/local-fleet.js';
@@ -252,5 +253,50 @@ describe('backups and restore (issue 9 part 6)', function () {
     expect(badPatch.json.error.field).to.equal('ttlSeconds');
     const off = await fleet.api('PATCH', '/api/instances/sched', { backup: null });
     expect(off.json.backup).to.equal(null);
+  });
+});
+
+/** Who may take, list, schedule and restore backups, on a fleet with an admin token and anonymous creates. */
+describe('backups: access (issue 9 part 6)', function () {
+  this.timeout(120_000);
+  const ADMIN = 'backup-admin-token-0123456789';
+  let fleet: LocalFleet;
+  let tokenDir = '';
+  const admin = { Authorization: `Bearer ${ADMIN}` };
+
+  before(async () => {
+    tokenDir = mkdtempSync(join(tmpdir(), 'redfleet-backup-access-'));
+    writeFileSync(join(tokenDir, 'tokens'), `${ADMIN}\n`, { mode: 0o600 });
+    fleet = await LocalFleet.start({ agents: 2, adminToken: ADMIN, schedulerArgs: ['--api-token-file', join(tokenDir, 'tokens'), '--anonymous'] });
+  });
+
+  after(async () => {
+    await fleet?.stop();
+    if (tokenDir) rmSync(tokenDir, { recursive: true, force: true });
+  });
+
+  it('lets an instance key back up its own instance, not schedule; anonymous callers neither restore nor schedule', async () => {
+    const created = await fleet.api('POST', '/api/instances', { name: 'owned', capacityMb: 16 }, admin);
+    expect(created.status).to.equal(202);
+    await fleet.waitForStatus('owned', 'RUNNING');
+    const key = { Authorization: `Bearer ${created.json.accessKey}` };
+    const op = await fleet.api('POST', '/api/instances/owned/backups', undefined, key);
+    expect(op.status).to.equal(202);
+    await fleet.waitFor(async () => ((await fleet.api('GET', '/api/instances/owned/backups', undefined, key)).json as unknown[]).length === 1, 30_000, 'the backup');
+    const sched = await fleet.api('PATCH', '/api/instances/owned', { backup: { everyMinutes: 1, keep: 1 } }, key);
+    expect(sched.status).to.equal(403);
+    expect((await fleet.api('GET', '/api/instances/owned/backups')).status).to.equal(401);
+    const id = (await fleet.api('GET', '/api/instances/owned/backups', undefined, key)).json[0].id;
+    for (const extra of [{ restoreFrom: `owned/${id}` }, { backup: { everyMinutes: 5, keep: 1 } }]) {
+      const res = await fleet.api('POST', '/api/instances', { name: 'anon', capacityMb: 16, ...extra });
+      expect(res.status, JSON.stringify(extra)).to.equal(400);
+      expect(res.json.error.code).to.equal('NOT_ALLOWED');
+    }
+    expect(fleet.tree('/MrRedis/Instances/anon').size).to.equal(0);
+    const anon = await fleet.api('POST', '/api/instances', { name: 'anon', capacityMb: 16 });
+    expect(anon.status).to.equal(202);
+    await fleet.waitForStatus('anon', 'RUNNING');
+    const anonKey = { Authorization: `Bearer ${anon.json.accessKey}` };
+    expect((await fleet.api('POST', '/api/instances/anon/backups', undefined, anonKey)).status).to.equal(403);
   });
 });
