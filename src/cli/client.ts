@@ -135,6 +135,7 @@ function printInstance(i: Record<string, unknown>): void {
   if (i.persistence && i.persistence !== 'none') console.log(`persistence: ${i.persistence}`);
   const backup = i.backup as { everyMinutes: number; keep: number } | null;
   if (backup) console.log(`backups:   every ${backup.everyMinutes} min, keeping ${backup.keep}`);
+  if (i.restoredFrom) console.log(`restored from: ${i.restoredFrom}`);
   console.log(`epoch:     ${i.epoch}`);
   const op = i.operation as { kind: string; state: string; step: string; error?: string; startedAt: string } | null;
   if (op) console.log(`operation: ${op.kind} ${op.state}: ${op.error ?? op.step} (since ${op.startedAt})`);
