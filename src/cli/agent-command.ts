@@ -5,6 +5,7 @@ import { defaultFleetKeyPath, loadFleetKey } from '../store/secrets.js';
 import { DEFAULT_PREFIX } from '../store/keys.js';
 import { intFlag, parseFlags, portRangeFlag, str } from './args.js';
 import { UsageError } from '../errors.js';
+import { AGENT_ID_PATTERN } from '../domain/names.js';
 import type { Endpoints } from './explain.js';
 import { previousFleetKey } from './fleet-key.js';
 import { stopOnSignal } from './signals.js';
@@ -46,7 +47,7 @@ export async function agentCommand(argv: string[], endpoints: Endpoints): Promis
   });
   if (values.help) return void console.log(AGENT_HELP);
   if (typeof values.scheduler !== 'string') throw new UsageError('agent needs --scheduler URL (the scheduler API, e.g. http://127.0.0.1:5656)');
-  if (typeof values.id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(values.id)) throw new UsageError('agent needs --id NAME (letters, digits, "_", "." or "-")');
+  if (typeof values.id !== 'string' || !AGENT_ID_PATTERN.test(values.id)) throw new UsageError('agent needs --id NAME (letters, digits, "_", "." or "-")');
   const schedulerUrl = /^https?:\/\//.test(values.scheduler) ? values.scheduler.replace(/\/$/, '') : `http://${values.scheduler}`;
   const etcd = str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379');
   endpoints.etcd = etcd;

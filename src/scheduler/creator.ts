@@ -41,7 +41,10 @@ export class Creator {
     });
   }
 
-  private async placeOn(offers: Offer[]): Promise<void> {
+  private async placeOn(all: Offer[]): Promise<void> {
+    // A draining (or drained) agent gets no new procs: its offers go back unused.
+    const offers = all.filter((o) => !this.ctx.store.drain(o.agentId));
+    for (const o of all) if (!offers.includes(o)) this.ctx.broker.decline(o.id, this.ctx.opts.idleRefuseSeconds);
     const slots: Slot[] = offers.map((o) => ({
       agentId: o.agentId,
       offerId: o.id,
@@ -146,7 +149,7 @@ export class Creator {
 
   /** Every connected agent's free resources, offered or not: what the fleet has, for messages. */
   private fleetSlots(): Slot[] {
-    return this.ctx.broker.agents().filter((a) => a.connected).map((a) => ({
+    return this.ctx.broker.agents().filter((a) => a.connected && !this.ctx.store.drain(a.id)).map((a) => ({
       agentId: a.id,
       offerId: '',
       ip: a.ip,

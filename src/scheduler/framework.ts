@@ -15,6 +15,7 @@ import { Creator } from './creator.js';
 import { Maintainer } from './maintainer.js';
 import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
+import { Drainer } from './drainer.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -30,6 +31,8 @@ export class RedisFramework implements Framework {
   readonly failover: Failover;
   /** Day-2 operations (resize, scale, switchover ...): their handlers register here. */
   readonly operations: Operations;
+  /** Agent maintenance: moves every proc off a draining agent (see drainer.ts). */
+  readonly drainer: Drainer;
   private readonly jobs: FrameworkJobs;
   private readonly procs: AgentProcs;
   private readonly creator: Creator;
@@ -54,6 +57,7 @@ export class RedisFramework implements Framework {
     this.destroyer = new Destroyer(ctx, this.creator);
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);
     this.operations = new Operations(store, log);
+    this.drainer = new Drainer(store, broker, this.procs, this.operations, log, opts.procCpus);
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);
@@ -64,6 +68,7 @@ export class RedisFramework implements Framework {
     this.graceTimer = setTimeout(() => this.maintainer.sweepUnclaimedProcs(), this.opts.agentGraceMs);
     this.failover.start();
     this.operations.resumeAll();
+    this.drainer.start();
   }
 
   async stop(): Promise<void> {
@@ -71,7 +76,7 @@ export class RedisFramework implements Framework {
     this.store.off('instance', this.onInstance);
     this.failover.stop();
     clearTimeout(this.graceTimer);
-    await Promise.all([this.jobs.stop(), this.operations.stop()]);
+    await Promise.all([this.jobs.stop(), this.drainer.stop(), this.operations.stop()]);
   }
 
   private instanceChanged(name: string): void {
