@@ -63,6 +63,7 @@ export function instanceView(inst: Instance, rule: MasterRule, extra: Record<str
     nodename: p.nodename,
     pid: p.pid,
     slaveOf: p.slaveOf,
+    redisServer: p.redisServer ? { path: p.redisServer, version: p.redisVersion } : null,
     stats: p.stats ?? null,
   });
   const master = rule(inst);

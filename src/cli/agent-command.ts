@@ -6,6 +6,7 @@ import { DEFAULT_PREFIX } from '../store/keys.js';
 import { intFlag, parseFlags, portRangeFlag, str } from './args.js';
 import { UsageError } from '../errors.js';
 import { AGENT_ID_PATTERN } from '../domain/names.js';
+import { binaryPaths } from '../executor/redis-binaries.js';
 import type { Endpoints } from './explain.js';
 import { previousFleetKey } from './fleet-key.js';
 import { stopOnSignal } from './signals.js';
@@ -22,7 +23,8 @@ Runs an agent: offers this host's memory, CPUs and ports and runs the redis-serv
   --mem MB                   memory to offer; default 75% of this host's
   --ports FIRST-LAST         ports for redis-servers; default 6380-6479
   --work-dir DIR             proc directories; default .redfleet/agents/<id>
-  --redis-server PATH        the redis-server binary; default redis-server (on PATH)
+  --redis-server PATH        a redis-server binary; repeat it (or give a comma list) to offer several for
+                             rolling upgrades, the first being the default; default redis-server (on PATH)
   --fleet-key FILE           the fleet key file, copied from the scheduler; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
   --previous-fleet-key FILE  during a fleet key rotation, the old key; default $REDFLEET_PREVIOUS_FLEET_KEY, else none
   --stats-heartbeat SECONDS  write a proc's Stats to etcd at least this often, else only on a meaningful change; default 5
@@ -39,7 +41,7 @@ export async function agentCommand(argv: string[], endpoints: Endpoints): Promis
     mem: { type: 'string' },
     ports: { type: 'string' },
     'work-dir': { type: 'string' },
-    'redis-server': { type: 'string' },
+    'redis-server': { type: 'string', multiple: true },
     'fleet-key': { type: 'string' },
     'previous-fleet-key': { type: 'string' },
     prefix: { type: 'string' },
@@ -65,11 +67,17 @@ export async function agentCommand(argv: string[], endpoints: Endpoints): Promis
     mem: intFlag(values.mem, 'mem', Math.floor((totalmem() / 1024 / 1024) * 0.75), 1),
     ports,
     workDir: resolve(str(values['work-dir'], resolve('.redfleet', 'agents', id))),
-    redisServer: str(values['redis-server'], 'redis-server'),
+    redisServer: redisServerFlag(values['redis-server'] as unknown as string[] | undefined),
     fleetKey: loadFleetKey(keyPath, false).key,
     statsHeartbeatSeconds: intFlag(values['stats-heartbeat'], 'stats-heartbeat', DEFAULT_STATS_HEARTBEAT_SECONDS, 1),
     previousFleetKey: previousFleetKey(values['previous-fleet-key']),
   });
   await agent.start();
   stopOnSignal(() => agent.stop());
+}
+
+/** `--redis-server` given once, several times or as a comma list: one comma list, the first the default. */
+function redisServerFlag(values: string[] | undefined): string {
+  const paths = binaryPaths(values ?? []);
+  return paths.length > 0 ? paths.join(',') : 'redis-server';
 }

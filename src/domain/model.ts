@@ -68,6 +68,10 @@ export interface Proc {
   eid: string;
   sid: string;
   msg: string;
+  /** The redis-server binary it runs ('' for a proc placed before binaries were recorded: the agent's default). */
+  redisServer: string;
+  /** That binary's version, as its agent reported it ('' when unknown). */
+  redisVersion: string;
   stats?: ProcStats;
 }
 

@@ -19,7 +19,8 @@ export interface SupervisorOptions {
   ports: PortRange;
   mem: number;
   workDir: string;
-  redisServer: string;
+  /** The redis-server binaries this agent offers, the first its default. */
+  redisServers: string[];
 }
 
 /** A LAUNCH that passed its checks. */
@@ -71,7 +72,7 @@ export class Supervisor {
     const procId = task.task_id.value;
     try {
       const launch = pb.RedisLaunch.decode(task.data ?? new Uint8Array());
-      const checked = checkLaunch(procId, launch, { ports: this.opts.ports, memMb: this.opts.mem, portsInUse: this.portsInUse() });
+      const checked = checkLaunch(procId, launch, { ports: this.opts.ports, memMb: this.opts.mem, portsInUse: this.portsInUse(), redisServers: this.opts.redisServers });
       return { task, launch, checked };
     } catch (err) {
       // Nothing was written or spawned: the LAUNCH is refused as a whole.
@@ -89,7 +90,7 @@ export class Supervisor {
     const ceiling = memoryCeilingBytes(checked.capacityMb);
     const redis = new RedisProcess({
       procId,
-      redisServer: this.opts.redisServer,
+      redisServer: checked.redisServer,
       log,
       ip: this.opts.ip,
       port: checked.port,

@@ -8,6 +8,8 @@ import { place, shortfall, type Assignment, type PlacementRequest, type Slot } f
 import type { Offer, TaskLaunch } from './offers.js';
 import type { FrameworkContext } from './framework-context.js';
 import type { Need } from './need.js';
+import { offeredBinary } from './redis-binaries.js';
+import type { RedisServerBinary } from '../domain/services.js';
 
 /** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
 const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
@@ -20,6 +22,8 @@ const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
 export class Creator {
   /** Instances that need procs placed. */
   private readonly wanting = new Set<string>();
+  /** The binaries each offer of the current round carries (by offer id). */
+  private binaries = new Map<string, RedisServerBinary[]>();
 
   constructor(private readonly ctx: FrameworkContext) {}
 
@@ -45,6 +49,7 @@ export class Creator {
     // A draining (or drained) agent gets no new procs: its offers go back unused.
     const offers = all.filter((o) => !this.ctx.store.drain(o.agentId));
     for (const o of all) if (!offers.includes(o)) this.ctx.broker.decline(o.id, this.ctx.opts.idleRefuseSeconds);
+    this.binaries = new Map(offers.map((o) => [o.id, o.redisServers ?? []]));
     const slots: Slot[] = offers.map((o) => ({
       agentId: o.agentId,
       offerId: o.id,
@@ -93,7 +98,7 @@ export class Creator {
     }
     const assignments = await this.fit(inst, need, slots);
     if (!assignments) return;
-    const procs = newProcs(inst, need, assignments);
+    const procs = newProcs(inst, need, assignments, (offerId) => offeredBinary(this.binaries.get(offerId) ?? []));
     const master = need.master ?? { ip: procs[0].ip, port: procs[0].port };
     for (const p of procs) if (p.type === ProcType.Replica) p.slaveOf = `${master.ip}:${master.port}`;
     await this.record(inst, need, procs);
@@ -162,8 +167,10 @@ export class Creator {
 }
 
 /** The procs to write for these assignments: a fresh instance's first one is its master. */
-function newProcs(inst: Instance, need: Need, assignments: Assignment[]): NewProc[] {
+function newProcs(inst: Instance, need: Need, assignments: Assignment[], binaryOf: (offerId: string) => RedisServerBinary | undefined): NewProc[] {
   return assignments.map((a, i) => ({
+    redisServer: binaryOf(a.offerId)?.path,
+    redisVersion: binaryOf(a.offerId)?.version,
     id: `${inst.name}::${uuidv4()}`,
     instance: inst.name,
     nodename: a.hostname,
@@ -195,6 +202,7 @@ function launchOf(inst: Instance, p: NewProc, master: { ip: string; port: number
       min_replicas_to_write: inst.expSlaves > 0 ? 1 : 0,
       min_replicas_max_lag: inst.minReplicasMaxLag || DEFAULT_MIN_REPLICAS_MAX_LAG,
       max_clients: inst.maxClients || undefined,
+      redis_server: p.redisServer || undefined,
     }).finish(),
   };
 }

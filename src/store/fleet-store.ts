@@ -24,6 +24,9 @@ export interface NewProc {
   type: ProcType;
   slaveOf: string;
   agentId: string;
+  /** The redis-server binary it is launched with, and its version. */
+  redisServer?: string;
+  redisVersion?: string;
 }
 
 /**
@@ -156,6 +159,7 @@ export class FleetStore extends FleetCache {
         SID: p.agentId,
         Msg: '',
         Stats: '',
+        ...(p.redisServer ? { RedisServer: p.redisServer, RedisVersion: p.redisVersion ?? '' } : {}),
       };
       for (const [f, v] of Object.entries(fields)) ops.push(this.etcd.put(k.procField(name, p.id, f)).value(v));
       if (p.type === ProcType.Replica) ops.push(this.etcd.put(k.sname(name, p.id)).value(''));

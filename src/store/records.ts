@@ -33,6 +33,8 @@ export function procFromFields(id: string, f: Map<string, string>): Proc {
     eid: f.get('EID') ?? '',
     sid: f.get('SID') ?? '',
     msg: f.get('Msg') ?? '',
+    redisServer: f.get('RedisServer') ?? '',
+    redisVersion: f.get('RedisVersion') ?? '',
     stats: parseStats(f.get('Stats')),
   };
 }

@@ -1,0 +1,32 @@
+import type { RedisServerBinary } from '../domain/services.js';
+
+/**
+ * Which redis-server binary an agent offers for a request: `wanted` is a path ("/opt/redis/7.2/
+ * redis-server") or a version ("7.2.4", or a prefix of one such as "7.2"); undefined asks for the
+ * agent's default (its first). Pure; the offer filter for placements that need a given binary.
+ */
+export function offeredBinary(offered: readonly RedisServerBinary[], wanted?: string): RedisServerBinary | undefined {
+  if (wanted === undefined || wanted === '') return offered[0];
+  if (wanted.startsWith('/')) return offered.find((b) => b.path === wanted);
+  return offered.find((b) => b.version === wanted || b.version.startsWith(`${wanted}.`));
+}
+
+/** Whether the proc runs the binary `wanted` names (by its path, or its version). */
+export function runsBinary(proc: { redisServer: string; redisVersion: string }, wanted: string): boolean {
+  if (wanted.startsWith('/')) return proc.redisServer === wanted;
+  return proc.redisVersion === wanted || proc.redisVersion.startsWith(`${wanted}.`);
+}
+
+/**
+ * Orders two versions ("7.0.15" < "7.2.4"); '' (unknown) sorts first. Used to check that a
+ * master never runs a newer redis-server than a replica that must sync from it.
+ */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
+  const pb = b.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
