@@ -5,6 +5,7 @@ import { devCommand, DEV_USAGE } from './dev.js';
 import { explainError, type Endpoints } from './explain.js';
 import { schedulerCommand } from './scheduler-command.js';
 import { agentCommand } from './agent-command.js';
+import { drainCommand, undrainCommand } from './drain-command.js';
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
@@ -14,6 +15,7 @@ Fleet processes:
 ${DEV_USAGE}
 
 ${CLIENT_HELP}
+  redfleet drain AGENT [--wait [--timeout 600]]   |   redfleet undrain AGENT
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
 REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_PREVIOUS_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
@@ -30,6 +32,8 @@ const COMMANDS: Record<string, (argv: string[], endpoints: Endpoints) => Promise
   status: statusCommand,
   list: listCommand,
   delete: deleteCommand,
+  drain: drainCommand,
+  undrain: undrainCommand,
 };
 
 /** Exit status of a bad command line, as for every other usage error. */

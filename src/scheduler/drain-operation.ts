@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ProcType, type Instance, type Proc } from '../domain/model.js';
 import type { Operation } from '../domain/operation.js';
 import { isLive } from '../domain/rules.js';
@@ -7,7 +6,7 @@ import type { FleetStore } from '../store/fleet-store.js';
 import type { Logger } from '../logger.js';
 import type { OperationHandler, Progress } from './operations.js';
 import { procsOn } from './drain-plan.js';
-import type { ReplicaMoves, Switchovers } from './replica-moves.js';
+import { untilStoreShows, type ReplicaMoves, type Switchovers } from './replica-moves.js';
 
 export interface DrainOperationDeps {
   store: FleetStore;
@@ -18,8 +17,6 @@ export interface DrainOperationDeps {
   moveTimeoutMs: number;
 }
 
-/** How long a moved proc may take to leave the agent (or a switched-over master to become a replica) in the store. */
-const SETTLE_MS = 30_000;
 
 /**
  * The 'drain' operation: moves every proc of one instance off one agent (params.agent), with no
@@ -63,7 +60,7 @@ async function drainInstance(deps: DrainOperationDeps, name: string, op: Operati
     await progress(`switching over from master ${master.id} on ${agent}`, { moved });
     const result = await deps.switchovers.run(name, { avoidAgents, cause: `drain of agent ${agent}` });
     deps.log.info('drain switched over', { instance: name, proc: master.id, agent, to: result.to, gapMs: result.gapMs });
-    await settle(deps.store, name, () => deps.store.instance(name)?.mname !== master.id, `master ${master.id} to hand over`);
+    await untilStoreShows(deps.store, name, () => deps.store.instance(name)?.mname !== master.id, `master ${master.id} to hand over`);
   }
 }
 
@@ -79,19 +76,10 @@ async function moveReplica(deps: DrainOperationDeps, inst: Instance, replica: Pr
     await deps.moves.replaceReplica(inst.name, replica.id, { avoidAgents }, deps.moveTimeoutMs);
   }
   const gone = (): boolean => !deps.store.instance(inst.name)?.procs.some((p) => p.id === replica.id && isLive(p));
-  await settle(deps.store, inst.name, gone, `replica ${replica.id} to stop`);
+  await untilStoreShows(deps.store, inst.name, gone, `replica ${replica.id} to stop`);
 }
 
 function liveReplicas(inst: Instance): Proc[] {
   return inst.procs.filter((p) => p.type === ProcType.Replica && p.id !== inst.mname && isLive(p));
 }
 
-/** Waits for `done` (the store to show a step's effect); throws after SETTLE_MS so the drain says why. */
-async function settle(store: FleetStore, name: string, done: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + SETTLE_MS;
-  while (!done()) {
-    if (!store.instance(name)) return;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${SETTLE_MS / 1000} s`);
-    await sleep(100);
-  }
-}
