@@ -1,5 +1,4 @@
 import { allow, type ApiRouter, type RouteDeps } from './request.js';
-import { validateAgentId } from './validate.js';
 
 /** Routes about the fleet rather than one instance: its agents, and the scheduler's health. */
 export function fleetRoutes(router: ApiRouter, deps: RouteDeps): void {
@@ -8,22 +7,6 @@ export function fleetRoutes(router: ApiRouter, deps: RouteDeps): void {
   router.get('/api/agents', (ctx) => {
     allow(ctx);
     ctx.body = service.agents();
-  });
-
-  // Maintenance: move everything off an agent with no acknowledged write lost (docs/operations.md, Drain).
-  router.post('/api/agents/:id/drain', async (ctx) => {
-    allow(ctx);
-    const id = validateAgentId(ctx.params.id);
-    const drain = await service.drain(id);
-    ctx.status = 202;
-    ctx.body = service.agents().find((a) => a.id === id) ?? { id, draining: true, left: drain.left, drain };
-  });
-
-  router.post('/api/agents/:id/undrain', async (ctx) => {
-    allow(ctx);
-    const id = validateAgentId(ctx.params.id);
-    await service.undrain(id);
-    ctx.body = service.agents().find((a) => a.id === id) ?? { id, draining: false, left: 0, drain: null };
   });
 
   router.get('/healthz', (ctx) => {

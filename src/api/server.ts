@@ -9,6 +9,7 @@ import { InstanceCreation } from './creation.js';
 import { v1Routes } from './v1-routes.js';
 import { jsonRoutes } from './json-routes.js';
 import { fleetRoutes } from './fleet-routes.js';
+import { maintenanceRoutes } from './maintenance-routes.js';
 import type { RouteDeps, State } from './request.js';
 
 /**
@@ -63,6 +64,7 @@ export function createApiServer(deps: ApiDeps): Server {
   v1Routes(router, routeDeps, creation);
   jsonRoutes(router, routeDeps, creation);
   fleetRoutes(router, routeDeps);
+  maintenanceRoutes(router, routeDeps);
   app.use(router.routes());
   app.use(router.allowedMethods());
   app.use((ctx) => {
