@@ -180,3 +180,14 @@ export class OperationRefusedError extends RedFleetError {
     super('OPERATION_REFUSED', message, 409, field);
   }
 }
+
+/**
+ * Thrown by a planned switchover when no replica qualifies (none running with its link up, or
+ * the one named is not such a replica, or every one sits on an agent to avoid): 409, and
+ * `-NOGOODSLAVE` on the Sentinel endpoint.
+ */
+export class NoEligibleReplicaError extends OperationRefusedError {
+  constructor(message: string, field?: string) {
+    super(message, field);
+  }
+}

@@ -5,6 +5,7 @@
  */
 
 import type { Operation } from './operation.js';
+import type { SurgeRequest } from './surge.js';
 
 export enum InstanceType {
   /** One master, no replicas. */
@@ -72,6 +73,8 @@ export interface Proc {
   redisServer: string;
   /** That binary's version, as its agent reported it ('' when unknown). */
   redisVersion: string;
+  /** The surge request this proc was placed for ('' for none; see domain/surge.ts). */
+  surge: string;
   stats?: ProcStats;
 }
 
@@ -109,6 +112,8 @@ export interface Instance {
   maxClients: number;
   /** The day-2 operation running now, or the last one (see domain/operation.ts). */
   operation?: Operation;
+  /** Replicas asked for beyond ExpSlaves while procs move (see domain/surge.ts). */
+  surges: SurgeRequest[];
   procs: Proc[];
 }
 

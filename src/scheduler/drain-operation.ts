@@ -1,12 +1,13 @@
-import { ProcType, type Instance, type Proc } from '../domain/model.js';
+import { InstanceType, ProcType, type Instance, type Proc } from '../domain/model.js';
 import type { Operation } from '../domain/operation.js';
 import { isLive } from '../domain/rules.js';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, OperationRefusedError } from '../errors.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Logger } from '../logger.js';
 import type { OperationHandler, Progress } from './operations.js';
-import { procsOn } from './drain-plan.js';
+import { procsOn, standaloneReason } from './drain-plan.js';
 import { untilStoreShows, type ReplicaMoves, type Switchovers } from './replica-moves.js';
+import type { SwitchoverPlan } from './switchover.js';
 
 export interface DrainOperationDeps {
   store: FleetStore;
@@ -21,10 +22,10 @@ export interface DrainOperationDeps {
 /**
  * The 'drain' operation: moves every proc of one instance off one agent (params.agent), with no
  * acknowledged write lost. Replicas first: each is replaced elsewhere (a new replica synced, then
- * the old one stopped), or just stopped when the instance has more replicas than it wants (the
- * temporary one a standalone master got). Then the master: switched over to a synced replica
- * elsewhere (a standalone master first gets a temporary replica), after which it is a replica
- * and goes like the others. Each pass reads the instance afresh, so a resumed run (a new leader
+ * the old one stopped), or just stopped when the instance has more replicas than it wants. Then
+ * the master: switched over to a synced replica elsewhere (the plan checkpointed before the
+ * pause, so a new term settles it), after which it is a replica and goes like the others. A
+ * standalone master cannot move without loss: the drainer waits on it (drain-plan.ts). Each pass reads the instance afresh, so a resumed run (a new leader
  * term) goes on from wherever the last one stopped; it ends early when the drain was undone.
  */
 export function drainOperation(deps: DrainOperationDeps): OperationHandler {
@@ -40,6 +41,7 @@ export function drainOperation(deps: DrainOperationDeps): OperationHandler {
 async function drainInstance(deps: DrainOperationDeps, name: string, op: Operation, progress: Progress): Promise<void> {
   const agent = String(op.params.agent);
   const moved = Array.isArray(op.data.moved) ? (op.data.moved as string[]) : [];
+  await settleSwitchover(deps, name, op, progress);
   for (;;) {
     const inst = deps.store.instance(name);
     if (!inst || !deps.store.drain(agent)) return;
@@ -52,17 +54,28 @@ async function drainInstance(deps: DrainOperationDeps, name: string, op: Operati
       continue;
     }
     const master = mine[0];
-    if (liveReplicas(inst).length === 0) {
-      await progress(`adding a replica elsewhere to take over from master ${master.id} on ${agent}`, { moved });
-      await deps.moves.addReplica(name, { avoidAgents }, deps.moveTimeoutMs);
-      continue;
-    }
+    if (inst.type === InstanceType.Standalone) throw new OperationRefusedError(standaloneReason(name, agent));
     await progress(`switching over from master ${master.id} on ${agent}`, { moved });
-    const result = await deps.switchovers.run(name, { avoidAgents, cause: `drain of agent ${agent}` });
+    const result = await deps.switchovers.run(name, {
+      avoidAgents,
+      cause: `drain of agent ${agent}`,
+      beforeSwitch: (plan) => progress(`switching over from master ${master.id} on ${agent} to ${plan.to}`, { moved, plan }),
+    });
     deps.log.info('drain switched over', { instance: name, proc: master.id, agent, to: result.to, gapMs: result.gapMs });
+    await progress(`switched over to ${result.to}`, { moved, plan: null });
     await untilStoreShows(deps.store, name, () => deps.store.instance(name)?.mname !== master.id, `master ${master.id} to hand over`);
   }
 }
+
+/** A switchover a previous term checkpointed (its plan) is settled first: finished, or its pause lifted. */
+async function settleSwitchover(deps: DrainOperationDeps, name: string, op: Operation, progress: Progress): Promise<void> {
+  const plan = op.data.plan as SwitchoverPlan | null | undefined;
+  if (!plan) return;
+  const outcome = await deps.switchovers.settle(name, plan);
+  await progress(outcome === 'done' ? `switched over to ${plan.to}` : `switchover to ${plan.to} not made; planning again`, { plan: null });
+}
+
+
 
 /** Replaces a replica elsewhere (or retires a surplus one), then waits until it has left the agent. */
 async function moveReplica(deps: DrainOperationDeps, inst: Instance, replica: Proc, avoidAgents: string[], progress: Progress, moved: string[]): Promise<void> {

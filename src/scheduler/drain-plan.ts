@@ -1,4 +1,4 @@
-import { ProcType, type Instance, type Proc } from '../domain/model.js';
+import { InstanceType, ProcType, type Instance, type Proc } from '../domain/model.js';
 import { isLive, isRunning } from '../domain/rules.js';
 import { portCount } from '../proto/messages.js';
 import type { AgentView } from './offers.js';
@@ -21,18 +21,18 @@ export function syncedReplicaElsewhere(inst: Instance, draining: ReadonlySet<str
 
 /**
  * Why the next proc of `inst` on `agent` cannot move now; undefined when it can. A replica needs
- * an agent to take its replacement; a master needs that too (for itself once it is a replica) and,
- * in a master/replica instance, a synced replica elsewhere to switch over to (a standalone master
- * gets a temporary replica first).
+ * an agent to take its replacement; a master needs that too (for itself once it is a replica) and
+ * a synced replica elsewhere to switch over to. A standalone master cannot move without losing
+ * its data: the drain waits on it, saying so.
  */
 export function moveBlocker(inst: Instance, agent: string, agents: AgentView[], draining: ReadonlySet<string>, procCpus: number): string | undefined {
   const mine = procsOn(inst, agent);
   if (mine.length === 0) return undefined;
+  const replicaHere = mine.some((p) => p.type === ProcType.Replica && p.id !== inst.mname);
+  if (!replicaHere && inst.type === InstanceType.Standalone) return standaloneReason(inst.name, agent);
   const room = roomFor(inst, agent, agents, draining, procCpus);
   if (room) return room;
-  const replicaHere = mine.some((p) => p.type === ProcType.Replica);
-  if (replicaHere || inst.expSlaves === 0) return undefined;
-  if (syncedReplicaElsewhere(inst, draining)) return undefined;
+  if (replicaHere || syncedReplicaElsewhere(inst, draining)) return undefined;
   return `${inst.name}: its master is on ${agent} and no replica elsewhere is running and synced to switch over to; waiting for one`;
 }
 
@@ -57,4 +57,9 @@ function roomFor(inst: Instance, agent: string, agents: AgentView[], draining: R
     ...(spread > 0 ? [`${spread} already holding distribution ${inst.dValue} of its procs`] : []),
   ];
   return `${inst.name}: nowhere to move a ${inst.capacity} MB proc off ${agent}: ${parts.join(', ')}; waiting for room (add an agent, free memory, or raise the distribution)`;
+}
+
+/** Why a standalone master cannot move: it has no replica to hand over to, and a restart elsewhere would lose its data. */
+export function standaloneReason(name: string, agent: string): string {
+  return `${name} is standalone (no replica) and its master is on ${agent}: it cannot move without losing its data; scale it to 1 replica (it then moves with zero loss) or delete it`;
 }

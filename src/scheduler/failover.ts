@@ -6,6 +6,7 @@ import type { RedisLinks } from './redis-links.js';
 import { LoopLag } from './loop-lag.js';
 import { FailureDetector, type FailoverRequest, type MasterHealth } from './failure-detector.js';
 import { Promotion, type Candidate } from './promotion.js';
+import { Switchover } from './switchover.js';
 
 export { LAST_IO_MARGIN_MS, replicaSaysMasterDown, replicaVote, type Ballot } from './replica-vote.js';
 export { compareCandidates, type Candidate } from './promotion.js';
@@ -19,6 +20,8 @@ export class Failover {
   readonly events = new EventEmitter();
   readonly detector: FailureDetector;
   readonly promotion: Promotion;
+  /** Planned switchovers (no kill), for the switchover operation and every operation that moves a master. */
+  readonly switchover: Switchover;
 
   constructor(
     store: FleetStore,
@@ -35,6 +38,7 @@ export class Failover {
     };
     this.detector = new FailureDetector(store, links, log, request, emit, lag, agentAlive);
     this.promotion = new Promotion(store, links, log, this.detector, request, emit);
+    this.switchover = new Switchover(store, links, log, this.promotion, this.detector, emit);
   }
 
   start(): void {

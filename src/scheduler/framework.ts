@@ -16,8 +16,15 @@ import { Maintainer } from './maintainer.js';
 import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
 import { Drainer } from './drainer.js';
+import { drainOperation } from './drain-operation.js';
+import { rollingUpgrade } from './rolling-upgrade.js';
+import { switchoverHandler } from './switchover-operation.js';
+import { ProcMove } from './proc-move.js';
 
 export type { FrameworkOptions } from './framework-context.js';
+
+/** How long a drain or an upgrade gives one new replica to be placed and synced before it fails (and, for a drain, retries). */
+const MOVE_TIMEOUT_MS = 120_000;
 
 /**
  * The Redis framework: turns instances in etcd into redis-server tasks.
@@ -33,6 +40,8 @@ export class RedisFramework implements Framework {
   readonly operations: Operations;
   /** Agent maintenance: moves every proc off a draining agent (see drainer.ts). */
   readonly drainer: Drainer;
+  /** Adds, retires and replaces replicas under constraints (drain, upgrade, resize use it). */
+  readonly moves: ProcMove;
   private readonly jobs: FrameworkJobs;
   private readonly procs: AgentProcs;
   private readonly creator: Creator;
@@ -58,6 +67,11 @@ export class RedisFramework implements Framework {
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);
     this.operations = new Operations(store, log);
     this.drainer = new Drainer(store, broker, this.procs, this.operations, log, opts.procCpus);
+    this.operations.register(switchoverHandler(store, this.failover.switchover));
+    this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
+    const maintenance = { store, broker, log, moves: this.moves, switchovers: this.failover.switchover, moveTimeoutMs: MOVE_TIMEOUT_MS };
+    this.operations.register(drainOperation(maintenance));
+    this.operations.register(rollingUpgrade(maintenance));
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);

@@ -1,47 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FleetStore } from '../store/fleet-store.js';
+import type { Switchover } from './switchover.js';
+import type { ProcMove } from './proc-move.js';
 
 /**
  * The primitives drains and upgrades are built from, as they call them: the planned switchover
  * (switchover.ts) and moving replicas (proc-move.ts), and waiting for a step to show in the store.
  */
 
-export interface SwitchoverOptions {
-  /** The replica to promote; else the best synced one. */
-  to?: string;
-  /** Agents the new master must not be on. */
-  avoidAgents?: string[];
-  cause: string;
-}
+/** What drains and upgrades use of the planned switchover: run it, and settle a checkpointed one after a restart. */
+export type Switchovers = Pick<Switchover, 'run' | 'settle'>;
 
-export interface SwitchoverResult {
-  from: string;
-  to: string;
-  epoch: number;
-  gapMs: number;
-}
-
-/** A planned switchover: the old master is kept, as a replica of the new one. */
-export interface Switchovers {
-  run(name: string, opts: SwitchoverOptions): Promise<SwitchoverResult>;
-}
-
-export interface ReplicaConstraints {
-  /** Agents the new replica must not be placed on. */
-  avoidAgents?: string[];
-  /** The binary (path or version) the new replica must run. */
-  redisServer?: string;
-}
-
-/** Adding, retiring and replacing replicas; each new replica counts once its link is up. */
-export interface ReplicaMoves {
-  /** Places a new replica; its proc id once it is synced. */
-  addReplica(name: string, constraints: ReplicaConstraints, timeoutMs: number): Promise<string>;
-  /** Stops a replica and removes it. */
-  retireReplica(name: string, procId: string): Promise<void>;
-  /** Adds a replica under the constraints, then retires `procId`; the new proc id. */
-  replaceReplica(name: string, procId: string, constraints: ReplicaConstraints, timeoutMs: number): Promise<string>;
-}
+/** What drains and upgrades use of the replica moves. */
+export type ReplicaMoves = Pick<ProcMove, 'addReplica' | 'retireReplica' | 'replaceReplica'>;
 
 /** How long a step's effect may take to show in the store. */
 const SETTLE_MS = 30_000;

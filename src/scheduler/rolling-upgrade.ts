@@ -1,14 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ProcType, type Instance, type Proc } from '../domain/model.js';
+import { InstanceType, ProcType, type Instance, type Proc } from '../domain/model.js';
 import type { Operation } from '../domain/operation.js';
 import { isLive, isRunning, namedMaster } from '../domain/rules.js';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, OperationRefusedError } from '../errors.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Logger } from '../logger.js';
 import type { ResourceBroker } from './offers.js';
 import type { OperationHandler, Progress } from './operations.js';
 import { offeredBinary, runsBinary } from './redis-binaries.js';
 import { untilStoreShows, type ReplicaMoves, type Switchovers } from './replica-moves.js';
+import type { SwitchoverPlan } from './switchover.js';
 
 export interface UpgradeDeps {
   store: FleetStore;
@@ -35,13 +36,16 @@ export interface UpgradeDeps {
  * Each pass reads the instance afresh, so a resumed run (a new leader term) goes on from where the
  * last one stopped; `data.steps` lists what was done, in order.
  */
+const STANDALONE = 'a standalone instance (no replica) cannot be upgraded without restarting its only proc and losing its data; scale it to 1 replica first (it then upgrades with zero loss), or delete and re-create it';
+
 export function rollingUpgrade(deps: UpgradeDeps): OperationHandler {
   return {
     kind: 'upgrade',
-    check(_name, params) {
+    check(name, params) {
       const wanted = params.redisServer;
       if (typeof wanted !== 'string' || wanted === '') throw new InvalidInputError('INVALID_REDIS_SERVER', 'redisServer', 'redisServer must be a binary path or a version, e.g. "/opt/redis-7.2/redis-server" or "7.2.4"');
       const offering = deps.broker.agents().filter((a) => a.connected && offeredBinary(a.redisServers ?? [], wanted));
+      if (deps.store.instance(name)?.type === InstanceType.Standalone) throw new OperationRefusedError(STANDALONE, 'redisServer');
       if (offering.length === 0) throw new InvalidInputError('UNKNOWN_REDIS_SERVER', 'redisServer', `no connected agent offers redis-server '${wanted}'; see the binaries each agent offers in GET /api/agents (agents offer more with --redis-server)`);
     },
     run: (name, op, progress) => upgrade(deps, name, op, progress),
@@ -55,6 +59,11 @@ async function upgrade(deps: UpgradeDeps, name: string, op: Operation, progress:
     steps.push(text);
     await progress(text, { steps, ...extra });
   };
+  const plan = op.data.plan as SwitchoverPlan | null | undefined;
+  if (plan) {
+    const outcome = await deps.switchovers.settle(name, plan);
+    await progress(outcome === 'done' ? `switched over to ${plan.to}` : `switchover to ${plan.to} not made; planning again`, { plan: null });
+  }
   for (;;) {
     const inst = deps.store.instance(name);
     if (!inst) throw new Error(`instance '${name}' is gone`);
@@ -78,22 +87,27 @@ async function upgrade(deps: UpgradeDeps, name: string, op: Operation, progress:
     if (runsBinary(master, wanted)) return;
     if (replicas.length <= inst.expSlaves) {
       await step(`adding the master's replacement on ${wanted}`);
-      await deps.moves.addReplica(name, { redisServer: wanted }, deps.moveTimeoutMs);
+      await deps.moves.addReplica(name, { redisServer: wanted }, deps.moveTimeoutMs, `upgrade:${op.id}:${master.id}`);
       continue;
     }
-    await switchOver(deps, inst, master, wanted, step);
+    await switchOver(deps, inst, master, wanted, step, progress);
   }
 }
 
 /** Promotes a synced replica on the new binary; the old master is remembered, to be retired next. */
-async function switchOver(deps: UpgradeDeps, inst: Instance, master: Proc, wanted: string, step: (t: string, extra: Record<string, unknown>) => Promise<void>): Promise<void> {
+async function switchOver(deps: UpgradeDeps, inst: Instance, master: Proc, wanted: string, step: (t: string, extra: Record<string, unknown>) => Promise<void>, progress: Progress): Promise<void> {
   const to = liveReplicas(inst).find((r) => runsBinary(r, wanted) && isRunning(r) && r.stats?.masterLinkStatus === 'up');
   if (!to) {
     await sleep(250);
     return;
   }
   await step(`switching over from ${master.id} (${describe(master)}) to ${to.id} on ${wanted}`, { oldMaster: master.id });
-  const result = await deps.switchovers.run(inst.name, { to: to.id, cause: `upgrade to ${wanted}` });
+  const result = await deps.switchovers.run(inst.name, {
+    to: to.id,
+    cause: `upgrade to ${wanted}`,
+    beforeSwitch: (plan) => progress(`switching over from ${master.id} to ${plan.to}`, { plan }),
+  });
+  await progress(`switched over to ${result.to}`, { plan: null });
   deps.log.info('upgrade switched over', { instance: inst.name, proc: to.id, from: master.id, gapMs: result.gapMs });
   await untilStoreShows(deps.store, inst.name, () => deps.store.instance(inst.name)?.mname !== master.id, `the switchover from ${master.id}`);
 }
