@@ -16,17 +16,3 @@ export function runsBinary(proc: { redisServer: string; redisVersion: string }, 
   if (wanted.startsWith('/')) return proc.redisServer === wanted;
   return proc.redisVersion === wanted || proc.redisVersion.startsWith(`${wanted}.`);
 }
-
-/**
- * Orders two versions ("7.0.15" < "7.2.4"); '' (unknown) sorts first. Used to check that a
- * master never runs a newer redis-server than a replica that must sync from it.
- */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
-  const pb = b.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}

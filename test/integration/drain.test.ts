@@ -171,6 +171,15 @@ describe('drain: waiting for room', function () {
     expect(waiting.left).to.equal(1);
     expect(waiting.drain.waitingReason).to.match(/stuck: nowhere to move a 32 MB proc off agent1/);
     expect(waiting.drain.waitingReason).to.match(/already holding distribution 1/);
+    // A scheduler restart keeps the drain (its record is in etcd) and the next leader goes on waiting.
+    await fleet.killScheduler('SIGKILL');
+    await fleet.startScheduler();
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 3, 30_000, 'agents to resubscribe');
+    const resumed = await fleet.waitFor(async () => {
+      const a = await agentView(fleet, 'agent1');
+      return a?.drain?.waitingReason ? a : undefined;
+    }, 20_000, 'the restarted scheduler to pick the drain up');
+    expect(resumed.draining).to.equal(true);
     const still = (await fleet.api('GET', '/api/instances/stuck')).json;
     expect(still.status).to.equal('RUNNING');
     for (const p of still.procs) expect(p.pid, `pid of ${p.id}`).to.equal(pids.get(p.id));
