@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.js';
 import { intFlag, parseFlags } from './args.js';
 import { apiBase, apiFlag, call, CONNECTION_FLAGS, waitForOperation } from './api-client.js';
+import { jsonOutput } from './drain-command.js';
 
 export const UPGRADE_HELP = `Usage: redfleet upgrade --redis-server PATH|VERSION [NAME...] [flags]
 Rolling redis-server upgrade, with no acknowledged write lost: each replica is replaced by one on the
@@ -12,15 +13,18 @@ instance, one at a time. Agents offer binaries with 'redfleet agent --redis-serv
   --wait               with one NAME: print each step until it is done (several NAMEs always wait,
                        since they go one at a time)
   --timeout SECONDS    per instance: give up after this long and exit 1 with the reason; default 600
+  --output json        print each instance as the API shows it (at its end, when waiting); progress
+                       lines then go to stderr
 ${CONNECTION_FLAGS}`;
 
 const DEFAULT_WAIT_SECONDS = 600;
 
 export async function upgradeCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseFlags(argv, { ...apiFlag, 'redis-server': { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' } });
+  const { values, positionals } = parseFlags(argv, { ...apiFlag, 'redis-server': { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' }, output: { type: 'string' } });
   if (values.help) return void console.log(UPGRADE_HELP);
   const binary = values['redis-server'];
   if (typeof binary !== 'string' || binary === '') throw new UsageError('upgrade needs --redis-server PATH or VERSION');
+  const json = jsonOutput(values.output);
   const waitSeconds = intFlag(values.timeout, 'timeout', DEFAULT_WAIT_SECONDS, 1);
   const base = apiBase(values.api, values.token);
   const names = positionals.length > 0 ? positionals : await activeInstances(base);
@@ -28,10 +32,23 @@ export async function upgradeCommand(argv: string[]): Promise<void> {
   for (const name of names) {
     const { body } = await call(base, 'POST', `/api/instances/${encodeURIComponent(name)}/upgrade`, { redisServer: binary });
     const op = body.operation as { id: string; step: string };
-    console.log(`instance ${name}: upgrade to ${binary} started`);
-    if (wait) await waitForOperation(base, name, op.id, waitSeconds);
+    if (!json) console.log(`instance ${name}: upgrade to ${binary} started`);
+    const last = wait ? await quietIf(json, () => waitForOperation(base, name, op.id, waitSeconds)) : body;
+    if (json) console.log(JSON.stringify(last, null, 2));
   }
-  if (wait) console.log(`upgraded ${names.length} instance(s) to ${binary}`);
+  if (wait && !json) console.log(`upgraded ${names.length} instance(s) to ${binary}`);
+}
+
+/** Runs `fn` with its console.log lines (waitForOperation's progress) sent to stderr when `quiet`. */
+async function quietIf<T>(quiet: boolean, fn: () => Promise<T>): Promise<T> {
+  if (!quiet) return fn();
+  const log = console.log;
+  console.log = (...args: unknown[]) => console.error(...args);
+  try {
+    return await fn();
+  } finally {
+    console.log = log;
+  }
 }
 
 async function activeInstances(base: string): Promise<string[]> {
