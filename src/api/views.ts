@@ -82,6 +82,7 @@ export function instanceView(inst: Instance, rule: MasterRule, extra: Record<str
     epoch: inst.epoch,
     dataLost: inst.dataLost || null,
     operation: inst.operation ?? null,
+    redisServer: inst.redisServer || null,
     master: master ? proc(master) : null,
     slaves: runningReplicas(inst, master).map(proc),
     procs: inst.procs.map(proc),

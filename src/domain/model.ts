@@ -110,6 +110,11 @@ export interface Instance {
   /** The client address of an anonymous creator ('' when an admin created it). */
   creator: string;
   maxClients: number;
+  /**
+   * The redis-server binary (path or version) its new procs run, set by a rolling upgrade; ''
+   * for each agent's default.
+   */
+  redisServer: string;
   /** The day-2 operation running now, or the last one (see domain/operation.ts). */
   operation?: Operation;
   /** Replicas asked for beyond ExpSlaves while procs move (see domain/surge.ts). */

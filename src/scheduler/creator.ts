@@ -8,7 +8,7 @@ import { place, shortfall, type Assignment, type PlacementRequest, type Slot } f
 import type { Offer, TaskLaunch } from './offers.js';
 import type { FrameworkContext } from './framework-context.js';
 import type { Need } from './need.js';
-import { placeSurge } from './surge-placement.js';
+import { placeSurge, slotOffers } from './surge-placement.js';
 import { offeredBinary } from './redis-binaries.js';
 import type { RedisServerBinary } from '../domain/services.js';
 
@@ -114,13 +114,16 @@ export class Creator {
   private async placeProcs(inst: Instance, need: Need, slots: Slot[]): Promise<{ proc: NewProc; offerId: string }[]> {
     const placed: { proc: NewProc; offerId: string }[] = [];
     const plain = need.count - need.surges.length;
-    const assignments = plain > 0 ? await this.fit(inst, { ...need, count: plain }, slots) : undefined;
-    const binaryOf = (a: Assignment, wanted?: string) => offeredBinary(this.binaries.get(a.offerId) ?? [], wanted);
-    for (const [i, a] of (assignments ?? []).entries()) placed.push({ proc: newProc(inst, a, need.gang && i === 0 ? ProcType.Master : ProcType.Replica, binaryOf(a)), offerId: a.offerId });
+    // An upgraded instance's new procs (replacements too) run its binary, only where it is offered.
+    const wanted = inst.redisServer || undefined;
+    const eligible = wanted ? slots.filter((s) => slotOffers(s, wanted)) : slots;
+    const assignments = plain > 0 ? await this.fit(inst, { ...need, count: plain }, eligible) : undefined;
+    const binaryOf = (a: Assignment, binary?: string) => offeredBinary(this.binaries.get(a.offerId) ?? [], binary);
+    for (const [i, a] of (assignments ?? []).entries()) placed.push({ proc: newProc(inst, a, need.gang && i === 0 ? ProcType.Master : ProcType.Replica, binaryOf(a, wanted)), offerId: a.offerId });
     for (const req of need.surges) {
-      const a = placeSurge(inst, req, slots, this.ctx.opts.procCpus);
+      const a = placeSurge(inst, { ...req, redisServer: req.redisServer ?? wanted }, slots, this.ctx.opts.procCpus);
       if (!a) continue;
-      placed.push({ proc: { ...newProc(inst, a, ProcType.Replica, binaryOf(a, req.redisServer)), capacity: req.capacityMb ?? inst.capacity, surge: req.id }, offerId: a.offerId });
+      placed.push({ proc: { ...newProc(inst, a, ProcType.Replica, binaryOf(a, req.redisServer ?? wanted)), capacity: req.capacityMb ?? inst.capacity, surge: req.id }, offerId: a.offerId });
     }
     return placed;
   }

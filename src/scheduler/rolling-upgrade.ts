@@ -64,6 +64,11 @@ async function upgrade(deps: UpgradeDeps, name: string, op: Operation, progress:
     const outcome = await deps.switchovers.settle(name, plan);
     await progress(outcome === 'done' ? `switched over to ${plan.to}` : `switchover to ${plan.to} not made; planning again`, { plan: null });
   }
+  if (deps.store.instance(name)?.redisServer !== wanted) {
+    // From now on every new proc of the instance (a replacement after a loss too) runs the new binary.
+    await progress(`recording ${wanted} as the binary of new procs`);
+    await deps.store.setInstance(name, { RedisServer: wanted });
+  }
   for (;;) {
     const inst = deps.store.instance(name);
     if (!inst) throw new Error(`instance '${name}' is gone`);

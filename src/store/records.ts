@@ -73,6 +73,7 @@ export function instanceFromFields(
     accessKeyHash: f.get('AccessKeyHash') ?? '',
     creator: f.get('Creator') ?? '',
     maxClients: int(f.get('MaxClients')),
+    redisServer: f.get('RedisServer') ?? '',
     operation: parseOperation(f.get('Operation')),
     surges: parseSurge(f.get('Surge')),
     procs: [...procs.entries()].map(([id, pf]) => procFromFields(id, pf)).sort((a, b) => a.id.localeCompare(b.id)),

@@ -133,6 +133,17 @@ describe('rolling upgrade of redis-server', function () {
       expect(steps[4]).to.include(oldMaster);
       expect(writer.acked.size).to.be.greaterThan(200);
       expect(await writer.missingOn(after.master, password), writer.errors.slice(-3).join(' | ')).to.deep.equal([]);
+      // The instance keeps the binary: a replica lost later is replaced on it too.
+      expect(after.redisServer).to.equal(next);
+      const victim = after.slaves[0];
+      process.kill(victim.pid, 'SIGKILL');
+      const healed = await fleet.waitFor(async () => {
+        const i = await view();
+        const fresh = i.slaves.find((r: Json) => r.id !== victim.id && !live.some((p: Json) => p.id === r.id));
+        return fresh && i.status === 'RUNNING' && i.slaves.length === 2 ? fresh : undefined;
+      }, 60_000, 'the killed replica to be replaced');
+      expect(healed.redisServer.path).to.equal(next);
+      expect(exeOf(healed.pid)).to.equal(real(next));
     } finally {
       await writer.stop();
     }
