@@ -80,7 +80,7 @@ async function waitForDrain(base: string, agent: string, seconds: number, say: (
     const view = (body as unknown as AgentReply[]).find((a) => a.id === agent);
     const drain = view?.drain;
     if (!drain) throw new Error(`agent ${agent} is no longer draining (undrained?)`);
-    const line = progressLine(drain);
+    const line = progressLine({ ...drain, left: view?.left ?? drain.left });
     if (line !== last) say(`drain ${agent}: ${line} (${Math.round((Date.now() - started) / 1000)} s)`);
     last = line;
     if (drain.state === 'drained') return view;

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DrainState, type Drain } from '../domain/drain.js';
 import { isOperationRunning, OperationState } from '../domain/operation.js';
 import { isActive } from '../domain/rules.js';
+import { InstanceStatus } from '../domain/model.js';
 import { DrainStore } from '../store/drain-store.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Logger } from '../logger.js';
@@ -128,6 +129,7 @@ export class Drainer {
     const inst = this.store.instance(name);
     if (!inst) return undefined;
     if (!isActive(inst)) return `${name} is ${inst.status}`;
+    if (inst.status === InstanceStatus.Creating) return `${name} is still being created; its procs move once it runs`;
     const running = inst.operation;
     if (isOperationRunning(running)) {
       if (running.kind !== 'drain' || running.params.agent !== agent) return `${name} runs a ${running.kind} (${running.step}); its procs move once it ends`;
