@@ -45,8 +45,8 @@ export function rollingUpgrade(deps: UpgradeDeps): OperationHandler {
       const wanted = params.redisServer;
       if (typeof wanted !== 'string' || wanted === '') throw new InvalidInputError('INVALID_REDIS_SERVER', 'redisServer', 'redisServer must be a binary path or a version, e.g. "/opt/redis-7.2/redis-server" or "7.2.4"');
       const offering = deps.broker.agents().filter((a) => a.connected && offeredBinary(a.redisServers ?? [], wanted));
-      if (deps.store.instance(name)?.type === InstanceType.Standalone) throw new OperationRefusedError(STANDALONE, 'redisServer');
       if (offering.length === 0) throw new InvalidInputError('UNKNOWN_REDIS_SERVER', 'redisServer', `no connected agent offers redis-server '${wanted}'; see the binaries each agent offers in GET /api/agents (agents offer more with --redis-server)`);
+      if (deps.store.instance(name)?.type === InstanceType.Standalone) throw new OperationRefusedError(STANDALONE, 'redisServer');
     },
     run: (name, op, progress) => upgrade(deps, name, op, progress),
   };
