@@ -22,11 +22,11 @@ export interface DrainOperationDeps {
 /**
  * The 'drain' operation: moves every proc of one instance off one agent (params.agent), with no
  * acknowledged write lost. Replicas first: each is replaced elsewhere (a new replica synced, then
- * the old one stopped), or just stopped when the instance has more replicas than it wants. Then
- * the master: switched over to a synced replica elsewhere (the plan checkpointed before the
- * pause, so a new term settles it), after which it is a replica and goes like the others. A
- * standalone master cannot move without loss: the drainer waits on it (drain-plan.ts). Each pass reads the instance afresh, so a resumed run (a new leader
- * term) goes on from wherever the last one stopped; it ends early when the drain was undone.
+ * the old one stopped). Then the master: switched over to a synced replica elsewhere (the plan
+ * checkpointed before the pause, so a new term settles it), after which it is a replica and goes
+ * like the others. A standalone master cannot move without loss: the drainer waits on it
+ * (drain-plan.ts). Each pass reads the instance afresh, so a resumed run (a new leader term) goes
+ * on from wherever the last one stopped; it ends early when the drain was undone.
  */
 export function drainOperation(deps: DrainOperationDeps): OperationHandler {
   return {
@@ -75,24 +75,15 @@ async function settleSwitchover(deps: DrainOperationDeps, name: string, op: Oper
   await progress(outcome === 'done' ? `switched over to ${plan.to}` : `switchover to ${plan.to} not made; planning again`, { plan: null });
 }
 
-
-
-/** Replaces a replica elsewhere (or retires a surplus one), then waits until it has left the agent. */
+/**
+ * Replaces a replica elsewhere (a new one synced first, then the old one stopped), then waits until
+ * it has left the agent. The move is keyed by the old proc (ProcMove's `move:<procId>`), so a
+ * resumed run finds the replica a previous term already asked for.
+ */
 async function moveReplica(deps: DrainOperationDeps, inst: Instance, replica: Proc, avoidAgents: string[], progress: Progress, moved: string[]): Promise<void> {
-  const surplus = liveReplicas(inst).length > inst.expSlaves;
   moved.push(replica.id);
-  if (surplus) {
-    await progress(`stopping surplus replica ${replica.id} on ${replica.sid}`, { moved });
-    await deps.moves.retireReplica(inst.name, replica.id);
-  } else {
-    await progress(`replacing replica ${replica.id} on ${replica.sid}`, { moved });
-    await deps.moves.replaceReplica(inst.name, replica.id, { avoidAgents }, deps.moveTimeoutMs);
-  }
+  await progress(`replacing replica ${replica.id} on ${replica.sid}`, { moved });
+  await deps.moves.replaceReplica(inst.name, replica.id, { avoidAgents }, deps.moveTimeoutMs);
   const gone = (): boolean => !deps.store.instance(inst.name)?.procs.some((p) => p.id === replica.id && isLive(p));
   await untilStoreShows(deps.store, inst.name, gone, `replica ${replica.id} to stop`);
 }
-
-function liveReplicas(inst: Instance): Proc[] {
-  return inst.procs.filter((p) => p.type === ProcType.Replica && p.id !== inst.mname && isLive(p));
-}
-
