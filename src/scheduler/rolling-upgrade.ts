@@ -92,7 +92,8 @@ async function upgrade(deps: UpgradeDeps, name: string, op: Operation, progress:
     if (runsBinary(master, wanted)) return;
     if (replicas.length <= inst.expSlaves) {
       await step(`adding the master's replacement on ${wanted}`);
-      await deps.moves.addReplica(name, { redisServer: wanted }, deps.moveTimeoutMs, `upgrade:${op.id}:${master.id}`);
+      // Placed as the master's replacement: the distribution counts it in the master's stead.
+      await deps.moves.addReplica(name, { redisServer: wanted }, deps.moveTimeoutMs, `upgrade:${op.id}:${master.id}`, master.id);
       continue;
     }
     await switchOver(deps, inst, master, wanted, step, progress);
