@@ -135,6 +135,27 @@ describe('drain: moving everything off an agent', function () {
     const placed = await settled('dr5');
     expect(liveOn(placed, 'agent1')).to.have.length(1);
   });
+
+  it('an undrain stops a drain under way: what moved stays moved, the rest stays put', async () => {
+    const all = ['dr1', 'dr2', 'dr3', 'dr4', 'dr5'];
+    const before = (await Promise.all(all.map(view))).reduce((n, i) => n + liveOn(i, 'agent2').length, 0);
+    expect(before).to.be.greaterThan(1);
+    const started = await fleet.api('POST', '/api/agents/agent2/drain');
+    expect(started.status).to.equal(202, started.text);
+    const stopped = await fleet.api('POST', '/api/agents/agent2/undrain');
+    expect(stopped.status).to.equal(200, stopped.text);
+    expect(stopped.json).to.include({ draining: false });
+    // The move under way (one instance at most) ends; nothing else moves.
+    await fleet.waitFor(async () => {
+      const views = await Promise.all(all.map(view));
+      return views.every((i) => i.operation?.state !== 'running') ? views : undefined;
+    }, 60_000, 'the move under way to end');
+    const views = await Promise.all(all.map((n) => settled(n)));
+    const left = views.reduce((n, i) => n + liveOn(i, 'agent2').length, 0);
+    expect(left, 'procs still on agent2').to.be.greaterThan(0);
+    const moved = views.filter((i) => i.operation?.kind === 'drain' && i.operation.params.agent === 'agent2');
+    expect(moved.length, 'instances moved off agent2 after the undrain').to.be.at.most(1);
+  });
 });
 
 /**
