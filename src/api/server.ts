@@ -9,6 +9,7 @@ import { InstanceCreation } from './creation.js';
 import { v1Routes } from './v1-routes.js';
 import { jsonRoutes } from './json-routes.js';
 import { fleetRoutes } from './fleet-routes.js';
+import { maintenanceRoutes } from './maintenance-routes.js';
 import { switchoverRoutes } from './switchover-routes.js';
 import type { RouteDeps, State } from './request.js';
 
@@ -64,6 +65,7 @@ export function createApiServer(deps: ApiDeps): Server {
   v1Routes(router, routeDeps, creation);
   jsonRoutes(router, routeDeps, creation);
   fleetRoutes(router, routeDeps);
+  maintenanceRoutes(router, routeDeps);
   switchoverRoutes(router, routeDeps);
   app.use(router.routes());
   app.use(router.allowedMethods());

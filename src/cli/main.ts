@@ -6,6 +6,8 @@ import { explainError, type Endpoints } from './explain.js';
 import { schedulerCommand } from './scheduler-command.js';
 import { agentCommand } from './agent-command.js';
 import { INSTANCE_CHANGE_USAGE, resizeCommand, scaleCommand } from './instance-change.js';
+import { drainCommand, undrainCommand } from './drain-command.js';
+import { upgradeCommand } from './upgrade-command.js';
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
@@ -16,6 +18,8 @@ ${DEV_USAGE}
 
 ${CLIENT_HELP}
 ${INSTANCE_CHANGE_USAGE}
+  redfleet drain AGENT [--wait [--timeout 600]]   |   redfleet undrain AGENT
+  redfleet upgrade --redis-server PATH|VERSION [NAME...] [--wait]
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
 REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_PREVIOUS_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
@@ -34,6 +38,9 @@ const COMMANDS: Record<string, (argv: string[], endpoints: Endpoints) => Promise
   delete: deleteCommand,
   resize: resizeCommand,
   scale: scaleCommand,
+  drain: drainCommand,
+  undrain: undrainCommand,
+  upgrade: upgradeCommand,
 };
 
 /** Exit status of a bad command line, as for every other usage error. */

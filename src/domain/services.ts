@@ -5,6 +5,7 @@
  * never reach into scheduler internals or the store.
  */
 import type { Operation, OperationKind } from './operation.js';
+import type { Drain } from './drain.js';
 import type { EventEmitter } from 'node:events';
 import type { Instance, InstanceStatus, Placement, Proc } from './model.js';
 
@@ -20,6 +21,12 @@ export interface AgentResources {
   ports: PortSpan[];
 }
 
+/** A redis-server binary an agent offers: its path and what its `--version` says (e.g. "7.0.15"). */
+export interface RedisServerBinary {
+  path: string;
+  version: string;
+}
+
 /** An agent as GET /api/agents shows it. */
 export interface AgentView {
   id: string;
@@ -30,6 +37,14 @@ export interface AgentView {
   free: AgentResources;
   tasks: string[];
   subscribedAt: string;
+  /** The binaries it offers, the first its default (empty for an agent that does not say). */
+  redisServers?: RedisServerBinary[];
+  /** Whether it is under maintenance (draining or drained): it gets no new procs. */
+  draining?: boolean;
+  /** Live procs still placed on it, while it drains. */
+  left?: number;
+  /** Its Drain record (state, left, waitingReason ...), or null. */
+  drain?: Drain | null;
 }
 
 /** An agent that holds live procs and whose calls were refused lately (a wrong fleet key, a forged id). */
@@ -89,6 +104,10 @@ export interface FleetService {
   refusedAgents(): RefusedAgent[];
   /** The master clients are told about: exactly what the Sentinel endpoint answers. */
   announcedMaster: MasterRule;
+  /** Starts draining an agent (the leader only): 404 for an agent that is not known; its record. */
+  drain(agentId: string): Promise<Drain>;
+  /** Ends an agent's drain (the leader only): procs already moved stay moved; false when it was not draining. */
+  undrain(agentId: string): Promise<boolean>;
   /** Records and starts a day-2 operation on the instance (the leader only); its record. */
   startOperation(name: string, kind: OperationKind, params: Record<string, unknown>): Promise<Operation>;
 }

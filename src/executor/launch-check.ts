@@ -10,6 +10,8 @@ export interface LaunchLimits {
   memMb: number;
   /** Ports of procs this agent already runs. */
   portsInUse: ReadonlySet<number>;
+  /** The redis-server binaries this agent offers, the first its default. */
+  redisServers: readonly string[];
 }
 
 /** A LAUNCH that passed every check, with defaults filled in. */
@@ -26,6 +28,8 @@ export interface CheckedLaunch {
   minReplicasMaxLag: number;
   /** 0: the agent's default. */
   maxClients: number;
+  /** The binary to run: one this agent offers. */
+  redisServer: string;
 }
 
 /*
@@ -81,7 +85,17 @@ export function checkLaunch(taskId: string, launch: redfleet.v1.IRedisLaunch, li
     minReplicasToWrite: optional(launch.min_replicas_to_write, 'min_replicas_to_write', LAUNCH_LIMITS.minReplicasToWrite, 0),
     minReplicasMaxLag: optional(launch.min_replicas_max_lag, 'min_replicas_max_lag', LAUNCH_LIMITS.minReplicasMaxLag, 0),
     maxClients: optional(launch.max_clients, 'max_clients', LAUNCH_LIMITS.maxClients, 0),
+    redisServer: binaryOf(launch.redis_server, limits.redisServers),
   };
+}
+
+/** The binary a LAUNCH names must be one the agent offers: a scheduler may not run any file it likes. */
+function binaryOf(wanted: unknown, offered: readonly string[]): string {
+  if (wanted === undefined || wanted === null || wanted === '') return offered[0] ?? 'redis-server';
+  if (typeof wanted !== 'string' || !offered.includes(wanted)) {
+    throw new InvalidLaunchError('redis_server', `redis_server ${quote(wanted)} is not one of this agent's binaries (${offered.join(', ')})`);
+  }
+  return wanted;
 }
 
 function roleOf(role: unknown): 'master' | 'replica' {

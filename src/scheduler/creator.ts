@@ -8,7 +8,9 @@ import { place, shortfall, type Assignment, type PlacementRequest, type Slot } f
 import type { Offer, TaskLaunch } from './offers.js';
 import type { FrameworkContext } from './framework-context.js';
 import type { Need } from './need.js';
-import { placeSurge } from './surge-placement.js';
+import { placeSurge, slotOffers } from './surge-placement.js';
+import { offeredBinary } from './redis-binaries.js';
+import type { RedisServerBinary } from '../domain/services.js';
 
 /** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
 const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
@@ -21,6 +23,8 @@ const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
 export class Creator {
   /** Instances that need procs placed. */
   private readonly wanting = new Set<string>();
+  /** The binaries each offer of the current round carries (by offer id). */
+  private binaries = new Map<string, RedisServerBinary[]>();
 
   constructor(private readonly ctx: FrameworkContext) {}
 
@@ -42,7 +46,11 @@ export class Creator {
     });
   }
 
-  private async placeOn(offers: Offer[]): Promise<void> {
+  private async placeOn(all: Offer[]): Promise<void> {
+    // A draining (or drained) agent gets no new procs: its offers go back unused.
+    const offers = all.filter((o) => !this.ctx.store.drain(o.agentId));
+    for (const o of all) if (!offers.includes(o)) this.ctx.broker.decline(o.id, this.ctx.opts.idleRefuseSeconds);
+    this.binaries = new Map(offers.map((o) => [o.id, o.redisServers ?? []]));
     const slots: Slot[] = offers.map((o) => ({
       agentId: o.agentId,
       offerId: o.id,
@@ -51,6 +59,7 @@ export class Creator {
       cpus: o.resources.cpus,
       mem: o.resources.mem,
       ports: o.resources.ports.map((r) => ({ ...r })),
+      redisServers: o.redisServers ?? [],
     }));
     const launches = new Map<string, TaskLaunch[]>();
     const byAge = [...this.wanting]
@@ -105,12 +114,16 @@ export class Creator {
   private async placeProcs(inst: Instance, need: Need, slots: Slot[]): Promise<{ proc: NewProc; offerId: string }[]> {
     const placed: { proc: NewProc; offerId: string }[] = [];
     const plain = need.count - need.surges.length;
-    const assignments = plain > 0 ? await this.fit(inst, { ...need, count: plain }, slots) : undefined;
-    for (const [i, a] of (assignments ?? []).entries()) placed.push({ proc: newProc(inst, a, need.gang && i === 0 ? ProcType.Master : ProcType.Replica), offerId: a.offerId });
+    // An upgraded instance's new procs (replacements too) run its binary, only where it is offered.
+    const wanted = inst.redisServer || undefined;
+    const eligible = wanted ? slots.filter((s) => slotOffers(s, wanted)) : slots;
+    const assignments = plain > 0 ? await this.fit(inst, { ...need, count: plain }, eligible) : undefined;
+    const binaryOf = (a: Assignment, binary?: string) => offeredBinary(this.binaries.get(a.offerId) ?? [], binary);
+    for (const [i, a] of (assignments ?? []).entries()) placed.push({ proc: newProc(inst, a, need.gang && i === 0 ? ProcType.Master : ProcType.Replica, binaryOf(a, wanted)), offerId: a.offerId });
     for (const req of need.surges) {
-      const a = placeSurge(inst, req, slots, this.ctx.opts.procCpus);
+      const a = placeSurge(inst, { ...req, redisServer: req.redisServer ?? wanted }, slots, this.ctx.opts.procCpus);
       if (!a) continue;
-      placed.push({ proc: { ...newProc(inst, a, ProcType.Replica), capacity: req.capacityMb ?? inst.capacity, surge: req.id }, offerId: a.offerId });
+      placed.push({ proc: { ...newProc(inst, a, ProcType.Replica, binaryOf(a, req.redisServer ?? wanted)), capacity: req.capacityMb ?? inst.capacity, surge: req.id }, offerId: a.offerId });
     }
     return placed;
   }
@@ -160,7 +173,7 @@ export class Creator {
 
   /** Every connected agent's free resources, offered or not: what the fleet has, for messages. */
   private fleetSlots(): Slot[] {
-    return this.ctx.broker.agents().filter((a) => a.connected).map((a) => ({
+    return this.ctx.broker.agents().filter((a) => a.connected && !this.ctx.store.drain(a.id)).map((a) => ({
       agentId: a.id,
       offerId: '',
       ip: a.ip,
@@ -172,9 +185,11 @@ export class Creator {
   }
 }
 
-/** The proc to write for this assignment. */
-function newProc(inst: Instance, a: Assignment, type: ProcType): NewProc {
+/** The proc to write for this assignment, on the binary its agent offers for it. */
+function newProc(inst: Instance, a: Assignment, type: ProcType, binary: RedisServerBinary | undefined): NewProc {
   return {
+    redisServer: binary?.path,
+    redisVersion: binary?.version,
     id: `${inst.name}::${uuidv4()}`,
     instance: inst.name,
     nodename: a.hostname,
@@ -206,6 +221,7 @@ function launchOf(inst: Instance, p: NewProc, master: { ip: string; port: number
       min_replicas_to_write: inst.expSlaves > 0 ? 1 : 0,
       min_replicas_max_lag: inst.minReplicasMaxLag || DEFAULT_MIN_REPLICAS_MAX_LAG,
       max_clients: inst.maxClients || undefined,
+      redis_server: p.redisServer || undefined,
     }).finish(),
   };
 }

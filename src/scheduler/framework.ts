@@ -15,12 +15,18 @@ import { Creator } from './creator.js';
 import { Maintainer } from './maintainer.js';
 import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
+import { Drainer } from './drainer.js';
+import { drainOperation } from './drain-operation.js';
+import { rollingUpgrade } from './rolling-upgrade.js';
 import { switchoverHandler } from './switchover-operation.js';
 import { ProcMove } from './proc-move.js';
 import { ResizeOperation } from './resize.js';
 import { ScaleOperation } from './scale.js';
 
 export type { FrameworkOptions } from './framework-context.js';
+
+/** How long a drain or an upgrade gives one new replica to be placed and synced before it fails (and, for a drain, retries). */
+const MOVE_TIMEOUT_MS = 120_000;
 
 /**
  * The Redis framework: turns instances in etcd into redis-server tasks.
@@ -34,6 +40,8 @@ export class RedisFramework implements Framework {
   readonly failover: Failover;
   /** Day-2 operations (resize, scale, switchover ...): their handlers register here. */
   readonly operations: Operations;
+  /** Agent maintenance: moves every proc off a draining agent (see drainer.ts). */
+  readonly drainer: Drainer;
   /** Adds, retires and replaces replicas under constraints (drain, upgrade, resize use it). */
   readonly moves: ProcMove;
   private readonly jobs: FrameworkJobs;
@@ -60,11 +68,15 @@ export class RedisFramework implements Framework {
     this.destroyer = new Destroyer(ctx, this.creator);
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);
     this.operations = new Operations(store, log);
+    this.drainer = new Drainer(store, broker, this.procs, this.operations, log, opts.procCpus);
     this.operations.register(switchoverHandler(store, this.failover.switchover));
     this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
     const deps = { store, broker, links, moves: this.moves, log, switchover: this.failover.switchover };
     this.operations.register(new ResizeOperation(deps));
     this.operations.register(new ScaleOperation(deps));
+    const maintenance = { store, broker, log, moves: this.moves, switchovers: this.failover.switchover, moveTimeoutMs: MOVE_TIMEOUT_MS };
+    this.operations.register(drainOperation(maintenance));
+    this.operations.register(rollingUpgrade(maintenance));
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);
@@ -75,6 +87,7 @@ export class RedisFramework implements Framework {
     this.graceTimer = setTimeout(() => this.maintainer.sweepUnclaimedProcs(), this.opts.agentGraceMs);
     this.failover.start();
     this.operations.resumeAll();
+    this.drainer.start();
   }
 
   async stop(): Promise<void> {
@@ -82,7 +95,7 @@ export class RedisFramework implements Framework {
     this.store.off('instance', this.onInstance);
     this.failover.stop();
     clearTimeout(this.graceTimer);
-    await Promise.all([this.jobs.stop(), this.operations.stop()]);
+    await Promise.all([this.jobs.stop(), this.drainer.stop(), this.operations.stop()]);
   }
 
   private instanceChanged(name: string): void {

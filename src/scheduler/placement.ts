@@ -1,4 +1,5 @@
 import { portCount, type PortRange } from '../proto/messages.js';
+import type { RedisServerBinary } from '../domain/services.js';
 
 /** What one agent can give right now (from its offer). */
 export interface Slot {
@@ -9,6 +10,8 @@ export interface Slot {
   cpus: number;
   mem: number;
   ports: PortRange[];
+  /** The redis-server binaries the agent offers, the first its default (absent: only its default). */
+  redisServers?: RedisServerBinary[];
 }
 
 export interface PlacementRequest {

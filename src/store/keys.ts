@@ -13,6 +13,9 @@ export class Keys {
   get configDir(): string { return `${this.prefix}/Config/`; }
   get agents(): string { return `${this.prefix}/Agents/`; }
   agent(id: string): string { return `${this.agents}${id}`; }
+  /** Agents under maintenance (see domain/drain.ts); not under Agents/, whose keys die with the agent's lease. */
+  get drains(): string { return `${this.prefix}/Drains/`; }
+  drain(agentId: string): string { return `${this.drains}${agentId}`; }
   get instances(): string { return `${this.prefix}/Instances/`; }
   instance(name: string): string { return `${this.instances}${name}/`; }
   instanceField(name: string, field: string): string { return `${this.instance(name)}${field}`; }

@@ -34,6 +34,8 @@ export function procFromFields(id: string, f: Map<string, string>): Proc {
     eid: f.get('EID') ?? '',
     sid: f.get('SID') ?? '',
     msg: f.get('Msg') ?? '',
+    redisServer: f.get('RedisServer') ?? '',
+    redisVersion: f.get('RedisVersion') ?? '',
     surge: f.get('Surge') ?? '',
     stats: parseStats(f.get('Stats')),
   };
@@ -71,6 +73,7 @@ export function instanceFromFields(
     accessKeyHash: f.get('AccessKeyHash') ?? '',
     creator: f.get('Creator') ?? '',
     maxClients: int(f.get('MaxClients')),
+    redisServer: f.get('RedisServer') ?? '',
     operation: parseOperation(f.get('Operation')),
     surges: parseSurge(f.get('Surge')),
     procs: [...procs.entries()].map(([id, pf]) => procFromFields(id, pf)).sort((a, b) => a.id.localeCompare(b.id)),
