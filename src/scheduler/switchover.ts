@@ -48,6 +48,8 @@ export interface SwitchoverOptions {
 const PAUSE_MS = 3000;
 /** How long the chosen replica has to reach the paused master's offset before the switch is off. */
 const CATCH_UP_MS = 1000;
+/** Attempts (50 ms apart) at turning the old master into a replica over the scheduler's link. */
+const DEMOTE_ATTEMPTS = 40;
 
 /**
  * A planned switchover (issue 9, part 3): no kill. Pauses the master's writes, waits until the
@@ -118,6 +120,7 @@ export class Switchover {
       const others = inst.procs.filter((p) => isLive(p) && p.id !== plan.to && p.id !== plan.from);
       await this.apply(to, from && isLive(from) ? from : undefined);
       await this.repoint(to, others);
+      if (from) this.announce(name, `${from.ip} ${from.port}`, to, [from, ...others]);
       this.log.warn('switchover settled after a restart: done', { instance: name, from: plan.from, to: plan.to });
       return 'done';
     }
@@ -216,20 +219,32 @@ export class Switchover {
     await Promise.all(others.filter(isRunning).map((p) => this.links.call(p, 'REPLICAOF', chosen.ip, String(chosen.port))));
   }
 
+  /**
+   * The old master follows the new one, is unpaused and drops its tenants' clients, in one MULTI.
+   * Tried again for a while (a link a restarted scheduler has only just opened): until its
+   * tenants' clients are dropped they keep writing to a replica and only get -READONLY back.
+   */
   private async demote(old: Proc, chosen: Proc): Promise<void> {
-    try {
-      const results = await this.links.get(old).multi()
-        .call('REPLICAOF', chosen.ip, String(chosen.port))
-        .call('CLIENT', 'UNPAUSE')
-        .call('CLIENT', 'KILL', 'TYPE', 'normal', 'USER', 'default', 'SKIPME', 'yes')
-        .call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'USER', 'default', 'SKIPME', 'yes')
-        .exec();
-      const failed = results?.find(([err]) => err);
-      if (!results || failed) throw failed?.[0] ?? new Error('MULTI aborted');
-    } catch (err) {
-      // Its agent follows the SLAVEOF message, and the pause ends by itself at its bound.
-      this.log.warn('switchover: the old master did not take REPLICAOF at once; its agent carries it out', { instance: old.instance, proc: old.id, agent: old.sid, error: (err as Error).message });
+    let error = '';
+    for (let attempt = 0; attempt < DEMOTE_ATTEMPTS; attempt++) {
+      if (attempt > 0) await sleep(50);
+      await this.links.call(old, 'PING');
+      try {
+        const results = await this.links.get(old).multi()
+          .call('REPLICAOF', chosen.ip, String(chosen.port))
+          .call('CLIENT', 'UNPAUSE')
+          .call('CLIENT', 'KILL', 'TYPE', 'normal', 'USER', 'default', 'SKIPME', 'yes')
+          .call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'USER', 'default', 'SKIPME', 'yes')
+          .exec();
+        const failed = results?.find(([err]) => err);
+        if (results && !failed) return;
+        error = (failed?.[0] as Error | undefined)?.message ?? 'MULTI aborted';
+      } catch (err) {
+        error = (err as Error).message;
+      }
     }
+    // Its agent follows the SLAVEOF message, and the pause ends by itself at its bound.
+    this.log.error('switchover: the old master did not take REPLICAOF; its agent carries it out, but its clients stay until they reconnect', { instance: old.instance, proc: old.id, agent: old.sid, error });
   }
 
   /** Sentinel's closing events of a failover, then each re-pointed replica (the old master too). */
