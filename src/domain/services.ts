@@ -144,5 +144,13 @@ export interface SentinelSource {
   masters(): SentinelMaster[];
   master(name: string): SentinelMaster | undefined;
   replicas(name: string): SentinelReplica[];
+  /**
+   * SENTINEL FAILOVER: starts a planned switchover of the instance (the 'switchover' operation)
+   * and answers at once, as Sentinel does: whether it started, or why not.
+   */
+  failover(name: string): SentinelFailoverReply;
   events: EventEmitter;
 }
+
+/** What SENTINEL FAILOVER answers (the switchover itself goes on after the reply). */
+export type SentinelFailoverReply = 'started' | 'no-such-master' | 'in-progress' | 'no-good-slave' | 'not-leader';
