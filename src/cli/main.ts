@@ -5,6 +5,7 @@ import { devCommand, DEV_USAGE } from './dev.js';
 import { explainError, type Endpoints } from './explain.js';
 import { schedulerCommand } from './scheduler-command.js';
 import { agentCommand } from './agent-command.js';
+import { failoverCommand } from './failover-command.js';
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
@@ -14,6 +15,7 @@ Fleet processes:
 ${DEV_USAGE}
 
 ${CLIENT_HELP}
+  redfleet failover NAME [--to PROC] [--wait [--timeout 60]]   planned switchover, no acknowledged write lost
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
 REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_PREVIOUS_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
@@ -30,6 +32,7 @@ const COMMANDS: Record<string, (argv: string[], endpoints: Endpoints) => Promise
   status: statusCommand,
   list: listCommand,
   delete: deleteCommand,
+  failover: failoverCommand,
 };
 
 /** Exit status of a bad command line, as for every other usage error. */

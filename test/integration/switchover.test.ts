@@ -148,6 +148,15 @@ describe('planned switchover', function () {
       }, 20_000, 'the switchover to end');
       expect(after.master.id).to.equal(inst.slaves[0].id);
       expect((await roleOf(inst.master, password))[0]).to.equal('slave');
+      // And back with the command: a progress line per step, the new master at the end.
+      await fleet.waitFor(async () => (await fleet.api('GET', '/api/instances/sw4')).json.slaves.length === 1, 10_000, 'the old master listed as a replica');
+      const cli = await fleet.cli(['failover', 'sw4', '--to', inst.master.id, '--wait']);
+      expect(cli.code, cli.stderr).to.equal(0);
+      expect(cli.stdout).to.match(/switchover: done/);
+      expect(cli.stdout).to.include(`master is now ${inst.master.id}`);
+      const bad = await fleet.cli(['failover', 'sw4', '--to', 'nope']);
+      expect(bad.code).to.equal(1);
+      expect(bad.stderr).to.match(/INVALID_PROC/);
       const { inst: solo } = await create('sw5', 0);
       expect(solo.type).to.equal('S');
       const err = await sentinel.call('SENTINEL', 'FAILOVER', 'sw5').catch((e: Error) => e.message);
