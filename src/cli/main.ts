@@ -6,6 +6,7 @@ import { explainError, type Endpoints } from './explain.js';
 import { schedulerCommand } from './scheduler-command.js';
 import { agentCommand } from './agent-command.js';
 import { failoverCommand } from './failover-command.js';
+import { rebalanceCommand } from './rebalance-command.js';
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
@@ -16,6 +17,7 @@ ${DEV_USAGE}
 
 ${CLIENT_HELP}
   redfleet failover NAME [--to PROC] [--wait [--timeout 60]]   planned switchover, no acknowledged write lost
+  redfleet rebalance [--dry-run] [--wait [--timeout 600]]   spread masters: at most ceil(masters/agents)+1 per agent
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
 REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_PREVIOUS_FLEET_KEY, REDFLEET_LOG_LEVEL.`;
@@ -33,6 +35,7 @@ const COMMANDS: Record<string, (argv: string[], endpoints: Endpoints) => Promise
   list: listCommand,
   delete: deleteCommand,
   failover: failoverCommand,
+  rebalance: rebalanceCommand,
 };
 
 /** Exit status of a bad command line, as for every other usage error. */

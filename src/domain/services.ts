@@ -5,6 +5,7 @@
  * never reach into scheduler internals or the store.
  */
 import type { Operation, OperationKind } from './operation.js';
+import type { RebalanceRecord } from './rebalance.js';
 import type { EventEmitter } from 'node:events';
 import type { Instance, InstanceStatus, Placement, Proc } from './model.js';
 
@@ -91,6 +92,10 @@ export interface FleetService {
   announcedMaster: MasterRule;
   /** Records and starts a day-2 operation on the instance (the leader only); its record. */
   startOperation(name: string, kind: OperationKind, params: Record<string, unknown>): Promise<Operation>;
+  /** Plans a rebalance of masters and, unless `dryRun`, starts it (the leader only); its record. */
+  rebalance(dryRun: boolean): Promise<RebalanceRecord>;
+  /** The last (or running) rebalance, from etcd; undefined when there was none. */
+  rebalanceStatus(): Promise<RebalanceRecord | undefined>;
 }
 
 /** Whether this scheduler leads, and where the leader is: a standby serves reads only. */

@@ -2,6 +2,8 @@ import type { FleetStore } from '../store/fleet-store.js';
 import { generatePassword, sameSecret, sha256Hex } from '../store/secrets.js';
 import { InstanceType, type Instance, type InstanceStatus, type Proc } from '../domain/model.js';
 import type { Operation, OperationKind } from '../domain/operation.js';
+import type { RebalanceRecord } from '../domain/rebalance.js';
+import { RebalanceStore } from '../store/rebalance-store.js';
 import type { AgentView, CreatedInstance, FleetService, InstanceRequest, RefusedAgent } from '../domain/services.js';
 import { NotLeaderError } from '../errors.js';
 import type { OfferBroker } from './broker.js';
@@ -89,6 +91,16 @@ export class SchedulerFleetService implements FleetService {
     const framework = this.term().framework;
     if (!framework) throw new NotLeaderError(this.leaderUrl());
     return framework.operations.start(name, kind, params);
+  }
+
+  async rebalance(dryRun: boolean): Promise<RebalanceRecord> {
+    const framework = this.term().framework;
+    if (!framework) throw new NotLeaderError(this.leaderUrl());
+    return framework.rebalancer.start(dryRun);
+  }
+
+  rebalanceStatus(): Promise<RebalanceRecord | undefined> {
+    return new RebalanceStore(this.store).read();
   }
 
   agents(): AgentView[] {

@@ -16,6 +16,7 @@ import { Maintainer } from './maintainer.js';
 import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
 import { switchoverHandler } from './switchover-operation.js';
+import { Rebalancer } from './rebalance.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -31,6 +32,8 @@ export class RedisFramework implements Framework {
   readonly failover: Failover;
   /** Day-2 operations (resize, scale, switchover ...): their handlers register here. */
   readonly operations: Operations;
+  /** Fleet-wide rebalancing of masters by switchover (POST /api/rebalance). */
+  readonly rebalancer: Rebalancer;
   private readonly jobs: FrameworkJobs;
   private readonly procs: AgentProcs;
   private readonly creator: Creator;
@@ -56,6 +59,7 @@ export class RedisFramework implements Framework {
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);
     this.operations = new Operations(store, log);
     this.operations.register(switchoverHandler(store, this.failover.switchover));
+    this.rebalancer = new Rebalancer(store, this.operations, () => broker.agents().filter((a) => a.connected).map((a) => a.id), log);
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);
@@ -66,6 +70,7 @@ export class RedisFramework implements Framework {
     this.graceTimer = setTimeout(() => this.maintainer.sweepUnclaimedProcs(), this.opts.agentGraceMs);
     this.failover.start();
     this.operations.resumeAll();
+    this.rebalancer.resume();
   }
 
   async stop(): Promise<void> {
@@ -73,7 +78,7 @@ export class RedisFramework implements Framework {
     this.store.off('instance', this.onInstance);
     this.failover.stop();
     clearTimeout(this.graceTimer);
-    await Promise.all([this.jobs.stop(), this.operations.stop()]);
+    await Promise.all([this.jobs.stop(), this.operations.stop(), this.rebalancer.stop()]);
   }
 
   private instanceChanged(name: string): void {
