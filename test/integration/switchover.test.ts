@@ -19,6 +19,18 @@ async function roleOf(proc: { ip: string; port: number }, password: string): Pro
   }
 }
 
+/** INFO stats `sync_full` of the redis-server at `proc`: full resyncs it has served as a master. */
+async function fullSyncs(proc: { ip: string; port: number }, password: string): Promise<number> {
+  const r = new Redis({ host: proc.ip, port: proc.port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  r.on('error', () => undefined);
+  try {
+    await r.connect();
+    return Number(/^sync_full:(\d+)/m.exec(await r.info('stats'))?.[1] ?? -1);
+  } finally {
+    r.disconnect();
+  }
+}
+
 /** Every +switch-master message the Sentinel endpoint publishes while the test runs. */
 async function switchMasters(fleet: LocalFleet): Promise<{ seen: string[]; close: () => void }> {
   const sub = new Redis({ port: fleet.sentinelPort });
@@ -58,6 +70,8 @@ describe('planned switchover', function () {
   async function switchOver(name: string, password: string, before: View, body?: unknown): Promise<View> {
     const events = await switchMasters(fleet);
     const writer = new AckedWriter(fleet.sentinelPort, name, password);
+    const syncsBefore = new Map<string, number>();
+    for (const p of before.procs) syncsBefore.set(p.id, await fullSyncs(p, password));
     writer.start(`${name}:`);
     try {
       await writer.waitForAcks(100);
@@ -80,6 +94,9 @@ describe('planned switchover', function () {
       const role = await roleOf(before.master, password);
       expect(role[0]).to.equal('slave');
       expect(`${role[1]}:${role[2]}`).to.equal(`${after.master.ip}:${after.master.port}`);
+      // The old master and the other replica followed the new master with a partial resync.
+      await fleet.waitFor(async () => (await roleOf(after.master, password))[2] !== undefined && ((await roleOf(after.master, password))[2] as unknown[]).length === 2, 10_000, 'both replicas on the new master');
+      expect(await fullSyncs(after.master, password), 'full resyncs served by the new master').to.equal(syncsBefore.get(after.master.id));
       // Nothing restarted.
       for (const p of before.procs) expect(after.procs.find((q: View) => q.id === p.id)?.pid, p.id).to.equal(p.pid);
       await fleet.waitFor(() => events.seen.some((m) => m === `${name} ${before.master.ip} ${before.master.port} ${after.master.ip} ${after.master.port}`), 5000, '+switch-master');
