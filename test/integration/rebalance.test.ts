@@ -47,7 +47,7 @@ describe('balanced masters and rebalance', function () {
   }
 
   /** Runs a rebalance to its end with writers on two instances; checks zero loss and no restart. */
-  async function rebalance(): Promise<View> {
+  async function rebalance(interrupt = false): Promise<View> {
     const writers = ['bal1', 'bal2', 'bal3'].map((n) => new AckedWriter(fleet.sentinelPort, n, passwords.get(n) as string));
     const pids = new Map<string, number>();
     for (const name of NAMES) for (const p of (await view(name)).procs) pids.set(p.id, p.pid);
@@ -56,6 +56,12 @@ describe('balanced masters and rebalance', function () {
       await Promise.all(writers.map((w) => w.waitForAcks(50)));
       const res = await fleet.api('POST', '/api/rebalance');
       expect(res.status, res.text).to.equal(202);
+      if (interrupt) {
+        // SIGKILL the scheduler once the first move is under way; the next one resumes the run.
+        await fleet.waitFor(async () => (await fleet.api('GET', '/api/rebalance')).json.step?.startsWith('moving'), 20_000, 'the first move');
+        await fleet.killScheduler('SIGKILL');
+        await fleet.startScheduler();
+      }
       const done = await fleet.waitFor(async () => {
         const r = (await fleet.api('GET', '/api/rebalance')).json;
         return r.id === res.json.id && r.state !== 'running' ? r : undefined;
@@ -97,7 +103,8 @@ describe('balanced masters and rebalance', function () {
     expect(Math.max(...Object.values(await mastersPerAgent()))).to.be.at.most(3);
   });
 
-  it('masters switched over onto one agent on purpose: the rebalance spreads them again', async () => {
+  /** Switches every master over to its replica on agent1. */
+  async function allOnAgent1(): Promise<void> {
     for (const name of NAMES) {
       const inst = await view(name);
       if (inst.master.agent === 'agent1') continue;
@@ -109,6 +116,10 @@ describe('balanced masters and rebalance', function () {
         return i.operation?.state === 'done' && i.master?.agent === 'agent1' && i.slaves.length === 2;
       }, 20_000, `${name}'s master on agent1`);
     }
+  }
+
+  it('masters switched over onto one agent on purpose: the rebalance spreads them again', async () => {
+    await allOnAgent1();
     expect((await mastersPerAgent()).agent1).to.equal(9);
     const cli = await fleet.cli(['rebalance', '--dry-run']);
     expect(cli.code, cli.stderr).to.equal(0);
@@ -124,5 +135,14 @@ describe('balanced masters and rebalance', function () {
       const roles = await Promise.all(inst.procs.map((p: View) => roleOf(p, passwords.get(name) as string)));
       expect(roles.sort(), name).to.deep.equal(['master', 'slave', 'slave']);
     }
+  });
+
+  it('a rebalance cut short by a scheduler SIGKILL is resumed by the next one and ends balanced', async () => {
+    await allOnAgent1();
+    const done = await rebalance(true);
+    expect(done.plan.moves.length).to.equal(6);
+    const counts = await mastersPerAgent();
+    expect(Math.max(...Object.values(counts)), JSON.stringify(counts)).to.be.at.most(3);
+    expect(fleet.log('scheduler')).to.match(/resuming a rebalance/);
   });
 });
