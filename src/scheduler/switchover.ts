@@ -150,17 +150,30 @@ export class Switchover {
       const written = await writeSwitchover(this.store, name, { oldMaster: old, newMaster: chosen, repoint: others, expectStatus: inst.status, epoch: plan.epoch });
       if (!written) throw new OperationRefusedError(`instance '${name}' changed during the switchover (a failover or a delete); nothing was switched`);
     } catch (err) {
+      // An etcd error may hide a transaction that did commit: then the switch stands, go on.
+      if (!(err instanceof OperationRefusedError) && (await this.committed(name, chosen))) return this.finish(name, oldAddr, old, chosen, others, pausedAt, plan);
       await this.links.call(old, 'CLIENT', 'UNPAUSE');
       this.emitEvent('-failover-abort-not-elected', `master ${name} ${oldAddr}`);
       log.warn('switchover abandoned; the master is unpaused and unchanged', { to: chosen.id, error: (err as Error).message });
       throw err;
     }
+    return this.finish(name, oldAddr, old, chosen, others, pausedAt, plan);
+  }
+
+  /** The switch is written: make it true at once, announce it, re-point the others. */
+  private async finish(name: string, oldAddr: string, old: Proc, chosen: Proc, others: Proc[], pausedAt: number, plan: SwitchoverPlan): Promise<SwitchoverResult> {
     await this.apply(chosen, old);
     const gapMs = Date.now() - pausedAt;
     this.announce(name, oldAddr, chosen, [old, ...others]);
     await this.repoint(chosen, others);
-    log.info('switchover done', { from: old.id, to: chosen.id, epoch: plan.epoch, gapMs });
+    this.log.info('switchover done', { instance: name, proc: old.id, agent: old.sid, from: old.id, to: chosen.id, epoch: plan.epoch, gapMs });
     return { from: old.id, to: chosen.id, epoch: plan.epoch, gapMs };
+  }
+
+  /** Whether etcd itself (not the cache) names `chosen` as the master. */
+  private async committed(name: string, chosen: Proc): Promise<boolean> {
+    const mname = await this.store.etcd.get(this.store.keys.instanceField(name, 'Mname')).string().catch(() => null);
+    return mname === chosen.id;
   }
 
   /** The replica to promote: `opts.to`, or the best ranked one with its link up and off `avoidAgents`. */
