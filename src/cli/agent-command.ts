@@ -25,6 +25,9 @@ Runs an agent: offers this host's memory, CPUs and ports and runs the redis-serv
   --fleet-key FILE           the fleet key file, copied from the scheduler; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
   --previous-fleet-key FILE  during a fleet key rotation, the old key; default $REDFLEET_PREVIOUS_FLEET_KEY, else none
   --stats-heartbeat SECONDS  write a proc's Stats to etcd at least this often, else only on a meaningful change; default 5
+  --keep-procs-on-stop       on SIGINT/SIGTERM leave the redis-servers running (an agent upgrade): the next agent
+                             with this id adopts them if it starts within the scheduler's --agent-timeout;
+                             default: stop them. A SIGKILLed agent always leaves them to the next one.
   -h, --help                 this text`;
 
 /** `redfleet agent`: runs this node's agent until SIGINT/SIGTERM. */
@@ -43,6 +46,7 @@ export async function agentCommand(argv: string[], endpoints: Endpoints): Promis
     'previous-fleet-key': { type: 'string' },
     prefix: { type: 'string' },
     'stats-heartbeat': { type: 'string' },
+    'keep-procs-on-stop': { type: 'boolean' },
   });
   if (values.help) return void console.log(AGENT_HELP);
   if (typeof values.scheduler !== 'string') throw new UsageError('agent needs --scheduler URL (the scheduler API, e.g. http://127.0.0.1:5656)');
@@ -68,6 +72,7 @@ export async function agentCommand(argv: string[], endpoints: Endpoints): Promis
     fleetKey: loadFleetKey(keyPath, false).key,
     statsHeartbeatSeconds: intFlag(values['stats-heartbeat'], 'stats-heartbeat', DEFAULT_STATS_HEARTBEAT_SECONDS, 1),
     previousFleetKey: previousFleetKey(values['previous-fleet-key']),
+    stopProcsOnExit: values['keep-procs-on-stop'] !== true,
   });
   await agent.start();
   stopOnSignal(() => agent.stop());

@@ -5,6 +5,7 @@
  */
 
 import type { Operation } from './operation.js';
+import type { SurgeRequest } from './surge.js';
 
 export enum InstanceType {
   /** One master, no replicas. */
@@ -68,6 +69,8 @@ export interface Proc {
   eid: string;
   sid: string;
   msg: string;
+  /** The surge request this proc was placed for ('' for none; see domain/surge.ts). */
+  surge: string;
   stats?: ProcStats;
 }
 
@@ -105,6 +108,8 @@ export interface Instance {
   maxClients: number;
   /** The day-2 operation running now, or the last one (see domain/operation.ts). */
   operation?: Operation;
+  /** Replicas asked for beyond ExpSlaves while procs move (see domain/surge.ts). */
+  surges: SurgeRequest[];
   procs: Proc[];
 }
 

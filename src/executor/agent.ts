@@ -5,7 +5,9 @@ import { pb, type PortRange, type Resources } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 import { createLogger, type Logger } from '../logger.js';
 import { MessageWatch } from './message-watch.js';
-import { reapOrphans } from './orphans.js';
+import { prepareWorkDir, reapOrphans } from './orphans.js';
+import { CheckpointFile, CheckpointRecorder } from './checkpoint.js';
+import { recoverProcs } from './recovery.js';
 import { StatsWriter } from './stats-writer.js';
 import { StatusUpdates } from './status-updates.js';
 import { Subscription } from './subscription.js';
@@ -27,7 +29,10 @@ export interface AgentOptions {
   fleetKey: string;
   /** During a fleet key rotation, the old key (see docs/hardening/session.md). */
   previousFleetKey?: string;
-  /** Stop every redis-server when the agent stops (default), or leave them running. */
+  /**
+   * Stop every redis-server when the agent stops (default), or leave them running, checkpointed,
+   * for the next agent with this id to adopt (--keep-procs-on-stop: an agent upgrade).
+   */
   stopProcsOnExit?: boolean;
   /** Seconds between Stats writes of a proc whose stats did not change meaningfully (default 5). */
   statsHeartbeatSeconds?: number;
@@ -39,7 +44,9 @@ export interface AgentOptions {
  * redis-server (supervisor.ts), reports every state change until it is acknowledged
  * (status-updates.ts), writes each proc's Stats when they change, and at least every few seconds
  * (stats-writer.ts), and carries out the SHUTDOWN / MASTER / SLAVEOF messages it watches for in
- * etcd (message-watch.ts). This class starts and stops them and wires them together.
+ * etcd (message-watch.ts). It checkpoints the procs it runs (checkpoint.ts), so that after a
+ * crash or an upgrade the next agent with its id takes them back without a restart
+ * (recovery.ts). This class starts and stops them and wires them together.
  */
 export class RedFleetAgent {
   private readonly log: Logger;
@@ -48,6 +55,8 @@ export class RedFleetAgent {
   private readonly updates: StatusUpdates;
   private readonly supervisor: Supervisor;
   private readonly stats: StatsWriter;
+  private readonly checkpoints: CheckpointRecorder;
+  private readonly secretOf: (instance: string) => string;
   private stopped = false;
   private timers: NodeJS.Timeout[] = [];
 
@@ -55,14 +64,16 @@ export class RedFleetAgent {
     this.log = createLogger('agent', { agent: opts.id });
     this.store = new AgentStore(opts.etcd, opts.prefix, this.log);
     const secretOf = (instance: string) => frameworkSecret(dataKey(opts.fleetKey, opts.previousFleetKey), instance);
+    this.secretOf = secretOf;
+    this.checkpoints = new CheckpointRecorder(new CheckpointFile(opts.workDir, this.log), (instance) => this.store.epochOf(instance), this.log);
     this.subscription = new Subscription({ ...opts, resources: this.resources }, this.log, this.store, {
       stopped: () => this.stopped,
       subscribeState: () => ({ tasks: this.supervisor.tasks(), updates: this.updates.pending }),
       onEvent: (event) => this.onEvent(event),
     });
     this.updates = new StatusUpdates(opts.id, this.log, this.subscription);
-    const messages = new MessageWatch(this.store, this.log, secretOf);
-    this.supervisor = new Supervisor(opts, this.log, this.updates, messages, secretOf);
+    const messages = new MessageWatch(this.store, this.log, secretOf, (proc) => this.checkpoints.record(proc));
+    this.supervisor = new Supervisor(opts, this.log, this.updates, messages, secretOf, this.checkpoints);
     this.stats = new StatsWriter(this.store, this.log, opts.statsHeartbeatSeconds);
   }
 
@@ -71,8 +82,20 @@ export class RedFleetAgent {
   }
 
   async start(): Promise<void> {
-    reapOrphans(this.opts.workDir, this.log);
+    prepareWorkDir(this.opts.workDir);
     this.store.open();
+    // Before the SUBSCRIBE, which lists the adopted procs: the scheduler keeps those and writes
+    // off the rest.
+    const adopted = await recoverProcs({
+      agentId: this.opts.id,
+      workDir: this.opts.workDir,
+      log: this.log,
+      store: this.store,
+      file: this.checkpoints.file,
+      frameworkSecretOf: this.secretOf,
+      adopt: (cp) => this.supervisor.adopt(cp),
+    });
+    reapOrphans(this.opts.workDir, this.log, adopted);
     await this.store.register(() => this.record(), () => !this.stopped);
     this.timers.push(setInterval(() => void this.stats.write(this.supervisor.all()), 1000));
     this.timers.push(setInterval(() => this.updates.resendUnacked(), 1000));
@@ -88,7 +111,10 @@ export class RedFleetAgent {
       await this.supervisor.stopAll();
       // Give the scheduler a moment to hear that the procs ended.
       await this.updates.flush(1500);
+    } else {
+      this.log.info('leaving the redis-servers running for the next agent with this id to adopt', { procs: this.supervisor.tasks().length });
     }
+    await this.checkpoints.settled();
     await this.subscription.stop();
     await this.supervisor.cancelWatches();
     await this.store.close();

@@ -89,14 +89,7 @@ export class CgroupParent {
       removeDir(dir);
       return undefined;
     }
-    const eventsFile = join(dir, this.version === 2 ? 'memory.events' : 'memory.oom_control');
-    return {
-      dir,
-      procsFile: join(dir, 'cgroup.procs'),
-      limitBytes,
-      oomKills: () => Number(/^oom_kill (\d+)$/m.exec(readOr(eventsFile, ''))?.[1] ?? 0),
-      remove: () => removeDir(dir),
-    };
+    return procCgroupAt(dir, this.version, limitBytes);
   }
 
   /** Removes this agent's cgroup when the agent stops (every proc has ended by then). */
@@ -104,6 +97,27 @@ export class CgroupParent {
     for (const entry of subdirs(this.dir)) removeDir(join(this.dir, entry));
     removeDir(this.dir);
   }
+}
+
+/**
+ * The cgroup of a proc adopted from an earlier life of the agent (see recovery.ts): it stays in
+ * the cgroup it was started in. Undefined when that cgroup is gone.
+ */
+export function adoptedProcCgroup(dir: string, limitBytes: number): ProcCgroup | undefined {
+  if (readOr(join(dir, 'cgroup.procs'), '') === '') return undefined;
+  const version = readOr(join(dir, 'memory.events'), '') !== '' ? 2 : 1;
+  return procCgroupAt(dir, version, limitBytes);
+}
+
+function procCgroupAt(dir: string, version: 1 | 2, limitBytes: number): ProcCgroup {
+  const eventsFile = join(dir, version === 2 ? 'memory.events' : 'memory.oom_control');
+  return {
+    dir,
+    procsFile: join(dir, 'cgroup.procs'),
+    limitBytes,
+    oomKills: () => Number(/^oom_kill (\d+)$/m.exec(readOr(eventsFile, ''))?.[1] ?? 0),
+    remove: () => removeDir(dir),
+  };
 }
 
 /** The directory of this process's own cgroup in the hierarchy that has the memory controller. */

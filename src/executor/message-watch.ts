@@ -24,11 +24,13 @@ export class MessageWatch {
   /**
    * @param frameworkSecretOf the framework user's secret on an instance's redis-servers (a new
    *   master is asked for its role with it)
+   * @param roleChanged called after a MASTER or SLAVEOF was carried out (the agent checkpoints the role)
    */
   constructor(
     private readonly store: AgentStore,
     private readonly log: Logger,
     private readonly frameworkSecretOf: (instance: string) => string,
+    private readonly roleChanged: (proc: RunningProc) => void = () => undefined,
   ) {}
 
   /**
@@ -77,6 +79,7 @@ export class MessageWatch {
       log.warn('message failed', { msg, error: (err as Error).message });
     }
     if (message?.verb !== 'SHUTDOWN') await this.store.resetMsg(instance, procId, msg, role);
+    if (role) this.roleChanged(proc);
   }
 
   /**

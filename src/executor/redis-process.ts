@@ -10,6 +10,8 @@ import type { Logger } from '../logger.js';
 import { applyRuntimeLimits, renderRedisConfig, type RedisConfigInput } from './redis-config.js';
 import type { ProcCgroup } from './cgroup.js';
 import { watchMemory } from './memory-watch.js';
+import { pidRunning, watchPid } from './pid-watch.js';
+import { parseInfo } from '../domain/redis-info.js';
 
 export interface RedisProcessOptions extends RedisConfigInput {
   procId: string;
@@ -44,7 +46,8 @@ const LOG_TAIL_LINES = 20;
 /**
  * One supervised redis-server: its own directory and config, spawned as a child so that its
  * exit is seen at once ('exit' event), with a framework-user connection for the agent's commands.
- * 'exit' is emitted exactly once, also when the server never started (a missing binary).
+ * 'exit' is emitted exactly once, also when the server never started (a missing binary). One
+ * adopted from an earlier life of the agent (adopt()) is not a child: its exit is polled for.
  */
 export class RedisProcess extends EventEmitter {
   readonly client: Redis;
@@ -53,6 +56,10 @@ export class RedisProcess extends EventEmitter {
   private exitInfo?: ProcExit;
   /** Set when the agent killed the proc for going over its ceiling (no cgroup on this node). */
   private overCeiling?: string;
+  /** The pid of a redis-server adopted from an earlier life of the agent (not our child). */
+  private adoptedPid = 0;
+  /** `INFO server` run_id, read once it answers: what identifies this start of the server. */
+  runId = '';
 
   constructor(readonly opts: RedisProcessOptions) {
     super();
@@ -70,7 +77,12 @@ export class RedisProcess extends EventEmitter {
   }
 
   get pid(): number {
-    return this.child?.pid ?? 0;
+    return this.child?.pid ?? this.adoptedPid;
+  }
+
+  /** Whether this redis-server was started by an earlier life of the agent and adopted. */
+  get adopted(): boolean {
+    return this.adoptedPid > 0;
   }
 
   get exited(): ProcExit | undefined {
@@ -99,7 +111,7 @@ export class RedisProcess extends EventEmitter {
     this.child = child;
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
-    const unwatch = this.watchCeiling(child);
+    const unwatch = child.pid ? this.watchCeiling(child.pid) : () => undefined;
     child.on('exit', (code, signal) => {
       unwatch();
       this.finish({ code, signal, reason: this.overCeiling ?? this.oomReason() ?? lastLine(stderr) });
@@ -113,10 +125,42 @@ export class RedisProcess extends EventEmitter {
       await sleep(2);
     }
     await this.client.connect();
-    await this.client.ping();
+    this.runId = parseInfo(await this.client.info('server')).get('run_id') ?? '';
     // Redis 7.2+ has CLIENT SETINFO, which clients send on connect; older servers refuse the rule.
     await this.client.call('ACL', 'SETUSER', 'default', '+client|setinfo').catch(() => undefined);
     await applyRuntimeLimits(this.client, this.opts.capacityMb, this.opts.log);
+  }
+
+  /**
+   * Takes over a redis-server an earlier life of the agent started (the caller has checked that
+   * `pid` is it): its exit is polled for, since it is not this process's child, and its memory
+   * ceiling is watched as for a fresh launch. Its config, log and data stay where they are.
+   */
+  async adopt(pid: number, runId: string): Promise<void> {
+    this.adoptedPid = pid;
+    this.runId = runId;
+    const unwatchCeiling = this.watchCeiling(pid);
+    const unwatchPid = watchPid(pid, () => {
+      unwatchCeiling();
+      this.finish({ code: null, signal: null, reason: this.overCeiling ?? this.oomReason() });
+    });
+    this.once('exit', () => unwatchPid());
+    if (!pidRunning(pid)) return;
+    await this.client.connect();
+    await this.client.call('CLIENT', 'NO-EVICT', 'on').catch(() => undefined);
+  }
+
+  /** Sends `signal` to the redis-server, a child or an adopted one. */
+  private signal(signal: NodeJS.Signals): void {
+    if (this.child) {
+      this.child.kill(signal);
+      return;
+    }
+    try {
+      if (this.adoptedPid > 0) process.kill(this.adoptedPid, signal);
+    } catch {
+      // it is gone already; the pid watch reports the exit
+    }
   }
 
   /**
@@ -128,10 +172,10 @@ export class RedisProcess extends EventEmitter {
   async stop(graceMs = 250): Promise<void> {
     if (this.exitInfo) return;
     this.stopping = true;
-    if (!this.child) return;
+    if (!this.child && !this.adoptedPid) return;
     const gone = new Promise<void>((r) => this.once('exit', () => r()));
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child?.kill('SIGKILL'), graceMs);
+    this.signal('SIGTERM');
+    const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
     await gone;
     clearTimeout(timer);
   }
@@ -151,13 +195,13 @@ export class RedisProcess extends EventEmitter {
   }
 
   /** Without a cgroup, the agent samples the proc's memory and kills it over the ceiling. */
-  private watchCeiling(child: ChildProcess): () => void {
+  private watchCeiling(pid: number): () => void {
     const limit = this.opts.memoryCeilingBytes;
-    if (this.opts.cgroup || !limit || !child.pid) return () => undefined;
-    return watchMemory(child.pid, limit, (used) => {
+    if (this.opts.cgroup || !limit) return () => undefined;
+    return watchMemory(pid, limit, (used) => {
       this.overCeiling = `killed by the agent over its memory ceiling (${Math.round(used / 1024 / 1024)} MB > ${Math.round(limit / 1024 / 1024)} MB; no memory cgroup on this node)`;
       this.opts.log.warn('redis-server over its memory ceiling: killing it', { proc: this.opts.procId, usedBytes: used, limitBytes: limit });
-      child.kill('SIGKILL');
+      this.signal('SIGKILL');
     });
   }
 

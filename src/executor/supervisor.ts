@@ -4,7 +4,8 @@ import type { redfleet } from '../proto/redfleet.js';
 import type { Logger } from '../logger.js';
 import { RedisProcess, describeExit, type ProcExit } from './redis-process.js';
 import { checkLaunch, type CheckedLaunch } from './launch-check.js';
-import { CgroupParent, memoryCeilingBytes } from './cgroup.js';
+import { CgroupParent, adoptedProcCgroup, memoryCeilingBytes } from './cgroup.js';
+import type { CheckpointRecorder, ProcCheckpoint } from './checkpoint.js';
 import { SETTLED_HZ } from './redis-config.js';
 import { startReplicationHeartbeat } from './replication-heartbeat.js';
 import { followMaster } from './replica-link.js';
@@ -46,6 +47,7 @@ export class Supervisor {
     private readonly updates: StatusUpdates,
     private readonly messages: MessageWatch,
     private readonly frameworkSecretOf: (instance: string) => string,
+    private readonly checkpoints: CheckpointRecorder,
   ) {}
 
   /** Every proc from its LAUNCH until its exit. */
@@ -66,6 +68,44 @@ export class Supervisor {
     await this.bringUp(proc, accepted.checked.role === 'replica');
   }
 
+  /**
+   * Supervises again a redis-server an earlier life of this agent launched, which recovery.ts
+   * has proven to be that process and etcd still gives to this agent: the same watches as a
+   * fresh launch (exit, Msg key, replication heartbeat, memory ceiling, stats), without a
+   * restart; the SUBSCRIBE that follows lists it. Resolves whether it was adopted; one that
+   * could not be is stopped.
+   */
+  async adopt(cp: ProcCheckpoint): Promise<boolean> {
+    const task = pb.TaskInfo.decode(Buffer.from(cp.task, 'base64'));
+    const launch = pb.RedisLaunch.decode(task.data ?? new Uint8Array());
+    // Checked again (the file is the agent's own, but its fields reach commands); this agent's
+    // port range and memory may have changed since the launch, so those bounds are not applied.
+    const checked = checkLaunch(cp.procId, launch, { ports: { begin: 1, end: 65535 }, memMb: Number.MAX_SAFE_INTEGER, portsInUse: this.portsInUse() });
+    const proc = this.create({ task, launch, checked }, cp);
+    proc.target = cp.target;
+    const { redis } = proc;
+    try {
+      await redis.adopt(cp.pid, cp.runId);
+      if (redis.exited) return false;
+      redis.once('exit', startReplicationHeartbeat(redis.client));
+      proc.watcher = await this.messages.watch(proc);
+    } catch (err) {
+      proc.failure = `adoption failed: ${(err as Error).message}`;
+      redis.opts.log.error('adoption failed', { error: proc.failure });
+      await redis.stop().catch(() => undefined);
+      return false;
+    }
+    if (redis.exited) return false;
+    proc.running = true;
+    this.checkpoints.keep(cp);
+    redis.client.call('CONFIG', 'SET', 'hz', String(SETTLED_HZ)).catch(() => undefined);
+    redis.opts.log.info('redis-server adopted', { pid: cp.pid, port: cp.port, role: cp.role });
+    // Its RUNNING may have died unacknowledged with the earlier agent: said again (it travels
+    // in the SUBSCRIBE); for a proc the scheduler already counts running it only rewrites the pid.
+    this.updates.report(cp.procId, pb.TaskState.TASK_RUNNING, 'adopted by the restarted agent', { pid: cp.pid, ip: cp.ip, port: cp.port, role: proc.target ? 'slave' : 'master' });
+    return true;
+  }
+
   /** Decodes and checks a LAUNCH; one that fails is refused as a whole (reported FAILED). */
   private accept(task: redfleet.v1.ITaskInfo): AcceptedLaunch | undefined {
     const procId = task.task_id.value;
@@ -81,19 +121,23 @@ export class Supervisor {
     }
   }
 
-  /** The proc's redis-server, not started yet, in its own directory and memory ceiling. */
-  private create({ task, launch, checked }: AcceptedLaunch): RunningProc {
+  /**
+   * The proc's redis-server, not started yet, in its own directory and memory ceiling; for an
+   * adopted one (`adopted`), the directory and cgroup it already has.
+   */
+  private create({ task, launch, checked }: AcceptedLaunch, adopted?: ProcCheckpoint): RunningProc {
     const procId = task.task_id.value;
     const log = this.log.child({ instance: checked.instance, proc: procId });
     const dirName = procId.replace(/[^A-Za-z0-9_.-]/g, '_');
     const ceiling = memoryCeilingBytes(checked.capacityMb);
+    const cgroup = adopted ? (adopted.cgroupDir ? adoptedProcCgroup(adopted.cgroupDir, ceiling) : undefined) : this.memoryCgroups()?.create(dirName, ceiling);
     const redis = new RedisProcess({
       procId,
       redisServer: this.opts.redisServer,
       log,
       ip: this.opts.ip,
       port: checked.port,
-      dir: join(this.opts.workDir, dirName),
+      dir: adopted?.dir ?? join(this.opts.workDir, dirName),
       capacityMb: checked.capacityMb,
       passwordSha256: checked.passwordSha256,
       frameworkSecret: this.frameworkSecretOf(checked.instance),
@@ -101,7 +145,7 @@ export class Supervisor {
       minReplicasToWrite: checked.minReplicasToWrite,
       minReplicasMaxLag: checked.minReplicasMaxLag,
       maxClients: checked.maxClients,
-      cgroup: this.memoryCgroups()?.create(dirName, ceiling),
+      cgroup,
       memoryCeilingBytes: ceiling,
     });
     const proc: RunningProc = { task, launch, redis, running: false, target: checked.master ?? null };
@@ -141,12 +185,15 @@ export class Supervisor {
     }, 5000);
     redis.once('exit', () => clearTimeout(settle));
     this.updates.report(procId, pb.TaskState.TASK_RUNNING, '', { pid: redis.pid, ip: this.opts.ip, port: launch.port, role: launch.role === pb.RedisLaunch.Role.MASTER ? 'master' : 'slave' });
+    // After the report, off the create's critical path: a restart of the agent adopts it from here on.
+    this.checkpoints.record(proc);
   }
 
   private exited(proc: RunningProc, exit: ProcExit): void {
     const procId = proc.task.task_id.value;
     void this.messages.cancel(proc.watcher);
     this.procs.delete(procId);
+    this.checkpoints.forget(procId);
     this.keepLogTail(proc, exit);
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
     if (proc.failure) this.updates.report(procId, pb.TaskState.TASK_FAILED, `launch failed: ${proc.failure}`);

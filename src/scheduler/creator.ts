@@ -8,6 +8,7 @@ import { place, shortfall, type Assignment, type PlacementRequest, type Slot } f
 import type { Offer, TaskLaunch } from './offers.js';
 import type { FrameworkContext } from './framework-context.js';
 import type { Need } from './need.js';
+import { placeSurge } from './surge-placement.js';
 
 /** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
 const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
@@ -88,17 +89,30 @@ export class Creator {
       this.drop(inst.name);
       return;
     }
-    const assignments = await this.fit(inst, need, slots);
-    if (!assignments) return;
-    const procs = newProcs(inst, need, assignments);
+    const placed = await this.placeProcs(inst, need, slots);
+    if (placed.length === 0) return;
+    const procs = placed.map((p) => p.proc);
     const master = need.master ?? { ip: procs[0].ip, port: procs[0].port };
     for (const p of procs) if (p.type === ProcType.Replica) p.slaveOf = `${master.ip}:${master.port}`;
     await this.record(inst, need, procs);
-    for (const [i, p] of procs.entries()) {
-      const offerId = assignments[i].offerId;
-      launches.set(offerId, [...(launches.get(offerId) ?? []), launchOf(inst, p, master, this.ctx.opts.procCpus)]);
+    for (const { proc, offerId } of placed) {
+      launches.set(offerId, [...(launches.get(offerId) ?? []), launchOf(inst, proc, master, this.ctx.opts.procCpus)]);
     }
     if (this.ctx.needs.of(this.ctx.store.instance(inst.name) ?? inst).count <= 0) this.drop(inst.name);
+  }
+
+  /** The procs the instance lacks that fit on these slots: first the plain ones, then each surge replica under its constraints. */
+  private async placeProcs(inst: Instance, need: Need, slots: Slot[]): Promise<{ proc: NewProc; offerId: string }[]> {
+    const placed: { proc: NewProc; offerId: string }[] = [];
+    const plain = need.count - need.surges.length;
+    const assignments = plain > 0 ? await this.fit(inst, { ...need, count: plain }, slots) : undefined;
+    for (const [i, a] of (assignments ?? []).entries()) placed.push({ proc: newProc(inst, a, need.gang && i === 0 ? ProcType.Master : ProcType.Replica), offerId: a.offerId });
+    for (const req of need.surges) {
+      const a = placeSurge(inst, req, slots, this.ctx.opts.procCpus);
+      if (!a) continue;
+      placed.push({ proc: { ...newProc(inst, a, ProcType.Replica), capacity: req.capacityMb ?? inst.capacity, surge: req.id }, offerId: a.offerId });
+    }
+    return placed;
   }
 
   /**
@@ -168,19 +182,19 @@ export class Creator {
   }
 }
 
-/** The procs to write for these assignments: a fresh instance's first one is its master. */
-function newProcs(inst: Instance, need: Need, assignments: Assignment[]): NewProc[] {
-  return assignments.map((a, i) => ({
+/** The proc to write for this assignment. */
+function newProc(inst: Instance, a: Assignment, type: ProcType): NewProc {
+  return {
     id: `${inst.name}::${uuidv4()}`,
     instance: inst.name,
     nodename: a.hostname,
     capacity: inst.capacity,
     ip: a.ip,
     port: a.port,
-    type: need.gang && i === 0 ? ProcType.Master : ProcType.Replica,
+    type,
     slaveOf: '',
     agentId: a.agentId,
-  }));
+  };
 }
 
 /** The LAUNCH of one placed proc: its resources and the RedisLaunch its agent starts it from. */
@@ -189,13 +203,13 @@ function launchOf(inst: Instance, p: NewProc, master: { ip: string; port: number
   return {
     taskId: p.id,
     name: `redis ${inst.name} ${replica ? 'replica' : 'master'}`,
-    resources: { cpus, mem: inst.capacity, ports: [{ begin: p.port, end: p.port }] },
+    resources: { cpus, mem: p.capacity, ports: [{ begin: p.port, end: p.port }] },
     data: pb.RedisLaunch.encode({
       instance: inst.name,
       proc_id: p.id,
       role: replica ? pb.RedisLaunch.Role.SLAVE : pb.RedisLaunch.Role.MASTER,
       port: p.port,
-      capacity_mb: inst.capacity,
+      capacity_mb: p.capacity,
       master_ip: replica ? master.ip : undefined,
       master_port: replica ? master.port : undefined,
       password_sha256: inst.passwordHash,

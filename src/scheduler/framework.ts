@@ -17,6 +17,7 @@ import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
 import { switchoverHandler } from './switchover-operation.js';
 import { Rebalancer } from './rebalance.js';
+import { ProcMove } from './proc-move.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -34,6 +35,8 @@ export class RedisFramework implements Framework {
   readonly operations: Operations;
   /** Fleet-wide rebalancing of masters by switchover (POST /api/rebalance). */
   readonly rebalancer: Rebalancer;
+  /** Adds, retires and replaces replicas under constraints (drain, upgrade, resize use it). */
+  readonly moves: ProcMove;
   private readonly jobs: FrameworkJobs;
   private readonly procs: AgentProcs;
   private readonly creator: Creator;
@@ -60,6 +63,7 @@ export class RedisFramework implements Framework {
     this.operations = new Operations(store, log);
     this.operations.register(switchoverHandler(store, this.failover.switchover));
     this.rebalancer = new Rebalancer(store, this.operations, () => broker.agents().filter((a) => a.connected).map((a) => a.id), log);
+    this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);

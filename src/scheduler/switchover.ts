@@ -48,6 +48,10 @@ export interface SwitchoverOptions {
 const PAUSE_MS = 3000;
 /** How long the chosen replica has to reach the paused master's offset before the switch is off. */
 const CATCH_UP_MS = 1000;
+/** How long the replica has, before the master is paused, to reach the master's offset of that moment. */
+const PREFLIGHT_MS = 3000;
+/** Bound on the second look at the offsets, just before the promotion. */
+const RECHECK_MS = 200;
 /** Attempts (50 ms apart) at turning the old master into a replica over the scheduler's link. */
 const DEMOTE_ATTEMPTS = 40;
 
@@ -135,6 +139,9 @@ export class Switchover {
     const inst = this.store.instance(name) as Instance;
     const old = runningMaster(inst) as Proc;
     const chosen = await this.choose(inst, old, opts);
+    // Before any pause: the replica must be streaming (a replica just synced gets the stream only
+    // after its first ACK), so the paused wait below is a matter of milliseconds.
+    await this.awaitCatchUp(old, chosen, PREFLIGHT_MS, false);
     const plan: SwitchoverPlan = { from: old.id, to: chosen.id, epoch: inst.epoch + 1 };
     await opts.beforeSwitch?.(plan);
     const oldAddr = `${old.ip} ${old.port}`;
@@ -157,6 +164,9 @@ export class Switchover {
       log.warn('switchover abandoned; the master is unpaused and unchanged', { to: chosen.id, error: (err as Error).message });
       throw err;
     }
+    // The paused master still pings its replicas once a second: a ping sent since the catch-up
+    // must reach the new master too, or the old master and the others would need a full resync.
+    await this.awaitCatchUp(old, chosen, RECHECK_MS).catch(() => undefined);
     return this.finish(name, oldAddr, old, chosen, others, pausedAt, plan);
   }
 
@@ -198,20 +208,26 @@ export class Switchover {
     if (reply.reply !== 'OK') throw new OperationRefusedError(`the master ${old.ip}:${old.port} did not pause its writes (${reply.error ?? 'no reply'}); nothing was switched`);
   }
 
-  /** Resolves once the replica has processed every byte of the paused master's stream; throws after CATCH_UP_MS. */
-  private async awaitCatchUp(old: Proc, chosen: Proc): Promise<void> {
-    const deadline = Date.now() + CATCH_UP_MS;
+  /**
+   * Resolves once the replica has processed the master's stream up to the master's offset: the
+   * offset as it is now at each look (`follow`), or as it was when the wait began. Throws after
+   * `withinMs`.
+   */
+  private async awaitCatchUp(old: Proc, chosen: Proc, withinMs = CATCH_UP_MS, follow = true): Promise<void> {
+    const deadline = Date.now() + withinMs;
+    let target = NaN;
     let seen = '';
     while (Date.now() < deadline) {
       const [m, r] = await Promise.all([this.links.call(old, 'INFO', 'replication'), this.links.call(chosen, 'INFO', 'replication')]);
       const master = typeof m === 'string' ? Number(parseInfo(m).get('master_repl_offset')) : NaN;
+      if (follow || !Number.isFinite(target)) target = master;
       const replica = typeof r === 'string' ? parseInfo(r) : undefined;
       const offset = Number(replica?.get('slave_repl_offset'));
       seen = `master ${master}, replica ${offset}`;
-      if (replica?.get('master_link_status') === 'up' && Number.isFinite(master) && offset >= master) return;
+      if (replica?.get('master_link_status') === 'up' && Number.isFinite(target) && offset >= target) return;
       await sleep(2);
     }
-    throw new OperationRefusedError(`replica ${chosen.id} did not catch up with the paused master within ${CATCH_UP_MS} ms (${seen}); nothing was switched`);
+    throw new OperationRefusedError(`replica ${chosen.id} did not reach the master's offset within ${withinMs} ms (${seen}); nothing was switched`);
   }
 
   /**

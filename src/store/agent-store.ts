@@ -28,6 +28,19 @@ export interface ProcRole {
   slaveOf: string;
 }
 
+/**
+ * What etcd says now about one proc and its instance, for an agent deciding whether to take a
+ * proc of its earlier life back (see executor/adoption.ts). '' and 0 where a key is missing.
+ */
+export interface ProcAssignment {
+  instanceStatus: string;
+  /** The instance's current master (Mname). */
+  mname: string;
+  epoch: number;
+  /** The proc's own fields; undefined when its tree is gone. */
+  proc?: { sid: string; state: string; msg: string };
+}
+
 /** How long a watch creation or cancellation may take before it is abandoned. */
 const WATCH_OP_TIMEOUT_MS = 3000;
 
@@ -134,6 +147,34 @@ export class AgentStore {
       )
       .commit();
     return res.succeeded;
+  }
+
+  /** The instance's failover epoch (0 when it has none yet). */
+  async epochOf(instance: string): Promise<number> {
+    const text = await this.client.get(this.keys.instanceField(instance, 'Epoch')).string();
+    return Number.parseInt(text ?? '0', 10) || 0;
+  }
+
+  /** What etcd says now about a proc this agent once ran and its instance (one consistent read). */
+  async assignment(instance: string, procId: string): Promise<ProcAssignment> {
+    const etcd = this.client;
+    const keys = [
+      this.keys.instanceField(instance, 'Status'),
+      this.keys.instanceField(instance, 'Mname'),
+      this.keys.instanceField(instance, 'Epoch'),
+      this.keys.procField(instance, procId, 'Instance'),
+      this.keys.procField(instance, procId, 'SID'),
+      this.keys.procField(instance, procId, 'State'),
+      this.keys.procField(instance, procId, 'Msg'),
+    ];
+    const res = await etcd.if(keys[0], 'Version', '!=', -1).then(...keys.map((k) => etcd.get(k))).commit();
+    const [status, mname, epoch, exists, sid, state, msg] = res.responses.map((r) => r.response_range.kvs[0]?.value.toString());
+    return {
+      instanceStatus: status ?? '',
+      mname: mname ?? '',
+      epoch: Number.parseInt(epoch ?? '0', 10) || 0,
+      proc: exists === undefined ? undefined : { sid: sid ?? '', state: state ?? '', msg: msg ?? '' },
+    };
   }
 
   /** Gives up the registration and closes the connection. */

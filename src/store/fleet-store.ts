@@ -24,6 +24,8 @@ export interface NewProc {
   type: ProcType;
   slaveOf: string;
   agentId: string;
+  /** The surge request it is placed for (see domain/surge.ts). */
+  surge?: string;
 }
 
 /**
@@ -103,7 +105,20 @@ export class FleetStore extends FleetCache {
     return Number(deleted ?? 0);
   }
 
-  /** Sets instance fields, only while the instance exists. */
+  /**
+   * Replaces one instance field's value, only while it still reads `before` ('' for absent or
+   * empty) and the instance exists. Returns whether it wrote.
+   */
+  async swapInstanceField(name: string, field: string, before: string, after: string): Promise<boolean> {
+    const key = this.keys.instanceField(name, field);
+    const current = await this.etcd.get(key).string();
+    if ((current ?? '') !== before) return false;
+    const guard = current === null ? this.etcd.if(key, 'Version', '==', 0) : this.etcd.if(key, 'Value', '==', current);
+    const res = await guard.and(this.keys.instanceField(name, 'Status'), 'Version', '>', 0).then(this.etcd.put(key).value(after)).commit();
+    await this.caughtUp(res.header.revision);
+    return res.succeeded;
+  }
+
   /**
    * Sets instance fields, only while the instance exists and, when `expectStatus` is given, only
    * while its Status still reads that: a status derived from an older view must never overwrite
@@ -156,6 +171,7 @@ export class FleetStore extends FleetCache {
         SID: p.agentId,
         Msg: '',
         Stats: '',
+        ...(p.surge ? { Surge: p.surge } : {}),
       };
       for (const [f, v] of Object.entries(fields)) ops.push(this.etcd.put(k.procField(name, p.id, f)).value(v));
       if (p.type === ProcType.Replica) ops.push(this.etcd.put(k.sname(name, p.id)).value(''));

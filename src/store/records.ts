@@ -1,4 +1,5 @@
 import { parseOperation } from '../domain/operation.js';
+import { parseSurge } from '../domain/surge.js';
 import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../domain/model.js';
 
 /** The Instance and Proc trees as read from etcd, where every value is a plain string. */
@@ -33,6 +34,7 @@ export function procFromFields(id: string, f: Map<string, string>): Proc {
     eid: f.get('EID') ?? '',
     sid: f.get('SID') ?? '',
     msg: f.get('Msg') ?? '',
+    surge: f.get('Surge') ?? '',
     stats: parseStats(f.get('Stats')),
   };
 }
@@ -70,6 +72,7 @@ export function instanceFromFields(
     creator: f.get('Creator') ?? '',
     maxClients: int(f.get('MaxClients')),
     operation: parseOperation(f.get('Operation')),
+    surges: parseSurge(f.get('Surge')),
     procs: [...procs.entries()].map(([id, pf]) => procFromFields(id, pf)).sort((a, b) => a.id.localeCompare(b.id)),
   };
 }

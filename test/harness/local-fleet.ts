@@ -21,6 +21,10 @@ export interface AgentSpec {
   host?: { ns: string; ip: string };
   /** The agent's --redis-server (default: redis-server on PATH). */
   redisServer?: string;
+  /** The first of its ports (default: a free range). An agent restarted as before passes `fleet.agentFirstPort.get(id)`. */
+  firstPort?: number;
+  /** More flags for `redfleet agent`. */
+  args?: string[];
 }
 
 export interface ApiResponse {
@@ -49,6 +53,8 @@ export class LocalFleet {
   sentinelPort = 0;
   scheduler?: ChildProcess;
   readonly agents = new Map<string, ChildProcess>();
+  /** The first port each agent id was last given (a restart with the same --ports passes it as firstPort). */
+  readonly agentFirstPort = new Map<string, number>();
   private readonly children = new Set<ChildProcess>();
 
   /** Sent by waitForStatus and cli() when the scheduler requires a token. */
@@ -145,12 +151,14 @@ export class LocalFleet {
 
   async startAgent(id: string, spec: AgentSpec = {}): Promise<ChildProcess> {
     const count = spec.ports ?? 20;
-    const first = await freeRange(count);
+    const first = spec.firstPort ?? await freeRange(count);
+    this.agentFirstPort.set(id, first);
     const child = this.launch(id, [
       'agent', '--scheduler', this.apiUrl, '--etcd', this.etcdUrl, '--id', id, '--ip', spec.host?.ip ?? '127.0.0.1',
       '--mem', String(spec.mem ?? 1024), '--cpus', String(spec.cpus ?? 2), '--ports', `${first}-${Math.min(65535, first + count - 1)}`,
       '--work-dir', join(this.dir, 'agents', id), '--fleet-key', this.fleetKeyPath,
       ...(spec.redisServer ? ['--redis-server', spec.redisServer] : []),
+      ...(spec.args ?? []),
     ], spec.host?.ns);
     this.agents.set(id, child);
     return child;

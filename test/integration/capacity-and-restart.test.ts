@@ -166,12 +166,19 @@ describe('agent restart after kill -9', function () {
     await fleet?.stop();
   });
 
-  it('kills the orphaned redis-server, and the lost replica is replaced on another agent', async () => {
+  it('back after the agent timeout: kills the orphaned redis-server, and the lost replica is replaced on another agent', async () => {
     await fleet.api('POST', '/api/instances', { name: 'orphans', capacityMb: 16, replicas: 2 });
     const inst = await fleet.waitForStatus('orphans', 'RUNNING');
     const replica = inst.slaves[0];
     await fleet.stopAgent(replica.agent, 'SIGKILL');
     expect(() => process.kill(replica.pid, 0), 'the orphan outlives its agent').not.to.throw();
+    // Within the agent timeout the returning agent would adopt it (agent-recovery.test.ts); past
+    // it the scheduler has written it off, and the agent must not take it back.
+    await fleet.waitFor(async () => {
+      const now = (await fleet.api('GET', '/api/instances/orphans')).json;
+      const proc = now.procs.find((p: { id: string }) => p.id === replica.id);
+      return !proc || !['STAGING', 'STARTING', 'RUNNING'].includes(proc.state);
+    }, 15_000, 'the replica to be written off with its agent');
     await fleet.startAgent(replica.agent);
     await fleet.waitFor(() => !pidAlive(replica.pid), 10_000, 'the orphan to be killed');
     const healed = await fleet.waitFor(async () => {
