@@ -166,7 +166,7 @@ export class Switchover {
     }
     // The paused master still pings its replicas once a second: a ping sent since the catch-up
     // must reach the new master too, or the old master and the others would need a full resync.
-    await this.awaitCatchUp(old, chosen, RECHECK_MS).catch(() => undefined);
+    await this.awaitCatchUp(old, chosen, RECHECK_MS, true, true).catch(() => undefined);
     return this.finish(name, oldAddr, old, chosen, others, pausedAt, plan);
   }
 
@@ -210,10 +210,10 @@ export class Switchover {
 
   /**
    * Resolves once the replica has processed the master's stream up to the master's offset: the
-   * offset as it is now at each look (`follow`), or as it was when the wait began. Throws after
-   * `withinMs`.
+   * offset as it is now at each look (`follow`), or as it was when the wait began; or once it is a
+   * master (`promotedIsDone`). Throws after `withinMs`.
    */
-  private async awaitCatchUp(old: Proc, chosen: Proc, withinMs = CATCH_UP_MS, follow = true): Promise<void> {
+  private async awaitCatchUp(old: Proc, chosen: Proc, withinMs = CATCH_UP_MS, follow = true, promotedIsDone = false): Promise<void> {
     const deadline = Date.now() + withinMs;
     let target = NaN;
     let seen = '';
@@ -224,6 +224,8 @@ export class Switchover {
       const replica = typeof r === 'string' ? parseInfo(r) : undefined;
       const offset = Number(replica?.get('slave_repl_offset'));
       seen = `master ${master}, replica ${offset}`;
+      // Its agent may have promoted it already (the MASTER message): nothing more reaches it.
+      if (promotedIsDone && replica?.get('role') === 'master') return;
       if (replica?.get('master_link_status') === 'up' && Number.isFinite(target) && offset >= target) return;
       await sleep(2);
     }
