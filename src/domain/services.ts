@@ -6,6 +6,7 @@
  */
 import type { Operation, OperationKind } from './operation.js';
 import type { Drain } from './drain.js';
+import type { RebalanceRecord } from './rebalance.js';
 import type { EventEmitter } from 'node:events';
 import type { Instance, InstanceStatus, Placement, Proc } from './model.js';
 
@@ -110,6 +111,10 @@ export interface FleetService {
   undrain(agentId: string): Promise<boolean>;
   /** Records and starts a day-2 operation on the instance (the leader only); its record. */
   startOperation(name: string, kind: OperationKind, params: Record<string, unknown>): Promise<Operation>;
+  /** Plans a rebalance of masters and, unless `dryRun`, starts it (the leader only); its record. */
+  rebalance(dryRun: boolean): Promise<RebalanceRecord>;
+  /** The last (or running) rebalance, from etcd; undefined when there was none. */
+  rebalanceStatus(): Promise<RebalanceRecord | undefined>;
 }
 
 /** Whether this scheduler leads, and where the leader is: a standby serves reads only. */
@@ -163,5 +168,13 @@ export interface SentinelSource {
   masters(): SentinelMaster[];
   master(name: string): SentinelMaster | undefined;
   replicas(name: string): SentinelReplica[];
+  /**
+   * SENTINEL FAILOVER: starts a planned switchover of the instance (the 'switchover' operation)
+   * and answers at once, as Sentinel does: whether it started, or why not.
+   */
+  failover(name: string): SentinelFailoverReply;
   events: EventEmitter;
 }
+
+/** What SENTINEL FAILOVER answers (the switchover itself goes on after the reply). */
+export type SentinelFailoverReply = 'started' | 'no-such-master' | 'in-progress' | 'no-good-slave' | 'not-leader';

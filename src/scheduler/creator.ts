@@ -142,6 +142,7 @@ export class Creator {
       dValue: inst.dValue,
       strategy: inst.placement,
       existing,
+      masters: need.gang ? this.mastersByAgent() : undefined,
     };
     let result = place(req, slots);
     if (!result.ok) {
@@ -169,6 +170,15 @@ export class Creator {
     }
     await this.ctx.store.addProcs(inst.name, procs, fields);
     this.ctx.log.info('placed', { instance: inst.name, procs: procs.map((p) => `${p.id}@${p.agentId}:${p.port}`) });
+  }
+
+  /** Live masters (procs of Type M, of every instance) per agent, for a fresh master's placement. */
+  private mastersByAgent(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const inst of this.ctx.store.instances()) {
+      for (const p of inst.procs) if (p.type === ProcType.Master && isLive(p)) counts.set(p.sid, (counts.get(p.sid) ?? 0) + 1);
+    }
+    return counts;
   }
 
   /** Every connected agent's free resources, offered or not: what the fleet has, for messages. */

@@ -2,6 +2,8 @@ import type { FleetStore } from '../store/fleet-store.js';
 import { generatePassword, sameSecret, sha256Hex } from '../store/secrets.js';
 import { InstanceType, type Instance, type InstanceStatus, type Proc } from '../domain/model.js';
 import type { Operation, OperationKind } from '../domain/operation.js';
+import type { RebalanceRecord } from '../domain/rebalance.js';
+import { RebalanceStore } from '../store/rebalance-store.js';
 import type { AgentView, CreatedInstance, FleetService, InstanceRequest, RefusedAgent } from '../domain/services.js';
 import { NotFoundError, NotLeaderError } from '../errors.js';
 import type { Drain } from '../domain/drain.js';
@@ -105,6 +107,16 @@ export class SchedulerFleetService implements FleetService {
     if (!framework) throw new NotLeaderError(this.leaderUrl());
     if (!this.knowsAgent(agentId) && !this.store.drain(agentId)) throw new NotFoundError('agent', agentId);
     return framework.drainer.end(agentId);
+  }
+
+  async rebalance(dryRun: boolean): Promise<RebalanceRecord> {
+    const framework = this.term().framework;
+    if (!framework) throw new NotLeaderError(this.leaderUrl());
+    return framework.rebalancer.start(dryRun);
+  }
+
+  rebalanceStatus(): Promise<RebalanceRecord | undefined> {
+    return new RebalanceStore(this.store).read();
   }
 
   /** Every agent with its drain: `draining` and `left` (live procs still on it) while it has a Drain record. */

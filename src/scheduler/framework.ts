@@ -19,6 +19,7 @@ import { Drainer } from './drainer.js';
 import { drainOperation } from './drain-operation.js';
 import { rollingUpgrade } from './rolling-upgrade.js';
 import { switchoverHandler } from './switchover-operation.js';
+import { Rebalancer } from './rebalance.js';
 import { ProcMove } from './proc-move.js';
 import { ResizeOperation } from './resize.js';
 import { ScaleOperation } from './scale.js';
@@ -42,6 +43,8 @@ export class RedisFramework implements Framework {
   readonly operations: Operations;
   /** Agent maintenance: moves every proc off a draining agent (see drainer.ts). */
   readonly drainer: Drainer;
+  /** Fleet-wide rebalancing of masters by switchover (POST /api/rebalance). */
+  readonly rebalancer: Rebalancer;
   /** Adds, retires and replaces replicas under constraints (drain, upgrade, resize use it). */
   readonly moves: ProcMove;
   private readonly jobs: FrameworkJobs;
@@ -70,6 +73,7 @@ export class RedisFramework implements Framework {
     this.operations = new Operations(store, log);
     this.drainer = new Drainer(store, broker, this.procs, this.operations, log, opts.procCpus);
     this.operations.register(switchoverHandler(store, this.failover.switchover));
+    this.rebalancer = new Rebalancer(store, this.operations, () => broker.agents().filter((a) => a.connected).map((a) => a.id), log);
     this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
     const deps = { store, broker, links, moves: this.moves, log, switchover: this.failover.switchover };
     this.operations.register(new ResizeOperation(deps));
@@ -88,6 +92,7 @@ export class RedisFramework implements Framework {
     this.failover.start();
     this.operations.resumeAll();
     this.drainer.start();
+    this.rebalancer.resume();
   }
 
   async stop(): Promise<void> {
@@ -95,7 +100,7 @@ export class RedisFramework implements Framework {
     this.store.off('instance', this.onInstance);
     this.failover.stop();
     clearTimeout(this.graceTimer);
-    await Promise.all([this.jobs.stop(), this.drainer.stop(), this.operations.stop()]);
+    await Promise.all([this.jobs.stop(), this.drainer.stop(), this.operations.stop(), this.rebalancer.stop()]);
   }
 
   private instanceChanged(name: string): void {
