@@ -16,7 +16,7 @@ import { command, masterAddr, pairs } from './sentinel-protocol.js';
 import { series } from './series.js';
 import { waitFor } from './wait.js';
 
-type Child = Spawned & { what: string };
+export type Child = Spawned & { what: string };
 
 /** Processes and directories of the Sentinel side, so that an exit can still remove them. */
 export const started = new StartedHere(Boolean(process.env.REDFLEET_KEEP_TEST_DIRS));
@@ -85,7 +85,7 @@ function sentinelEvents(dir: string, wall: number): Partial<Record<EventName, nu
 }
 
 /** The three redis-servers of one run, the replicas linked to the first; resolves once both links are up. */
-async function startRedis(dir: string, redisPorts: number[], children: Child[]): Promise<Child[]> {
+export async function startRedis(dir: string, redisPorts: number[], children: Child[]): Promise<Child[]> {
   const masterPort = redisPorts[0];
   const redis = redisPorts.map((port, k) => {
     const d = join(dir, `redis${k}`);
@@ -105,7 +105,7 @@ async function startRedis(dir: string, redisPorts: number[], children: Child[]):
 }
 
 /** The three sentinels of one run; resolves once each sees the master, its replicas and the other sentinels. */
-async function startSentinels(dir: string, sentinelPorts: number[], masterPort: number, children: Child[]): Promise<void> {
+export async function startSentinels(dir: string, sentinelPorts: number[], masterPort: number, children: Child[]): Promise<void> {
   const sentinels = sentinelPorts.map((port, k) => {
     const conf = join(dir, `sentinel-${k + 1}.conf`);
     writeFileSync(conf, sentinelConf(port, masterPort, dir, k + 1), { mode: 0o600 });

@@ -37,8 +37,9 @@ function procsOn(mem: number, ask: Ask): number {
 export function admit(ask: Ask, agents: AgentView[], names: FieldNames = JSON_FIELDS): string | undefined {
   // The fleet is every agent the broker still holds: connected, or away for less than the agent
   // timeout (a restart, a silent stream being probed). Only an agent declared lost leaves it, so a
-  // moment's disconnection never turns a placeable create into a 409.
-  const connected = agents;
+  // moment's disconnection never turns a placeable create into a 409. A draining agent takes no
+  // new procs until it is undrained, so it does not count.
+  const connected = agents.filter((a) => !a.draining);
   const procs = ask.replicas + 1;
   if (connected.length === 0) {
     return `no agent is connected yet; waiting for agents to join (needs ${procs} proc(s) of ${ask.capacityMb} MB, at most ${ask.distribution} per agent)`;

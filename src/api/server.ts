@@ -10,6 +10,7 @@ import { v1Routes } from './v1-routes.js';
 import { jsonRoutes } from './json-routes.js';
 import { fleetRoutes } from './fleet-routes.js';
 import { backupRoutes } from './backup-routes.js';
+import { maintenanceRoutes } from './maintenance-routes.js';
 import { switchoverRoutes } from './switchover-routes.js';
 import type { RouteDeps, State } from './request.js';
 
@@ -66,6 +67,7 @@ export function createApiServer(deps: ApiDeps): Server {
   jsonRoutes(router, routeDeps, creation);
   fleetRoutes(router, routeDeps);
   backupRoutes(router, routeDeps);
+  maintenanceRoutes(router, routeDeps);
   switchoverRoutes(router, routeDeps);
   app.use(router.routes());
   app.use(router.allowedMethods());

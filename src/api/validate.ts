@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../errors.js';
-import { NAME_PATTERN } from '../domain/names.js';
+import { AGENT_ID_PATTERN, NAME_PATTERN } from '../domain/names.js';
 import type { BackupSchedule, Persistence } from '../domain/backup.js';
 import { validateBackupSchedule, validatePersistence, validateRestoreFrom } from './backup-input.js';
 
@@ -37,6 +37,14 @@ export function validateName(name: unknown): string {
     );
   }
   return name;
+}
+
+/** An agent id from a path segment, as `redfleet agent --id` takes it. */
+export function validateAgentId(id: unknown): string {
+  if (typeof id !== 'string' || !AGENT_ID_PATTERN.test(id)) {
+    throw new InvalidInputError('INVALID_AGENT_ID', 'id', 'an agent id is 1-63 letters, digits, "_", "." or "-", starting with a letter or digit');
+  }
+  return id;
 }
 
 /** A decimal integer within bounds, from a path segment (or an already checked JSON number). */

@@ -63,6 +63,7 @@ export function instanceView(inst: Instance, rule: MasterRule, extra: Record<str
     nodename: p.nodename,
     pid: p.pid,
     slaveOf: p.slaveOf,
+    redisServer: p.redisServer ? { path: p.redisServer, version: p.redisVersion } : null,
     stats: p.stats ?? null,
   });
   const master = rule(inst);
@@ -84,6 +85,7 @@ export function instanceView(inst: Instance, rule: MasterRule, extra: Record<str
     backup: inst.backupSchedule ?? null,
     restoredFrom: inst.restoreFrom || null,
     operation: inst.operation ?? null,
+    redisServer: inst.redisServer || null,
     master: master ? proc(master) : null,
     slaves: runningReplicas(inst, master).map(proc),
     procs: inst.procs.map(proc),

@@ -5,6 +5,8 @@ import { defaultFleetKeyPath, loadFleetKey } from '../store/secrets.js';
 import { DEFAULT_PREFIX } from '../store/keys.js';
 import { intFlag, parseFlags, portRangeFlag, str } from './args.js';
 import { UsageError } from '../errors.js';
+import { AGENT_ID_PATTERN } from '../domain/names.js';
+import { binaryPaths } from '../executor/redis-binaries.js';
 import type { Endpoints } from './explain.js';
 import { previousFleetKey } from './fleet-key.js';
 import { stopOnSignal } from './signals.js';
@@ -21,7 +23,8 @@ Runs an agent: offers this host's memory, CPUs and ports and runs the redis-serv
   --mem MB                   memory to offer; default 75% of this host's
   --ports FIRST-LAST         ports for redis-servers; default 6380-6479
   --work-dir DIR             proc directories; default .redfleet/agents/<id>
-  --redis-server PATH        the redis-server binary; default redis-server (on PATH)
+  --redis-server PATH        a redis-server binary; repeat it (or give a comma list) to offer several for
+                             rolling upgrades, the first being the default; default redis-server (on PATH)
   --fleet-key FILE           the fleet key file, copied from the scheduler; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
   --previous-fleet-key FILE  during a fleet key rotation, the old key; default $REDFLEET_PREVIOUS_FLEET_KEY, else none
   --stats-heartbeat SECONDS  write a proc's Stats to etcd at least this often, else only on a meaningful change; default 5
@@ -41,7 +44,7 @@ export async function agentCommand(argv: string[], endpoints: Endpoints): Promis
     mem: { type: 'string' },
     ports: { type: 'string' },
     'work-dir': { type: 'string' },
-    'redis-server': { type: 'string' },
+    'redis-server': { type: 'string', multiple: true },
     'fleet-key': { type: 'string' },
     'previous-fleet-key': { type: 'string' },
     prefix: { type: 'string' },
@@ -50,7 +53,7 @@ export async function agentCommand(argv: string[], endpoints: Endpoints): Promis
   });
   if (values.help) return void console.log(AGENT_HELP);
   if (typeof values.scheduler !== 'string') throw new UsageError('agent needs --scheduler URL (the scheduler API, e.g. http://127.0.0.1:5656)');
-  if (typeof values.id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(values.id)) throw new UsageError('agent needs --id NAME (letters, digits, "_", "." or "-")');
+  if (typeof values.id !== 'string' || !AGENT_ID_PATTERN.test(values.id)) throw new UsageError('agent needs --id NAME (letters, digits, "_", "." or "-")');
   const schedulerUrl = /^https?:\/\//.test(values.scheduler) ? values.scheduler.replace(/\/$/, '') : `http://${values.scheduler}`;
   const etcd = str(values.etcd, process.env.REDFLEET_ETCD ?? 'http://127.0.0.1:2379');
   endpoints.etcd = etcd;
@@ -68,7 +71,7 @@ export async function agentCommand(argv: string[], endpoints: Endpoints): Promis
     mem: intFlag(values.mem, 'mem', Math.floor((totalmem() / 1024 / 1024) * 0.75), 1),
     ports,
     workDir: resolve(str(values['work-dir'], resolve('.redfleet', 'agents', id))),
-    redisServer: str(values['redis-server'], 'redis-server'),
+    redisServer: redisServerFlag(values['redis-server'] as unknown as string[] | undefined),
     fleetKey: loadFleetKey(keyPath, false).key,
     statsHeartbeatSeconds: intFlag(values['stats-heartbeat'], 'stats-heartbeat', DEFAULT_STATS_HEARTBEAT_SECONDS, 1),
     previousFleetKey: previousFleetKey(values['previous-fleet-key']),
@@ -76,4 +79,10 @@ export async function agentCommand(argv: string[], endpoints: Endpoints): Promis
   });
   await agent.start();
   stopOnSignal(() => agent.stop());
+}
+
+/** `--redis-server` given once, several times or as a comma list: one comma list, the first the default. */
+function redisServerFlag(values: string[] | undefined): string {
+  const paths = binaryPaths(values ?? []);
+  return paths.length > 0 ? paths.join(',') : 'redis-server';
 }

@@ -7,6 +7,10 @@ import { schedulerCommand } from './scheduler-command.js';
 import { agentCommand } from './agent-command.js';
 import { INSTANCE_CHANGE_USAGE, resizeCommand, scaleCommand } from './instance-change.js';
 import { backupCommand } from './backup-command.js';
+import { drainCommand, undrainCommand } from './drain-command.js';
+import { upgradeCommand } from './upgrade-command.js';
+import { failoverCommand } from './failover-command.js';
+import { rebalanceCommand } from './rebalance-command.js';
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
@@ -17,6 +21,10 @@ ${DEV_USAGE}
 
 ${CLIENT_HELP}
 ${INSTANCE_CHANGE_USAGE}
+  redfleet drain AGENT [--wait [--timeout 600]]   |   redfleet undrain AGENT
+  redfleet upgrade --redis-server PATH|VERSION [NAME...] [--wait]
+  redfleet failover NAME [--to PROC] [--wait [--timeout 60]]   planned switchover, no acknowledged write lost
+  redfleet rebalance [--dry-run] [--wait [--timeout 600]]   spread masters: at most ceil(masters/agents)+1 per agent
 
 Environment: REDFLEET_API, REDFLEET_TOKEN (client commands), REDFLEET_API_TOKEN (scheduler), REDFLEET_ETCD,
 REDFLEET_SENTINEL, REDFLEET_SENTINEL_PASSWORD, REDFLEET_PREFIX, REDFLEET_FLEET_KEY, REDFLEET_PREVIOUS_FLEET_KEY, REDFLEET_LOG_LEVEL,
@@ -37,6 +45,11 @@ const COMMANDS: Record<string, (argv: string[], endpoints: Endpoints) => Promise
   resize: resizeCommand,
   scale: scaleCommand,
   backup: backupCommand,
+  drain: drainCommand,
+  undrain: undrainCommand,
+  upgrade: upgradeCommand,
+  failover: failoverCommand,
+  rebalance: rebalanceCommand,
 };
 
 /** Exit status of a bad command line, as for every other usage error. */

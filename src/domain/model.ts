@@ -70,6 +70,10 @@ export interface Proc {
   eid: string;
   sid: string;
   msg: string;
+  /** The redis-server binary it runs ('' for a proc placed before binaries were recorded: the agent's default). */
+  redisServer: string;
+  /** That binary's version, as its agent reported it ('' when unknown). */
+  redisVersion: string;
   /** The surge request this proc was placed for ('' for none; see domain/surge.ts). */
   surge: string;
   stats?: ProcStats;
@@ -115,6 +119,11 @@ export interface Instance {
   restoreFrom: string;
   /** The SHA-256 the restored backup was checked against at create ('' for none). */
   restoreSha256: string;
+  /**
+   * The redis-server binary (path or version) its new procs run, set by a rolling upgrade; ''
+   * for each agent's default.
+   */
+  redisServer: string;
   /** The day-2 operation running now, or the last one (see domain/operation.ts). */
   operation?: Operation;
   /** Replicas asked for beyond ExpSlaves while procs move (see domain/surge.ts). */

@@ -4,7 +4,7 @@
  * runs and a scheduler that takes over after a restart resumes it from its checkpoint. Pure.
  */
 
-export type OperationKind = 'resize' | 'scale' | 'switchover' | 'upgrade' | 'backup' | 'restore' | 'move';
+export type OperationKind = 'resize' | 'scale' | 'switchover' | 'upgrade' | 'backup' | 'restore' | 'move' | 'drain';
 
 export enum OperationState {
   Running = 'running',

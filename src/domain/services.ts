@@ -5,6 +5,8 @@
  * never reach into scheduler internals or the store.
  */
 import type { Operation, OperationKind } from './operation.js';
+import type { Drain } from './drain.js';
+import type { RebalanceRecord } from './rebalance.js';
 import type { EventEmitter } from 'node:events';
 import type { Instance, InstanceStatus, Placement, Proc } from './model.js';
 import type { Backup, BackupSchedule, Persistence } from './backup.js';
@@ -21,6 +23,12 @@ export interface AgentResources {
   ports: PortSpan[];
 }
 
+/** A redis-server binary an agent offers: its path and what its `--version` says (e.g. "7.0.15"). */
+export interface RedisServerBinary {
+  path: string;
+  version: string;
+}
+
 /** An agent as GET /api/agents shows it. */
 export interface AgentView {
   id: string;
@@ -31,6 +39,14 @@ export interface AgentView {
   free: AgentResources;
   tasks: string[];
   subscribedAt: string;
+  /** The binaries it offers, the first its default (empty for an agent that does not say). */
+  redisServers?: RedisServerBinary[];
+  /** Whether it is under maintenance (draining or drained): it gets no new procs. */
+  draining?: boolean;
+  /** Live procs still placed on it, while it drains. */
+  left?: number;
+  /** Its Drain record (state, left, waitingReason ...), or null. */
+  drain?: Drain | null;
 }
 
 /** An agent that holds live procs and whose calls were refused lately (a wrong fleet key, a forged id). */
@@ -96,6 +112,10 @@ export interface FleetService {
   refusedAgents(): RefusedAgent[];
   /** The master clients are told about: exactly what the Sentinel endpoint answers. */
   announcedMaster: MasterRule;
+  /** Starts draining an agent (the leader only): 404 for an agent that is not known; its record. */
+  drain(agentId: string): Promise<Drain>;
+  /** Ends an agent's drain (the leader only): procs already moved stay moved; false when it was not draining. */
+  undrain(agentId: string): Promise<boolean>;
   /** Records and starts a day-2 operation on the instance (the leader only); its record. */
   startOperation(name: string, kind: OperationKind, params: Record<string, unknown>): Promise<Operation>;
   /** The instance's stored backups, newest first. */
@@ -109,6 +129,10 @@ export interface FleetService {
   checkBackup(ref: string): Promise<Backup>;
   /** Sets (or, with null, removes) the instance's backup schedule. */
   setBackupSchedule(name: string, schedule: BackupSchedule | null): Promise<void>;
+  /** Plans a rebalance of masters and, unless `dryRun`, starts it (the leader only); its record. */
+  rebalance(dryRun: boolean): Promise<RebalanceRecord>;
+  /** The last (or running) rebalance, from etcd; undefined when there was none. */
+  rebalanceStatus(): Promise<RebalanceRecord | undefined>;
 }
 
 /** Whether this scheduler leads, and where the leader is: a standby serves reads only. */
@@ -162,5 +186,13 @@ export interface SentinelSource {
   masters(): SentinelMaster[];
   master(name: string): SentinelMaster | undefined;
   replicas(name: string): SentinelReplica[];
+  /**
+   * SENTINEL FAILOVER: starts a planned switchover of the instance (the 'switchover' operation)
+   * and answers at once, as Sentinel does: whether it started, or why not.
+   */
+  failover(name: string): SentinelFailoverReply;
   events: EventEmitter;
 }
+
+/** What SENTINEL FAILOVER answers (the switchover itself goes on after the reply). */
+export type SentinelFailoverReply = 'started' | 'no-such-master' | 'in-progress' | 'no-good-slave' | 'not-leader';

@@ -13,6 +13,7 @@ import { StatusUpdates } from './status-updates.js';
 import { Subscription } from './subscription.js';
 import { Supervisor } from './supervisor.js';
 import { ProcData } from './proc-data.js';
+import { binaryPaths, probeBinaries, type RedisBinary } from './redis-binaries.js';
 
 export { DEFAULT_STATS_HEARTBEAT_SECONDS } from './stats-writer.js';
 
@@ -26,7 +27,10 @@ export interface AgentOptions {
   mem: number;
   ports: PortRange;
   workDir: string;
+  /** The default redis-server binary (a comma list: the first is the default, all are offered). */
   redisServer: string;
+  /** More binaries to offer besides (rolling upgrades). */
+  redisServers?: string[];
   fleetKey: string;
   /** During a fleet key rotation, the old key (see docs/hardening/session.md). */
   previousFleetKey?: string;
@@ -56,6 +60,8 @@ export class RedFleetAgent {
   private readonly updates: StatusUpdates;
   private readonly supervisor: Supervisor;
   private readonly stats: StatsWriter;
+  /** The redis-server binaries offered, with their versions; the first is the default. */
+  private readonly binaries: RedisBinary[];
   private readonly checkpoints: CheckpointRecorder;
   private readonly secretOf: (instance: string) => string;
   private stopped = false;
@@ -67,7 +73,8 @@ export class RedFleetAgent {
     const secretOf = (instance: string) => frameworkSecret(dataKey(opts.fleetKey, opts.previousFleetKey), instance);
     this.secretOf = secretOf;
     this.checkpoints = new CheckpointRecorder(new CheckpointFile(opts.workDir, this.log), (instance) => this.store.epochOf(instance), this.log);
-    this.subscription = new Subscription({ ...opts, resources: this.resources }, this.log, this.store, {
+    this.binaries = probeBinaries(binaryPaths([opts.redisServer, ...(opts.redisServers ?? [])]), this.log);
+    this.subscription = new Subscription({ ...opts, resources: this.resources, redisServers: this.binaries }, this.log, this.store, {
       stopped: () => this.stopped,
       subscribeState: () => ({ tasks: this.supervisor.tasks(), updates: this.updates.pending }),
       onEvent: (event) => this.onEvent(event),
@@ -75,7 +82,7 @@ export class RedFleetAgent {
     this.updates = new StatusUpdates(opts.id, this.log, this.subscription);
     const messages = new MessageWatch(this.store, this.log, secretOf, (proc) => this.checkpoints.record(proc));
     const data = new ProcData(opts.workDir, this.log, () => this.subscription.currentSession());
-    this.supervisor = new Supervisor(opts, this.log, this.updates, messages, secretOf, this.checkpoints, data);
+    this.supervisor = new Supervisor({ ...opts, redisServers: this.binaries.map((b) => b.path) }, this.log, this.updates, messages, secretOf, this.checkpoints, data);
     this.stats = new StatsWriter(this.store, this.log, opts.statsHeartbeatSeconds);
   }
 
@@ -131,6 +138,7 @@ export class RedFleetAgent {
       ip: this.opts.ip,
       scheduler: this.opts.schedulerUrl,
       resources: { cpus: this.opts.cpus, mem: this.opts.mem, ports: `${this.opts.ports.begin}-${this.opts.ports.end}` },
+      redisServers: this.binaries,
       startedAt: new Date().toISOString(),
     };
   }

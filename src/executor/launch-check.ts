@@ -11,6 +11,8 @@ export interface LaunchLimits {
   memMb: number;
   /** Ports of procs this agent already runs. */
   portsInUse: ReadonlySet<number>;
+  /** The redis-server binaries this agent offers, the first its default. */
+  redisServers: readonly string[];
 }
 
 /** A LAUNCH that passed every check, with defaults filled in. */
@@ -32,6 +34,8 @@ export interface CheckedLaunch {
   restore?: { backup: string; sha256: string };
   /** A persistent master restarted in place: the proc (of this instance) whose directory it takes over. */
   reuseDirOf?: string;
+  /** The binary to run: one this agent offers. */
+  redisServer: string;
 }
 
 /*
@@ -87,6 +91,7 @@ export function checkLaunch(taskId: string, launch: redfleet.v1.IRedisLaunch, li
     minReplicasToWrite: optional(launch.min_replicas_to_write, 'min_replicas_to_write', LAUNCH_LIMITS.minReplicasToWrite, 0),
     minReplicasMaxLag: optional(launch.min_replicas_max_lag, 'min_replicas_max_lag', LAUNCH_LIMITS.minReplicasMaxLag, 0),
     maxClients: optional(launch.max_clients, 'max_clients', LAUNCH_LIMITS.maxClients, 0),
+    redisServer: binaryOf(launch.redis_server, limits.redisServers),
     ...dataOf(instance, taskId, role, launch),
   };
 }
@@ -107,6 +112,15 @@ function dataOf(instance: string, taskId: string, role: 'master' | 'replica', la
     out.reuseDirOf = launch.reuse_dir_of;
   }
   return out;
+}
+
+/** The binary a LAUNCH names must be one the agent offers: a scheduler may not run any file it likes. */
+function binaryOf(wanted: unknown, offered: readonly string[]): string {
+  if (wanted === undefined || wanted === null || wanted === '') return offered[0] ?? 'redis-server';
+  if (typeof wanted !== 'string' || !offered.includes(wanted)) {
+    throw new InvalidLaunchError('redis_server', `redis_server ${quote(wanted)} is not one of this agent's binaries (${offered.join(', ')})`);
+  }
+  return wanted;
 }
 
 function roleOf(role: unknown): 'master' | 'replica' {

@@ -17,6 +17,8 @@ export interface SubscriptionOptions {
   /** The address this node's redis-servers listen on. */
   ip: string;
   resources: Resources;
+  /** The redis-server binaries offered, with their versions (the first the default). */
+  redisServers: { path: string; version: string }[];
   fleetKey: string;
   /** During a fleet key rotation, the old key (see docs/hardening/session.md). */
   previousFleetKey?: string;
@@ -135,7 +137,7 @@ export class Subscription {
       type: pb.Call.Type.SUBSCRIBE,
       agent_id: { value: this.opts.id },
       subscribe: {
-        agent_info: { hostname: hostname(), ip: this.opts.ip, id: { value: this.opts.id }, resources: toResourceList(this.opts.resources) },
+        agent_info: { hostname: hostname(), ip: this.opts.ip, id: { value: this.opts.id }, resources: toResourceList(this.opts.resources), redis_servers: this.opts.redisServers },
         tasks: state.tasks,
         unacknowledged_updates: state.updates.map((status) => ({ status })),
       },

@@ -22,7 +22,8 @@ export interface SupervisorOptions {
   ports: PortRange;
   mem: number;
   workDir: string;
-  redisServer: string;
+  /** The redis-server binaries this agent offers, the first its default. */
+  redisServers: string[];
 }
 
 /** A LAUNCH that passed its checks. */
@@ -100,8 +101,10 @@ export class Supervisor {
     const task = pb.TaskInfo.decode(Buffer.from(cp.task, 'base64'));
     const launch = pb.RedisLaunch.decode(task.data ?? new Uint8Array());
     // Checked again (the file is the agent's own, but its fields reach commands); this agent's
-    // port range and memory may have changed since the launch, so those bounds are not applied.
-    const checked = checkLaunch(cp.procId, launch, { ports: { begin: 1, end: 65535 }, memMb: Number.MAX_SAFE_INTEGER, portsInUse: this.portsInUse() });
+    // port range, memory and binaries may have changed since the launch, so those bounds are not
+    // applied (an adopted redis-server already runs: its binary is only recorded).
+    const binaries = [...this.opts.redisServers, ...(launch.redis_server ? [launch.redis_server] : [])];
+    const checked = checkLaunch(cp.procId, launch, { ports: { begin: 1, end: 65535 }, memMb: Number.MAX_SAFE_INTEGER, portsInUse: this.portsInUse(), redisServers: binaries });
     const proc = this.create({ task, launch, checked }, cp);
     proc.target = cp.target;
     const { redis } = proc;
@@ -132,7 +135,7 @@ export class Supervisor {
     const procId = task.task_id.value;
     try {
       const launch = pb.RedisLaunch.decode(task.data ?? new Uint8Array());
-      const checked = checkLaunch(procId, launch, { ports: this.opts.ports, memMb: this.opts.mem, portsInUse: this.portsInUse() });
+      const checked = checkLaunch(procId, launch, { ports: this.opts.ports, memMb: this.opts.mem, portsInUse: this.portsInUse(), redisServers: this.opts.redisServers });
       return { task, launch, checked };
     } catch (err) {
       // Nothing was written or spawned: the LAUNCH is refused as a whole.
@@ -154,7 +157,7 @@ export class Supervisor {
     const cgroup = adopted ? (adopted.cgroupDir ? adoptedProcCgroup(adopted.cgroupDir, ceiling) : undefined) : this.memoryCgroups()?.create(dirName, ceiling);
     const redis = new RedisProcess({
       procId,
-      redisServer: this.opts.redisServer,
+      redisServer: checked.redisServer,
       log,
       ip: this.opts.ip,
       port: checked.port,

@@ -1,5 +1,6 @@
 import { subtractPorts, type Resources } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
+import type { RedisServerBinary } from '../domain/services.js';
 
 /** Where the broker writes an agent's events: the open SUBSCRIBE response. */
 export interface EventSink {
@@ -26,6 +27,8 @@ export interface AgentEntry {
   hostname: string;
   ip: string;
   total: Resources;
+  /** The redis-server binaries it offers (SUBSCRIBE), the first its default. */
+  redisServers: RedisServerBinary[];
   tasks: Map<string, HeldTask>;
   sink?: EventSink;
   /** The last sign of life on the current stream: SUBSCRIBE, a heartbeat answer or any call (ms epoch). */

@@ -79,6 +79,7 @@ export class OfferBroker implements ResourceBroker {
       hostname: info.ip && info.hostname ? info.hostname : address,
       ip: address,
       total: fromResourceList(info.resources),
+      redisServers: (info.redis_servers ?? []).map((b) => ({ path: b.path, version: b.version ?? '' })),
       tasks: held,
       sink,
       lastSeen: Date.now(),
@@ -240,6 +241,7 @@ export class OfferBroker implements ResourceBroker {
       free: freeOf(a),
       tasks: [...a.tasks.keys()],
       subscribedAt: a.subscribedAt,
+      redisServers: a.redisServers,
     }));
   }
 
@@ -279,7 +281,7 @@ export class OfferBroker implements ResourceBroker {
       if (!this.liveness.alive(a, now) || a.offerId || a.refuseUntil > now) continue;
       const free = freeOf(a);
       if (free.mem <= 0 || free.ports.length === 0) continue;
-      const offer: Offer = { id: uuidv4(), agentId: a.id, hostname: a.hostname, ip: a.ip, resources: free };
+      const offer: Offer = { id: uuidv4(), agentId: a.id, hostname: a.hostname, ip: a.ip, resources: free, redisServers: a.redisServers };
       a.offerId = offer.id;
       this.offers.set(offer.id, offer);
       batch.push(offer);

@@ -9,7 +9,9 @@ import type { Offer, TaskLaunch } from './offers.js';
 import type { FrameworkContext } from './framework-context.js';
 import type { Need } from './need.js';
 import { launchData, type LaunchData } from './launch-data.js';
-import { placeSurge } from './surge-placement.js';
+import { placeSurge, slotOffers } from './surge-placement.js';
+import { offeredBinary } from './redis-binaries.js';
+import type { RedisServerBinary } from '../domain/services.js';
 
 /** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
 const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
@@ -22,6 +24,8 @@ const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
 export class Creator {
   /** Instances that need procs placed. */
   private readonly wanting = new Set<string>();
+  /** The binaries each offer of the current round carries (by offer id). */
+  private binaries = new Map<string, RedisServerBinary[]>();
 
   constructor(private readonly ctx: FrameworkContext) {}
 
@@ -43,7 +47,11 @@ export class Creator {
     });
   }
 
-  private async placeOn(offers: Offer[]): Promise<void> {
+  private async placeOn(all: Offer[]): Promise<void> {
+    // A draining (or drained) agent gets no new procs: its offers go back unused.
+    const offers = all.filter((o) => !this.ctx.store.drain(o.agentId));
+    for (const o of all) if (!offers.includes(o)) this.ctx.broker.decline(o.id, this.ctx.opts.idleRefuseSeconds);
+    this.binaries = new Map(offers.map((o) => [o.id, o.redisServers ?? []]));
     const slots: Slot[] = offers.map((o) => ({
       agentId: o.agentId,
       offerId: o.id,
@@ -52,6 +60,7 @@ export class Creator {
       cpus: o.resources.cpus,
       mem: o.resources.mem,
       ports: o.resources.ports.map((r) => ({ ...r })),
+      redisServers: o.redisServers ?? [],
     }));
     const launches = new Map<string, TaskLaunch[]>();
     const byAge = [...this.wanting]
@@ -106,12 +115,16 @@ export class Creator {
   private async placeProcs(inst: Instance, need: Need, slots: Slot[]): Promise<{ proc: NewProc; offerId: string }[]> {
     const placed: { proc: NewProc; offerId: string }[] = [];
     const plain = need.count - need.surges.length;
-    const assignments = plain > 0 ? await this.fit(inst, { ...need, count: plain }, slots) : undefined;
-    for (const [i, a] of (assignments ?? []).entries()) placed.push({ proc: newProc(inst, a, need.gang && i === 0 ? ProcType.Master : ProcType.Replica), offerId: a.offerId });
+    // An upgraded instance's new procs (replacements too) run its binary, only where it is offered.
+    const wanted = inst.redisServer || undefined;
+    const eligible = wanted ? slots.filter((s) => slotOffers(s, wanted)) : slots;
+    const assignments = plain > 0 ? await this.fit(inst, { ...need, count: plain }, eligible) : undefined;
+    const binaryOf = (a: Assignment, binary?: string) => offeredBinary(this.binaries.get(a.offerId) ?? [], binary);
+    for (const [i, a] of (assignments ?? []).entries()) placed.push({ proc: newProc(inst, a, need.gang && i === 0 ? ProcType.Master : ProcType.Replica, binaryOf(a, wanted)), offerId: a.offerId });
     for (const req of need.surges) {
-      const a = placeSurge(inst, req, slots, this.ctx.opts.procCpus);
+      const a = placeSurge(inst, { ...req, redisServer: req.redisServer ?? wanted }, slots, this.ctx.opts.procCpus);
       if (!a) continue;
-      placed.push({ proc: { ...newProc(inst, a, ProcType.Replica), capacity: req.capacityMb ?? inst.capacity, surge: req.id }, offerId: a.offerId });
+      placed.push({ proc: { ...newProc(inst, a, ProcType.Replica, binaryOf(a, req.redisServer ?? wanted)), capacity: req.capacityMb ?? inst.capacity, surge: req.id }, offerId: a.offerId });
     }
     return placed;
   }
@@ -130,6 +143,7 @@ export class Creator {
       dValue: inst.dValue,
       strategy: inst.placement,
       existing,
+      masters: need.gang ? this.mastersByAgent() : undefined,
     };
     // A restart in place goes on the dead master's agent or waits for room there.
     const usable = need.inPlace ? slots.filter((s) => s.agentId === need.inPlace!.sid) : slots;
@@ -170,9 +184,18 @@ export class Creator {
     this.ctx.log.warn('persistent master restarted in place with its data', { instance: inst.name, proc: procs[0].id, from: dead.id, agent: dead.sid });
   }
 
+  /** Live masters (procs of Type M, of every instance) per agent, for a fresh master's placement. */
+  private mastersByAgent(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const inst of this.ctx.store.instances()) {
+      for (const p of inst.procs) if (p.type === ProcType.Master && isLive(p)) counts.set(p.sid, (counts.get(p.sid) ?? 0) + 1);
+    }
+    return counts;
+  }
+
   /** Every connected agent's free resources, offered or not: what the fleet has, for messages. */
   private fleetSlots(): Slot[] {
-    return this.ctx.broker.agents().filter((a) => a.connected).map((a) => ({
+    return this.ctx.broker.agents().filter((a) => a.connected && !this.ctx.store.drain(a.id)).map((a) => ({
       agentId: a.id,
       offerId: '',
       ip: a.ip,
@@ -184,9 +207,11 @@ export class Creator {
   }
 }
 
-/** The proc to write for this assignment. */
-function newProc(inst: Instance, a: Assignment, type: ProcType): NewProc {
+/** The proc to write for this assignment, on the binary its agent offers for it. */
+function newProc(inst: Instance, a: Assignment, type: ProcType, binary: RedisServerBinary | undefined): NewProc {
   return {
+    redisServer: binary?.path,
+    redisVersion: binary?.version,
     id: `${inst.name}::${uuidv4()}`,
     instance: inst.name,
     nodename: a.hostname,
@@ -219,6 +244,7 @@ function launchOf(inst: Instance, p: NewProc, master: { ip: string; port: number
       min_replicas_max_lag: inst.minReplicasMaxLag || DEFAULT_MIN_REPLICAS_MAX_LAG,
       max_clients: inst.maxClients || undefined,
       ...data,
+      redis_server: p.redisServer || undefined,
     }).finish(),
   };
 }

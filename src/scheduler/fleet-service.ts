@@ -2,10 +2,14 @@ import type { FleetStore } from '../store/fleet-store.js';
 import { generatePassword, sameSecret, sha256Hex } from '../store/secrets.js';
 import { InstanceType, type Instance, type InstanceStatus, type Proc } from '../domain/model.js';
 import type { Operation, OperationKind } from '../domain/operation.js';
+import type { RebalanceRecord } from '../domain/rebalance.js';
+import { RebalanceStore } from '../store/rebalance-store.js';
 import type { AgentView, CreatedInstance, FleetService, InstanceRequest, RefusedAgent } from '../domain/services.js';
-import { BackupNotFoundError, InvalidInputError, NotLeaderError } from '../errors.js';
+import { BackupNotFoundError, InvalidInputError, NotFoundError, NotLeaderError } from '../errors.js';
 import { parseBackupRef, type Backup, type BackupSchedule } from '../domain/backup.js';
 import { verifyBackup, type BackupStorage } from './backup-storage.js';
+import type { Drain } from '../domain/drain.js';
+import { isLive } from '../domain/rules.js';
 import type { OfferBroker } from './broker.js';
 import type { AgentEndpoint } from './agent-endpoint.js';
 import type { RedisFramework } from './framework.js';
@@ -118,8 +122,44 @@ export class SchedulerFleetService implements FleetService {
     await this.store.setInstance(name, { BackupSchedule: schedule ? JSON.stringify(schedule) : '' });
   }
 
+  async drain(agentId: string): Promise<Drain> {
+    const framework = this.term().framework;
+    if (!framework) throw new NotLeaderError(this.leaderUrl());
+    if (!this.knowsAgent(agentId)) throw new NotFoundError('agent', agentId);
+    return framework.drainer.begin(agentId);
+  }
+
+  async undrain(agentId: string): Promise<boolean> {
+    const framework = this.term().framework;
+    if (!framework) throw new NotLeaderError(this.leaderUrl());
+    if (!this.knowsAgent(agentId) && !this.store.drain(agentId)) throw new NotFoundError('agent', agentId);
+    return framework.drainer.end(agentId);
+  }
+
+  async rebalance(dryRun: boolean): Promise<RebalanceRecord> {
+    const framework = this.term().framework;
+    if (!framework) throw new NotLeaderError(this.leaderUrl());
+    return framework.rebalancer.start(dryRun);
+  }
+
+  rebalanceStatus(): Promise<RebalanceRecord | undefined> {
+    return new RebalanceStore(this.store).read();
+  }
+
+  /** Every agent with its drain: `draining` and `left` (live procs still on it) while it has a Drain record. */
   agents(): AgentView[] {
-    return this.term().broker?.agents() ?? registeredAgents(this.store, this.procCpus);
+    const views: AgentView[] = this.term().broker?.agents() ?? registeredAgents(this.store, this.procCpus);
+    const left = new Map<string, number>();
+    for (const inst of this.store.instances()) for (const p of inst.procs.filter(isLive)) left.set(p.sid, (left.get(p.sid) ?? 0) + 1);
+    return views.map((v) => {
+      const drain = this.store.drain(v.id);
+      return { ...v, redisServers: v.redisServers ?? [], draining: drain !== undefined, left: drain ? left.get(v.id) ?? 0 : 0, drain: drain ?? null };
+    });
+  }
+
+  /** An agent the leader's broker holds, or one registered in etcd. */
+  private knowsAgent(agentId: string): boolean {
+    return (this.term().broker?.agents() ?? []).some((a) => a.id === agentId) || this.store.agentIds().includes(agentId);
   }
 
   refusedAgents(): RefusedAgent[] {

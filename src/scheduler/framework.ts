@@ -17,12 +17,19 @@ import { Destroyer } from './destroyer.js';
 import { Operations } from './operations.js';
 import { backupHandler, restoreHandler } from './backup-operation.js';
 import { BackupSchedule } from './backup-schedule.js';
+import { Drainer } from './drainer.js';
+import { drainOperation } from './drain-operation.js';
+import { rollingUpgrade } from './rolling-upgrade.js';
 import { switchoverHandler } from './switchover-operation.js';
+import { Rebalancer } from './rebalance.js';
 import { ProcMove } from './proc-move.js';
 import { ResizeOperation } from './resize.js';
 import { ScaleOperation } from './scale.js';
 
 export type { FrameworkOptions } from './framework-context.js';
+
+/** How long a drain or an upgrade gives one new replica to be placed and synced before it fails (and, for a drain, retries). */
+const MOVE_TIMEOUT_MS = 120_000;
 
 /**
  * The Redis framework: turns instances in etcd into redis-server tasks.
@@ -36,6 +43,10 @@ export class RedisFramework implements Framework {
   readonly failover: Failover;
   /** Day-2 operations (resize, scale, switchover ...): their handlers register here. */
   readonly operations: Operations;
+  /** Agent maintenance: moves every proc off a draining agent (see drainer.ts). */
+  readonly drainer: Drainer;
+  /** Fleet-wide rebalancing of masters by switchover (POST /api/rebalance). */
+  readonly rebalancer: Rebalancer;
   /** Adds, retires and replaces replicas under constraints (drain, upgrade, resize use it). */
   readonly moves: ProcMove;
   private readonly jobs: FrameworkJobs;
@@ -68,11 +79,16 @@ export class RedisFramework implements Framework {
       this.operations.register(restoreHandler(store));
       this.backupSchedule = new BackupSchedule(store, opts.backups.storage, this.operations, log, opts.backups.minuteMs);
     }
+    this.drainer = new Drainer(store, broker, this.procs, this.operations, log, opts.procCpus);
     this.operations.register(switchoverHandler(store, this.failover.switchover));
+    this.rebalancer = new Rebalancer(store, this.operations, () => broker.agents().filter((a) => a.connected).map((a) => a.id), log);
     this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
     const deps = { store, broker, links, moves: this.moves, log, switchover: this.failover.switchover };
     this.operations.register(new ResizeOperation(deps));
     this.operations.register(new ScaleOperation(deps));
+    const maintenance = { store, broker, log, moves: this.moves, switchovers: this.failover.switchover, moveTimeoutMs: MOVE_TIMEOUT_MS };
+    this.operations.register(drainOperation(maintenance));
+    this.operations.register(rollingUpgrade(maintenance));
   }
 
   private readonly onInstance = (name: string): void => this.instanceChanged(name);
@@ -84,6 +100,8 @@ export class RedisFramework implements Framework {
     this.failover.start();
     this.operations.resumeAll();
     this.backupSchedule?.start();
+    this.drainer.start();
+    this.rebalancer.resume();
   }
 
   async stop(): Promise<void> {
@@ -92,7 +110,7 @@ export class RedisFramework implements Framework {
     this.failover.stop();
     this.backupSchedule?.stop();
     clearTimeout(this.graceTimer);
-    await Promise.all([this.jobs.stop(), this.operations.stop()]);
+    await Promise.all([this.jobs.stop(), this.drainer.stop(), this.operations.stop(), this.rebalancer.stop()]);
   }
 
   private instanceChanged(name: string): void {

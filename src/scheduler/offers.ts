@@ -1,4 +1,5 @@
 import type { Resources } from '../proto/messages.js';
+import type { RedisServerBinary } from '../domain/services.js';
 import type { redfleet } from '../proto/redfleet.js';
 
 /**
@@ -13,6 +14,8 @@ export interface Offer {
   hostname: string;
   ip: string;
   resources: Resources;
+  /** The redis-server binaries the agent offers, the first its default. */
+  redisServers: RedisServerBinary[];
 }
 
 export interface TaskLaunch {
@@ -31,6 +34,7 @@ export interface AgentView {
   free: Resources;
   tasks: string[];
   subscribedAt: string;
+  redisServers?: RedisServerBinary[];
 }
 
 /** What the framework may ask of the broker. */

@@ -1,4 +1,5 @@
 import { portCount, type PortRange } from '../proto/messages.js';
+import type { RedisServerBinary } from '../domain/services.js';
 
 /** What one agent can give right now (from its offer). */
 export interface Slot {
@@ -9,6 +10,8 @@ export interface Slot {
   cpus: number;
   mem: number;
   ports: PortRange[];
+  /** The redis-server binaries the agent offers, the first its default (absent: only its default). */
+  redisServers?: RedisServerBinary[];
 }
 
 export interface PlacementRequest {
@@ -20,6 +23,12 @@ export interface PlacementRequest {
   strategy: 'spread' | 'binpack';
   /** Procs of this instance each agent already holds (live ones). */
   existing: ReadonlyMap<string, number>;
+  /**
+   * Masters of all instances each agent holds, when the first proc placed is a fresh instance's
+   * master: it goes to the eligible agent with the fewest, then by the strategy's own order (for
+   * spread, the most free memory), so no agent ends up carrying every instance's writes.
+   */
+  masters?: ReadonlyMap<string, number>;
 }
 
 export interface Assignment {
@@ -40,7 +49,8 @@ export type PlacementResult =
  * failure they are left as they were and `placed` holds what did fit. Pure: no I/O.
  *
  * Spread (default) puts the next proc where the instance has the fewest procs, then where most
- * memory is free; binpack puts it where the least memory that still fits is free.
+ * memory is free; binpack puts it where the least memory that still fits is free. A fresh
+ * instance's master (with `masters`) goes first to the agent with the fewest masters.
  */
 export function place(req: PlacementRequest, slots: Slot[]): PlacementResult {
   const work = slots.map((s) => ({ ...s, ports: s.ports.map((r) => ({ ...r })) }));
@@ -49,7 +59,9 @@ export function place(req: PlacementRequest, slots: Slot[]): PlacementResult {
   for (let i = 0; i < req.count; i++) {
     const fits = work.filter((s) => fitsOne(s, req) && (held.get(s.agentId) ?? 0) < req.dValue);
     if (fits.length === 0) return { ok: false, placed: assignments, reason: shortfall(req, slots) };
-    fits.sort((a, b) => compare(a, b, req, held));
+    const masters = i === 0 ? req.masters : undefined;
+    const mastersOn = (s: Slot) => masters?.get(s.agentId) ?? 0;
+    fits.sort((a, b) => mastersOn(a) - mastersOn(b) || compare(a, b, req, held));
     const slot = fits[0];
     const port = takePort(slot);
     slot.mem -= req.memMb;

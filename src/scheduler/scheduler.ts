@@ -144,7 +144,7 @@ export class Scheduler {
 
   /** The fleet as the Sentinel endpoint sees it. Needs `open` first. */
   sentinelView(): SentinelSource {
-    return new SentinelView(this.opened(), this.detector, this.opts.id);
+    return new SentinelView(this.opened(), this.detector, this.opts.id, (name) => this.framework?.operations.start(name, 'switchover', {}));
   }
 
   private opened(): FleetStore {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { FleetStore } from '../store/fleet-store.js';
-import type { Instance, Proc } from '../domain/model.js';
-import type { SentinelMaster, SentinelReplica, SentinelSource } from '../domain/services.js';
+import { InstanceType, type Instance, type Proc } from '../domain/model.js';
+import { isOperationRunning } from '../domain/operation.js';
+import type { SentinelFailoverReply, SentinelMaster, SentinelReplica, SentinelSource } from '../domain/services.js';
 import type { Failover } from './failover.js';
 import { downAfterOf, failoverTimeoutOf, isServing, runningReplicas } from '../domain/rules.js';
 
@@ -19,13 +20,21 @@ function runId(procId: string): string {
  */
 export class SentinelView implements SentinelSource {
   readonly myid: string;
+  /** Instances whose SENTINEL FAILOVER was answered and whose operation is being recorded. */
+  private readonly starting = new Set<string>();
 
-  constructor(private readonly store: FleetStore, private readonly failover: HealthSource, schedulerId: string) {
+  constructor(
+    private readonly store: FleetStore,
+    private readonly health: HealthSource,
+    schedulerId: string,
+    /** Starts a switchover operation; undefined on a scheduler that does not lead. */
+    private readonly startSwitchover: (name: string) => Promise<unknown> | undefined = () => undefined,
+  ) {
     this.myid = runId(`sentinel:${schedulerId}`);
   }
 
   get events() {
-    return this.failover.events;
+    return this.health.events;
   }
 
   masters(): SentinelMaster[] {
@@ -39,16 +48,36 @@ export class SentinelView implements SentinelSource {
 
   replicas(name: string): SentinelReplica[] {
     const inst = this.store.instance(name);
-    const master = inst && this.failover.announced(inst);
+    const master = inst && this.health.announced(inst);
     if (!inst || !master) return [];
     return runningReplicas(inst, master).map((p) => replicaOf(p, master));
   }
 
+  /**
+   * SENTINEL FAILOVER, answered at once from the watched tree as Sentinel answers from its own
+   * view; the switchover then runs as the instance's operation (its record says how it ended).
+   */
+  failover(name: string): SentinelFailoverReply {
+    const inst = this.store.instance(name);
+    const master = inst && this.describe(inst) ? this.health.announced(inst) : undefined;
+    if (!inst || !master) return 'no-such-master';
+    if (this.starting.has(name) || isOperationRunning(inst.operation) || this.health.healthOf(master.id)?.failingOver) return 'in-progress';
+    const linked = runningReplicas(inst, master).filter((p) => (p.stats?.masterLinkStatus ?? 'up') === 'up');
+    if (inst.type !== InstanceType.MasterReplica || linked.length === 0) return 'no-good-slave';
+    const started = this.startSwitchover(name);
+    if (!started) return 'not-leader';
+    // Until its record is written, a second SENTINEL FAILOVER must see this one as in progress.
+    // A refusal after the reply (a race with another operation) shows in the instance's record.
+    this.starting.add(name);
+    started.catch(() => undefined).finally(() => this.starting.delete(name));
+    return 'started';
+  }
+
   private describe(inst: Instance): SentinelMaster | undefined {
     if (!isServing(inst)) return undefined;
-    const master = this.failover.announced(inst);
+    const master = this.health.announced(inst);
     if (!master) return undefined;
-    const health = this.failover.healthOf(master.id);
+    const health = this.health.healthOf(master.id);
     const flags = ['master'];
     if (health?.sdown) flags.push('s_down');
     if (health?.odown) flags.push('o_down');

@@ -64,6 +64,7 @@ export function registeredAgents(store: FleetStore, procCpus: number): AgentView
       },
       tasks: mine.map((p) => p.id),
       subscribedAt: String(record.startedAt ?? ''),
+      redisServers: Array.isArray(record.redisServers) ? (record.redisServers as { path: string; version: string }[]) : [],
     });
   }
   return views;

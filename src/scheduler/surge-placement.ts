@@ -2,14 +2,14 @@ import { isLive } from '../domain/rules.js';
 import type { Instance } from '../domain/model.js';
 import type { SurgeRequest } from '../domain/surge.js';
 import { place, type Assignment, type Slot } from './placement.js';
+import { offeredBinary } from './redis-binaries.js';
 
 /**
- * Whether the slot's agent can run `redisServer` (a path or a version; undefined: any binary).
- * The hook for agents that offer several redis-server binaries: until agents report the binaries
- * they have, every agent runs the one it was started with, and every slot qualifies.
+ * Whether the slot's agent can run `redisServer` (a path or a version; undefined: any binary): it
+ * offers that binary (agents list theirs in SUBSCRIBE, see redis-binaries.ts).
  */
-export function slotOffers(_slot: Slot, _redisServer: string | undefined): boolean {
-  return true;
+export function slotOffers(slot: Slot, redisServer: string | undefined): boolean {
+  return redisServer === undefined || offeredBinary(slot.redisServers ?? [], redisServer) !== undefined;
 }
 
 /**

@@ -48,6 +48,12 @@ export interface SwitchoverOptions {
 const PAUSE_MS = 3000;
 /** How long the chosen replica has to reach the paused master's offset before the switch is off. */
 const CATCH_UP_MS = 1000;
+/** How long the replica has, before the master is paused, to reach the master's offset of that moment. */
+const PREFLIGHT_MS = 3000;
+/** Bound on the second look at the offsets, just before the promotion. */
+const RECHECK_MS = 200;
+/** Attempts (50 ms apart) at turning the old master into a replica over the scheduler's link. */
+const DEMOTE_ATTEMPTS = 40;
 
 /**
  * A planned switchover (issue 9, part 3): no kill. Pauses the master's writes, waits until the
@@ -118,6 +124,7 @@ export class Switchover {
       const others = inst.procs.filter((p) => isLive(p) && p.id !== plan.to && p.id !== plan.from);
       await this.apply(to, from && isLive(from) ? from : undefined);
       await this.repoint(to, others);
+      if (from) this.announce(name, `${from.ip} ${from.port}`, to, [from, ...others]);
       this.log.warn('switchover settled after a restart: done', { instance: name, from: plan.from, to: plan.to });
       return 'done';
     }
@@ -132,6 +139,9 @@ export class Switchover {
     const inst = this.store.instance(name) as Instance;
     const old = runningMaster(inst) as Proc;
     const chosen = await this.choose(inst, old, opts);
+    // Before any pause: the replica must be streaming (a replica just synced gets the stream only
+    // after its first ACK), so the paused wait below is a matter of milliseconds.
+    await this.awaitCatchUp(old, chosen, PREFLIGHT_MS, false);
     const plan: SwitchoverPlan = { from: old.id, to: chosen.id, epoch: inst.epoch + 1 };
     await opts.beforeSwitch?.(plan);
     const oldAddr = `${old.ip} ${old.port}`;
@@ -147,17 +157,33 @@ export class Switchover {
       const written = await writeSwitchover(this.store, name, { oldMaster: old, newMaster: chosen, repoint: others, expectStatus: inst.status, epoch: plan.epoch });
       if (!written) throw new OperationRefusedError(`instance '${name}' changed during the switchover (a failover or a delete); nothing was switched`);
     } catch (err) {
+      // An etcd error may hide a transaction that did commit: then the switch stands, go on.
+      if (!(err instanceof OperationRefusedError) && (await this.committed(name, chosen))) return this.finish(name, oldAddr, old, chosen, others, pausedAt, plan);
       await this.links.call(old, 'CLIENT', 'UNPAUSE');
       this.emitEvent('-failover-abort-not-elected', `master ${name} ${oldAddr}`);
       log.warn('switchover abandoned; the master is unpaused and unchanged', { to: chosen.id, error: (err as Error).message });
       throw err;
     }
+    // The paused master still pings its replicas once a second: a ping sent since the catch-up
+    // must reach the new master too, or the old master and the others would need a full resync.
+    await this.awaitCatchUp(old, chosen, RECHECK_MS, true, true).catch(() => undefined);
+    return this.finish(name, oldAddr, old, chosen, others, pausedAt, plan);
+  }
+
+  /** The switch is written: make it true at once, announce it, re-point the others. */
+  private async finish(name: string, oldAddr: string, old: Proc, chosen: Proc, others: Proc[], pausedAt: number, plan: SwitchoverPlan): Promise<SwitchoverResult> {
     await this.apply(chosen, old);
     const gapMs = Date.now() - pausedAt;
     this.announce(name, oldAddr, chosen, [old, ...others]);
     await this.repoint(chosen, others);
-    log.info('switchover done', { from: old.id, to: chosen.id, epoch: plan.epoch, gapMs });
+    this.log.info('switchover done', { instance: name, proc: old.id, agent: old.sid, from: old.id, to: chosen.id, epoch: plan.epoch, gapMs });
     return { from: old.id, to: chosen.id, epoch: plan.epoch, gapMs };
+  }
+
+  /** Whether etcd itself (not the cache) names `chosen` as the master. */
+  private async committed(name: string, chosen: Proc): Promise<boolean> {
+    const mname = await this.store.etcd.get(this.store.keys.instanceField(name, 'Mname')).string().catch(() => null);
+    return mname === chosen.id;
   }
 
   /** The replica to promote: `opts.to`, or the best ranked one with its link up and off `avoidAgents`. */
@@ -182,20 +208,28 @@ export class Switchover {
     if (reply.reply !== 'OK') throw new OperationRefusedError(`the master ${old.ip}:${old.port} did not pause its writes (${reply.error ?? 'no reply'}); nothing was switched`);
   }
 
-  /** Resolves once the replica has processed every byte of the paused master's stream; throws after CATCH_UP_MS. */
-  private async awaitCatchUp(old: Proc, chosen: Proc): Promise<void> {
-    const deadline = Date.now() + CATCH_UP_MS;
+  /**
+   * Resolves once the replica has processed the master's stream up to the master's offset: the
+   * offset as it is now at each look (`follow`), or as it was when the wait began; or once it is a
+   * master (`promotedIsDone`). Throws after `withinMs`.
+   */
+  private async awaitCatchUp(old: Proc, chosen: Proc, withinMs = CATCH_UP_MS, follow = true, promotedIsDone = false): Promise<void> {
+    const deadline = Date.now() + withinMs;
+    let target = NaN;
     let seen = '';
     while (Date.now() < deadline) {
       const [m, r] = await Promise.all([this.links.call(old, 'INFO', 'replication'), this.links.call(chosen, 'INFO', 'replication')]);
       const master = typeof m === 'string' ? Number(parseInfo(m).get('master_repl_offset')) : NaN;
+      if (follow || !Number.isFinite(target)) target = master;
       const replica = typeof r === 'string' ? parseInfo(r) : undefined;
       const offset = Number(replica?.get('slave_repl_offset'));
       seen = `master ${master}, replica ${offset}`;
-      if (replica?.get('master_link_status') === 'up' && Number.isFinite(master) && offset >= master) return;
+      // Its agent may have promoted it already (the MASTER message): nothing more reaches it.
+      if (promotedIsDone && replica?.get('role') === 'master') return;
+      if (replica?.get('master_link_status') === 'up' && Number.isFinite(target) && offset >= target) return;
       await sleep(2);
     }
-    throw new OperationRefusedError(`replica ${chosen.id} did not catch up with the paused master within ${CATCH_UP_MS} ms (${seen}); nothing was switched`);
+    throw new OperationRefusedError(`replica ${chosen.id} did not reach the master's offset within ${withinMs} ms (${seen}); nothing was switched`);
   }
 
   /**
@@ -216,20 +250,32 @@ export class Switchover {
     await Promise.all(others.filter(isRunning).map((p) => this.links.call(p, 'REPLICAOF', chosen.ip, String(chosen.port))));
   }
 
+  /**
+   * The old master follows the new one, is unpaused and drops its tenants' clients, in one MULTI.
+   * Tried again for a while (a link a restarted scheduler has only just opened): until its
+   * tenants' clients are dropped they keep writing to a replica and only get -READONLY back.
+   */
   private async demote(old: Proc, chosen: Proc): Promise<void> {
-    try {
-      const results = await this.links.get(old).multi()
-        .call('REPLICAOF', chosen.ip, String(chosen.port))
-        .call('CLIENT', 'UNPAUSE')
-        .call('CLIENT', 'KILL', 'TYPE', 'normal', 'USER', 'default', 'SKIPME', 'yes')
-        .call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'USER', 'default', 'SKIPME', 'yes')
-        .exec();
-      const failed = results?.find(([err]) => err);
-      if (!results || failed) throw failed?.[0] ?? new Error('MULTI aborted');
-    } catch (err) {
-      // Its agent follows the SLAVEOF message, and the pause ends by itself at its bound.
-      this.log.warn('switchover: the old master did not take REPLICAOF at once; its agent carries it out', { instance: old.instance, proc: old.id, agent: old.sid, error: (err as Error).message });
+    let error = '';
+    for (let attempt = 0; attempt < DEMOTE_ATTEMPTS; attempt++) {
+      if (attempt > 0) await sleep(50);
+      await this.links.call(old, 'PING');
+      try {
+        const results = await this.links.get(old).multi()
+          .call('REPLICAOF', chosen.ip, String(chosen.port))
+          .call('CLIENT', 'UNPAUSE')
+          .call('CLIENT', 'KILL', 'TYPE', 'normal', 'USER', 'default', 'SKIPME', 'yes')
+          .call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'USER', 'default', 'SKIPME', 'yes')
+          .exec();
+        const failed = results?.find(([err]) => err);
+        if (results && !failed) return;
+        error = (failed?.[0] as Error | undefined)?.message ?? 'MULTI aborted';
+      } catch (err) {
+        error = (err as Error).message;
+      }
     }
+    // Its agent follows the SLAVEOF message, and the pause ends by itself at its bound.
+    this.log.error('switchover: the old master did not take REPLICAOF; its agent carries it out, but its clients stay until they reconnect', { instance: old.instance, proc: old.id, agent: old.sid, error });
   }
 
   /** Sentinel's closing events of a failover, then each re-pointed replica (the old master too). */

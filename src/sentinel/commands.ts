@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { SentinelSource } from '../domain/services.js';
+import type { SentinelFailoverReply, SentinelSource } from '../domain/services.js';
 import { array, bulk, bulks, error, int, map, simple, type RespValue } from './resp.js';
 import type { Client, RefusalLog } from './connection.js';
 import { WHILE_SUBSCRIBED, subscribe, subscriptions, unsubscribe } from './pubsub.js';
@@ -157,6 +157,9 @@ export class SentinelCommands {
       case 'sentinels':
         if (!known()) return error('ERR No such master with that name');
         return array([]);
+      case 'failover':
+        if (args.length !== 3) return arity('sentinel|failover');
+        return FAILOVER_REPLIES[this.source.failover(name)];
       case 'myid':
         return bulk(this.source.myid);
       case 'ckquorum':
@@ -167,6 +170,15 @@ export class SentinelCommands {
     }
   }
 }
+
+/** SENTINEL FAILOVER's replies, in Sentinel's words where Sentinel has them. */
+const FAILOVER_REPLIES: Record<SentinelFailoverReply, RespValue> = {
+  'started': simple('OK'),
+  'no-such-master': error('ERR No such master with that name'),
+  'in-progress': error('INPROG Failover already in progress'),
+  'no-good-slave': error('NOGOODSLAVE No suitable replica to promote'),
+  'not-leader': error('ERR this scheduler is a standby; send SENTINEL FAILOVER to the leading scheduler\'s endpoint'),
+};
 
 function clientCommand(client: Client, args: string[]): RespValue {
   const sub = (args[1] ?? '').toUpperCase();

@@ -14,6 +14,8 @@ export interface AgentRecord {
   ip: string;
   scheduler: string;
   resources: { cpus: number; mem: number; ports: string };
+  /** The redis-server binaries it offers, with their versions (the first the default). */
+  redisServers?: { path: string; version: string }[];
   startedAt: string;
 }
 

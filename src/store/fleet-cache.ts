@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3, Watcher } from 'etcd3';
 import { Keys } from './keys.js';
 import type { Instance, ProcStats } from '../domain/model.js';
+import { parseDrain, type Drain } from '../domain/drain.js';
 import { instanceFromFields } from './records.js';
 import type { Logger } from '../logger.js';
 
@@ -18,12 +19,13 @@ interface InstanceNode {
  * cache has seen it (`caughtUp`), so a read that follows a write sees it.
  *
  * Events: 'instance' (name) whenever anything of an instance but its Stats changes;
- * 'agents' whenever an agent registration key changes.
+ * 'agents' whenever an agent registration key changes; 'drains' whenever a Drain record does.
  */
 export class FleetCache extends EventEmitter {
   readonly keys: Keys;
   private readonly nodes = new Map<string, InstanceNode>();
   private readonly agentRecords = new Map<string, string>();
+  private readonly drainRecords = new Map<string, string>();
   protected revision = 0n;
   private waiters: { rev: bigint; resolve: () => void }[] = [];
   private watcher?: Watcher;
@@ -53,6 +55,7 @@ export class FleetCache extends EventEmitter {
     const before = new Set(this.nodes.keys());
     this.nodes.clear();
     this.agentRecords.clear();
+    this.drainRecords.clear();
     for (const kv of res.kvs) this.route(kv.key.toString(), kv.value.toString());
     this.advance(BigInt(res.header.revision));
     return before;
@@ -69,7 +72,7 @@ export class FleetCache extends EventEmitter {
         if (name) touched.add(name);
       }
       this.advance(BigInt(res.header.revision));
-      for (const name of touched) this.emit(name === '\0agents' ? 'agents' : 'instance', name);
+      for (const name of touched) this.emit(name === '\0agents' ? 'agents' : name === '\0drains' ? 'drains' : 'instance', name);
     });
     // etcd3 emits 'error' only when etcd cancelled the watch, and then drops it. The usual cause:
     // the stream broke, and by the time it came back its next revision had been compacted
@@ -91,6 +94,7 @@ export class FleetCache extends EventEmitter {
         await this.watchFrom(this.revision + 1n);
         for (const name of new Set([...before, ...this.nodes.keys()])) this.emit('instance', name);
         this.emit('agents', '\0agents');
+        this.emit('drains', '\0drains');
         this.log?.info('etcd tree reloaded', { revision: this.revision.toString() });
         return;
       } catch (err) {
@@ -117,13 +121,17 @@ export class FleetCache extends EventEmitter {
 
   /**
    * Applies one key (value undefined: deleted). Returns the instance name it touched,
-   * '\0agents' for an agent key, and '' when nobody needs telling (config, Stats, MemUsed).
+   * '\0agents' for an agent key, '\0drains' for a Drain record, and '' when nobody needs telling (config, Stats, MemUsed).
    */
   private route(key: string, value: string | undefined): string {
     const rel = key.slice(this.keys.root.length).split('/');
     if (rel[0] === 'Agents' && rel.length === 2) {
       setOrDelete(this.agentRecords, rel[1], value);
       return '\0agents';
+    }
+    if (rel[0] === 'Drains' && rel.length === 2) {
+      setOrDelete(this.drainRecords, rel[1], value);
+      return '\0drains';
     }
     if (rel[0] !== 'Instances' || rel.length < 3) return '';
     const name = rel[1];
@@ -208,6 +216,15 @@ export class FleetCache extends EventEmitter {
   /** Ids of the agents registered in etcd (each registration lives on its agent's lease). */
   agentIds(): string[] {
     return [...this.agentRecords.keys()].sort();
+  }
+
+  /** The agent's Drain record (see domain/drain.ts), when it is draining or drained. */
+  drain(agentId: string): Drain | undefined {
+    return parseDrain(this.drainRecords.get(agentId));
+  }
+
+  drains(): Drain[] {
+    return [...this.drainRecords.keys()].sort().map((id) => this.drain(id)).filter((d): d is Drain => d !== undefined);
   }
 
   agentRecord(id: string): Record<string, unknown> | undefined {

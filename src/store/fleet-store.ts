@@ -24,6 +24,9 @@ export interface NewProc {
   type: ProcType;
   slaveOf: string;
   agentId: string;
+  /** The redis-server binary it is launched with, and its version. */
+  redisServer?: string;
+  redisVersion?: string;
   /** The surge request it is placed for (see domain/surge.ts). */
   surge?: string;
 }
@@ -171,6 +174,7 @@ export class FleetStore extends FleetCache {
         SID: p.agentId,
         Msg: '',
         Stats: '',
+        ...(p.redisServer ? { RedisServer: p.redisServer, RedisVersion: p.redisVersion ?? '' } : {}),
         ...(p.surge ? { Surge: p.surge } : {}),
       };
       for (const [f, v] of Object.entries(fields)) ops.push(this.etcd.put(k.procField(name, p.id, f)).value(v));

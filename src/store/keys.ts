@@ -8,11 +8,14 @@ export class Keys {
   constructor(readonly prefix = DEFAULT_PREFIX) {}
 
   get root(): string { return `${this.prefix}/`; }
-  config(field: 'FrameworkID' | 'RegisteredAt' | 'FleetKeyFingerprint'): string { return `${this.prefix}/Config/${field}`; }
+  config(field: 'FrameworkID' | 'RegisteredAt' | 'FleetKeyFingerprint' | 'Rebalance'): string { return `${this.prefix}/Config/${field}`; }
   /** Where the scheduler election's keys live (etcd3's Election adds `election/<name>/<lease>`). */
   get configDir(): string { return `${this.prefix}/Config/`; }
   get agents(): string { return `${this.prefix}/Agents/`; }
   agent(id: string): string { return `${this.agents}${id}`; }
+  /** Agents under maintenance (see domain/drain.ts); not under Agents/, whose keys die with the agent's lease. */
+  get drains(): string { return `${this.prefix}/Drains/`; }
+  drain(agentId: string): string { return `${this.drains}${agentId}`; }
   get instances(): string { return `${this.prefix}/Instances/`; }
   instance(name: string): string { return `${this.instances}${name}/`; }
   instanceField(name: string, field: string): string { return `${this.instance(name)}${field}`; }

@@ -35,6 +35,8 @@ export function procFromFields(id: string, f: Map<string, string>): Proc {
     eid: f.get('EID') ?? '',
     sid: f.get('SID') ?? '',
     msg: f.get('Msg') ?? '',
+    redisServer: f.get('RedisServer') ?? '',
+    redisVersion: f.get('RedisVersion') ?? '',
     surge: f.get('Surge') ?? '',
     stats: parseStats(f.get('Stats')),
   };
@@ -76,6 +78,7 @@ export function instanceFromFields(
     backupSchedule: parseBackupSchedule(f.get('BackupSchedule')),
     restoreFrom: f.get('RestoreFrom') ?? '',
     restoreSha256: f.get('RestoreSha256') ?? '',
+    redisServer: f.get('RedisServer') ?? '',
     operation: parseOperation(f.get('Operation')),
     surges: parseSurge(f.get('Surge')),
     procs: [...procs.entries()].map(([id, pf]) => procFromFields(id, pf)).sort((a, b) => a.id.localeCompare(b.id)),

@@ -81,7 +81,7 @@ describe('persistence in redis.conf and in a LAUNCH (issue 9 part 6)', () => {
   it('checks the persistence, restore and reuse fields of a LAUNCH', () => {
     const id = 'c::0b6f3c5e-1c1e-4a5e-9f3e-2d1c0b9a8f7e';
     const other = 'c::1b6f3c5e-1c1e-4a5e-9f3e-2d1c0b9a8f7e';
-    const limits = { ports: { begin: 7000, end: 7010 }, memMb: 1024, portsInUse: new Set<number>() };
+    const limits = { ports: { begin: 7000, end: 7010 }, memMb: 1024, portsInUse: new Set<number>(), redisServers: ['redis-server'] };
     const launch = (extra: Record<string, unknown>) => pb.RedisLaunch.create({ instance: 'c', proc_id: id, role: pb.RedisLaunch.Role.MASTER, port: 7001, capacity_mb: 64, password_sha256: 'a'.repeat(64), ...extra });
     expect(checkLaunch(id, launch({}), limits).persistence).to.equal('none');
     const ok = checkLaunch(id, launch({ persistence: 'rdb', restore_backup: 'src/20261130T001611123Z', restore_sha256: 'B'.repeat(64), reuse_dir_of: other }), limits);
@@ -100,7 +100,7 @@ describe('persistence in redis.conf and in a LAUNCH (issue 9 part 6)', () => {
 
 describe('kept data of a crashed persistent proc (restart in place)', () => {
   const id = (n: number) => `c::${n}b6f3c5e-1c1e-4a5e-9f3e-2d1c0b9a8f7e`;
-  const launch = (procId: string, reuseDirOf: string) => ({ instance: 'c', procId, role: 'master', port: 1, capacityMb: 1, passwordSha256: '', replicaPriority: 100, minReplicasToWrite: 0, minReplicasMaxLag: 0, maxClients: 0, persistence: 'aof', reuseDirOf }) as const;
+  const launch = (procId: string, reuseDirOf: string) => ({ instance: 'c', procId, role: 'master', port: 1, capacityMb: 1, passwordSha256: '', replicaPriority: 100, minReplicasToWrite: 0, minReplicasMaxLag: 0, maxClients: 0, persistence: 'aof', reuseDirOf, redisServer: 'redis-server' }) as const;
 
   it('moves a kept directory to the new proc, and refuses one it did not keep', async () => {
     const work = mkdtempSync(join(tmpdir(), 'redfleet-procdata-'));

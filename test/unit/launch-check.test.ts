@@ -7,7 +7,8 @@ import { InvalidLaunchError } from '../../src/errors.js';
 import { pb } from '../../src/proto/messages.js';
 import type { redfleet } from '../../src/proto/redfleet.js';
 
-const limits: LaunchLimits = { ports: { begin: 7000, end: 7009 }, memMb: 1024, portsInUse: new Set([7005]) };
+const BINARIES = ['/usr/bin/redis-server', '/opt/redis-next/redis-server'];
+const limits: LaunchLimits = { ports: { begin: 7000, end: 7009 }, memMb: 1024, portsInUse: new Set([7005]), redisServers: BINARIES };
 const HASH = 'ab'.repeat(32);
 
 function replicaLaunch(overrides: Partial<redfleet.v1.IRedisLaunch> = {}): { taskId: string; launch: redfleet.v1.RedisLaunch } {
@@ -39,6 +40,17 @@ describe('LAUNCH check (agent side)', () => {
     expect(checked.master).to.deep.equal({ ip: '10.0.0.5', port: 7002 });
     const master = replicaLaunch({ role: pb.RedisLaunch.Role.MASTER, master_ip: undefined, master_port: undefined });
     expect(checkLaunch(master.taskId, master.launch, limits).master).to.equal(undefined);
+  });
+
+  it('runs the binary the LAUNCH names only when the agent offers it, else its default', () => {
+    const plain = replicaLaunch();
+    expect(checkLaunch(plain.taskId, plain.launch, limits).redisServer).to.equal(BINARIES[0]);
+    const next = replicaLaunch({ redis_server: BINARIES[1] });
+    expect(checkLaunch(next.taskId, next.launch, limits).redisServer).to.equal(BINARIES[1]);
+    for (const bad of ['/bin/sh', '/opt/redis-next/redis-server\n', 'redis-server']) {
+      const { taskId, launch } = replicaLaunch({ redis_server: bad });
+      expect(refusal(taskId, launch).field, bad).to.equal('redis_server');
+    }
   });
 
   it('refuses a password hash that is not exactly 64 hex characters (a newline would add redis.conf lines)', () => {

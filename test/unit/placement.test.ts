@@ -66,4 +66,25 @@ describe('placement', () => {
     expect(third.ok).to.equal(false);
     if (!third.ok) expect(third.reason).to.equal('needs 3 agents with 64 MB free, 0 have room');
   });
+
+  it('puts a fresh master on the agent with the fewest masters, then the most free memory', () => {
+    const masters = new Map([['a', 2], ['b', 0], ['c', 1]]);
+    const res = place({ ...base, count: 3, masters }, [slot('a', 4096), slot('b', 512), slot('c', 2048)]);
+    expect(res.ok && res.assignments[0].agentId).to.equal('b');
+    const tie = place({ ...base, count: 3, masters: new Map([['a', 1], ['b', 1], ['c', 1]]) }, [slot('a', 1024), slot('b', 512), slot('c', 2048)]);
+    expect(tie.ok && tie.assignments[0].agentId).to.equal('c');
+  });
+
+  it('9 instances of 1+2 placed one after another on 3 agents: 3 masters on each', () => {
+    const slots = [slot('a', 4096, [7000, 7099]), slot('b', 4096, [7000, 7099]), slot('c', 4096, [7000, 7099])];
+    const masters = new Map<string, number>();
+    for (let i = 0; i < 9; i++) {
+      const res = place({ ...base, count: 3, masters }, slots);
+      expect(res.ok).to.equal(true);
+      if (!res.ok) return;
+      const m = res.assignments[0].agentId;
+      masters.set(m, (masters.get(m) ?? 0) + 1);
+    }
+    expect([...masters.values()]).to.deep.equal([3, 3, 3]);
+  });
 });

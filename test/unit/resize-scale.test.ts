@@ -13,7 +13,7 @@ function slot(agentId: string, mem: number): Slot {
 }
 
 function proc(id: string, sid: string, type = ProcType.Replica): Proc {
-  return { id, instance: 'c1', nodename: sid, capacity: 64, memUsed: 0, pid: 1, ip: '10.0.0.1', port: 7000, state: ProcState.Running, type, slaveOf: '', eid: '', sid, msg: '', surge: '' };
+  return { id, instance: 'c1', nodename: sid, capacity: 64, memUsed: 0, pid: 1, ip: '10.0.0.1', port: 7000, state: ProcState.Running, type, slaveOf: '', eid: '', sid, msg: '', surge: '', redisServer: '', redisVersion: '' };
 }
 
 function instance(procs: Proc[]): Instance {
@@ -21,7 +21,7 @@ function instance(procs: Proc[]): Instance {
     name: 'c1', type: InstanceType.MasterReplica, status: InstanceStatus.Running, capacity: 64, masters: 1, slaves: 2, expMasters: 1, expSlaves: 2,
     dValue: 1, mname: procs[0].id, snames: [], reason: '', placement: 'spread', createdAt: '', epoch: 0, dataLost: '', downAfterMs: 0,
     failoverTimeoutMs: 0, minReplicasMaxLag: 0, expiresAt: '', deletedAt: '', passwordHash: '', accessKeyHash: '', creator: '', maxClients: 0,
-    surges: [], persistence: 'none', restoreFrom: '', restoreSha256: '', procs,
+    surges: [], redisServer: '', persistence: 'none', restoreFrom: '', restoreSha256: '', procs,
   };
 }
 
