@@ -81,7 +81,7 @@ export class RedisFramework implements Framework {
     }
     this.drainer = new Drainer(store, broker, this.procs, this.operations, log, opts.procCpus);
     this.operations.register(switchoverHandler(store, this.failover.switchover));
-    this.rebalancer = new Rebalancer(store, this.operations, () => broker.agents().filter((a) => a.connected).map((a) => a.id), log);
+    this.rebalancer = new Rebalancer(store, this.operations, () => broker.agents().filter((a) => a.connected && !store.drain(a.id)).map((a) => a.id), log);
     this.moves = new ProcMove(store, links, log, () => broker.agents(), (agentId, taskId) => broker.kill(agentId, taskId));
     const deps = { store, broker, links, moves: this.moves, log, switchover: this.failover.switchover };
     this.operations.register(new ResizeOperation(deps));

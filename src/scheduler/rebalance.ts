@@ -32,7 +32,7 @@ export class Rebalancer {
   constructor(
     private readonly store: FleetStore,
     private readonly operations: Operations,
-    /** Connected agents' ids. */
+    /** Connected agents' ids, draining ones left out. */
     private readonly agents: () => string[],
     private readonly log: Logger,
   ) {
@@ -42,13 +42,16 @@ export class Rebalancer {
   /** Where every serving instance's master is, and which agents' replicas could take over. */
   plan(): RebalancePlan {
     const sites: MasterSite[] = [];
+    // Draining agents are left out: the drain moves their masters, and none may move onto them.
+    const agents = this.agents();
+    const eligible = new Set(agents);
     for (const inst of this.store.instances()) {
       const master = isServing(inst) ? runningMaster(inst) : undefined;
-      if (!master) continue;
+      if (!master || !eligible.has(master.sid)) continue;
       const replicas = inst.type === InstanceType.MasterReplica ? runningReplicas(inst, master).filter(linkUp) : [];
-      sites.push({ instance: inst.name, agent: master.sid, replicaAgents: replicas.map((p) => p.sid) });
+      sites.push({ instance: inst.name, agent: master.sid, replicaAgents: replicas.map((p) => p.sid).filter((a) => eligible.has(a)) });
     }
-    return planRebalance(this.agents(), sites);
+    return planRebalance(agents, sites);
   }
 
   /** Plans and (unless `dryRun`) starts a rebalance; its record. 409 while one is running. */
