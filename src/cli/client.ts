@@ -51,7 +51,6 @@ and send REDFLEET_TOKEN or --token, an admin token or an instance's access key, 
   redfleet status NAME [--json]
   redfleet list
   redfleet delete NAME [--wait [--timeout 120]]
-  redfleet backup NAME [--wait] | backup list NAME | backup delete NAME ID | backup schedule NAME --every M --keep N
   redfleet COMMAND --help   lists a command's flags and their defaults`;
 
 const DEFAULT_WAIT_SECONDS = 120;

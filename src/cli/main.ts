@@ -20,7 +20,10 @@ Fleet processes:
 ${DEV_USAGE}
 
 ${CLIENT_HELP}
+
+Day-2 operations (each waits with --wait, printing a progress line; docs/operations.md):
 ${INSTANCE_CHANGE_USAGE}
+  redfleet backup NAME [--wait] | backup list NAME | backup delete NAME ID | backup schedule NAME --every M --keep N
   redfleet drain AGENT [--wait [--timeout 600]]   |   redfleet undrain AGENT
   redfleet upgrade --redis-server PATH|VERSION [NAME...] [--wait]
   redfleet failover NAME [--to PROC] [--wait [--timeout 60]]   planned switchover, no acknowledged write lost
