@@ -26,8 +26,9 @@ describe('parallel failovers', function () {
 
   /**
    * A fleet whose agent1 holds the masters of `prefix`0..4: it has by far the most memory, so the
-   * spread placement puts every master there, and the replicas go to agent2 and agent3
-   * (distribution 1 keeps them off the master's agent). Resolves with the instances, RUNNING.
+   * spread placement puts one proc of every instance there, and the other goes to agent2 or
+   * agent3 (distribution 1). Placement spreads masters, so each master not on agent1 is then
+   * moved there by a planned switchover. Resolves with the instances, RUNNING.
    */
   async function mastersOnOneNode(prefix: string): Promise<{ f: LocalFleet; before: Json[] }> {
     const f = await LocalFleet.start({ agents: 1, agent: { ports: 20, mem: 2048 } });
@@ -40,10 +41,19 @@ describe('parallel failovers', function () {
       const res = await f.api('POST', '/api/instances', { name, capacityMb: 16, replicas: 1, downAfterMs: DOWN_AFTER_MS });
       expect(res.status, res.text).to.equal(202);
     }
-    const before: Json[] = await Promise.all(names.map((name) => f.waitFor(async () => {
+    const running = (name: string) => f.waitFor(async () => {
       const i = (await f.api('GET', `/api/instances/${name}`)).json;
-      return i.status === 'RUNNING' && i.master && i.slaves.length === 1 ? i : undefined;
-    }, 60_000, `${name} to run`)));
+      return i.status === 'RUNNING' && i.master && i.slaves.length === 1 && i.operation?.state !== 'running' ? i : undefined;
+    }, 60_000, `${name} to run`);
+    for (const inst of await Promise.all(names.map(running))) {
+      if (inst.master.agent === 'agent1') continue;
+      const onAgent1 = inst.slaves.find((p: Json) => p.agent === 'agent1');
+      expect(onAgent1, `${inst.name} has a proc on agent1`).to.not.equal(undefined);
+      const res = await f.api('POST', `/api/instances/${inst.name}/failover`, { to: onAgent1.id });
+      expect(res.status, res.text).to.equal(202);
+      await f.waitFor(async () => (await f.api('GET', `/api/instances/${inst.name}`)).json.operation?.state === 'done', 30_000, `${inst.name}'s switchover`);
+    }
+    const before: Json[] = await Promise.all(names.map(running));
     for (const inst of before) expect(inst.master.agent, `${inst.name}'s master`).to.equal('agent1');
     return { f, before };
   }
