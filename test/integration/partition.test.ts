@@ -30,7 +30,7 @@ describe('network partition (test hosts in network namespaces)', function () {
     const before = await fleet.waitForStatus('split', 'RUNNING');
     const old = before.master;
     expect(old.ip).to.match(/^10\.213\./, 'procs run on the test hosts');
-    const writer = new Redis({ host: old.ip, port: old.port, password, maxRetriesPerRequest: 0, commandTimeout: 1000 });
+    const writer = new Redis({ host: old.ip, port: old.port, password, maxRetriesPerRequest: 0, commandTimeout: 5000 });
     writer.on('error', () => undefined);
     await writer.set('before', '1');
     expect(await writer.wait(2, 1000)).to.equal(2);
