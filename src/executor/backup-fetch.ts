@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { createWriteStream, rmSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import { BACKUP_PATH } from '../proto/routes.js';
+import { ChecksumTap } from '../checksum.js';
 import { readSmall } from './session.js';
 
 /** Where the agent's current session is: the scheduler's URL and the token its calls carry. */
@@ -22,20 +21,12 @@ export async function fetchBackup(session: SessionRef | undefined, ref: string, 
   if (!session) throw new Error('no session with the scheduler to fetch the backup over');
   const res = await get(`${session.scheduler}${BACKUP_PATH}?ref=${encodeURIComponent(ref)}`, session.token);
   if (res.statusCode !== 200) throw new Error(`the scheduler answered ${res.statusCode} for backup ${ref}: ${(await readSmall(res)).slice(0, 200)}`);
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const tap = new ChecksumTap();
   try {
     await pipeline(res, tap, createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
-    const got = hash.digest('hex');
+    const got = tap.digest();
     if (got !== sha256) throw new Error(`backup ${ref} has SHA-256 ${got}, the scheduler said ${sha256}: refusing it`);
-    return bytes;
+    return tap.bytes;
   } catch (err) {
     rmSync(dest, { force: true });
     throw err;

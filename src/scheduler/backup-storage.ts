@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
 import { chmodSync, createReadStream, createWriteStream, mkdirSync } from 'node:fs';
 import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { backupTime, isBackupId, type Backup } from '../domain/backup.js';
 import { NAME_PATTERN } from '../domain/names.js';
+import { ChecksumTap } from '../checksum.js';
 
 /**
  * Where backups are kept. Ids are backup ids (domain/backup.ts) and instance names: both are
@@ -38,15 +38,7 @@ export class LocalBackupStorage implements BackupStorage {
     chmodSync(folder, 0o700);
     const file = this.file(instance, id);
     const partial = `${file}.partial`;
-    const hash = createHash('sha256');
-    let bytes = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        done(null, chunk);
-      },
-    });
+    const tap = new ChecksumTap();
     try {
       await pipeline(data, tap, createWriteStream(partial, { flags: 'w', mode: 0o600 }));
       await rename(partial, file);
@@ -54,9 +46,9 @@ export class LocalBackupStorage implements BackupStorage {
       await rm(partial, { force: true });
       throw err;
     }
-    const sha256 = hash.digest('hex');
+    const sha256 = tap.digest();
     await writeFile(`${file}.sha256`, `${sha256}  ${id}.rdb\n`, { mode: 0o600 });
-    return { id, instance, createdAt: backupTime(id).toISOString(), bytes, sha256 };
+    return { id, instance, createdAt: backupTime(id).toISOString(), bytes: tap.bytes, sha256 };
   }
 
   async get(instance: string, id: string): Promise<Readable | undefined> {
@@ -113,7 +105,7 @@ export class LocalBackupStorage implements BackupStorage {
 export async function verifyBackup(storage: BackupStorage, backup: Backup): Promise<boolean> {
   const data = await storage.get(backup.instance, backup.id);
   if (!data) return false;
-  const hash = createHash('sha256');
-  for await (const chunk of data) hash.update(chunk as Buffer);
-  return hash.digest('hex') === backup.sha256;
+  const tap = new ChecksumTap();
+  await pipeline(data, tap, new Writable({ write: (_chunk, _enc, done) => done() }));
+  return tap.digest() === backup.sha256;
 }
