@@ -218,7 +218,7 @@ describe('drain: waiting for room', function () {
       await writer.waitForAcks(50);
       const after = await fleet.waitFor(async () => {
         const i = (await fleet.api('GET', '/api/instances/stuck')).json;
-        return i.status === 'RUNNING' && i.slaves.length === 2 && liveOn(i, 'agent1').length === 0 ? i : undefined;
+        return i.status === 'RUNNING' && i.master && i.slaves.length === 2 && liveOn(i, 'agent1').length === 0 ? i : undefined;
       }, 60_000, 'stuck to run off agent1');
       expect(liveOn(after, 'agent4')).to.have.length(1);
       await writer.stop();

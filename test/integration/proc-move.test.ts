@@ -59,7 +59,7 @@ describe('proc move: add, retire and replace replicas', function () {
     return fleet.waitFor(async () => {
       const i = await view();
       const live = i.procs.filter((p: Json) => LIVE.includes(p.state));
-      return i.status === 'RUNNING' && live.length === 3 && i.procs.length === 3 && i.slaves.length === 2 ? i : undefined;
+      return i.status === 'RUNNING' && i.master && live.length === 3 && i.procs.length === 3 && i.slaves.length === 2 ? i : undefined;
     }, 30_000, `${name} to settle with 1+2 procs`);
   }
 

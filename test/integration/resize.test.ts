@@ -199,7 +199,7 @@ describe('resize: PATCH capacityMb and redfleet resize', function () {
       const after = await fleet.waitFor(async () => {
         const i = await otherProbe.view();
         const live = await otherProbe.liveProcs();
-        return i.status === 'RUNNING' && i.slaves.length === 2 && live.length === 3 && i.procs.length === 3 ? i : undefined;
+        return i.status === 'RUNNING' && i.master && i.slaves.length === 2 && live.length === 3 && i.procs.length === 3 ? i : undefined;
       }, 30_000, `${other} to settle`);
       expect(after.master.id).to.not.equal(oldMaster.id, 'switched over');
       expect(before.has(after.master.id)).to.equal(true, 'to one of its replicas');
@@ -244,7 +244,7 @@ describe('resize: PATCH capacityMb and redfleet resize', function () {
       const after = await fleet.waitFor(async () => {
         const i = await otherProbe.view();
         const live = await otherProbe.liveProcs();
-        return i.status === 'RUNNING' && i.slaves.length === 2 && live.length === 3 && i.procs.length === 3 ? i : undefined;
+        return i.status === 'RUNNING' && i.master && i.slaves.length === 2 && live.length === 3 && i.procs.length === 3 ? i : undefined;
       }, 30_000, `${other} to settle`);
       expect(after.procs.map((p: Json) => p.agent)).to.not.include('agent3');
       expect(otherProbe.key('Surge') ?? '').to.equal('', 'no surge request left behind');

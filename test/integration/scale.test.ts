@@ -42,7 +42,7 @@ describe('scale: PATCH replicas and redfleet scale', function () {
     return fleet.waitFor(async () => {
       const i = await probe.view();
       const live = await probe.liveProcs();
-      return i.status === 'RUNNING' && i.slaves.length === replicas && live.length === replicas + 1 && i.procs.length === replicas + 1 && i.operation?.state !== 'running' ? i : undefined;
+      return i.status === 'RUNNING' && i.master && i.slaves.length === replicas && live.length === replicas + 1 && i.procs.length === replicas + 1 && i.operation?.state !== 'running' ? i : undefined;
     }, 60_000, `${name} to settle with ${replicas} replica(s)`);
   }
 

@@ -52,7 +52,7 @@ describe('rolling upgrade of redis-server', function () {
       const i = await view();
       const live = i.procs.filter((p: Json) => LIVE.includes(p.state));
       const linked = i.slaves.filter((s: Json) => s.stats?.masterLinkStatus === 'up');
-      return i.status === 'RUNNING' && live.length === 3 && i.slaves.length === 2 && linked.length === 2 && i.operation?.state !== 'running' ? i : undefined;
+      return i.status === 'RUNNING' && i.master && live.length === 3 && i.slaves.length === 2 && linked.length === 2 && i.operation?.state !== 'running' ? i : undefined;
     }, timeoutMs, `${name} to settle with 1+2 procs`);
   }
 
