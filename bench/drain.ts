@@ -4,7 +4,8 @@
  * against every instance, and whether any acknowledged write was lost.
  *
  *   Fleet: LocalFleet (etcd, a scheduler, 4 agents). agent1 offers 700 MB, the others 1024 MB,
- *          so binpack placement puts each instance's master and its first replica on agent1.
+ *          so binpack placement puts two procs of each instance on agent1; a planned
+ *          switchover then moves each master there (placement itself spreads masters).
  *   Instances: 10 x (1 master + 2 replicas, 32 MB, distribution 2, binpack): agent1 holds 10
  *          masters and 10 replicas; agents 2-4 hold the 10 other replicas.
  *   Drain: from the POST to the agent's drain state `drained` (every proc moved: 10 replicas
@@ -119,7 +120,11 @@ async function oneRun(): Promise<RunResult> {
   }
 }
 
-/** 10 instances, binpack at distribution 2: each puts its master and first replica on agent1. */
+/**
+ * 10 instances, binpack at distribution 2: each puts two procs on agent1. Placement spreads
+ * masters over the agents, so each master not on agent1 is then moved there by a planned
+ * switchover to the instance's proc on agent1: agent1 ends with 10 masters and 10 replicas.
+ */
 async function createInstances(fleet: LocalFleet): Promise<Map<string, string>> {
   const passwords = new Map<string, string>();
   for (let i = 1; i <= INSTANCES; i++) {
@@ -129,8 +134,25 @@ async function createInstances(fleet: LocalFleet): Promise<Map<string, string>> 
     passwords.set(name, res.json.password);
     await fleet.waitForStatus(name, 'RUNNING', 60_000);
   }
+  for (const name of passwords.keys()) await masterOntoAgent1(fleet, name);
   await sleep(1000);
   return passwords;
+}
+
+async function masterOntoAgent1(fleet: LocalFleet, name: string): Promise<void> {
+  const inst = await fleet.waitFor(async () => {
+    const i = (await fleet.api('GET', `/api/instances/${name}`)).json;
+    return i.master && i.slaves.length === 2 ? i : undefined;
+  }, 60_000, `${name}'s master`);
+  if (inst.master.agent === 'agent1') return;
+  const target = inst.slaves.find((p: Json) => p.agent === 'agent1');
+  if (!target) throw new Error(`${name} has no replica on agent1`);
+  const res = await fleet.api('POST', `/api/instances/${name}/failover`, { to: target.id });
+  if (res.status !== 202) throw new Error(`switchover of ${name}: ${res.status} ${res.text}`);
+  await fleet.waitFor(async () => {
+    const i = (await fleet.api('GET', `/api/instances/${name}`)).json;
+    return i.operation?.state === 'done' && i.master?.agent === 'agent1' && i.slaves.length === 2;
+  }, 60_000, `${name}'s master onto agent1`);
 }
 
 /** Each drain operation's duration, from the scheduler's JSON log. */
