@@ -6,8 +6,7 @@ import type { FleetStore } from '../store/fleet-store.js';
 import type { Logger } from '../logger.js';
 import type { OperationHandler, Progress } from './operations.js';
 import { procsOn, standaloneReason } from './drain-plan.js';
-import { untilStoreShows, type ReplicaMoves, type Switchovers } from './replica-moves.js';
-import type { SwitchoverPlan } from './switchover.js';
+import { settleCheckpointedSwitchover, untilStoreShows, type ReplicaMoves, type Switchovers } from './replica-moves.js';
 
 export interface DrainOperationDeps {
   store: FleetStore;
@@ -41,7 +40,7 @@ export function drainOperation(deps: DrainOperationDeps): OperationHandler {
 async function drainInstance(deps: DrainOperationDeps, name: string, op: Operation, progress: Progress): Promise<void> {
   const agent = String(op.params.agent);
   const moved = Array.isArray(op.data.moved) ? (op.data.moved as string[]) : [];
-  await settleSwitchover(deps, name, op, progress);
+  await settleCheckpointedSwitchover(deps.switchovers, name, op, progress);
   for (;;) {
     const inst = deps.store.instance(name);
     if (!inst || !deps.store.drain(agent)) return;
@@ -65,14 +64,6 @@ async function drainInstance(deps: DrainOperationDeps, name: string, op: Operati
     await progress(`switched over to ${result.to}`, { moved, plan: null });
     await untilStoreShows(deps.store, name, () => deps.store.instance(name)?.mname !== master.id, `master ${master.id} to hand over`);
   }
-}
-
-/** A switchover a previous term checkpointed (its plan) is settled first: finished, or its pause lifted. */
-async function settleSwitchover(deps: DrainOperationDeps, name: string, op: Operation, progress: Progress): Promise<void> {
-  const plan = op.data.plan as SwitchoverPlan | null | undefined;
-  if (!plan) return;
-  const outcome = await deps.switchovers.settle(name, plan);
-  await progress(outcome === 'done' ? `switched over to ${plan.to}` : `switchover to ${plan.to} not made; planning again`, { plan: null });
 }
 
 /**

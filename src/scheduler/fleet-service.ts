@@ -149,10 +149,14 @@ export class SchedulerFleetService implements FleetService {
   /** Every agent with its drain: `draining` and `left` (live procs still on it) while it has a Drain record. */
   agents(): AgentView[] {
     const views: AgentView[] = this.term().broker?.agents() ?? registeredAgents(this.store, this.procCpus);
+    // Every create and /healthz asks for the agents: count procs only when some agent drains.
+    const drains = new Map(this.store.drains().map((d) => [d.agent, d]));
     const left = new Map<string, number>();
-    for (const inst of this.store.instances()) for (const p of inst.procs.filter(isLive)) left.set(p.sid, (left.get(p.sid) ?? 0) + 1);
+    if (drains.size > 0) {
+      for (const inst of this.store.instances()) for (const p of inst.procs) if (drains.has(p.sid) && isLive(p)) left.set(p.sid, (left.get(p.sid) ?? 0) + 1);
+    }
     return views.map((v) => {
-      const drain = this.store.drain(v.id);
+      const drain = drains.get(v.id);
       return { ...v, redisServers: v.redisServers ?? [], draining: drain !== undefined, left: drain ? left.get(v.id) ?? 0 : 0, drain: drain ?? null };
     });
   }

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FleetStore } from '../store/fleet-store.js';
-import type { Switchover } from './switchover.js';
+import type { Operation } from '../domain/operation.js';
+import type { Progress } from './operations.js';
+import type { Switchover, SwitchoverPlan } from './switchover.js';
 import type { ProcMove } from './proc-move.js';
 
 /**
@@ -28,4 +30,16 @@ export async function untilStoreShows(store: FleetStore, name: string, done: () 
     if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${SETTLE_MS / 1000} s`);
     await sleep(100);
   }
+}
+
+/**
+ * A switchover a previous term checkpointed (its plan under `op.data.plan`) is settled before
+ * anything else: finished when etcd already names the new master, else the old master's pause
+ * is lifted and the caller plans again. The checkpoint is cleared either way.
+ */
+export async function settleCheckpointedSwitchover(switchovers: Switchovers, name: string, op: Operation, progress: Progress): Promise<void> {
+  const plan = op.data.plan as SwitchoverPlan | null | undefined;
+  if (!plan) return;
+  const outcome = await switchovers.settle(name, plan);
+  await progress(outcome === 'done' ? `switched over to ${plan.to}` : `switchover to ${plan.to} not made; planning again`, { plan: null });
 }

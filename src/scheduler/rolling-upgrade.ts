@@ -8,8 +8,7 @@ import type { Logger } from '../logger.js';
 import type { ResourceBroker } from './offers.js';
 import type { OperationHandler, Progress } from './operations.js';
 import { offeredBinary, runsBinary } from './redis-binaries.js';
-import { untilStoreShows, type ReplicaMoves, type Switchovers } from './replica-moves.js';
-import type { SwitchoverPlan } from './switchover.js';
+import { settleCheckpointedSwitchover, untilStoreShows, type ReplicaMoves, type Switchovers } from './replica-moves.js';
 
 export interface UpgradeDeps {
   store: FleetStore;
@@ -59,11 +58,7 @@ async function upgrade(deps: UpgradeDeps, name: string, op: Operation, progress:
     steps.push(text);
     await progress(text, { steps, ...extra });
   };
-  const plan = op.data.plan as SwitchoverPlan | null | undefined;
-  if (plan) {
-    const outcome = await deps.switchovers.settle(name, plan);
-    await progress(outcome === 'done' ? `switched over to ${plan.to}` : `switchover to ${plan.to} not made; planning again`, { plan: null });
-  }
+  await settleCheckpointedSwitchover(deps.switchovers, name, op, progress);
   if (deps.store.instance(name)?.redisServer !== wanted) {
     // From now on every new proc of the instance (a replacement after a loss too) runs the new binary.
     await progress(`recording ${wanted} as the binary of new procs`);
