@@ -33,6 +33,8 @@ export interface ApiDeps {
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Served without a token: the health check, and the API's description (it holds no secret). */
+const OPEN_PATHS = new Set(['/healthz', '/api/openapi.json']);
 
 /**
  * The scheduler's HTTP face: MrRedis's v1 routes, the JSON API under /api, /healthz, and
@@ -55,7 +57,7 @@ export function createApiServer(deps: ApiDeps): Server {
   app.use(errorReplies(log));
   app.use(standbyGuard(routeDeps.role));
   app.use(async (ctx, next) => {
-    if (ctx.path === '/healthz') return next();
+    if (OPEN_PATHS.has(ctx.path)) return next();
     const principal = principalOf(ctx.req, access, service);
     if (!principal) throw new UnauthenticatedError('this API needs Authorization: Bearer <admin token or instance access key>');
     ctx.state.principal = principal;
