@@ -43,7 +43,6 @@ const OPEN_PATHS = new Set(['/healthz', '/api/openapi.json']);
  */
 export function createApiServer(deps: ApiDeps): Server {
   const app = new Koa<State>();
-  const router = new Router<State>();
   const { log, access, service } = deps;
   const routeDeps: RouteDeps = { service, log, access, role: deps.role ?? { isLeader: () => true, leaderUrl: () => undefined } };
 
@@ -64,13 +63,7 @@ export function createApiServer(deps: ApiDeps): Server {
     await next();
   });
 
-  const creation = new InstanceCreation(routeDeps);
-  v1Routes(router, routeDeps, creation);
-  jsonRoutes(router, routeDeps, creation);
-  fleetRoutes(router, routeDeps);
-  backupRoutes(router, routeDeps);
-  maintenanceRoutes(router, routeDeps);
-  switchoverRoutes(router, routeDeps);
+  const router = apiRouter(routeDeps);
   app.use(router.routes());
   app.use(router.allowedMethods());
   app.use((ctx) => {
@@ -88,6 +81,19 @@ export function createApiServer(deps: ApiDeps): Server {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
+}
+
+/** Every route the API serves; test/integration/openapi.test.ts reads its stack against the OpenAPI document. */
+export function apiRouter(routeDeps: RouteDeps): Router<State> {
+  const router = new Router<State>();
+  const creation = new InstanceCreation(routeDeps);
+  v1Routes(router, routeDeps, creation);
+  jsonRoutes(router, routeDeps, creation);
+  fleetRoutes(router, routeDeps);
+  backupRoutes(router, routeDeps);
+  maintenanceRoutes(router, routeDeps);
+  switchoverRoutes(router, routeDeps);
+  return router;
 }
 
 /** Errors as JSON `{"error":{"code","message"[,"field"]}}`; an unknown one is a 500 whose cause only the log shows. */

@@ -23,7 +23,7 @@ export function refusedAs<T extends ZodTypeAny>(schema: T, build: FieldError): T
 
 /** A JSON integer within bounds; refused as INVALID_NUMBER (not one) or OUT_OF_RANGE (outside). */
 export function jsonIntSchema(min: number, max: number, description?: string): z.ZodNumber {
-  const schema = z.number().int().min(min).max(max).openapi({ description, type: 'integer' });
+  const schema = z.number().int().min(min).max(max).openapi({ description });
   return refusedAs(schema, (field, value) => intError(field, value, min, max));
 }
 
