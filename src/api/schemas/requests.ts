@@ -61,7 +61,8 @@ const createShape = (maxCapacityMb: number) => ({
   replicas: jsonIntSchema(0, MAX_REPLICAS, 'replicas besides the master; 0 by default').optional(),
   distribution: jsonIntSchema(1, MAX_REPLICAS + 1, 'at most this many procs of the instance on one agent; 1 by default').optional(),
   ttlSeconds: jsonIntSchema(1, MAX_TTL_SECONDS, 'the instance is deleted this long after creation').optional(),
-  placement: PlacementSchema.optional(),
+  // null is the default, as the hand-written check had it (placement ?? 'spread').
+  placement: PlacementSchema.nullish(),
   downAfterMs: jsonIntSchema(200, 60_000, 'how long a silent master is down before failover').optional(),
   minReplicasMaxLag: jsonIntSchema(1, 3600, 'min-replicas-max-lag of the master, in seconds').optional(),
   persistence: PersistenceSchema.optional(),
