@@ -1,4 +1,5 @@
 import { allow, type ApiRouter, type RouteDeps } from './request.js';
+import { openApiDocument } from './schemas/openapi.js';
 
 /** Routes about the fleet rather than one instance: its agents, and the scheduler's health. */
 export function fleetRoutes(router: ApiRouter, deps: RouteDeps): void {
@@ -7,6 +8,11 @@ export function fleetRoutes(router: ApiRouter, deps: RouteDeps): void {
   router.get('/api/agents', (ctx) => {
     allow(ctx);
     ctx.body = service.agents();
+  });
+
+  // The API's own description, generated from the request schemas; served without a token.
+  router.get('/api/openapi.json', (ctx) => {
+    ctx.body = openApiDocument();
   });
 
   router.get('/healthz', (ctx) => {

@@ -1,4 +1,5 @@
-import { InvalidInputError } from '../errors.js';
+import { parseWith } from './schemas/parse.js';
+import { UpgradeBodySchema } from './schemas/requests.js';
 import { instanceView } from './views.js';
 import { validateAgentId, validateName } from './validate.js';
 import { allow, mustFind, readJson, type ApiRouter, type RouteDeps } from './request.js';
@@ -38,16 +39,5 @@ export function maintenanceRoutes(router: ApiRouter, deps: RouteDeps): void {
 
 /** {"redisServer": "/path/to/redis-server" | "7.2.4"}; nothing else. */
 export function validateUpgradeBody(body: unknown): { redisServer: string } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new InvalidInputError('INVALID_BODY', 'body', 'body must be a JSON object like {"redisServer":"/opt/redis-7.2/redis-server"}');
-  }
-  const record = body as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (key !== 'redisServer') throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: redisServer`);
-  }
-  const value = record.redisServer;
-  if (typeof value !== 'string' || value.length === 0 || value.length > 4096 || /[\0-\x1f]/.test(value)) {
-    throw new InvalidInputError('INVALID_REDIS_SERVER', 'redisServer', 'redisServer must be a binary path an agent offers, or a version, e.g. "/opt/redis-7.2/redis-server" or "7.2.4"');
-  }
-  return { redisServer: value };
+  return parseWith(UpgradeBodySchema, body);
 }

@@ -33,6 +33,8 @@ export interface ApiDeps {
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Served without a token: the health check, and the API's description (it holds no secret). */
+const OPEN_PATHS = new Set(['/healthz', '/api/openapi.json']);
 
 /**
  * The scheduler's HTTP face: MrRedis's v1 routes, the JSON API under /api, /healthz, and
@@ -41,7 +43,6 @@ const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 export function createApiServer(deps: ApiDeps): Server {
   const app = new Koa<State>();
-  const router = new Router<State>();
   const { log, access, service } = deps;
   const routeDeps: RouteDeps = { service, log, access, role: deps.role ?? { isLeader: () => true, leaderUrl: () => undefined } };
 
@@ -55,20 +56,14 @@ export function createApiServer(deps: ApiDeps): Server {
   app.use(errorReplies(log));
   app.use(standbyGuard(routeDeps.role));
   app.use(async (ctx, next) => {
-    if (ctx.path === '/healthz') return next();
+    if (OPEN_PATHS.has(ctx.path)) return next();
     const principal = principalOf(ctx.req, access, service);
     if (!principal) throw new UnauthenticatedError('this API needs Authorization: Bearer <admin token or instance access key>');
     ctx.state.principal = principal;
     await next();
   });
 
-  const creation = new InstanceCreation(routeDeps);
-  v1Routes(router, routeDeps, creation);
-  jsonRoutes(router, routeDeps, creation);
-  fleetRoutes(router, routeDeps);
-  backupRoutes(router, routeDeps);
-  maintenanceRoutes(router, routeDeps);
-  switchoverRoutes(router, routeDeps);
+  const router = apiRouter(routeDeps);
   app.use(router.routes());
   app.use(router.allowedMethods());
   app.use((ctx) => {
@@ -86,6 +81,19 @@ export function createApiServer(deps: ApiDeps): Server {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
+}
+
+/** Every route the API serves; test/integration/openapi.test.ts reads its stack against the OpenAPI document. */
+export function apiRouter(routeDeps: RouteDeps): Router<State> {
+  const router = new Router<State>();
+  const creation = new InstanceCreation(routeDeps);
+  v1Routes(router, routeDeps, creation);
+  jsonRoutes(router, routeDeps, creation);
+  fleetRoutes(router, routeDeps);
+  backupRoutes(router, routeDeps);
+  maintenanceRoutes(router, routeDeps);
+  switchoverRoutes(router, routeDeps);
+  return router;
 }
 
 /** Errors as JSON `{"error":{"code","message"[,"field"]}}`; an unknown one is a 500 whose cause only the log shows. */

@@ -1,5 +1,5 @@
-import { isProcIdOf } from '../domain/names.js';
-import { InvalidInputError } from '../errors.js';
+import { parseWith } from './schemas/parse.js';
+import { failoverBodySchema, RebalanceBodySchema } from './schemas/requests.js';
 import { instanceView } from './views.js';
 import { validateName } from './validate.js';
 import { allow, mustFind, readJson, type ApiRouter, type RouteDeps } from './request.js';
@@ -7,34 +7,14 @@ import { allow, mustFind, readJson, type ApiRouter, type RouteDeps } from './req
 /** The optional body of POST /api/instances/:name/failover: {} or {"to": "<name>::<uuid>"}. */
 export function validateFailoverBody(name: string, body: unknown): { to?: string } {
   if (body === undefined) return {};
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new InvalidInputError('INVALID_BODY', 'body', 'body must be empty or a JSON object like {"to":"<proc id>"}');
-  }
-  const record = body as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (key !== 'to') throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: to`);
-  }
-  if (record.to === undefined) return {};
-  if (typeof record.to !== 'string' || !isProcIdOf(name, record.to)) {
-    throw new InvalidInputError('INVALID_PROC', 'to', `to must be a proc id of '${name}' ("${name}::<uuid>"), got ${JSON.stringify(record.to)}`);
-  }
-  return { to: record.to };
+  const { to } = parseWith(failoverBodySchema(name), body);
+  return to === undefined ? {} : { to };
 }
 
 /** The optional body of POST /api/rebalance: {} or {"dryRun": true|false}. */
 export function validateRebalanceBody(body: unknown): { dryRun: boolean } {
   if (body === undefined) return { dryRun: false };
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new InvalidInputError('INVALID_BODY', 'body', 'body must be empty or a JSON object like {"dryRun":true}');
-  }
-  const record = body as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (key !== 'dryRun') throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: dryRun`);
-  }
-  if (record.dryRun !== undefined && typeof record.dryRun !== 'boolean') {
-    throw new InvalidInputError('INVALID_BOOLEAN', 'dryRun', `dryRun must be true or false, got ${JSON.stringify(record.dryRun)}`);
-  }
-  return { dryRun: record.dryRun === true };
+  return { dryRun: parseWith(RebalanceBodySchema, body).dryRun === true };
 }
 
 /** Planned switchover of one instance's master (issue 9, part 3), and rebalancing masters (part 7). */

@@ -1,16 +1,13 @@
 import { InvalidInputError } from '../errors.js';
-import { AGENT_ID_PATTERN, NAME_PATTERN } from '../domain/names.js';
+import { NAME_PATTERN } from '../domain/names.js';
 import type { BackupSchedule, Persistence } from '../domain/backup.js';
-import { validateBackupSchedule, validatePersistence, validateRestoreFrom } from './backup-input.js';
+import { intError, parseWith } from './schemas/parse.js';
+import {
+  AgentIdSchema, createBodySchema, MAX_CAPACITY_MB, MAX_TTL_SECONDS, NameSchema, PATCH_FIELDS, PatchBodySchema, patchBodySchema, V1BodySchema,
+} from './schemas/requests.js';
 
 export { NAME_PATTERN };
-export const MAX_REPLICAS = 16;
-/**
- * The schema's bound on capacity. Whether the connected agents can hold it is admit()'s
- * question, answered with 409 and the numbers rather than a 400 range error.
- */
-export const MAX_CAPACITY_MB = 1024 * 1024;
-export const MAX_TTL_SECONDS = 365 * 24 * 3600;
+export { MAX_CAPACITY_MB, MAX_REPLICAS, MAX_TTL_SECONDS } from './schemas/requests.js';
 
 export interface CreateRequest {
   name: string;
@@ -29,22 +26,12 @@ export interface CreateRequest {
 }
 
 export function validateName(name: unknown): string {
-  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
-    throw new InvalidInputError(
-      'INVALID_NAME',
-      'name',
-      'name must be 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit',
-    );
-  }
-  return name;
+  return parseWith(NameSchema, name);
 }
 
 /** An agent id from a path segment, as `redfleet agent --id` takes it. */
 export function validateAgentId(id: unknown): string {
-  if (typeof id !== 'string' || !AGENT_ID_PATTERN.test(id)) {
-    throw new InvalidInputError('INVALID_AGENT_ID', 'id', 'an agent id is 1-63 letters, digits, "_", "." or "-", starting with a letter or digit');
-  }
-  return id;
+  return parseWith(AgentIdSchema, id);
 }
 
 /** A decimal integer within bounds, from a path segment (or an already checked JSON number). */
@@ -63,9 +50,7 @@ export function validateInt(value: unknown, field: string, min: number, max: num
  * turned those into integers by the time a value reaches here.
  */
 export function jsonInt(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
-    throw new InvalidInputError('INVALID_NUMBER', field, `${field} must be a JSON integer from ${min} to ${max} (no quotes, no fraction, no exponent), got ${JSON.stringify(value)}`);
-  }
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw intError(field, value, min, max);
   return inRange(value, field, min, max);
 }
 
@@ -140,52 +125,29 @@ function skipSpace(text: string, i: number): number {
   return i;
 }
 
-const CREATE_FIELDS = new Set(['name', 'capacityMb', 'replicas', 'distribution', 'ttlSeconds', 'placement', 'downAfterMs', 'minReplicasMaxLag', 'persistence', 'backup', 'restoreFrom']);
-
-/** Checks a JSON create body against the schema; unknown fields are refused by name. */
+/** Checks a JSON create body against its schema (schemas/requests.ts); unknown fields are refused by name. */
 export function validateCreateBody(body: unknown, maxCapacityMb: number): CreateRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new InvalidInputError('INVALID_BODY', 'body', 'body must be a JSON object like {"name":"cache1","capacityMb":64,"replicas":2}');
-  }
-  const record = body as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (!CREATE_FIELDS.has(key)) throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: ${[...CREATE_FIELDS].join(', ')}`);
-  }
-  const placement = record.placement ?? 'spread';
-  if (placement !== 'spread' && placement !== 'binpack') {
-    throw new InvalidInputError('INVALID_PLACEMENT', 'placement', 'placement must be "spread" or "binpack"');
-  }
+  const r = parseWith(createBodySchema(maxCapacityMb), body);
   return {
-    name: validateName(record.name),
-    capacityMb: jsonInt(record.capacityMb, 'capacityMb', 1, maxCapacityMb),
-    replicas: record.replicas === undefined ? 0 : jsonInt(record.replicas, 'replicas', 0, MAX_REPLICAS),
-    distribution: record.distribution === undefined ? 1 : jsonInt(record.distribution, 'distribution', 1, MAX_REPLICAS + 1),
-    ttlSeconds: record.ttlSeconds === undefined ? undefined : jsonInt(record.ttlSeconds, 'ttlSeconds', 1, MAX_TTL_SECONDS),
-    placement,
-    downAfterMs: record.downAfterMs === undefined ? undefined : jsonInt(record.downAfterMs, 'downAfterMs', 200, 60_000),
-    minReplicasMaxLag: record.minReplicasMaxLag === undefined ? undefined : jsonInt(record.minReplicasMaxLag, 'minReplicasMaxLag', 1, 3600),
-    persistence: validatePersistence(record.persistence),
-    backupSchedule: record.backup === undefined ? undefined : validateBackupSchedule(record.backup),
-    restoreFrom: record.restoreFrom === undefined ? undefined : validateRestoreFrom(record.restoreFrom),
+    name: r.name,
+    capacityMb: r.capacityMb,
+    replicas: r.replicas ?? 0,
+    distribution: r.distribution ?? 1,
+    ttlSeconds: r.ttlSeconds,
+    placement: r.placement ?? 'spread',
+    downAfterMs: r.downAfterMs,
+    minReplicasMaxLag: r.minReplicasMaxLag,
+    persistence: r.persistence ?? 'none',
+    backupSchedule: r.backup,
+    restoreFrom: r.restoreFrom,
   };
 }
-
-const V1_BODY_FIELDS = new Set(['Distribution', 'TTL']);
 
 /** The optional JSON body of MrRedis's v1 CREATE: {"Distribution": n, "TTL": seconds}. */
 export function validateV1Body(body: unknown): { distribution: number; ttlSeconds?: number } {
   if (body === undefined) return { distribution: 1 };
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new InvalidInputError('INVALID_BODY', 'body', 'body must be a JSON object like {"Distribution":1}');
-  }
-  const record = body as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (!V1_BODY_FIELDS.has(key)) throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: Distribution, TTL`);
-  }
-  return {
-    distribution: record.Distribution === undefined ? 1 : jsonInt(record.Distribution, 'Distribution', 1, MAX_REPLICAS + 1),
-    ttlSeconds: record.TTL === undefined ? undefined : jsonInt(record.TTL, 'TTL', 1, MAX_TTL_SECONDS),
-  };
+  const r = parseWith(V1BodySchema, body);
+  return { distribution: r.Distribution ?? 1, ttlSeconds: r.TTL };
 }
 
 /** What a PATCH of an instance asks for: a time-to-live, and at most one of a resize or a scale. */
@@ -195,30 +157,22 @@ export interface InstancePatch {
   replicas?: number;
 }
 
-const PATCH_FIELDS = ['ttlSeconds', 'capacityMb', 'replicas'];
-
 /**
  * PATCH /api/instances/:name: {"ttlSeconds": n}, {"capacityMb": n} (resize), {"replicas": n}
  * (scale), with the create's bounds. A resize and a scale are separate operations, one at a time:
  * asking for both in one PATCH is refused; a ttlSeconds may come with either.
  */
 export function validatePatchBody(body: unknown, maxTtl = MAX_TTL_SECONDS, maxCapacityMb = MAX_CAPACITY_MB): InstancePatch {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new InvalidInputError('INVALID_BODY', 'body', 'body must be a JSON object like {"ttlSeconds":3600}, {"capacityMb":128} or {"replicas":2}');
-  }
-  const record = body as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (!PATCH_FIELDS.includes(key)) throw new InvalidInputError('UNKNOWN_FIELD', key, `unknown field '${key}'; allowed: ${PATCH_FIELDS.join(', ')}`);
-  }
+  const schema = maxTtl === MAX_TTL_SECONDS && maxCapacityMb === MAX_CAPACITY_MB ? PatchBodySchema : patchBodySchema(maxTtl, maxCapacityMb);
+  const r = parseWith(schema, body, { across: patchAcross });
+  return { ttlSeconds: r.ttlSeconds, capacityMb: r.capacityMb, replicas: r.replicas };
+}
+
+function patchAcross(record: Record<string, unknown>): void {
   if (Object.keys(record).length === 0) {
     throw new InvalidInputError('MISSING_FIELD', 'body', `body must name at least one of ${PATCH_FIELDS.join(', ')}`);
   }
   if (record.capacityMb !== undefined && record.replicas !== undefined) {
     throw new InvalidInputError('ONE_CHANGE_AT_A_TIME', 'replicas', 'capacityMb and replicas cannot change in one PATCH: each is an operation of its own; send the resize, wait for it, then the scale');
   }
-  return {
-    ttlSeconds: record.ttlSeconds === undefined ? undefined : jsonInt(record.ttlSeconds, 'ttlSeconds', 1, maxTtl),
-    capacityMb: record.capacityMb === undefined ? undefined : jsonInt(record.capacityMb, 'capacityMb', 1, maxCapacityMb),
-    replicas: record.replicas === undefined ? undefined : jsonInt(record.replicas, 'replicas', 0, MAX_REPLICAS),
-  };
 }
