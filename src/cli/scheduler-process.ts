@@ -4,6 +4,7 @@ import { Scheduler, type SchedulerOptions } from '../scheduler/scheduler.js';
 import { createApiServer } from '../api/server.js';
 import type { AccessPolicy } from '../api/access.js';
 import { SentinelEndpoint, type SentinelEndpointOptions } from '../sentinel/endpoint.js';
+import { SchedulerMetrics } from '../scheduler/metrics.js';
 
 export interface SchedulerProcessOptions extends SchedulerOptions {
   apiHost: string;
@@ -26,6 +27,8 @@ export class SchedulerProcess {
   readonly scheduler: Scheduler;
   private server?: Server;
   private sentinel?: SentinelEndpoint;
+  /** The scheduler's Prometheus metrics, served at /metrics. */
+  metrics?: SchedulerMetrics;
 
   constructor(private readonly opts: SchedulerProcessOptions) {
     this.scheduler = new Scheduler(opts);
@@ -41,7 +44,10 @@ export class SchedulerProcess {
     await scheduler.open();
     const access: AccessPolicy = opts.access ?? { adminTokens: [], trustedProxies: new Set() };
     const apiHost = this.apiHost(access);
-    const server = createApiServer({ service: scheduler.service(), log: scheduler.log, access, role: scheduler.role, mounts: [scheduler.agentCalls] });
+    const service = scheduler.service();
+    const sentinelView = scheduler.sentinelView();
+    this.metrics = new SchedulerMetrics(service, scheduler.role, sentinelView.events);
+    const server = createApiServer({ service, log: scheduler.log, access, role: scheduler.role, mounts: [scheduler.agentCalls], metrics: this.metrics });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -49,7 +55,7 @@ export class SchedulerProcess {
     });
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : opts.apiPort;
-    this.sentinel = new SentinelEndpoint(scheduler.sentinelView(), scheduler.log, opts.sentinel);
+    this.sentinel = new SentinelEndpoint(sentinelView, scheduler.log, opts.sentinel);
     const sentinelPort = await this.sentinel.listen(opts.sentinelHost, opts.sentinelPort);
     scheduler.log.info('scheduler started', { api: `${apiHost}:${port}`, sentinel: `${opts.sentinelHost}:${sentinelPort}`, etcd: opts.etcd, prefix: opts.prefix });
     scheduler.campaign(`http://${apiHost === '0.0.0.0' ? hostname() : apiHost}:${opts.apiPort}`);

@@ -1,0 +1,111 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { EventEmitter } from 'node:events';
+import type { AgentView, FleetService, MetricsSource, SchedulerRole } from '../domain/services.js';
+import { ProcType, type Proc } from '../domain/model.js';
+import { isLive } from '../domain/rules.js';
+import { procMetrics } from './proc-metrics.js';
+
+const MIB = 1024 * 1024;
+/** Failovers take from a second (a few missed pings) to the failover timeout. */
+const FAILOVER_BUCKETS = [0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60];
+
+/**
+ * The scheduler's Prometheus metrics. Fleet gauges are computed at scrape time from the watched
+ * cache (nothing to keep in step); only events that leave no trace in the cache (failovers, API
+ * requests) are counted as they happen. Served by every scheduler, leader or standby.
+ */
+export class SchedulerMetrics implements MetricsSource {
+  readonly registry = new Registry();
+  private readonly apiRequests: Counter<'route' | 'code'>;
+  private readonly failovers: Counter<'instance' | 'cause'>;
+  private readonly failoverDuration: Histogram;
+  /** When a fault (+sdown) was first seen per instance, until its +switch-master. */
+  private readonly faultSeen = new Map<string, number>();
+
+  constructor(private readonly service: FleetService, private readonly role: SchedulerRole, events: EventEmitter) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.apiRequests = new Counter({ name: 'redfleet_api_requests_total', help: 'API requests answered, by route pattern and status code', labelNames: ['route', 'code'], registers });
+    this.failovers = new Counter({ name: 'redfleet_failovers_total', help: 'Completed failovers (a new master announced), by instance and cause (failure or switchover)', labelNames: ['instance', 'cause'], registers });
+    this.failoverDuration = new Histogram({ name: 'redfleet_failover_duration_seconds', help: 'From the fault seen (+sdown) to the new master confirmed (+switch-master)', buckets: FAILOVER_BUCKETS, registers });
+    this.fleetGauges();
+    procMetrics(this.registry, () => this.liveProcs());
+    events.on('event', (channel: string, message: string) => this.onEvent(channel, message));
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  countRequest(route: string, code: number): void {
+    this.apiRequests.inc({ route, code: String(code) });
+  }
+
+  /** Sentinel's event stream: +sdown starts a failover's clock, +switch-master stops it. */
+  private onEvent(channel: string, message: string): void {
+    const words = message.split(' ');
+    if (channel === '+sdown' && words[0] === 'master') {
+      if (!this.faultSeen.has(words[1])) this.faultSeen.set(words[1], Date.now());
+      return;
+    }
+    if (channel !== '+switch-master') return;
+    const name = words[0];
+    const seen = this.faultSeen.get(name);
+    this.faultSeen.delete(name);
+    this.failovers.inc({ instance: name, cause: seen === undefined ? 'switchover' : 'failure' });
+    if (seen !== undefined) this.failoverDuration.observe((Date.now() - seen) / 1000);
+  }
+
+  private liveProcs(): Proc[] {
+    return this.service.instances().flatMap((i) => i.procs).filter(isLive);
+  }
+
+  private fleetGauges(): void {
+    const registers = [this.registry];
+    const { service, role } = this;
+    new Gauge({ name: 'redfleet_scheduler_leader', help: '1 while this scheduler leads', registers, collect() { this.set(role.isLeader() ? 1 : 0); } });
+    new Gauge({
+      name: 'redfleet_agents', help: 'Agents by state', labelNames: ['state'], registers,
+      collect() {
+        const agents = service.agents();
+        this.set({ state: 'connected' }, agents.filter((a) => a.connected).length);
+        this.set({ state: 'disconnected' }, agents.filter((a) => !a.connected).length);
+        this.set({ state: 'draining' }, agents.filter((a) => a.draining).length);
+      },
+    });
+    new Gauge({
+      name: 'redfleet_agent_resources', help: 'Agent resources (cpus, mem_bytes, ports), total and free', labelNames: ['agent', 'resource', 'kind'], registers,
+      collect() {
+        this.reset();
+        for (const a of service.agents()) setResources(this, a);
+      },
+    });
+    new Gauge({
+      name: 'redfleet_instances', help: 'Instances by status', labelNames: ['status'], registers,
+      collect() {
+        this.reset();
+        for (const i of service.instances()) this.inc({ status: i.status });
+      },
+    });
+    new Gauge({
+      name: 'redfleet_procs', help: 'Procs by state and role (master or replica)', labelNames: ['state', 'role'], registers,
+      collect() {
+        this.reset();
+        for (const p of service.instances().flatMap((i) => i.procs)) this.inc({ state: p.state, role: p.type === ProcType.Master ? 'master' : 'replica' });
+      },
+    });
+  }
+}
+
+function setResources(g: Gauge<'agent' | 'resource' | 'kind'>, a: AgentView): void {
+  for (const kind of ['total', 'free'] as const) {
+    const r = a[kind];
+    g.set({ agent: a.id, resource: 'cpus', kind }, r.cpus);
+    g.set({ agent: a.id, resource: 'mem_bytes', kind }, r.mem * MIB);
+    g.set({ agent: a.id, resource: 'ports', kind }, r.ports.reduce((n, s) => n + s.end - s.begin + 1, 0));
+  }
+}
