@@ -12,17 +12,23 @@ interface Family {
 // A maintained parser of the text format (ported from the Prometheus Python client's), not a regex.
 const parseText = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => Family[];
 
-/** Every sample line of the exposition: each must come out of the parser as one sample. */
-function sampleLines(text: string): number {
-  return text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')).length;
+/** Sample lines per family (by its # TYPE line): each must come out of the parser as one sample. */
+function sampleLines(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  let family = '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# TYPE ')) family = line.split(' ')[2];
+    else if (line.trim() !== '' && !line.startsWith('#')) out[family] = (out[family] ?? 0) + 1;
+  }
+  return out;
 }
 
-function parsedSamples(families: Family[]): number {
-  let n = 0;
+function parsedSamples(families: Family[]): Record<string, number> {
+  const out: Record<string, number> = {};
   for (const f of families) {
-    for (const m of f.metrics) n += m.buckets ? Object.keys(m.buckets).length + 2 : 1;
+    for (const m of f.metrics) out[f.name] = (out[f.name] ?? 0) + (m.buckets ? Object.keys(m.buckets).length + 2 : 1);
   }
-  return n;
+  return out;
 }
 
 function samples(families: Family[], name: string): Family['metrics'] {
@@ -46,7 +52,10 @@ describe('/metrics on a real fleet', function () {
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
     const families = parseText(res.text);
-    expect(parsedSamples(families), 'every sample line parsed').to.equal(sampleLines(res.text));
+    const parsed = parsedSamples(families);
+    const lines = sampleLines(res.text);
+    const differ = Object.keys(lines).filter((k) => parsed[k] !== lines[k]).map((k) => `${k}: ${parsed[k]} of ${lines[k]}`);
+    expect(differ, 'families whose sample lines did not all parse').to.deep.equal([]);
     return families;
   }
 
@@ -87,12 +96,12 @@ describe('/metrics on a real fleet', function () {
   });
 
   it('takes an admin token when tokens are configured, and refuses an instance access key', async () => {
-    const secured = await LocalFleet.start({ agents: 1, adminToken: 'metrics-admin' });
+    const secured = await LocalFleet.start({ agents: 1, adminToken: 'metrics-admin-token-01', schedulerArgs: ['--api-token', 'metrics-admin-token-01'] });
     try {
       expect((await secured.api('GET', '/metrics')).status).to.equal(401);
-      const ok = await secured.api('GET', '/metrics', undefined, { Authorization: 'Bearer metrics-admin' });
+      const ok = await secured.api('GET', '/metrics', undefined, { Authorization: 'Bearer metrics-admin-token-01' });
       expect(ok.status).to.equal(200);
-      const created = await secured.api('POST', '/api/instances', { name: 'keyed', capacityMb: 16, replicas: 0 }, { Authorization: 'Bearer metrics-admin' });
+      const created = await secured.api('POST', '/api/instances', { name: 'keyed', capacityMb: 16, replicas: 0 }, { Authorization: 'Bearer metrics-admin-token-01' });
       expect(created.status).to.equal(202);
       const denied = await secured.api('GET', '/metrics', undefined, { Authorization: `Bearer ${created.json.accessKey}` });
       expect(denied.status).to.equal(403);
