@@ -25,7 +25,7 @@ function unparsedLines(text: string): string[] {
     try {
       const one = parseText(`${line}\n`);
       const value = one[0]?.metrics[0]?.value;
-      if (one.length !== 1 || one[0].metrics.length !== 1 || value === undefined || (Number.isNaN(Number(value)) && value !== 'NaN')) bad.push(line);
+      if (one.length !== 1 || one[0].metrics.length !== 1 || value === undefined || (Number.isNaN(Number(value)) && !/^nan$/i.test(value))) bad.push(line);
     } catch {
       bad.push(line);
     }
