@@ -59,36 +59,42 @@ describe('/metrics on a real fleet', function () {
   }
 
   it('shows the fleet and the procs, and a failover moves the counter, the histogram and the role label', async () => {
-    const res = await fleet.api('POST', '/api/instances', { name: 'watched', capacityMb: 32, replicas: 1 });
+    const res = await fleet.api('POST', '/api/instances', { name: 'watched', capacityMb: 32, replicas: 2 });
     expect(res.status).to.equal(202);
     const before = await fleet.waitForStatus('watched', 'RUNNING');
-    const replica = before.procs.find((p: { id: string }) => p.id !== before.master.id);
-
+    
     const first = await fleet.waitFor(async () => {
       const f = await scrape();
       const info = samples(f, 'redis_instance_info').filter((m) => m.labels?.instance === 'watched');
-      return info.length === 2 && info.every((m) => m.labels?.redis_version) ? f : undefined;
+      return info.length === 3 && info.every((m) => m.labels?.redis_version) ? f : undefined;
     }, 20_000, 'both procs in redis_instance_info');
     expect(samples(first, 'redfleet_scheduler_leader')[0].value).to.equal('1');
     expect(samples(first, 'redfleet_agents').find((m) => m.labels?.state === 'connected')?.value).to.equal('3');
     expect(Number(samples(first, 'redfleet_instances').find((m) => m.labels?.status === 'RUNNING')?.value)).to.be.at.least(1);
     expect(samples(first, 'redfleet_agent_resources').filter((m) => m.labels?.resource === 'mem_bytes' && m.labels?.kind === 'total')).to.have.length(3);
     const up = samples(first, 'redis_up').filter((m) => m.labels?.instance === 'watched');
-    expect(up.map((m) => m.value)).to.deep.equal(['1', '1']);
+    expect(up.map((m) => m.value)).to.deep.equal(['1', '1', '1']);
     expect(samples(first, 'redis_memory_used_bytes').find((m) => m.labels?.proc === before.master.id)?.labels?.role).to.equal('master');
-    expect(samples(first, 'redis_instance_info').find((m) => m.labels?.proc === replica.id)?.labels?.role).to.equal('slave');
+    const replicas = samples(first, 'redis_instance_info').filter((m) => m.labels?.instance === 'watched' && m.labels?.proc !== before.master.id);
+    expect(replicas.map((m) => m.labels?.role)).to.deep.equal(['slave', 'slave']);
     expect(first.find((f) => f.name === 'redis_commands_processed_total')?.type).to.equal('COUNTER');
     expect(samples(first, 'redfleet_failovers_total').filter((m) => m.labels?.instance === 'watched')).to.have.length(0);
     expect(samples(first, 'process_cpu_seconds_total'), 'Node default metrics').to.have.length(1);
     expect(samples(first, 'redfleet_api_requests_total').some((m) => m.labels?.route === '/api/instances/:name' && m.labels?.code === '200')).to.equal(true);
 
     process.kill(before.master.pid, 'SIGKILL');
+    const promoted = await fleet.waitFor(async () => {
+      const i = (await fleet.api('GET', '/api/instances/watched')).json;
+      return i.master && i.master.id !== before.master.id && i.status === 'RUNNING' ? i.master.id as string : undefined;
+    }, 60_000, 'a replica promoted');
+    let seen = '';
     const after = await fleet.waitFor(async () => {
       const f = await scrape();
-      const moved = samples(f, 'redfleet_failovers_total').find((m) => m.labels?.instance === 'watched' && m.labels?.cause === 'failure');
-      const role = samples(f, 'redis_instance_info').find((m) => m.labels?.proc === replica.id)?.labels?.role;
-      return moved?.value === '1' && role === 'master' ? f : undefined;
-    }, 60_000, 'the failover in /metrics');
+      const moved = samples(f, 'redfleet_failovers_total').filter((m) => m.labels?.instance === 'watched');
+      const role = samples(f, 'redis_instance_info').find((m) => m.labels?.proc === promoted)?.labels?.role;
+      seen = `failovers ${JSON.stringify(moved)}, role of ${promoted} ${role}`;
+      return moved.some((m) => m.labels?.cause === 'failure' && m.value === '1') && role === 'master' ? f : undefined;
+    }, 30_000, 'the failover in /metrics').catch((err: Error) => { throw new Error(`${err.message}; last seen: ${seen}`); });
     const histogram = samples(after, 'redfleet_failover_duration_seconds')[0];
     expect(Number(histogram.count), 'failover duration samples').to.be.at.least(1);
     expect(after.find((f) => f.name === 'redfleet_failover_duration_seconds')?.type).to.equal('HISTOGRAM');
