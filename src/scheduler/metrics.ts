@@ -3,10 +3,13 @@ import type { EventEmitter } from 'node:events';
 import type { AgentView, FleetService, MetricsSource, SchedulerRole } from '../domain/services.js';
 import { ProcType, type Proc } from '../domain/model.js';
 import { isLive } from '../domain/rules.js';
+import { isOperationRunning } from '../domain/operation.js';
 import { procMetrics } from './proc-metrics.js';
 
 const MIB = 1024 * 1024;
 /** Failovers take from a second (a few missed pings) to the failover timeout. */
+/** The events that start a failover's clock. */
+const FAULT_EVENTS = new Set(['+sdown', '+odown', '+try-failover']);
 const FAILOVER_BUCKETS = [0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60];
 
 /**
@@ -26,8 +29,8 @@ export class SchedulerMetrics implements MetricsSource {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.apiRequests = new Counter({ name: 'redfleet_api_requests_total', help: 'API requests answered, by route pattern and status code', labelNames: ['route', 'code'], registers });
-    this.failovers = new Counter({ name: 'redfleet_failovers_total', help: 'Completed failovers (a new master announced), by instance and cause (failure or switchover)', labelNames: ['instance', 'cause'], registers });
-    this.failoverDuration = new Histogram({ name: 'redfleet_failover_duration_seconds', help: 'From the fault seen (+sdown) to the new master confirmed (+switch-master)', buckets: FAILOVER_BUCKETS, registers });
+    this.failovers = new Counter({ name: 'redfleet_failovers_total', help: 'Completed failovers (a new master announced), by instance and cause (failure, or operation: a planned switchover)', labelNames: ['instance', 'cause'], registers });
+    this.failoverDuration = new Histogram({ name: 'redfleet_failover_duration_seconds', help: 'Unplanned failovers, from the fault seen (+sdown, or +try-failover when the master exited) to the new master confirmed (+switch-master)', buckets: FAILOVER_BUCKETS, registers });
     this.fleetGauges();
     procMetrics(this.registry, () => this.liveProcs());
     events.on('event', (channel: string, message: string) => this.onEvent(channel, message));
@@ -45,10 +48,15 @@ export class SchedulerMetrics implements MetricsSource {
     this.apiRequests.inc({ route, code: String(code) });
   }
 
-  /** Sentinel's event stream: +sdown starts a failover's clock, +switch-master stops it. */
+  /**
+   * Sentinel's event stream: the first +sdown, +odown or +try-failover of an instance starts a
+   * failover's clock (a master whose redis-server exited is promoted at once, with no +sdown),
+   * +switch-master stops it. A running day-2 operation (switchover, drain, rebalance ...) makes
+   * the cause `operation`, anything else `failure`; only failures feed the duration histogram.
+   */
   private onEvent(channel: string, message: string): void {
     const words = message.split(' ');
-    if (channel === '+sdown' && words[0] === 'master') {
+    if (FAULT_EVENTS.has(channel) && words[0] === 'master') {
       if (!this.faultSeen.has(words[1])) this.faultSeen.set(words[1], Date.now());
       return;
     }
@@ -56,8 +64,9 @@ export class SchedulerMetrics implements MetricsSource {
     const name = words[0];
     const seen = this.faultSeen.get(name);
     this.faultSeen.delete(name);
-    this.failovers.inc({ instance: name, cause: seen === undefined ? 'switchover' : 'failure' });
-    if (seen !== undefined) this.failoverDuration.observe((Date.now() - seen) / 1000);
+    const planned = isOperationRunning(this.service.instance(name)?.operation);
+    this.failovers.inc({ instance: name, cause: planned ? 'operation' : 'failure' });
+    if (!planned && seen !== undefined) this.failoverDuration.observe((Date.now() - seen) / 1000);
   }
 
   private liveProcs(): Proc[] {
