@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { createRequire } from 'node:module';
 import { LocalFleet } from '../harness/local-fleet.js';
+import { freePort } from '../../src/net.js';
 
 /** One metric family as parse-prometheus-text-format gives it (prom2json's shape). */
 interface Family {
@@ -100,8 +101,9 @@ describe('/metrics on a real fleet', function () {
     expect(after.find((f) => f.name === 'redfleet_failover_duration_seconds')?.type).to.equal('HISTOGRAM');
   });
 
-  it('takes an admin token when tokens are configured, and refuses an instance access key', async () => {
-    const secured = await LocalFleet.start({ agents: 1, adminToken: 'metrics-admin-token-01', schedulerArgs: ['--api-token', 'metrics-admin-token-01'] });
+  it('takes an admin token when tokens are configured, refuses an instance access key, and is open on --metrics', async () => {
+    const metricsPort = await freePort();
+    const secured = await LocalFleet.start({ agents: 1, adminToken: 'metrics-admin-token-01', schedulerArgs: ['--api-token', 'metrics-admin-token-01', '--metrics', `127.0.0.1:${metricsPort}`] });
     try {
       expect((await secured.api('GET', '/metrics')).status).to.equal(401);
       const ok = await secured.api('GET', '/metrics', undefined, { Authorization: 'Bearer metrics-admin-token-01' });
@@ -111,6 +113,10 @@ describe('/metrics on a real fleet', function () {
       const denied = await secured.api('GET', '/metrics', undefined, { Authorization: `Bearer ${created.json.accessKey}` });
       expect(denied.status).to.equal(403);
       expect(denied.json.error.code).to.equal('FORBIDDEN');
+      const own = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(own.status).to.equal(200);
+      expect(await own.text()).to.include('redfleet_scheduler_leader 1');
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/api/instances`)).status).to.equal(404);
     } finally {
       await secured.stop();
     }
