@@ -60,6 +60,8 @@ export class SchedulerProcess {
     const port = typeof addr === 'object' && addr ? addr.port : opts.apiPort;
     this.sentinel = new SentinelEndpoint(sentinelView, scheduler.log, opts.sentinel);
     const sentinelPort = await this.sentinel.listen(opts.sentinelHost, opts.sentinelPort);
+    const sentinel = this.sentinel;
+    this.metrics.countSentinelClients(() => sentinel.clientCount);
     if (opts.metrics) this.metricsServer = await serveMetrics(this.metrics, opts.metrics.host, opts.metrics.port);
     scheduler.log.info('scheduler started', { api: `${apiHost}:${port}`, sentinel: `${opts.sentinelHost}:${sentinelPort}`, etcd: opts.etcd, prefix: opts.prefix });
     scheduler.campaign(`http://${apiHost === '0.0.0.0' ? hostname() : apiHost}:${opts.apiPort}`);

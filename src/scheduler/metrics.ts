@@ -24,6 +24,8 @@ export class SchedulerMetrics implements MetricsSource {
   private readonly failoverDuration: Histogram;
   /** When a fault (+sdown) was first seen per instance, until its +switch-master. */
   private readonly faultSeen = new Map<string, number>();
+  /** Connections to the Sentinel-compatible endpoint, once it listens. */
+  private sentinelClients: () => number = () => 0;
 
   constructor(private readonly service: FleetService, private readonly role: SchedulerRole, events: EventEmitter) {
     const registers = [this.registry];
@@ -42,6 +44,11 @@ export class SchedulerMetrics implements MetricsSource {
 
   render(): Promise<string> {
     return this.registry.metrics();
+  }
+
+  /** Where redfleet_sentinel_clients reads from (the endpoint starts after the metrics). */
+  countSentinelClients(count: () => number): void {
+    this.sentinelClients = count;
   }
 
   countRequest(route: string, code: number): void {
@@ -76,6 +83,8 @@ export class SchedulerMetrics implements MetricsSource {
   private fleetGauges(): void {
     const registers = [this.registry];
     const { service, role } = this;
+    const clients = () => this.sentinelClients();
+    new Gauge({ name: 'redfleet_sentinel_clients', help: 'Connections to this scheduler\'s Sentinel-compatible endpoint', registers, collect() { this.set(clients()); } });
     new Gauge({ name: 'redfleet_scheduler_leader', help: '1 while this scheduler leads', registers, collect() { this.set(role.isLeader() ? 1 : 0); } });
     new Gauge({
       name: 'redfleet_agents', help: 'Agents by state', labelNames: ['state'], registers,

@@ -70,6 +70,7 @@ describe('/metrics on a real fleet', function () {
       return info.length === 3 && info.every((m) => m.labels?.redis_version) ? f : undefined;
     }, 20_000, 'both procs in redis_instance_info');
     expect(samples(first, 'redfleet_scheduler_leader')[0].value).to.equal('1');
+    expect(samples(first, 'redfleet_sentinel_clients')).to.have.length(1);
     expect(samples(first, 'redfleet_agents').find((m) => m.labels?.state === 'connected')?.value).to.equal('3');
     expect(Number(samples(first, 'redfleet_instances').find((m) => m.labels?.status === 'RUNNING')?.value)).to.be.at.least(1);
     expect(samples(first, 'redfleet_agent_resources').filter((m) => m.labels?.resource === 'mem_bytes' && m.labels?.kind === 'total')).to.have.length(3);
