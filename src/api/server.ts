@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import Koa, { type Context, type Middleware } from 'koa';
 import Router from '@koa/router';
-import { NotLeaderError, RedFleetError, UnauthenticatedError } from '../errors.js';
-import type { FleetService, SchedulerRole } from '../domain/services.js';
+import { ForbiddenError, NotLeaderError, RedFleetError, UnauthenticatedError } from '../errors.js';
+import type { FleetService, MetricsSource, SchedulerRole } from '../domain/services.js';
 import type { Logger } from '../logger.js';
 import { principalOf, type AccessPolicy } from './access.js';
 import { InstanceCreation } from './creation.js';
@@ -30,6 +30,8 @@ export interface ApiDeps {
   /** Absent: this server always leads (a scheduler without standbys). */
   role?: SchedulerRole;
   mounts?: Mount[];
+  /** Served at GET /metrics to admins (everyone in open mode); absent: no /metrics route. */
+  metrics?: MetricsSource;
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -53,6 +55,7 @@ export function createApiServer(deps: ApiDeps): Server {
     if (ctx && clientAborted(ctx, err)) return;
     log.error('request failed after the response began', { method: ctx?.method, path: ctx?.path, error: err.message });
   });
+  if (deps.metrics) app.use(requestCounter(deps.metrics));
   app.use(errorReplies(log));
   app.use(standbyGuard(routeDeps.role));
   app.use(async (ctx, next) => {
@@ -63,7 +66,7 @@ export function createApiServer(deps: ApiDeps): Server {
     await next();
   });
 
-  const router = apiRouter(routeDeps);
+  const router = apiRouter(routeDeps, deps.metrics);
   app.use(router.routes());
   app.use(router.allowedMethods());
   app.use((ctx) => {
@@ -84,7 +87,7 @@ export function createApiServer(deps: ApiDeps): Server {
 }
 
 /** Every route the API serves; test/integration/openapi.test.ts reads its stack against the OpenAPI document. */
-export function apiRouter(routeDeps: RouteDeps): Router<State> {
+export function apiRouter(routeDeps: RouteDeps, metrics?: MetricsSource): Router<State> {
   const router = new Router<State>();
   const creation = new InstanceCreation(routeDeps);
   v1Routes(router, routeDeps, creation);
@@ -93,7 +96,34 @@ export function apiRouter(routeDeps: RouteDeps): Router<State> {
   backupRoutes(router, routeDeps);
   maintenanceRoutes(router, routeDeps);
   switchoverRoutes(router, routeDeps);
+  if (metrics) metricsRoute(router, metrics);
   return router;
+}
+
+/**
+ * GET /metrics on the API port. Prometheus scrapers send a bearer token as easily as any client
+ * (`authorization` in the scrape config), so with admin tokens configured it takes an admin
+ * token like the rest of the fleet routes; an instance's access key may not read fleet-wide
+ * figures. `--metrics HOST:PORT` serves it without a token on an address the operator picks.
+ */
+function metricsRoute(router: Router<State>, metrics: MetricsSource): void {
+  router.get('/metrics', async (ctx) => {
+    if (ctx.state.principal.kind !== 'admin') throw new ForbiddenError('/metrics needs an admin token');
+    ctx.type = metrics.contentType;
+    ctx.body = await metrics.render();
+  });
+}
+
+/** Counts every answered request by its route pattern (`unmatched` for none) and final status. */
+function requestCounter(metrics: MetricsSource): Middleware<State> {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } finally {
+      const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
+      metrics.countRequest(typeof route === 'string' ? route : 'unmatched', ctx.status);
+    }
+  };
 }
 
 /** Errors as JSON `{"error":{"code","message"[,"field"]}}`; an unknown one is a 500 whose cause only the log shows. */

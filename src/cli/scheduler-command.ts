@@ -26,6 +26,7 @@ may run against one etcd; one leads.
   --prefix PATH              etcd key prefix; default $REDFLEET_PREFIX, else /MrRedis
   --api HOST:PORT            REST API and agent endpoint; default $REDFLEET_API, else 127.0.0.1:5656
   --sentinel HOST:PORT       Sentinel-compatible endpoint; default $REDFLEET_SENTINEL, else 127.0.0.1:26379
+  --metrics HOST:PORT        also serve /metrics here, without a token (it is always on the API port)
   --id NAME                  this scheduler's name in the election; default scheduler-<hostname>
   --fleet-key FILE           the key agents prove themselves with; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
   --previous-fleet-key FILE  during a fleet key rotation, the old key, accepted alongside --fleet-key;
@@ -68,6 +69,7 @@ const SCHEDULER_FLAGS = {
   prefix: { type: 'string' },
   api: { type: 'string' },
   sentinel: { type: 'string' },
+  metrics: { type: 'string' },
   id: { type: 'string' },
   'fleet-key': { type: 'string' },
   'previous-fleet-key': { type: 'string' },
@@ -135,6 +137,7 @@ function schedulerOptions(values: Flags, endpoints: Endpoints): Omit<SchedulerPr
     compactRetentionSeconds: intFlag(values['compact-retention'], 'compact-retention', DEFAULT_COMPACT_RETENTION_SECONDS, 1),
     deletedRetentionSeconds: intFlag(values['deleted-retention'], 'deleted-retention', DEFAULT_DELETED_RETENTION_SECONDS, 0),
     access,
+    metrics: values.metrics === undefined ? undefined : parseHostPort(str(values.metrics, ''), '--metrics'),
   };
 }
 

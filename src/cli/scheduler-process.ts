@@ -1,9 +1,10 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import { Scheduler, type SchedulerOptions } from '../scheduler/scheduler.js';
 import { createApiServer } from '../api/server.js';
 import type { AccessPolicy } from '../api/access.js';
 import { SentinelEndpoint, type SentinelEndpointOptions } from '../sentinel/endpoint.js';
+import { SchedulerMetrics } from '../scheduler/metrics.js';
 
 export interface SchedulerProcessOptions extends SchedulerOptions {
   apiHost: string;
@@ -13,6 +14,8 @@ export interface SchedulerProcessOptions extends SchedulerOptions {
   access?: AccessPolicy;
   /** Limits and the optional password of the Sentinel-compatible endpoint. */
   sentinel?: SentinelEndpointOptions;
+  /** `--metrics HOST:PORT`: /metrics on its own address too, without a token. */
+  metrics?: { host: string; port: number };
 }
 
 const LOOPBACK = /^(127\.|::1$|localhost$)/;
@@ -26,6 +29,9 @@ export class SchedulerProcess {
   readonly scheduler: Scheduler;
   private server?: Server;
   private sentinel?: SentinelEndpoint;
+  /** The scheduler's Prometheus metrics, served at /metrics. */
+  metrics?: SchedulerMetrics;
+  private metricsServer?: Server;
 
   constructor(private readonly opts: SchedulerProcessOptions) {
     this.scheduler = new Scheduler(opts);
@@ -41,7 +47,10 @@ export class SchedulerProcess {
     await scheduler.open();
     const access: AccessPolicy = opts.access ?? { adminTokens: [], trustedProxies: new Set() };
     const apiHost = this.apiHost(access);
-    const server = createApiServer({ service: scheduler.service(), log: scheduler.log, access, role: scheduler.role, mounts: [scheduler.agentCalls] });
+    const service = scheduler.service();
+    const sentinelView = scheduler.sentinelView();
+    this.metrics = new SchedulerMetrics(service, scheduler.role, sentinelView.events);
+    const server = createApiServer({ service, log: scheduler.log, access, role: scheduler.role, mounts: [scheduler.agentCalls], metrics: this.metrics });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -49,8 +58,11 @@ export class SchedulerProcess {
     });
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : opts.apiPort;
-    this.sentinel = new SentinelEndpoint(scheduler.sentinelView(), scheduler.log, opts.sentinel);
+    this.sentinel = new SentinelEndpoint(sentinelView, scheduler.log, opts.sentinel);
     const sentinelPort = await this.sentinel.listen(opts.sentinelHost, opts.sentinelPort);
+    const sentinel = this.sentinel;
+    this.metrics.countSentinelClients(() => sentinel.clientCount);
+    if (opts.metrics) this.metricsServer = await serveMetrics(this.metrics, opts.metrics.host, opts.metrics.port);
     scheduler.log.info('scheduler started', { api: `${apiHost}:${port}`, sentinel: `${opts.sentinelHost}:${sentinelPort}`, etcd: opts.etcd, prefix: opts.prefix });
     scheduler.campaign(`http://${apiHost === '0.0.0.0' ? hostname() : apiHost}:${opts.apiPort}`);
     return { host: apiHost, port, sentinelPort };
@@ -60,6 +72,8 @@ export class SchedulerProcess {
   async stop(): Promise<void> {
     await this.scheduler.standDown();
     await this.sentinel?.close();
+    this.metricsServer?.closeAllConnections();
+    await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
     const server = this.server;
     if (server) {
       server.closeAllConnections();
@@ -81,4 +95,17 @@ export class SchedulerProcess {
     log.warn('NO ADMIN TOKEN IS CONFIGURED: the API is open to anyone on this machine (loopback only). Give --api-token, REDFLEET_API_TOKEN or --api-token-file to require one.');
     return apiHost;
   }
+}
+
+/** GET /metrics on its own address, without a token (the operator picks who reaches it); 404 for anything else. */
+async function serveMetrics(metrics: SchedulerMetrics, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') return void res.writeHead(404).end();
+    metrics.render().then((text) => res.writeHead(200, { 'Content-Type': metrics.contentType }).end(text), () => res.writeHead(500).end());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
 }

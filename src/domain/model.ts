@@ -52,6 +52,14 @@ export interface ProcStats {
   masterLinkStatus?: string | null;
   lastIoSecondsAgo?: number | null;
   connectedReplicas?: number | null;
+  /** INFO counters and settings for /metrics (absent in stats written by older agents). */
+  commandsProcessed?: number;
+  keyspaceHits?: number;
+  keyspaceMisses?: number;
+  evictedKeys?: number;
+  /** maxmemory in bytes (0: no limit). */
+  maxMemory?: number;
+  redisVersion?: string;
   updatedAt: string;
 }
 

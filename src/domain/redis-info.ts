@@ -30,6 +30,12 @@ export function statsFromInfo(info: Map<string, string>, now = new Date()): Proc
     masterLinkStatus: role === 'slave' ? (info.get('master_link_status') ?? 'down') : null,
     lastIoSecondsAgo: role === 'slave' ? num('master_last_io_seconds_ago') : null,
     connectedReplicas: role === 'master' ? num('connected_slaves') : null,
+    commandsProcessed: num('total_commands_processed'),
+    keyspaceHits: num('keyspace_hits'),
+    keyspaceMisses: num('keyspace_misses'),
+    evictedKeys: num('evicted_keys'),
+    maxMemory: num('maxmemory'),
+    redisVersion: info.get('redis_version') ?? '',
     updatedAt: now.toISOString(),
   };
 }

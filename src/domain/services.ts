@@ -196,3 +196,15 @@ export interface SentinelSource {
 
 /** What SENTINEL FAILOVER answers (the switchover itself goes on after the reply). */
 export type SentinelFailoverReply = 'started' | 'no-such-master' | 'in-progress' | 'no-good-slave' | 'not-leader';
+
+/**
+ * What /metrics serves: the Prometheus text exposition of the scheduler (scheduler/metrics.ts).
+ * The API counts its own requests through `countRequest`, so it needs no metrics library itself.
+ */
+export interface MetricsSource {
+  contentType: string;
+  /** The whole exposition, computed at scrape time from the watched cache. */
+  render(): Promise<string>;
+  /** One answered API request, by its route pattern (not its path: names would be unbounded) and status code. */
+  countRequest(route: string, code: number): void;
+}

@@ -40,6 +40,11 @@ export const SENTINEL_DEFAULTS = {
 export class SentinelEndpoint {
   private readonly server: Server;
   private readonly clients = new Set<Client>();
+
+  /** Connections open now (for redfleet_sentinel_clients). */
+  get clientCount(): number {
+    return this.clients.size;
+  }
   private readonly perAddress = new Map<string, number>();
   private readonly refusals: RefusalLog;
   private readonly commands: SentinelCommands;

@@ -8,6 +8,7 @@ import { apiRouter } from '../../src/api/server.js';
 import { openApiPath } from '../../src/api/schemas/openapi.js';
 import { createLogger } from '../../src/logger.js';
 import type { RouteDeps } from '../../src/api/request.js';
+import type { MetricsSource } from '../../src/domain/services.js';
 
 const ADMIN = 'admin-token-for-openapi-tests';
 const auth = { Authorization: `Bearer ${ADMIN}` };
@@ -17,7 +18,7 @@ type Doc = { openapi: string; paths: Record<string, Record<string, { requestBody
 /** "METHOD /path" for every route the Koa router serves, read from its stack (HEAD comes with GET). */
 function servedRoutes(): string[] {
   const deps = { service: {}, log: createLogger('openapi-test'), access: {}, role: { isLeader: () => true, leaderUrl: () => undefined } } as unknown as RouteDeps;
-  const router = apiRouter(deps);
+  const router = apiRouter(deps, {} as MetricsSource);
   return router.stack.flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${openApiPath(String(layer.path))}`)).sort();
 }
 

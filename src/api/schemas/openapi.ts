@@ -45,6 +45,7 @@ export const API_ROUTES: Route[] = [
   { method: 'post', path: '/api/agents/:id/undrain', summary: 'end a drain', params: AgentParams, ok: [200, AgentView] },
   { method: 'post', path: '/api/rebalance', summary: 'spread masters over the agents (202; 200 with dryRun)', body: RebalanceBodySchema, optionalBody: true, ok: [202, RebalanceView] },
   { method: 'get', path: '/api/rebalance', summary: 'the last rebalance', ok: [200, RebalanceView] },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics, text format 0.0.4 (admin token; `--metrics HOST:PORT` serves it without one)', ok: [200, 'text'] },
   { method: 'post', path: '/v1/CREATE/:name/:capacity/:masters/:slaves', summary: 'MrRedis v1 create (text answer)', params: V1Params, body: V1BodySchema, optionalBody: true, ok: [201, 'text'] },
   { method: 'get', path: '/v1/STATUS/:name', summary: 'MrRedis v1 status of one instance', params: InstanceParams, ok: [200, V1Status] },
   { method: 'get', path: '/v1/STATUS/', summary: 'MrRedis v1 status of every instance', ok: [200, z.array(V1Status)] },
