@@ -11,6 +11,7 @@ import { drainCommand, undrainCommand } from './drain-command.js';
 import { upgradeCommand } from './upgrade-command.js';
 import { failoverCommand } from './failover-command.js';
 import { rebalanceCommand } from './rebalance-command.js';
+import { topCommand } from './top-command.js';
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
@@ -53,6 +54,7 @@ const COMMANDS: Record<string, (argv: string[], endpoints: Endpoints) => Promise
   upgrade: upgradeCommand,
   failover: failoverCommand,
   rebalance: rebalanceCommand,
+  top: topCommand,
 };
 
 /** Exit status of a bad command line, as for every other usage error. */
