@@ -22,7 +22,9 @@ ${DEV_USAGE}
 
 ${CLIENT_HELP}
 
-Day-2 operations (each waits with --wait, printing a progress line; docs/operations.md):
+Every client command takes --output json (progress, if any, then goes to stderr).
+
+Day-2 operations (each waits with --wait: a spinner on a terminal, else a line per step; docs/operations.md):
 ${INSTANCE_CHANGE_USAGE}
   redfleet backup NAME [--wait] | backup list NAME | backup delete NAME ID | backup schedule NAME --every M --keep N
   redfleet drain AGENT [--wait [--timeout 600]]   |   redfleet undrain AGENT
