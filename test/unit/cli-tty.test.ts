@@ -28,12 +28,21 @@ function instance(status: string): Record<string, unknown> {
 /** An API whose instance db1 is CREATING for the first `creatingFor` reads, then RUNNING. */
 async function fakeApi(creatingFor: number): Promise<{ url: string; server: Server }> {
   let reads = 0;
+  // A switchover whose GETs go through two steps, then done; opReads counts reads after the POST.
+  let opReads = 0;
+  const op = (n: number): Record<string, unknown> => {
+    if (n === 0) opReads = 1;
+    const step = n < 3 ? 'catching up' : 'promoting';
+    return { id: 'op1', kind: 'switchover', state: n < 5 ? 'running' : 'done', step, startedAt: '2026-01-01T00:00:00Z' };
+  };
   const server = createServer((req, res) => {
     res.setHeader('Content-Type', 'application/json');
     const send = (body: unknown, code = 200): void => void res.writeHead(code).end(JSON.stringify(body));
     if (req.url === '/api/agents') return send([AGENT]);
     if (req.url === '/api/instances' && req.method === 'POST') return send({ ...instance('CREATING'), password: 'pw', accessKey: 'ak' }, 201);
     const now = (): Record<string, unknown> => instance(reads++ < creatingFor ? 'CREATING' : 'RUNNING');
+    if (req.url === '/api/instances/db1/failover') return send({ ...instance('RUNNING'), operation: op(0) }, 202);
+    if (req.url === '/api/instances/db1' && opReads > 0) return send({ ...instance('RUNNING'), operation: op(opReads++) });
     if (req.url === '/api/instances') return send({ db1: now() });
     if (req.url === '/api/instances/db1') return send(now());
     send({ error: { code: 'NOT_FOUND', message: 'no such route', field: null } }, 404);
@@ -97,6 +106,17 @@ describe('CLI on a terminal and off it (top, status --watch, --wait)', function 
     expect(plain.code).to.equal(0);
     expect(plain.out).to.not.include('\x1b[');
     expect(plain.out).to.match(/^CREATING: 0 of 1 procs running\nRUNNING: 1 of 1 procs running$/m);
+  });
+
+  it('an operation\'s --wait (failover) shows a spinner with the current step under a pty', async function () {
+    if (!HAS_SCRIPT) return this.skip();
+    api = await fakeApi(0);
+    const { out, code } = await runCli(['failover', 'db1', '--wait', '--api', api.url], true, () => false);
+    expect(code).to.equal(0);
+    expect(out).to.match(/\r\x1b\[K[|/\\-] switchover: catching up \(\d+ s\)/);
+    expect(out).to.match(/\r\x1b\[K {2}switchover: catching up\r?\n/);
+    expect(out).to.match(/\r\x1b\[K {2}switchover: done \(\d+ s\)/);
+    expect(out).to.include('db1: master is now');
   });
 
   it('--output json prints the API JSON alone on stdout, for create, status, list and top --once', async () => {
