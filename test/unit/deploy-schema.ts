@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
  * `docker compose config` cannot run.
  */
 const TOP_KEYS = new Set(['name', 'services', 'networks', 'volumes', 'secrets']);
-const SERVICE_KEYS = new Set(['image', 'build', 'command', 'environment', 'restart', 'healthcheck', 'secrets',
+const SERVICE_KEYS = new Set(['image', 'build', 'hostname', 'command', 'environment', 'restart', 'healthcheck', 'secrets',
   'depends_on', 'networks', 'ports', 'volumes']);
 const RESTART = new Set(['no', 'always', 'on-failure', 'unless-stopped']);
 const HEALTH_KEYS = new Set(['test', 'interval', 'timeout', 'retries', 'start_period']);

@@ -70,6 +70,8 @@ describe('deployment files (deploy/)', () => {
       expect(svc.command.join(' '), n).to.include('--fleet-key /run/secrets/fleet.key');
       expect(svc.command.join(' '), n).to.include('--etcd http://etcd1:2379,http://etcd2:2379,http://etcd3:2379');
     }
+    // The leader is announced at http://<hostname>:5656: the hostname must resolve on the network.
+    for (const n of ['scheduler1', 'scheduler2']) expect(doc.services[n].hostname).to.equal(n);
     for (const n of ['etcd1', 'etcd2', 'etcd3']) {
       expect(doc.services[n].command).to.include('--initial-cluster=etcd1=http://etcd1:2380,etcd2=http://etcd2:2380,etcd3=http://etcd3:2380');
     }
