@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { progress } from './progress.js';
 
 /** How the client commands speak the JSON API: the base URL, the token, one call, and waiting. */
 
@@ -47,21 +48,26 @@ export const CONNECTION_FLAGS = `  --api URL            the scheduler's API; def
   -h, --help           this text`;
 
 /**
- * Follows operation `opId` of an instance until it ends, printing one progress line per change
- * (`resize: copying ... (12 s)`). Resolves when it is done; throws with its error when it failed,
- * or after `seconds`.
+ * Follows operation `opId` of an instance until it ends, showing its progress on `stream`: a spinner
+ * with the current step on a terminal, else one line per change (`resize: copying ... (12 s)`).
+ * Resolves when it is done; throws with its error when it failed, or after `seconds`.
  */
-export async function waitForOperation(base: string, name: string, opId: string, seconds: number): Promise<Record<string, unknown>> {
-  const started = Date.now();
-  const deadline = started + seconds * 1000;
-  let last = '';
+export async function waitForOperation(base: string, name: string, opId: string, seconds: number, stream: NodeJS.WriteStream = process.stdout): Promise<Record<string, unknown>> {
+  const shown = progress(stream);
+  try {
+    return await followOperation(base, name, opId, seconds, shown.step);
+  } finally {
+    shown.done();
+  }
+}
+
+async function followOperation(base: string, name: string, opId: string, seconds: number, step: (line: string) => void): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + seconds * 1000;
   for (;;) {
     const { body } = await call(base, 'GET', `/api/instances/${encodeURIComponent(name)}`);
     const op = body.operation as { id: string; kind: string; state: string; step: string; error?: string } | null;
     if (!op || op.id !== opId) throw new Error(`operation ${opId} on ${name} was replaced by another; see 'redfleet status ${name}'`);
-    const line = `${op.kind}: ${op.state === 'running' ? op.step : op.state}`;
-    if (line !== last) console.log(`${line} (${Math.round((Date.now() - started) / 1000)} s)`);
-    last = line;
+    step(`${op.kind}: ${op.state === 'running' ? op.step : op.state}`);
     if (op.state === 'done') return body;
     if (op.state === 'failed') throw new Error(`${op.kind} of ${name} failed: ${op.error ?? op.step}`);
     if (Date.now() >= deadline) throw new Error(`gave up waiting for the ${op.kind} of ${name} after ${seconds} s: ${op.step}`);

@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.js';
 import { intFlag, parseFlags } from './args.js';
+import { jsonOutput } from './drain-command.js';
 import { apiBase, apiFlag, call, CONNECTION_FLAGS, waitForOperation } from './api-client.js';
 
 /** `redfleet backup`: take, list, delete and schedule an instance's RDB backups (issue 9 part 6). */
@@ -14,7 +15,9 @@ its backup schedule. Restore one into a new instance with 'redfleet create NEW -
 
   --wait               print each step until the backup is stored
   --timeout SECONDS    with --wait: give up after this long and exit 1 with the reason; default 600
-  --json               list: print the API's JSON array
+  --json               list: print the API's JSON array (the same as --output json)
+  --output json        print the API's JSON: the operation, then with --wait the instance at its end
+                       (progress to stderr); list: the array; delete, schedule: {"ok": true, ...}
   --every MINUTES      schedule: a backup every MINUTES
   --keep N             schedule: keep the newest N backups (manual ones count too)
   --off                schedule: stop scheduled backups (stored ones stay)
@@ -50,6 +53,7 @@ export async function backupCommand(argv: string[]): Promise<void> {
     wait: { type: 'boolean' },
     timeout: { type: 'string' },
     json: { type: 'boolean' },
+    output: { type: 'string' },
     every: { type: 'string' },
     keep: { type: 'string' },
     off: { type: 'boolean' },
@@ -57,15 +61,19 @@ export async function backupCommand(argv: string[]): Promise<void> {
   if (values.help) return void console.log(BACKUP_HELP);
   const base = apiBase(values.api, values.token);
   const [first, name, id] = positionals;
-  if (first === 'list' && positionals.length === 2) return listBackups(base, name, values.json === true);
-  if (first === 'delete' && positionals.length === 3) return deleteBackup(base, name, id);
-  if (first === 'schedule' && positionals.length === 2) return scheduleBackups(base, name, values);
+  const json = values.json === true || jsonOutput(values.output);
+  const say = (text: string, obj: Record<string, unknown>): void => console.log(json ? JSON.stringify({ ok: true, ...obj }, null, 2) : text);
+  if (first === 'list' && positionals.length === 2) return listBackups(base, name, json);
+  if (first === 'delete' && positionals.length === 3) return deleteBackup(base, name, id, say);
+  if (first === 'schedule' && positionals.length === 2) return scheduleBackups(base, name, values, say);
   if (positionals.length !== 1) throw new UsageError("backup takes NAME, or 'list NAME', 'delete NAME ID' or 'schedule NAME'; see 'redfleet backup --help'");
   const enc = encodeURIComponent(first);
   const { body: op } = await call(base, 'POST', `/api/instances/${enc}/backups`);
-  console.log(`backup of ${first}: started (operation ${op.id})`);
+  if (json) console.log(JSON.stringify(op, null, 2));
+  else console.log(`backup of ${first}: started (operation ${op.id})`);
   if (!values.wait) return;
-  const done = await waitForOperation(base, first, String(op.id), intFlag(values.timeout, 'timeout', DEFAULT_WAIT_SECONDS, 1));
+  const done = await waitForOperation(base, first, String(op.id), intFlag(values.timeout, 'timeout', DEFAULT_WAIT_SECONDS, 1), json ? process.stderr : process.stdout);
+  if (json) return void console.log(JSON.stringify(done, null, 2));
   const data = (done.operation as { data?: Record<string, unknown> } | undefined)?.data ?? {};
   console.log(`backup ${first}/${String(data.backupId)}: ${String(data.bytes)} bytes, sha256 ${String(data.sha256)}`);
 }
@@ -78,15 +86,17 @@ async function listBackups(base: string, name: string, json: boolean): Promise<v
   for (const b of list) console.log([b.id, b.createdAt, `${b.bytes} bytes`, b.sha256].join('\t'));
 }
 
-async function deleteBackup(base: string, name: string, id: string): Promise<void> {
+type Say = (text: string, obj: Record<string, unknown>) => void;
+
+async function deleteBackup(base: string, name: string, id: string, say: Say): Promise<void> {
   await call(base, 'DELETE', `/api/instances/${encodeURIComponent(name)}/backups/${encodeURIComponent(id)}`);
-  console.log(`backup ${name}/${id}: deleted`);
+  say(`backup ${name}/${id}: deleted`, { instance: name, deleted: id });
 }
 
-async function scheduleBackups(base: string, name: string, values: Record<string, string | boolean | undefined>): Promise<void> {
+async function scheduleBackups(base: string, name: string, values: Record<string, string | boolean | undefined>, say: Say): Promise<void> {
   if (values.off && (values.every !== undefined || values.keep !== undefined)) throw new UsageError('--off takes no --every or --keep');
   if (!values.off && (values.every === undefined || values.keep === undefined)) throw new UsageError('backup schedule needs --every MINUTES and --keep N, or --off');
   const backup = values.off ? null : { everyMinutes: intFlag(values.every, 'every', 60, 1), keep: intFlag(values.keep, 'keep', 24, 1) };
   await call(base, 'PATCH', `/api/instances/${encodeURIComponent(name)}`, { backup });
-  console.log(backup ? `backups of ${name}: every ${backup.everyMinutes} min, keeping ${backup.keep}` : `backups of ${name}: no schedule`);
+  say(backup ? `backups of ${name}: every ${backup.everyMinutes} min, keeping ${backup.keep}` : `backups of ${name}: no schedule`, { instance: name, backup });
 }

@@ -2,6 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UsageError } from '../errors.js';
 import { intFlag, parseDuration, parseFlags } from './args.js';
 import { apiBase, apiFlag, call, CONNECTION_FLAGS } from './api-client.js';
+import { jsonOutput } from './drain-command.js';
+import { liveView } from './live.js';
+import { progress } from './progress.js';
 import { addCreateBackupFields, CREATE_BACKUP_FLAGS, CREATE_BACKUP_HELP } from './backup-command.js';
 import { InstanceStatus, ProcState } from '../domain/model.js';
 
@@ -18,8 +21,9 @@ once; keep them.
   --ttl DURATION       delete it after 90, 45s, 30m, 2h or 1d; default none (anonymous: the
                        scheduler's --anonymous-ttl)
 ${CREATE_BACKUP_HELP}
-  --wait               print each change until the instance is RUNNING
+  --wait               show progress until the instance is RUNNING (a spinner on a terminal)
   --timeout SECONDS    with --wait: give up after this long and exit 1 with the reason; default 120
+  --output json        print the API's JSON (progress goes to stderr); default text
 ${CONNECTION_FLAGS}
 
 A create the connected agents could never hold is refused (409 NEVER_PLACEABLE, with the numbers).`;
@@ -27,19 +31,22 @@ A create the connected agents could never hold is refused (409 NEVER_PLACEABLE, 
 export const STATUS_HELP = `Usage: redfleet status NAME [flags]
 Shows an instance: its status (and why, while it is not RUNNING), its master and replicas.
 
-  --json               print the API's JSON instead of the table; default off
+  --watch              redraw every second until Ctrl-C (not on a terminal: print each change)
+  --output json        print the API's JSON instead of the table (--json is the same); default text
 ${CONNECTION_FLAGS}`;
 
 export const LIST_HELP = `Usage: redfleet list [flags]
 One line per instance: name, type, status, capacity, replicas running of wanted, master address.
 
+  --output json        print the API's JSON (an object keyed by name); default text
 ${CONNECTION_FLAGS}`;
 
 export const DELETE_HELP = `Usage: redfleet delete NAME [flags]
 Deletes an instance: its redis-servers are stopped and its data is gone.
 
-  --wait               print each change until the instance is DELETED
+  --wait               show progress until the instance is DELETED (a spinner on a terminal)
   --timeout SECONDS    with --wait: give up after this long and exit 1 with the reason; default 120
+  --output json        print the API's JSON (progress goes to stderr); default text
 ${CONNECTION_FLAGS}`;
 
 /** The client commands in one block, for \`redfleet --help\`. */
@@ -47,10 +54,11 @@ export const CLIENT_HELP = `Client commands (they speak the JSON API at --api or
 and send REDFLEET_TOKEN or --token, an admin token or an instance's access key, when set):
   redfleet create NAME [--capacity 64] [--replicas 0] [--distribution 1] [--placement spread] [--ttl DURATION]
                        [--persistence none|rdb|aof] [--restore-from INSTANCE/ID] [--backup-every MINUTES --backup-keep N]
-                       [--wait [--timeout 120]]
-  redfleet status NAME [--json]
-  redfleet list
-  redfleet delete NAME [--wait [--timeout 120]]
+                       [--wait [--timeout 120]] [--output json]
+  redfleet status NAME [--watch] [--output json]
+  redfleet list [--output json]
+  redfleet delete NAME [--wait [--timeout 120]] [--output json]
+  redfleet top [--interval 1] [--once [--output json]]   live table of agents and instances
   redfleet COMMAND --help   lists a command's flags and their defaults`;
 
 const DEFAULT_WAIT_SECONDS = 120;
@@ -65,6 +73,7 @@ export async function createCommand(argv: string[]): Promise<void> {
     placement: { type: 'string' },
     wait: { type: 'boolean' },
     timeout: { type: 'string' },
+    output: { type: 'string' },
     ...CREATE_BACKUP_FLAGS,
   });
   if (values.help) return void console.log(CREATE_HELP);
@@ -80,7 +89,13 @@ export async function createCommand(argv: string[]): Promise<void> {
   if (typeof values.placement === 'string') body.placement = values.placement;
   addCreateBackupFields(values, body);
   const base = apiBase(values.api, values.token);
+  const json = jsonOutput(values.output);
   const { body: inst } = await call(base, 'POST', '/api/instances', body);
+  if (json) {
+    console.log(JSON.stringify(inst, null, 2));
+    if (values.wait) console.log(JSON.stringify(await waitFor(base, String(inst.name), (i) => i.status === InstanceStatus.Running, waitSeconds, process.stderr), null, 2));
+    return;
+  }
   console.log(`instance ${inst.name}: ${inst.status} (${inst.capacityMb} MB, ${inst.replicas} replica(s))`);
   console.log(`password:   ${inst.password}`);
   console.log(`access key: ${inst.accessKey}   (reads and deletes this instance only: --token or REDFLEET_TOKEN)`);
@@ -90,19 +105,27 @@ export async function createCommand(argv: string[]): Promise<void> {
 }
 
 export async function statusCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseFlags(argv, { ...apiFlag, json: { type: 'boolean' } });
+  const { values, positionals } = parseFlags(argv, { ...apiFlag, json: { type: 'boolean' }, output: { type: 'string' }, watch: { type: 'boolean' } });
   if (values.help) return void console.log(STATUS_HELP);
   if (positionals.length !== 1) throw new UsageError('status takes exactly one NAME');
-  const { body } = await call(apiBase(values.api, values.token), 'GET', `/api/instances/${encodeURIComponent(positionals[0])}`);
-  if (values.json) return void console.log(JSON.stringify(body, null, 2));
-  printInstance(body);
+  const json = values.json === true || jsonOutput(values.output);
+  const base = apiBase(values.api, values.token);
+  const path = `/api/instances/${encodeURIComponent(positionals[0])}`;
+  const render = async (): Promise<string> => {
+    const { body } = await call(base, 'GET', path);
+    return json ? JSON.stringify(body, null, 2) : instanceLines(body).join('\n');
+  };
+  if (values.watch) return liveView(render);
+  console.log(await render());
 }
 
 export async function listCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseFlags(argv, { ...apiFlag });
+  const { values, positionals } = parseFlags(argv, { ...apiFlag, output: { type: 'string' } });
   if (values.help) return void console.log(LIST_HELP);
   if (positionals.length !== 0) throw new UsageError('list takes no arguments');
+  const json = jsonOutput(values.output);
   const { body } = await call(apiBase(values.api, values.token), 'GET', '/api/instances');
+  if (json) return void console.log(JSON.stringify(body, null, 2));
   const rows = Object.values(body) as Record<string, unknown>[];
   if (rows.length === 0) return void console.log('no instances');
   console.log(['NAME', 'TYPE', 'STATUS', 'CAPACITY', 'REPLICAS', 'MASTER'].join('\t'));
@@ -113,55 +136,65 @@ export async function listCommand(argv: string[]): Promise<void> {
 }
 
 export async function deleteCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseFlags(argv, { ...apiFlag, wait: { type: 'boolean' }, timeout: { type: 'string' } });
+  const { values, positionals } = parseFlags(argv, { ...apiFlag, wait: { type: 'boolean' }, timeout: { type: 'string' }, output: { type: 'string' } });
   if (values.help) return void console.log(DELETE_HELP);
+  const json = jsonOutput(values.output);
   if (positionals.length !== 1) throw new UsageError('delete takes exactly one NAME');
   const waitSeconds = intFlag(values.timeout, 'timeout', DEFAULT_WAIT_SECONDS, 1);
   const base = apiBase(values.api, values.token);
   const { body } = await call(base, 'DELETE', `/api/instances/${encodeURIComponent(positionals[0])}`);
-  console.log(`instance ${body.name}: ${body.status}`);
-  if (values.wait) await waitFor(base, positionals[0], (i) => i.status === InstanceStatus.Deleted, waitSeconds);
+  if (json) console.log(JSON.stringify(body, null, 2));
+  else console.log(`instance ${body.name}: ${body.status}`);
+  if (!values.wait) return;
+  const end = await waitFor(base, positionals[0], (i) => i.status === InstanceStatus.Deleted, waitSeconds, json ? process.stderr : process.stdout);
+  if (json) console.log(JSON.stringify(end, null, 2));
 }
 
-function printInstance(i: Record<string, unknown>): void {
-  console.log(`name:      ${i.name}`);
-  console.log(`type:      ${i.type}`);
-  console.log(`status:    ${i.status}${i.reason ? ` (${i.reason})` : ''}`);
-  console.log(`capacity:  ${i.capacityMb} MB`);
-  console.log(`replicas:  ${(i.slaves as unknown[]).length} of ${i.replicas}`);
-  if (i.expiresAt) console.log(`expires:   ${i.expiresAt} (in ${formatSeconds(Number(i.ttlRemainingSeconds))})`);
-  if (i.dataLost) console.log(`data lost: ${i.dataLost}`);
-  if (i.persistence && i.persistence !== 'none') console.log(`persistence: ${i.persistence}`);
+/** An instance as the lines `status` prints. */
+export function instanceLines(i: Record<string, unknown>): string[] {
+  const lines: string[] = [];
+  lines.push(`name:      ${i.name}`);
+  lines.push(`type:      ${i.type}`);
+  lines.push(`status:    ${i.status}${i.reason ? ` (${i.reason})` : ''}`);
+  lines.push(`capacity:  ${i.capacityMb} MB`);
+  lines.push(`replicas:  ${(i.slaves as unknown[]).length} of ${i.replicas}`);
+  if (i.expiresAt) lines.push(`expires:   ${i.expiresAt} (in ${formatSeconds(Number(i.ttlRemainingSeconds))})`);
+  if (i.dataLost) lines.push(`data lost: ${i.dataLost}`);
+  if (i.persistence && i.persistence !== 'none') lines.push(`persistence: ${i.persistence}`);
   const backup = i.backup as { everyMinutes: number; keep: number } | null;
-  if (backup) console.log(`backups:   every ${backup.everyMinutes} min, keeping ${backup.keep}`);
-  if (i.restoredFrom) console.log(`restored from: ${i.restoredFrom}`);
-  console.log(`epoch:     ${i.epoch}`);
+  if (backup) lines.push(`backups:   every ${backup.everyMinutes} min, keeping ${backup.keep}`);
+  if (i.restoredFrom) lines.push(`restored from: ${i.restoredFrom}`);
+  lines.push(`epoch:     ${i.epoch}`);
   const op = i.operation as { kind: string; state: string; step: string; error?: string; startedAt: string } | null;
-  if (op) console.log(`operation: ${op.kind} ${op.state}: ${op.error ?? op.step} (since ${op.startedAt})`);
+  if (op) lines.push(`operation: ${op.kind} ${op.state}: ${op.error ?? op.step} (since ${op.startedAt})`);
   for (const p of i.procs as Record<string, unknown>[]) {
     const stats = p.stats as Record<string, unknown> | null;
     const link = stats?.masterLinkStatus ? ` link=${stats.masterLinkStatus}` : '';
-    console.log(`  ${String(p.role).padEnd(7)} ${String(p.state).padEnd(8)} ${p.ip}:${p.port} agent=${p.agent} pid=${p.pid}${link}`);
+    lines.push(`  ${String(p.role).padEnd(7)} ${String(p.state).padEnd(8)} ${p.ip}:${p.port} agent=${p.agent} pid=${p.pid}${link}`);
   }
+  return lines;
 }
 
 /**
- * Polls the instance, printing each change, until `done` holds. After `seconds` it gives up with
- * an error that carries the last status and its reason, so a script sees why (exit 1).
+ * Polls the instance, showing each change on `stream` (a spinner with the current status on a
+ * terminal, plain lines otherwise), until `done` holds; returns the instance then. After `seconds`
+ * it gives up with an error that carries the last status and its reason, so a script sees why (exit 1).
  */
-async function waitFor(base: string, name: string, done: (i: Record<string, unknown>) => boolean, seconds: number): Promise<void> {
+async function waitFor(base: string, name: string, done: (i: Record<string, unknown>) => boolean, seconds: number,
+  stream: NodeJS.WriteStream = process.stdout): Promise<Record<string, unknown>> {
   const deadline = Date.now() + seconds * 1000;
-  let last = '';
-  for (;;) {
-    const { body } = await call(base, 'GET', `/api/instances/${encodeURIComponent(name)}`);
-    const procs = body.procs as { state: string }[];
-    const running = procs.filter((p) => p.state === ProcState.Running).length;
-    const line = `${body.status}: ${running} of ${Number(body.replicas) + 1} procs running${body.reason ? ` (${body.reason})` : ''}`;
-    if (line !== last) console.log(line);
-    last = line;
-    if (done(body)) return;
-    if (Date.now() >= deadline) throw new Error(`gave up waiting for instance ${name} after ${seconds} s: it is ${body.status}${body.reason ? `, ${body.reason}` : ''}`);
-    await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+  const shown = progress(stream, false);
+  try {
+    for (;;) {
+      const { body } = await call(base, 'GET', `/api/instances/${encodeURIComponent(name)}`);
+      const running = (body.procs as { state: string }[]).filter((p) => p.state === ProcState.Running).length;
+      shown.step(`${body.status}: ${running} of ${Number(body.replicas) + 1} procs running${body.reason ? ` (${body.reason})` : ''}`);
+      if (done(body)) return body;
+      if (Date.now() >= deadline) throw new Error(`gave up waiting for instance ${name} after ${seconds} s: it is ${body.status}${body.reason ? `, ${body.reason}` : ''}`);
+      await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+    }
+  } finally {
+    shown.done();
   }
 }
 

@@ -63,7 +63,7 @@ async function change(positionals: string[], values: Record<string, string | boo
   if (json) console.log(JSON.stringify(inst, null, 2));
   else console.log(`instance ${name}: ${verb} started (${Object.entries(body).map(([k, v]) => `${k} ${v}`).join(', ')})`);
   if (!values.wait || !op) return;
-  const end = await waitForOperation(base, name, op.id, waitSeconds);
+  const end = await waitForOperation(base, name, op.id, waitSeconds, json ? process.stderr : process.stdout);
   if (json) console.log(JSON.stringify(end, null, 2));
   else console.log(`instance ${name}: ${verb} done: ${end.capacityMb} MB, ${(end.slaves as unknown[]).length} of ${end.replicas} replica(s) running, ${end.status}`);
 }

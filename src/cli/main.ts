@@ -11,6 +11,7 @@ import { drainCommand, undrainCommand } from './drain-command.js';
 import { upgradeCommand } from './upgrade-command.js';
 import { failoverCommand } from './failover-command.js';
 import { rebalanceCommand } from './rebalance-command.js';
+import { topCommand } from './top-command.js';
 
 const HELP = `redfleet: Redis-as-a-service on a two-level scheduler
 
@@ -21,7 +22,9 @@ ${DEV_USAGE}
 
 ${CLIENT_HELP}
 
-Day-2 operations (each waits with --wait, printing a progress line; docs/operations.md):
+Every client command takes --output json (progress, if any, then goes to stderr).
+
+Day-2 operations (each waits with --wait: a spinner on a terminal, else a line per step; docs/operations.md):
 ${INSTANCE_CHANGE_USAGE}
   redfleet backup NAME [--wait] | backup list NAME | backup delete NAME ID | backup schedule NAME --every M --keep N
   redfleet drain AGENT [--wait [--timeout 600]]   |   redfleet undrain AGENT
@@ -53,6 +56,7 @@ const COMMANDS: Record<string, (argv: string[], endpoints: Endpoints) => Promise
   upgrade: upgradeCommand,
   failover: failoverCommand,
   rebalance: rebalanceCommand,
+  top: topCommand,
 };
 
 /** Exit status of a bad command line, as for every other usage error. */

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import type { RebalanceRecord } from '../domain/rebalance.js';
 import { intFlag, parseFlags } from './args.js';
 import { apiBase, apiFlag, call, CONNECTION_FLAGS } from './api-client.js';
+import { jsonOutput } from './drain-command.js';
 
 export const REBALANCE_HELP = `Usage: redfleet rebalance [flags]
 Moves masters by planned switchover, one instance at a time, until no agent holds more than
@@ -12,6 +13,7 @@ shows in its status. Prints the plan: which instance's master moves from which a
   --dry-run            print the plan only; move nothing
   --wait               print each step until the rebalance ends
   --timeout SECONDS    with --wait: give up after this long and exit 1 with the reason; default 600
+  --output json        print the rebalance record (at its end, with --wait); progress goes to stderr
 ${CONNECTION_FLAGS}`;
 
 const DEFAULT_WAIT_SECONDS = 600;
@@ -23,6 +25,7 @@ export async function rebalanceCommand(argv: string[]): Promise<void> {
     'dry-run': { type: 'boolean' },
     wait: { type: 'boolean' },
     timeout: { type: 'string' },
+    output: { type: 'string' },
   });
   if (values.help) return void console.log(REBALANCE_HELP);
   if (positionals.length !== 0) throw new UsageError('rebalance takes no arguments');
@@ -31,9 +34,12 @@ export async function rebalanceCommand(argv: string[]): Promise<void> {
   const dryRun = values['dry-run'] === true;
   const { body } = await call(base, 'POST', '/api/rebalance', dryRun ? { dryRun } : undefined);
   const record = body as unknown as RebalanceRecord;
-  printPlan(record);
+  const json = jsonOutput(values.output);
+  if (json) console.log(JSON.stringify(record, null, 2));
+  else printPlan(record);
   if (dryRun || !values.wait || record.state !== 'running') return;
-  await waitForRebalance(base, record.id, seconds);
+  const end = await waitForRebalance(base, record.id, seconds, json ? (line) => console.error(line) : (line) => console.log(line));
+  if (json) console.log(JSON.stringify(end, null, 2));
 }
 
 function printPlan(r: RebalanceRecord): void {
@@ -46,18 +52,18 @@ function printPlan(r: RebalanceRecord): void {
 }
 
 /** Prints one line per step of rebalance `id` until it ends; throws when it failed or after `seconds`. */
-async function waitForRebalance(base: string, id: string, seconds: number): Promise<void> {
+async function waitForRebalance(base: string, id: string, seconds: number, say: (line: string) => void): Promise<RebalanceRecord> {
   const started = Date.now();
   let last = '';
   for (;;) {
     const r = (await call(base, 'GET', '/api/rebalance')).body as unknown as RebalanceRecord;
     if (r.id !== id) throw new Error(`rebalance ${id} was replaced by another; see GET /api/rebalance`);
     const line = `rebalance: ${r.state === 'running' ? r.step : `${r.state}: ${r.step}`}`;
-    if (line !== last) console.log(`${line} (${Math.round((Date.now() - started) / 1000)} s)`);
+    if (line !== last) say(`${line} (${Math.round((Date.now() - started) / 1000)} s)`);
     last = line;
     if (r.state === 'done') {
-      for (const s of r.skipped) console.log(`skipped: ${s}`);
-      return;
+      for (const s of r.skipped) say(`skipped: ${s}`);
+      return r;
     }
     if (r.state === 'failed') throw new Error(`rebalance failed: ${r.error ?? r.step}`);
     if (Date.now() - started > seconds * 1000) throw new Error(`gave up waiting for the rebalance after ${seconds} s: ${r.step}`);
