@@ -4,6 +4,18 @@ import type { ProcStats } from '../domain/model.js';
 import type { Logger } from '../logger.js';
 import type { RunningProc } from './running-proc.js';
 
+/**
+ * What the writer reads of a proc: its ids, whether it runs, and its INFO. A RunningProc is one;
+ * the agent simulator (bench/sim) passes its simulated procs, so their Stats are written by this
+ * same code, with the same keys, fields and write rule.
+ */
+export interface StatsSource {
+  task: Pick<RunningProc['task'], 'task_id'>;
+  launch: Pick<RunningProc['launch'], 'instance'>;
+  running: boolean;
+  redis: { readonly exited: unknown; info(): Promise<string> };
+}
+
 export const DEFAULT_STATS_HEARTBEAT_SECONDS = 5;
 
 /**
@@ -22,14 +34,14 @@ export class StatsWriter {
   }
 
   /** One round (the agent runs one every second) over all of the agent's procs. */
-  async write(procs: RunningProc[]): Promise<void> {
+  async write(procs: StatsSource[]): Promise<void> {
     const running = procs.filter((p) => p.running && !p.redis.exited);
     const ids = new Set(procs.map((p) => p.task.task_id.value));
     for (const id of this.statsWritten.keys()) if (!ids.has(id)) this.statsWritten.delete(id);
     await Promise.all(running.map((p) => this.writeOf(p)));
   }
 
-  private async writeOf(p: RunningProc): Promise<void> {
+  private async writeOf(p: StatsSource): Promise<void> {
     const procId = p.task.task_id.value;
     try {
       const stats = statsFromInfo(parseInfo(await p.redis.info()));

@@ -22,6 +22,12 @@ export interface SubscriptionOptions {
   fleetKey: string;
   /** During a fleet key rotation, the old key (see docs/hardening/session.md). */
   previousFleetKey?: string;
+  /**
+   * The local address to connect to the scheduler from (default: the system's choice). The agent
+   * simulator gives each simulated agent its own loopback address, so the scheduler sees each one
+   * connect from the address it announces.
+   */
+  localAddress?: string;
 }
 
 /** What the subscription needs from the rest of the agent. */
@@ -47,7 +53,7 @@ const CALL_TIMEOUT_MS = 2000;
  * backoff when the stream breaks. Calls (UPDATE, HEARTBEAT) travel within the stream's session.
  */
 export class Subscription {
-  private readonly httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 8 });
+  private readonly httpAgent: HttpAgent;
   private stream?: ClientRequest;
   private isSubscribed = false;
   /** The session the current stream opened: its token authorizes every call, at that scheduler. */
@@ -65,6 +71,7 @@ export class Subscription {
     private readonly hooks: SubscriptionHooks,
   ) {
     this.schedulerUrl = opts.schedulerUrl;
+    this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 8, localAddress: opts.localAddress });
   }
 
   /** Whether the current stream has been SUBSCRIBED (updates may be sent). */
@@ -147,7 +154,7 @@ export class Subscription {
   /** Sends the SUBSCRIBE and follows its stream: resolves when the stream closes, rejects when it fails. */
   private follow(attempt: SignedSubscribe): Promise<void> {
     return new Promise((resolve, reject) => {
-      const req = request(`${attempt.scheduler}${AGENT_PATH}`, { method: 'POST', agent: false, headers: attempt.headers });
+      const req = request(`${attempt.scheduler}${AGENT_PATH}`, { method: 'POST', agent: false, localAddress: this.opts.localAddress, headers: attempt.headers });
       this.stream = req;
       const watchdog = new StreamWatchdog(req, SUBSCRIBED_WITHIN_MS);
       const fail = (err: Error) => {

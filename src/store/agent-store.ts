@@ -55,15 +55,22 @@ export class AgentStore {
   private readonly keys: Keys;
   private etcd?: Etcd3;
   private lease?: Lease;
+  /** False when open() was given a client another owner closes (the agent simulator's). */
+  private ownsClient = true;
   private watchQueue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly urls: string, private readonly prefix: string, private readonly log: Logger) {
     this.keys = new Keys(prefix);
   }
 
-  /** Connects to etcd (the client dials on its first call). */
-  open(): void {
-    this.etcd = connectEtcd(this.urls);
+  /**
+   * Connects to etcd (the client dials on its first call). With `shared`, uses that client
+   * instead and leaves it open on close(): the agent simulator runs thousands of agents over one
+   * connection.
+   */
+  open(shared?: Etcd3): void {
+    this.ownsClient = !shared;
+    this.etcd = shared ?? connectEtcd(this.urls);
   }
 
   private get client(): Etcd3 {
@@ -183,7 +190,7 @@ export class AgentStore {
   /** Gives up the registration and closes the connection. */
   async close(): Promise<void> {
     await this.lease?.revoke().catch(() => undefined);
-    this.etcd?.close();
+    if (this.ownsClient) this.etcd?.close();
   }
 }
 

@@ -1,0 +1,168 @@
+/**
+ * bench/sim/sim-fleet: N simulated agents in one process, and the world their procs share.
+ *
+ * Addresses: agent i gets its own loopback address, 127.1.(i / 250).(i % 250 + 1), announced as
+ * its IP, and its procs listen there on the same port range as every other agent's. Linux routes
+ * all of 127.0.0.0/8 to the loopback interface, so no setup is needed, no two agents' ports can
+ * clash, placement sees as many distinct hosts as there are agents, and the scheduler's links,
+ * Sentinel replies and etcd's IP/Port keys read like a real fleet's. (The other way, a socket-free
+ * interface that the scheduler's failure detector would call instead of PINGing, would change the
+ * scheduler under test; a real socket per proc costs the scheduler exactly what a real fleet does.)
+ * Each agent connects to the scheduler from its own address too.
+ *
+ * File descriptors: one listener per proc here, one connection per live proc in both the scheduler
+ * (its link) and here (the accepted side): raise `ulimit -n` to at least 3 x procs + 1000.
+ *
+ * One etcd client serves every simulated agent (a real agent has its own): thousands of gRPC
+ * connections in one process would measure the simulator, not the fleet. The requests are the
+ * same: each agent's lease and registration, one Msg watch per proc, Stats transactions.
+ */
+import { connectEtcd } from '../../src/store/etcd.js';
+import type { Etcd3 } from 'etcd3';
+import { createLogger, type Logger } from '../../src/logger.js';
+import type { PortRange } from '../../src/proto/messages.js';
+import { SimAgent } from './sim-agent.js';
+import type { ProcWorld, SimProc } from './sim-proc.js';
+
+export interface SimFleetOptions {
+  agents: number;
+  /** The index of the first agent (ids sim<first>..., addresses from it): several simulators can share a fleet. */
+  first?: number;
+  schedulerUrl: string;
+  etcd: string;
+  prefix: string;
+  fleetKey: string;
+  cpus: number;
+  mem: number;
+  ports: PortRange;
+  /** Agents subscribing at once while starting. */
+  startBatch?: number;
+  logLevel?: string;
+}
+
+/** How often a live master's offset moves: the real agents' replication heartbeat. */
+const HEARTBEAT_MS = 100;
+
+/** Agent i's loopback address. */
+export function simAgentIp(i: number): string {
+  if (i < 0 || i >= 250 * 256) throw new Error(`agent index ${i} is beyond the 64,000 simulated addresses`);
+  return `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+}
+
+export class SimFleet implements ProcWorld {
+  readonly agents = new Map<string, SimAgent>();
+  private readonly byAddress = new Map<string, SimProc>();
+  private readonly following = new Map<string, Set<SimProc>>();
+  private readonly log: Logger;
+  private etcd?: Etcd3;
+  private ticker?: NodeJS.Timeout;
+
+  constructor(private readonly opts: SimFleetOptions) {
+    this.log = createLogger('sim-agent');
+    this.log.level = opts.logLevel ?? 'warn';
+  }
+
+  // ---- the world the procs share ----
+
+  procAt(address: string): SimProc | undefined {
+    return this.byAddress.get(address);
+  }
+
+  followersOf(address: string): SimProc[] {
+    return [...(this.following.get(address) ?? [])];
+  }
+
+  retargeted(proc: SimProc, before: string | null): void {
+    if (before) this.following.get(before)?.delete(proc);
+    if (proc.exited) {
+      if (this.byAddress.get(proc.address) === proc) this.byAddress.delete(proc.address);
+      return;
+    }
+    this.byAddress.set(proc.address, proc);
+    if (!proc.target) return;
+    let set = this.following.get(proc.target);
+    if (!set) this.following.set(proc.target, (set = new Set()));
+    set.add(proc);
+  }
+
+  // ---- starting and stopping ----
+
+  /** Starts every agent, `startBatch` at a time, and resolves once each has been SUBSCRIBED (bounded by `timeoutMs`). */
+  async start(timeoutMs = 120_000): Promise<void> {
+    this.etcd = connectEtcd(this.opts.etcd);
+    this.ticker = setInterval(() => this.tick(), HEARTBEAT_MS);
+    const first = this.opts.first ?? 0;
+    const all: SimAgent[] = [];
+    for (let i = first; i < first + this.opts.agents; i++) {
+      const id = `sim${i}`;
+      const agent = new SimAgent({ ...this.opts, id, ip: simAgentIp(i) }, this.log.child({ agent: id }), this);
+      this.agents.set(id, agent);
+      all.push(agent);
+    }
+    const batch = this.opts.startBatch ?? 50;
+    for (let i = 0; i < all.length; i += batch) await Promise.all(all.slice(i, i + batch).map((a) => a.start(this.etcd as Etcd3)));
+    const deadline = Date.now() + timeoutMs;
+    while (all.some((a) => !a.subscribed)) {
+      if (Date.now() > deadline) throw new Error(`only ${all.filter((a) => a.subscribed).length} of ${all.length} simulated agents subscribed within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private tick(): void {
+    for (const proc of this.byAddress.values()) proc.heartbeat();
+  }
+
+  /** Stops every agent cleanly (procs reported KILLED), then the shared etcd client. */
+  async stop(): Promise<void> {
+    clearInterval(this.ticker);
+    await Promise.all([...this.agents.values()].map((a) => a.stop().catch(() => undefined)));
+    this.agents.clear();
+    this.etcd?.close();
+  }
+
+  // ---- failures on command ----
+
+  private agentOf(procId: string): SimAgent | undefined {
+    for (const a of this.agents.values()) if (a.liveTasks().some((t) => t.proc.id === procId)) return a;
+    return undefined;
+  }
+
+  /** The proc's process dies (its agent reports it FAILED). */
+  killProc(procId: string): boolean {
+    return this.agentOf(procId)?.killProc(procId) ?? false;
+  }
+
+  /** The proc stops answering, as a SIGSTOPped redis-server. */
+  freezeProc(procId: string): boolean {
+    return this.agentOf(procId)?.freezeProc(procId) ?? false;
+  }
+
+  /** The agent's node is gone: stream, responders and watches, all at once. */
+  async loseAgent(id: string): Promise<boolean> {
+    const agent = this.agents.get(id);
+    if (!agent) return false;
+    this.agents.delete(id);
+    await agent.lose();
+    return true;
+  }
+
+  /** Every live proc, with its agent and role. */
+  procs(): { agent: string; proc: string; instance: string; address: string; role: string; frozen: boolean }[] {
+    const out = [];
+    for (const a of this.agents.values()) {
+      for (const p of a.procs()) out.push({ agent: a.id, proc: p.id, instance: p.instance, address: p.address, role: p.role, frozen: p.frozen });
+    }
+    return out;
+  }
+
+  summary(): { agents: number; subscribed: number; procs: number; masters: number; frozen: number } {
+    const procs = this.procs();
+    return {
+      agents: this.agents.size,
+      subscribed: [...this.agents.values()].filter((a) => a.subscribed).length,
+      procs: procs.length,
+      masters: procs.filter((p) => p.role === 'master').length,
+      frozen: procs.filter((p) => p.frozen).length,
+    };
+  }
+}
