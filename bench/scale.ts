@@ -1,0 +1,132 @@
+/**
+ * bench/scale: how far one scheduler and one etcd go (issue 11). Starts etcd and the scheduler
+ * (LocalFleet, no real agents) and `--agents` simulated agents (bench/sim-agents.ts, a child
+ * process speaking the real protocol); creates `--instances` instances of 1 master + 2 replicas
+ * through the API at a ramping rate; holds steady for `--steady` seconds; loses 1% of the agents
+ * at once; restarts the scheduler on the full tree. Prints a table, and as its last line one JSON
+ * object with the issue's keys.
+ *
+ *   npm run bench:scale -- --agents 100 --instances 300
+ *   npm run bench:scale -- --agents 1000 --instances 3334 --cpu-prof
+ *
+ * With --cpu-prof the first scheduler runs under `node --cpu-prof`, and its top 5 functions by
+ * self time are printed. Everything it starts is stopped at the end, on error and on Ctrl-C; every
+ * loop is bounded in count and time. Raise `ulimit -n` to 3 x procs + 1000 (docs/scale.md).
+ */
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { LocalFleet } from '../test/harness/local-fleet.js';
+import { SimAgents } from '../test/harness/sim-agents.js';
+import { describeMachine, machineLines } from './machine.js';
+import { fail, parseFlags, runMain, type Program } from './program.js';
+import { StartedHere } from './started-here.js';
+import { errorLines, topFunctions } from './scale/measure.js';
+import { awaitRunning, createRamped, loseOnePercent, restartScheduler, steady } from './scale/phases.js';
+import { figuresOf, reportLines, type Run } from './scale/report.js';
+
+const NAME = 'scale';
+const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [--steady 30] [--rate 20] [--rate-step 20] [--max-rate 200] [--cpu-prof]
+  --agents N      simulated agents (default 100)
+  --instances M   instances of 1 master + 2 replicas (3 x M procs; default 300)
+  --steady S      seconds held steady after every instance is RUNNING (default 30)
+  --rate R        creates in the first second, then --rate-step more each second up to --max-rate
+  --cpu-prof      profile the scheduler (node --cpu-prof) and print its top 5 functions`;
+const PROGRAM: Program = { name: NAME, usage: USAGE };
+
+interface Options {
+  agents: number;
+  instances: number;
+  steady: number;
+  rate: number;
+  rateStep: number;
+  maxRate: number;
+  cpuProf: boolean;
+}
+
+function whole(v: string | boolean | undefined, flag: string, fallback: number, min: number, max: number): number {
+  if (v === undefined) return fallback;
+  const text = String(v);
+  if (!/^[0-9]{1,6}$/.test(text) || Number(text) < min || Number(text) > max) fail(PROGRAM, `--${flag} must be a whole number from ${min} to ${max}, got '${text}'`);
+  return Number(text);
+}
+
+function options(argv: string[]): Options {
+  const v = parseFlags(PROGRAM, argv, {
+    agents: { type: 'string' }, instances: { type: 'string' }, steady: { type: 'string' }, rate: { type: 'string' },
+    'rate-step': { type: 'string' }, 'max-rate': { type: 'string' }, 'cpu-prof': { type: 'boolean' },
+  });
+  return {
+    agents: whole(v.agents, 'agents', 100, 3, 64_000),
+    instances: whole(v.instances, 'instances', 300, 1, 200_000),
+    steady: whole(v.steady, 'steady', 30, 5, 3600),
+    rate: whole(v.rate, 'rate', 20, 1, 10_000),
+    rateStep: whole(v['rate-step'], 'rate-step', 20, 0, 10_000),
+    maxRate: whole(v['max-rate'], 'max-rate', 200, 1, 10_000),
+    cpuProf: Boolean(v['cpu-prof']),
+  };
+}
+
+/** Each agent's resources: room for twice its share of procs (0.1 cpu and 16 MB each), within its 100 ports. */
+function agentResources(o: Options): { cpus: number; mem: number } {
+  const share = Math.min(100, Math.ceil((2 * 3 * o.instances) / o.agents) + 4);
+  return { cpus: Math.ceil(share / 10), mem: share * 16 };
+}
+
+async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run> {
+  const simStart = Date.now();
+  const sim = await SimAgents.start(fleet, { agents: o.agents, ...agentResources(o), timeoutMs: 60_000 + o.agents * 100 });
+  console.log(`${o.agents} simulated agents subscribed in ${((Date.now() - simStart) / 1000).toFixed(1)} s`);
+  try {
+    const posted = await createRamped(fleet, o.instances, o.rate, o.rateStep, o.maxRate);
+    console.log(`${o.instances} creates posted in ${((Date.now() - posted.firstPostAt) / 1000).toFixed(1)} s (${posted.failedPosts} refused)`);
+    let shown = -1;
+    const created = await awaitRunning(fleet, posted, 120_000 + o.instances * 200, (n) => {
+      if (Math.floor(n / Math.max(1, Math.ceil(o.instances / 10))) !== shown) console.log(`  RUNNING ${n} of ${o.instances}`);
+      shown = Math.floor(n / Math.max(1, Math.ceil(o.instances / 10)));
+    });
+    const steadyPhase = await steady(fleet, sim, created.names, o.steady);
+    const loss = await loseOnePercent(fleet, sim, o.agents, 120_000);
+    const errors = errorLines(fleet.log('scheduler'));
+    const startupToLeadingMs = await restartScheduler(fleet).catch(() => NaN);
+    await fleet.killScheduler('SIGTERM');
+    return { opts: o, created, steady: steadyPhase, loss, startupToLeadingMs, schedulerErrors: errors, profile: o.cpuProf ? topFunctions(profDir) : [] };
+  } finally {
+    await fleet.killScheduler('SIGTERM');
+    await sim.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  const o = options(process.argv.slice(2));
+  const started = new StartedHere(Boolean(process.env.REDFLEET_KEEP_TEST_DIRS));
+  started.cleanUpOnExit(NAME);
+  const loadBefore = loadavg()[0];
+  console.log(`${NAME}: ${o.agents} simulated agents, ${o.instances} instances of 1+2 (${o.instances * 3} procs, ${16} MB), ramp ${o.rate}/s +${o.rateStep}/s up to ${o.maxRate}/s, ${o.steady} s steady`);
+  console.log(`reproduce: npm run bench:scale -- --agents ${o.agents} --instances ${o.instances} --steady ${o.steady} --rate ${o.rate} --rate-step ${o.rateStep} --max-rate ${o.maxRate}${o.cpuProf ? ' --cpu-prof' : ''}`);
+  const profDir = started.tempDir('redfleet-scale-prof-');
+  mkdirSync(profDir, { recursive: true });
+  const saved = process.env.NODE_OPTIONS;
+  if (o.cpuProf) process.env.NODE_OPTIONS = `${saved ?? ''} --cpu-prof --cpu-prof-dir=${join(profDir)}`.trim();
+  let fleet: LocalFleet;
+  try {
+    fleet = await LocalFleet.start({ agents: 0 });
+  } finally {
+    if (saved === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = saved;
+  }
+  try {
+    const result = await run(o, fleet, profDir);
+    const figures = figuresOf(result);
+    for (const line of reportLines(result, figures)) console.log(line);
+    for (const line of machineLines(describeMachine(['etcd']))) console.log(line);
+    console.log(`other load: 1-min load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
+    console.log(JSON.stringify(figures));
+    return result.loss.unrecovered > 0 ? 1 : 0;
+  } finally {
+    await fleet.stop();
+    started.removeDir(profDir);
+  }
+}
+
+runMain(NAME, main);

@@ -1,0 +1,143 @@
+/**
+ * bench/scale/phases: the phases of bench:scale, each bounded in count and time: the ramped
+ * creates, the wait for RUNNING, the steady window, the loss of 1% of the agents, and the
+ * scheduler's restart on the full tree.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LocalFleet } from '../../test/harness/local-fleet.js';
+import type { SimAgents } from '../../test/harness/sim-agents.js';
+import { percentile } from '../figures.js';
+import { cpuPercent, etcdStatus, firstRunning, procUsage, sampleApi } from './measure.js';
+
+export const CAPACITY_MB = 16;
+
+export interface CreatePhase {
+  names: string[];
+  postedAt: Map<string, number>;
+  failedPosts: number;
+  firstPostAt: number;
+  lastRunningAt: number;
+  createToRunning: number[];
+}
+
+/**
+ * POSTs `count` instances of 1 + 2, ramping the rate: `startRate` creates per second in the first
+ * second, `step` more each second after, up to `maxRate`. Each second's creates go out together.
+ */
+export async function createRamped(fleet: LocalFleet, count: number, startRate: number, step: number, maxRate: number): Promise<Omit<CreatePhase, 'lastRunningAt' | 'createToRunning'>> {
+  const names = Array.from({ length: count }, (_, i) => `scale${i}`);
+  const postedAt = new Map<string, number>();
+  let failedPosts = 0;
+  let rate = startRate;
+  const firstPostAt = Date.now();
+  for (let i = 0; i < names.length; rate = Math.min(maxRate, rate + step)) {
+    const second = Date.now();
+    const batch = names.slice(i, i + rate);
+    i += batch.length;
+    await Promise.all(batch.map(async (name) => {
+      postedAt.set(name, Date.now());
+      const res = await fleet.api('POST', '/api/instances', { name, capacityMb: CAPACITY_MB, replicas: 2 }).catch(() => undefined);
+      if (res?.status !== 202) failedPosts += 1;
+    }));
+    await sleep(Math.max(0, 1000 - (Date.now() - second)));
+  }
+  return { names, postedAt, failedPosts, firstPostAt };
+}
+
+/** Waits (bounded by `timeoutMs`) until every instance has reached RUNNING once, by the scheduler's log; then the latencies. */
+export async function awaitRunning(fleet: LocalFleet, created: Omit<CreatePhase, 'lastRunningAt' | 'createToRunning'>, timeoutMs: number, progress: (n: number) => void): Promise<CreatePhase> {
+  const deadline = Date.now() + timeoutMs;
+  let running = new Map<string, number>();
+  for (let i = 0; Date.now() < deadline && i < timeoutMs / 1000 + 1; i++) {
+    running = firstRunning(fleet.log('scheduler'));
+    progress(running.size);
+    if (running.size >= created.names.length) break;
+    await sleep(1000);
+  }
+  if (running.size < created.names.length) throw new Error(`only ${running.size} of ${created.names.length} instances RUNNING within ${timeoutMs} ms`);
+  const createToRunning = created.names.map((n) => (running.get(n) ?? NaN) - (created.postedAt.get(n) ?? NaN)).sort((a, b) => a - b);
+  return { ...created, lastRunningAt: Math.max(...running.values()), createToRunning };
+}
+
+export interface SteadyPhase {
+  seconds: number;
+  cpuPercent: number;
+  rssBytes: number;
+  simCpuPercent: number;
+  etcdWritesPerSecond: number;
+  etcdInUseBytes: number;
+  etcdDbBytes: number;
+  apiOne: number[];
+  apiList: number[];
+}
+
+/** Holds steady for `seconds`: the scheduler's and simulator's CPU, RSS, etcd's writes and size, the API's latency. */
+export async function steady(fleet: LocalFleet, sim: SimAgents, names: string[], seconds: number): Promise<SteadyPhase> {
+  const pid = fleet.scheduler?.pid;
+  if (!pid) throw new Error('the scheduler is not running');
+  const [u0, s0, e0] = [procUsage(pid), procUsage(sim.pid), etcdStatus(fleet)];
+  const api = await sampleApi(fleet.apiUrl, names, Date.now() + seconds * 1000);
+  const [u1, s1, e1] = [procUsage(pid), procUsage(sim.pid), etcdStatus(fleet)];
+  return {
+    seconds,
+    cpuPercent: cpuPercent(u0, u1),
+    rssBytes: u1.rssBytes,
+    simCpuPercent: cpuPercent(s0, s1),
+    etcdWritesPerSecond: (e1.revision - e0.revision) / ((e1.at - e0.at) / 1000),
+    etcdInUseBytes: e1.dbSizeInUse,
+    etcdDbBytes: e1.dbSize,
+    apiOne: [...api.one].sort((a, b) => a - b),
+    apiList: [...api.list].sort((a, b) => a - b),
+  };
+}
+
+export interface LossPhase {
+  agents: string[];
+  masters: number;
+  recoveryMs: number;
+  unrecovered: number;
+}
+
+interface MasterView {
+  status: string;
+  master: { id: string; agent: string } | null;
+}
+
+/**
+ * Loses 1% of the agents at once (at least one; the ones holding the most masters first, so the
+ * figure is about masters) and times until every master they held has been replaced by a
+ * master on another agent (bounded by `timeoutMs`).
+ */
+export async function loseOnePercent(fleet: LocalFleet, sim: SimAgents, agentCount: number, timeoutMs: number): Promise<LossPhase> {
+  const procs = await sim.procs();
+  const mastersPer = new Map<string, string[]>();
+  for (const p of procs) if (p.role === 'master') mastersPer.set(p.agent, [...(mastersPer.get(p.agent) ?? []), p.instance]);
+  const chosen = [...mastersPer.entries()].sort((a, b) => b[1].length - a[1].length).slice(0, Math.max(1, Math.round(agentCount / 100)));
+  const agents = chosen.map(([a]) => a);
+  const lost = new Set(agents);
+  const pending = new Set(chosen.flatMap(([, m]) => m));
+  const masters = pending.size;
+  const t0 = Date.now();
+  await sim.loseAgents(agents);
+  for (let i = 0; pending.size > 0 && Date.now() - t0 < timeoutMs && i < timeoutMs / 50; i++) {
+    await Promise.all([...pending].map(async (name) => {
+      const res = await fleet.api('GET', `/api/instances/${name}`).catch(() => undefined);
+      const view = res?.json as MasterView | undefined;
+      if (view?.master && !lost.has(view.master.agent)) pending.delete(name);
+    }));
+    if (pending.size > 0) await sleep(50);
+  }
+  return { agents, masters, recoveryMs: Date.now() - t0, unrecovered: pending.size };
+}
+
+/** Restarts the scheduler on the full tree: ms from its start until it leads (and serves). */
+export async function restartScheduler(fleet: LocalFleet): Promise<number> {
+  await fleet.killScheduler('SIGTERM');
+  const t0 = Date.now();
+  await fleet.startScheduler();
+  return Date.now() - t0;
+}
+
+export function p(sorted: number[], q: number): number {
+  return percentile(sorted, q);
+}

@@ -1,0 +1,86 @@
+/**
+ * bench/scale/report: bench:scale's table and its last line, one JSON object with exactly the
+ * issue's keys (issue 11, section 2).
+ */
+import type { CreatePhase, LossPhase, SteadyPhase } from './phases.js';
+import { p } from './phases.js';
+
+export interface Run {
+  opts: { agents: number; instances: number };
+  created: CreatePhase;
+  steady: SteadyPhase;
+  loss: LossPhase;
+  startupToLeadingMs: number;
+  schedulerErrors: string[];
+  profile: string[];
+}
+
+/** The issue's keys, in its order. */
+export interface Figures {
+  agents: number;
+  procs: number;
+  placementsPerSecond: number;
+  createToRunningP50Ms: number;
+  createToRunningP99Ms: number;
+  schedulerCpuPercent: number;
+  schedulerRssMiB: number;
+  etcdWritesPerSecond: number;
+  etcdInUseMiB: number;
+  apiP50Ms: number;
+  apiP99Ms: number;
+  agentLossRecoveryMs: number;
+  startupToLeadingMs: number;
+}
+
+const MiB = 1024 * 1024;
+const round = (v: number, digits = 1): number => (Number.isFinite(v) ? Number(v.toFixed(digits)) : NaN);
+
+export function figuresOf(r: Run): Figures {
+  const procs = r.opts.instances * 3;
+  const seconds = (r.created.lastRunningAt - r.created.firstPostAt) / 1000;
+  // GET one instance and the v1 STATUS list together, as the issue asks for both.
+  const api = [...r.steady.apiOne, ...r.steady.apiList].sort((a, b) => a - b);
+  return {
+    agents: r.opts.agents,
+    procs,
+    placementsPerSecond: round(procs / seconds),
+    createToRunningP50Ms: round(p(r.created.createToRunning, 50), 0),
+    createToRunningP99Ms: round(p(r.created.createToRunning, 99), 0),
+    schedulerCpuPercent: round(r.steady.cpuPercent),
+    schedulerRssMiB: round(r.steady.rssBytes / MiB),
+    etcdWritesPerSecond: round(r.steady.etcdWritesPerSecond),
+    etcdInUseMiB: round(r.steady.etcdInUseBytes / MiB, 2),
+    apiP50Ms: round(p(api, 50)),
+    apiP99Ms: round(p(api, 99)),
+    agentLossRecoveryMs: r.loss.unrecovered > 0 ? NaN : r.loss.recoveryMs,
+    startupToLeadingMs: r.startupToLeadingMs,
+  };
+}
+
+function row(label: string, value: string, note = ''): string {
+  return `  ${label.padEnd(34)}${value.padStart(12)}  ${note}`;
+}
+
+const fmt = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
+
+export function reportLines(r: Run, f: Figures): string[] {
+  const s = r.steady;
+  return [
+    'figures:',
+    row('agents / procs', `${f.agents} / ${f.procs}`),
+    row('placement (procs/s)', fmt(f.placementsPerSecond), `first POST to last RUNNING; ${r.created.failedPosts} POSTs refused`),
+    row('create -> RUNNING p50 / p99 (ms)', `${fmt(f.createToRunningP50Ms, 0)} / ${fmt(f.createToRunningP99Ms, 0)}`, `max ${fmt(r.created.createToRunning[r.created.createToRunning.length - 1], 0)}`),
+    row('scheduler CPU % (steady)', fmt(f.schedulerCpuPercent), `of one core, over ${s.seconds} s`),
+    row('scheduler RSS MiB (steady)', fmt(f.schedulerRssMiB)),
+    row('simulator CPU % (steady)', fmt(s.simCpuPercent), 'the simulator itself, for scale'),
+    row('etcd writes/s (steady)', fmt(f.etcdWritesPerSecond), 'revisions per second'),
+    row('etcd in-use / db MiB', `${fmt(f.etcdInUseMiB, 2)} / ${fmt(s.etcdDbBytes / MiB, 2)}`),
+    row('GET /api/instances/:name p50/p99', `${fmt(p(s.apiOne, 50))} / ${fmt(p(s.apiOne, 99))}`, `${s.apiOne.length} requests`),
+    row('GET /v1/STATUS/ (list) p50/p99', `${fmt(p(s.apiList, 50))} / ${fmt(p(s.apiList, 99))}`, `${s.apiList.length} requests`),
+    row('API p50 / p99 (both)', `${fmt(f.apiP50Ms)} / ${fmt(f.apiP99Ms)}`),
+    row('agent loss: masters replaced (ms)', fmt(f.agentLossRecoveryMs, 0), `${r.loss.agents.length} agents lost holding ${r.loss.masters} masters; ${r.loss.unrecovered} not replaced`),
+    row('scheduler restart -> leading (ms)', fmt(f.startupToLeadingMs, 0), 'on the full tree'),
+    row('scheduler error lines', String(r.schedulerErrors.length), r.schedulerErrors[0]?.slice(0, 160) ?? ''),
+    ...(r.profile.length ? ['scheduler CPU profile, top 5 by self time:', ...r.profile.map((l) => `  ${l}`)] : []),
+  ];
+}
