@@ -14,7 +14,6 @@
  * loop is bounded in count and time. Raise `ulimit -n` to 3 x procs + 1000 (docs/scale.md).
  */
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { LocalFleet } from '../test/harness/local-fleet.js';
 import { SimAgents } from '../test/harness/sim-agents.js';
@@ -106,15 +105,9 @@ async function main(): Promise<number> {
   console.log(`reproduce: npm run bench:scale -- --agents ${o.agents} --instances ${o.instances} --steady ${o.steady} --rate ${o.rate} --rate-step ${o.rateStep} --max-rate ${o.maxRate}${o.cpuProf ? ' --cpu-prof' : ''}`);
   const profDir = started.tempDir('redfleet-scale-prof-');
   mkdirSync(profDir, { recursive: true });
-  const saved = process.env.NODE_OPTIONS;
-  if (o.cpuProf) process.env.NODE_OPTIONS = `${saved ?? ''} --cpu-prof --cpu-prof-dir=${join(profDir)}`.trim();
-  let fleet: LocalFleet;
-  try {
-    fleet = await LocalFleet.start({ agents: 0 });
-  } finally {
-    if (saved === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = saved;
-  }
+  // The first scheduler only: the restarted one (startup on the full tree) runs unprofiled.
+  const fleet = await LocalFleet.start({ agents: 0, schedulerNodeArgs: o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] });
+  fleet.schedulerNodeArgs = [];
   try {
     const result = await run(o, fleet, profDir);
     const figures = figuresOf(result);

@@ -92,28 +92,74 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
-/** The top `n` functions by self time of the .cpuprofile files in `dir` (V8's --cpu-prof), as "share% name (file:line)". */
-export function topFunctions(dir: string, n = 5): string[] {
-  let files: string[] = [];
+function frameName(node: ProfileNode): string {
+  const { functionName, url, lineNumber } = node.callFrame;
+  const where = url ? `${url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${lineNumber + 1}` : '';
+  return `${functionName || '(anonymous)'}${where ? ` (${where})` : ''}`;
+}
+
+function readProfiles(dir: string): ProfileNode[][] {
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    return readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nodes: ProfileNode[] }).nodes);
   } catch {
     return [];
   }
+}
+
+/** Inclusive hits of each node (itself and everything it called). */
+function inclusiveHits(nodes: ProfileNode[]): Map<number, number> {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const out = new Map<number, number>();
+  const visit = (n: ProfileNode): number => {
+    const known = out.get(n.id);
+    if (known !== undefined) return known;
+    let sum = n.hitCount ?? 0;
+    for (const c of n.children ?? []) sum += visit(byId.get(c) as ProfileNode);
+    out.set(n.id, sum);
+    return sum;
+  };
+  for (const n of nodes) visit(n);
+  return out;
+}
+
+/**
+ * The scheduler's CPU profile (V8's --cpu-prof files in `dir`): the top `n` functions by self
+ * time, and the top `n` of RedFleet's own functions (dist/src) by total time (what they called
+ * included), each as "share% name (file:line)" of the busy (non-idle) samples.
+ */
+export function topFunctions(dir: string, n = 5): string[] {
   const self = new Map<string, number>();
-  let total = 0;
-  for (const f of files) {
-    const profile = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nodes: ProfileNode[] };
-    for (const node of profile.nodes) {
+  const total = new Map<string, number>();
+  let busy = 0;
+  let idle = 0;
+  for (const nodes of readProfiles(dir)) {
+    const incl = inclusiveHits(nodes);
+    const byId = new Map(nodes.map((x) => [x.id, x]));
+    const walk = (node: ProfileNode, onStack: Set<string>): void => {
+      const key = frameName(node);
       const hits = node.hitCount ?? 0;
-      total += hits;
-      const { functionName, url, lineNumber } = node.callFrame;
-      const where = url ? `${url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${lineNumber + 1}` : '';
-      const key = `${functionName || '(anonymous)'}${where ? ` (${where})` : ''}`;
+      if (key.startsWith('(idle)')) idle += hits;
+      else busy += hits;
       self.set(key, (self.get(key) ?? 0) + hits);
-    }
+      const ours = node.callFrame.url.includes('/dist/src/') && !onStack.has(key);
+      if (ours) total.set(key, (total.get(key) ?? 0) + (incl.get(node.id) ?? 0));
+      const next = ours ? new Set([...onStack, key]) : onStack;
+      for (const c of node.children ?? []) walk(byId.get(c) as ProfileNode, next);
+    };
+    const root = nodes.find((x) => x.callFrame.functionName === '(root)') ?? nodes[0];
+    if (root) walk(root, new Set());
   }
-  return [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `${((v / Math.max(total, 1)) * 100).toFixed(1)}% ${k}`);
+  if (busy === 0) return [];
+  const share = (v: number) => `${((v / busy) * 100).toFixed(1)}%`;
+  const top = (m: Map<string, number>) => [...m.entries()].filter(([k]) => !k.startsWith('(idle)') && !k.startsWith('(root)')).sort((a, b) => b[1] - a[1]).slice(0, n);
+  return [
+    `busy ${((busy / (busy + idle)) * 100).toFixed(1)}% of the samples; shares below are of the busy samples`,
+    'by self time:',
+    ...top(self).map(([k, v]) => `  ${share(v)} ${k}`),
+    'RedFleet functions by total time (callees included):',
+    ...top(total).map(([k, v]) => `  ${share(v)} ${k}`),
+  ];
 }

@@ -81,6 +81,6 @@ export function reportLines(r: Run, f: Figures): string[] {
     row('agent loss: masters replaced (ms)', fmt(f.agentLossRecoveryMs, 0), `${r.loss.agents.length} agents lost holding ${r.loss.masters} masters; ${r.loss.unrecovered} not replaced`),
     row('scheduler restart -> leading (ms)', fmt(f.startupToLeadingMs, 0), 'on the full tree'),
     row('scheduler error lines', String(r.schedulerErrors.length), r.schedulerErrors[0]?.slice(0, 160) ?? ''),
-    ...(r.profile.length ? ['scheduler CPU profile, top 5 by self time:', ...r.profile.map((l) => `  ${l}`)] : []),
+    ...(r.profile.length ? ['scheduler CPU profile (its whole life: creates, steady, agent loss):', ...r.profile.map((l) => `  ${l}`)] : []),
   ];
 }

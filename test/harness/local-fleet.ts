@@ -63,6 +63,9 @@ export class LocalFleet {
   /** Where agents reach etcd and the scheduler: 127.0.0.1, or a test network's bridge address. */
   reachAt = '127.0.0.1';
 
+  /** Node flags for the scheduler process (bench:scale's --cpu-prof; NODE_OPTIONS refuses it). */
+  schedulerNodeArgs: string[] = [];
+
   private constructor(readonly schedulerArgs: string[]) {
     this.dir = mkdtempSync(join(tmpdir(), 'redfleet-test-'));
     this.fleetKeyPath = join(this.dir, 'fleet.key');
@@ -70,8 +73,9 @@ export class LocalFleet {
     live.add(this);
   }
 
-  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[]; adminToken?: string; network?: TestNetwork } = {}): Promise<LocalFleet> {
+  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[]; schedulerNodeArgs?: string[]; adminToken?: string; network?: TestNetwork } = {}): Promise<LocalFleet> {
     const fleet = new LocalFleet(opts.schedulerArgs ?? []);
+    fleet.schedulerNodeArgs = opts.schedulerNodeArgs ?? [];
     fleet.adminToken = opts.adminToken ?? '';
     if (opts.network) {
       if (!fleet.adminToken) throw new Error('a fleet on a test network listens beyond loopback, which needs an admin token');
@@ -101,9 +105,9 @@ export class LocalFleet {
     return this.etcd.url.replace('127.0.0.1', this.reachAt);
   }
 
-  private launch(name: string, args: string[], ns?: string): ChildProcess {
+  private launch(name: string, args: string[], ns?: string, nodeArgs: string[] = []): ChildProcess {
     const fd = openSync(join(this.dir, `${name}.log`), 'a');
-    const [cmd, argv] = ns ? ['ip', ['netns', 'exec', ns, process.execPath, CLI, ...args]] : [process.execPath, [CLI, ...args]];
+    const [cmd, argv] = ns ? ['ip', ['netns', 'exec', ns, process.execPath, ...nodeArgs, CLI, ...args]] : [process.execPath, [...nodeArgs, CLI, ...args]];
     const child = spawn(cmd, argv, { stdio: ['ignore', fd, fd], env: { REDFLEET_LOG_LEVEL: 'info', ...process.env } });
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
@@ -123,7 +127,7 @@ export class LocalFleet {
       'scheduler', '--etcd', this.etcd.url, '--api', `${this.reachAt}:${this.apiPort}`, '--sentinel', `127.0.0.1:${this.sentinelPort}`,
       '--fleet-key', this.fleetKeyPath, '--id', 'test-scheduler',
       ...this.schedulerArgs,
-    ]);
+    ], undefined, this.schedulerNodeArgs);
     // A scheduler listens (as a standby) before it wins the election; tests want the leader.
     await this.waitFor(async () => (await this.api('GET', '/healthz').catch(() => undefined))?.json?.leader === true, 15_000, 'the scheduler to lead');
   }
