@@ -20,27 +20,37 @@ export interface CreatePhase {
   createToRunning: number[];
 }
 
+/** Times a refused create is sent again (in a later second's batch) before it counts as failed. */
+const CREATE_ATTEMPTS = 5;
+
 /**
  * POSTs `count` instances of 1 + 2, ramping the rate: `startRate` creates per second in the first
- * second, `step` more each second after, up to `maxRate`. Each second's creates go out together.
+ * second, `step` more each second after, up to `maxRate`. Each second's creates go out together;
+ * a refused one (an answer other than 202, or none) goes again in a later second.
  */
 export async function createRamped(fleet: LocalFleet, count: number, startRate: number, step: number, maxRate: number): Promise<Omit<CreatePhase, 'lastRunningAt' | 'createToRunning'>> {
   const names = Array.from({ length: count }, (_, i) => `scale${i}`);
+  const queue = names.map((name) => ({ name, attempts: 0 }));
   const postedAt = new Map<string, number>();
+  const refusals = new Map<string, number>();
   let failedPosts = 0;
   let rate = startRate;
   const firstPostAt = Date.now();
-  for (let i = 0; i < names.length; rate = Math.min(maxRate, rate + step)) {
+  for (let s = 0; queue.length > 0 && s < count * CREATE_ATTEMPTS; s++, rate = Math.min(maxRate, rate + step)) {
     const second = Date.now();
-    const batch = names.slice(i, i + rate);
-    i += batch.length;
-    await Promise.all(batch.map(async (name) => {
-      postedAt.set(name, Date.now());
-      const res = await fleet.api('POST', '/api/instances', { name, capacityMb: CAPACITY_MB, replicas: 2 }).catch(() => undefined);
-      if (res?.status !== 202) failedPosts += 1;
+    await Promise.all(queue.splice(0, rate).map(async (item) => {
+      postedAt.set(item.name, Date.now());
+      const res = await fleet.api('POST', '/api/instances', { name: item.name, capacityMb: CAPACITY_MB, replicas: 2 }).catch((err: Error) => ({ status: 0, text: err.message }));
+      if (res.status === 202) return;
+      const why = `${res.status} ${res.text.slice(0, 120)}`;
+      refusals.set(why, (refusals.get(why) ?? 0) + 1);
+      item.attempts += 1;
+      if (item.attempts < CREATE_ATTEMPTS) queue.push(item);
+      else failedPosts += 1;
     }));
     await sleep(Math.max(0, 1000 - (Date.now() - second)));
   }
+  for (const [why, n] of refusals) console.log(`  create refused ${n} time(s): ${why}`);
   return { names, postedAt, failedPosts, firstPostAt };
 }
 

@@ -13,9 +13,12 @@
  * File descriptors: one listener per proc here, one connection per live proc in both the scheduler
  * (its link) and here (the accepted side): raise `ulimit -n` to at least 3 x procs + 1000.
  *
- * One etcd client serves every simulated agent (a real agent has its own): thousands of gRPC
+ * A pool of etcd clients serves the simulated agents (a real agent has its own): thousands of gRPC
  * connections in one process would measure the simulator, not the fleet. The requests are the
- * same: each agent's lease and registration, one Msg watch per proc, Stats transactions.
+ * same: each agent's lease and registration, one Msg watch per proc, Stats transactions. The pool
+ * is not one client, because the etcd3 library creates one client's watches one at a time (its
+ * AttachQueue): with one client for 100 agents a LAUNCH waited seconds for its Msg watch, a delay
+ * no real agent has. Ten agents per client by default (`etcdClients`).
  */
 import { connectEtcd } from '../../src/store/etcd.js';
 import type { Etcd3 } from 'etcd3';
@@ -35,6 +38,8 @@ export interface SimFleetOptions {
   cpus: number;
   mem: number;
   ports: PortRange;
+  /** etcd clients shared by the agents (default one per ten agents, at most 64). */
+  etcdClients?: number;
   /** Agents subscribing at once while starting. */
   startBatch?: number;
   logLevel?: string;
@@ -54,7 +59,7 @@ export class SimFleet implements ProcWorld {
   private readonly byAddress = new Map<string, SimProc>();
   private readonly following = new Map<string, Set<SimProc>>();
   private readonly log: Logger;
-  private etcd?: Etcd3;
+  private etcd: Etcd3[] = [];
   private ticker?: NodeJS.Timeout;
 
   constructor(private readonly opts: SimFleetOptions) {
@@ -89,7 +94,8 @@ export class SimFleet implements ProcWorld {
 
   /** Starts every agent, `startBatch` at a time, and resolves once each has been SUBSCRIBED (bounded by `timeoutMs`). */
   async start(timeoutMs = 120_000): Promise<void> {
-    this.etcd = connectEtcd(this.opts.etcd);
+    const clients = this.opts.etcdClients ?? Math.min(64, Math.ceil(this.opts.agents / 10));
+    this.etcd = Array.from({ length: Math.max(1, clients) }, () => connectEtcd(this.opts.etcd));
     this.ticker = setInterval(() => this.tick(), HEARTBEAT_MS);
     const first = this.opts.first ?? 0;
     const all: SimAgent[] = [];
@@ -100,7 +106,7 @@ export class SimFleet implements ProcWorld {
       all.push(agent);
     }
     const batch = this.opts.startBatch ?? 50;
-    for (let i = 0; i < all.length; i += batch) await Promise.all(all.slice(i, i + batch).map((a) => a.start(this.etcd as Etcd3)));
+    for (let i = 0; i < all.length; i += batch) await Promise.all(all.slice(i, i + batch).map((a, j) => a.start(this.etcd[(i + j) % this.etcd.length])));
     const deadline = Date.now() + timeoutMs;
     while (all.some((a) => !a.subscribed)) {
       if (Date.now() > deadline) throw new Error(`only ${all.filter((a) => a.subscribed).length} of ${all.length} simulated agents subscribed within ${timeoutMs} ms`);
@@ -117,7 +123,7 @@ export class SimFleet implements ProcWorld {
     clearInterval(this.ticker);
     await Promise.all([...this.agents.values()].map((a) => a.stop().catch(() => undefined)));
     this.agents.clear();
-    this.etcd?.close();
+    for (const client of this.etcd) client.close();
   }
 
   // ---- failures on command ----
