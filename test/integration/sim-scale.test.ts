@@ -40,8 +40,9 @@ describe('simulated scale: 200 agents, 990 procs', function () {
   let sim: SimAgents | undefined;
 
   before(async () => {
-    fleet = await LocalFleet.start({ agents: 0, schedulerArgs: ['--agent-timeout', '3'] });
-    sim = await SimAgents.start(fleet, { agents: AGENTS });
+    fleet = await LocalFleet.start({ agents: 0, schedulerArgs: ['--agent-timeout', '5'] });
+    // Room for 16 procs each (16 MB, 0.1 cpu a proc): a lost agent takes a realistic share with it.
+    sim = await SimAgents.start(fleet, { agents: AGENTS, cpus: 2, mem: 256 });
   });
 
   after(async () => {
