@@ -127,39 +127,40 @@ function inclusiveHits(nodes: ProfileNode[]): Map<number, number> {
 
 /**
  * The scheduler's CPU profile (V8's --cpu-prof files in `dir`): the top `n` functions by self
- * time, and the top `n` of RedFleet's own functions (dist/src) by total time (what they called
- * included), each as "share% name (file:line)" of the busy (non-idle) samples.
+ * time, and the top `n` entry points into RedFleet's own code (the first dist/src frame from the
+ * root of each stack) by total time, callees included, so that the second list says which part
+ * of the scheduler the time is spent for. Each as "share% name (file:line)" of the busy (non-idle)
+ * samples.
  */
 export function topFunctions(dir: string, n = 5): string[] {
   const self = new Map<string, number>();
-  const total = new Map<string, number>();
+  const entry = new Map<string, number>();
   let busy = 0;
   let idle = 0;
   for (const nodes of readProfiles(dir)) {
     const incl = inclusiveHits(nodes);
     const byId = new Map(nodes.map((x) => [x.id, x]));
-    const walk = (node: ProfileNode, onStack: Set<string>): void => {
+    const walk = (node: ProfileNode, inOurs: boolean): void => {
       const key = frameName(node);
       const hits = node.hitCount ?? 0;
       if (key.startsWith('(idle)')) idle += hits;
       else busy += hits;
       self.set(key, (self.get(key) ?? 0) + hits);
-      const ours = node.callFrame.url.includes('/dist/src/') && !onStack.has(key);
-      if (ours) total.set(key, (total.get(key) ?? 0) + (incl.get(node.id) ?? 0));
-      const next = ours ? new Set([...onStack, key]) : onStack;
-      for (const c of node.children ?? []) walk(byId.get(c) as ProfileNode, next);
+      const ours = node.callFrame.url.includes('/dist/src/');
+      if (ours && !inOurs) entry.set(key, (entry.get(key) ?? 0) + (incl.get(node.id) ?? 0));
+      for (const c of node.children ?? []) walk(byId.get(c) as ProfileNode, inOurs || ours);
     };
     const root = nodes.find((x) => x.callFrame.functionName === '(root)') ?? nodes[0];
-    if (root) walk(root, new Set());
+    if (root) walk(root, false);
   }
   if (busy === 0) return [];
   const share = (v: number) => `${((v / busy) * 100).toFixed(1)}%`;
-  const top = (m: Map<string, number>) => [...m.entries()].filter(([k]) => !k.startsWith('(idle)') && !k.startsWith('(root)')).sort((a, b) => b[1] - a[1]).slice(0, n);
+  const top = (m: Map<string, number>, k: number) => [...m.entries()].filter(([key]) => !key.startsWith('(idle)') && !key.startsWith('(root)')).sort((a, b) => b[1] - a[1]).slice(0, k);
   return [
     `busy ${((busy / (busy + idle)) * 100).toFixed(1)}% of the samples; shares below are of the busy samples`,
-    'by self time:',
-    ...top(self).map(([k, v]) => `  ${share(v)} ${k}`),
-    'RedFleet functions by total time (callees included):',
-    ...top(total).map(([k, v]) => `  ${share(v)} ${k}`),
+    'top 5 by self time:',
+    ...top(self, n).map(([k, v]) => `  ${share(v)} ${k}`),
+    'where it starts: first RedFleet frame of each stack, callees included:',
+    ...top(entry, 2 * n).map(([k, v]) => `  ${share(v)} ${k}`),
   ];
 }
