@@ -20,7 +20,7 @@ import { SimAgents } from '../test/harness/sim-agents.js';
 import { describeMachine, machineLines } from './machine.js';
 import { fail, parseFlags, runMain, type Program } from './program.js';
 import { StartedHere } from './started-here.js';
-import { errorLines, topFunctions } from './scale/measure.js';
+import { errorLines, strainOf, topFunctions } from './scale/measure.js';
 import { awaitRunning, createRamped, loseOnePercent, restartScheduler, steady } from './scale/phases.js';
 import { figuresOf, reportLines, type Run } from './scale/report.js';
 
@@ -85,11 +85,13 @@ async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run>
       shown = Math.floor(n / Math.max(1, Math.ceil(o.instances / 10)));
     });
     const steadyPhase = await steady(fleet, sim, created.names, o.steady);
+    const status = await sim.control('GET', '/status').catch(() => ({ json: {} }));
+    const strain = strainOf(fleet.log('scheduler'), fleet.log('sim-agents'), Number(status.json?.maxLoopLagMs ?? NaN));
     const loss = await loseOnePercent(fleet, sim, o.agents, 120_000);
     const errors = errorLines(fleet.log('scheduler'));
     const startupToLeadingMs = await restartScheduler(fleet).catch(() => NaN);
     await fleet.killScheduler('SIGTERM');
-    return { opts: o, created, steady: steadyPhase, loss, startupToLeadingMs, schedulerErrors: errors, profile: o.cpuProf ? topFunctions(profDir) : [] };
+    return { opts: o, created, steady: steadyPhase, loss, startupToLeadingMs, schedulerErrors: errors, strain, profile: o.cpuProf ? topFunctions(profDir) : [] };
   } finally {
     await fleet.killScheduler('SIGTERM');
     await sim.stop();

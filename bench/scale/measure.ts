@@ -55,6 +55,28 @@ export function firstRunning(schedulerLog: string): Map<string, number> {
   return out;
 }
 
+/** Health signs in the logs: the scheduler's loop stalls and dropped agent streams, the simulator's own stalls. */
+export interface Strain {
+  schedulerStalls: number;
+  schedulerMaxStallMs: number;
+  streamsDropped: number;
+  agentsLost: number;
+  simStalls: number;
+  simMaxLagMs: number;
+}
+
+export function strainOf(schedulerLog: string, simLog: string, simMaxLagMs: number): Strain {
+  const stalls = schedulerLog.split('\n').filter((l) => l.includes('scheduler event loop stalled')).map((l) => Number(/"stalledMs":([0-9]+)/.exec(l)?.[1] ?? 0));
+  return {
+    schedulerStalls: stalls.length,
+    schedulerMaxStallMs: Math.max(0, ...stalls),
+    streamsDropped: schedulerLog.split('"dropping agent stream"').length - 1,
+    agentsLost: schedulerLog.split('agent lost: no resubscription').length - 1,
+    simStalls: simLog.split('simulator event loop stalled').length - 1,
+    simMaxLagMs: simMaxLagMs,
+  };
+}
+
 /** The number of error lines in a component's log. */
 export function errorLines(log: string): string[] {
   return log.split('\n').filter((l) => l.includes('"level":"error"'));

@@ -3,6 +3,7 @@
  * issue's keys (issue 11, section 2).
  */
 import type { CreatePhase, LossPhase, SteadyPhase } from './phases.js';
+import type { Strain } from './measure.js';
 import { p } from './phases.js';
 
 export interface Run {
@@ -12,6 +13,7 @@ export interface Run {
   loss: LossPhase;
   startupToLeadingMs: number;
   schedulerErrors: string[];
+  strain: Strain;
   profile: string[];
 }
 
@@ -81,6 +83,9 @@ export function reportLines(r: Run, f: Figures): string[] {
     row('agent loss: masters replaced (ms)', fmt(f.agentLossRecoveryMs, 0), `${r.loss.agents.length} agents lost holding ${r.loss.masters} masters; ${r.loss.unrecovered} not replaced`),
     row('scheduler restart -> leading (ms)', fmt(f.startupToLeadingMs, 0), 'on the full tree'),
     row('scheduler error lines', String(r.schedulerErrors.length), r.schedulerErrors[0]?.slice(0, 160) ?? ''),
+    row('scheduler loop stalls (max ms)', `${r.strain.schedulerStalls} (${r.strain.schedulerMaxStallMs})`, 'until the agent loss; "event loop stalled" lines'),
+    row('agent streams dropped / lost', `${r.strain.streamsDropped} / ${r.strain.agentsLost}`, 'no heartbeat answer in time / not back within the agent timeout'),
+    row('simulator loop stalls (max lag ms)', `${r.strain.simStalls} (${fmt(r.strain.simMaxLagMs, 0)})`, 'a late simulator, not the scheduler'),
     ...(r.profile.length ? ['scheduler CPU profile (its whole life: creates, steady, agent loss):', ...r.profile.map((l) => `  ${l}`)] : []),
   ];
 }

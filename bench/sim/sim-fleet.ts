@@ -61,6 +61,9 @@ export class SimFleet implements ProcWorld {
   private readonly log: Logger;
   private etcd: Etcd3[] = [];
   private ticker?: NodeJS.Timeout;
+  private lastTick = Date.now();
+  /** The longest the simulator's own event loop was late (ms): a starved simulator answers late, and that is not the scheduler's doing. */
+  maxLoopLagMs = 0;
 
   constructor(private readonly opts: SimFleetOptions) {
     this.log = createLogger('sim-agent');
@@ -96,6 +99,7 @@ export class SimFleet implements ProcWorld {
   async start(timeoutMs = 120_000): Promise<void> {
     const clients = this.opts.etcdClients ?? Math.min(64, Math.ceil(this.opts.agents / 10));
     this.etcd = Array.from({ length: Math.max(1, clients) }, () => connectEtcd(this.opts.etcd));
+    this.lastTick = Date.now();
     this.ticker = setInterval(() => this.tick(), HEARTBEAT_MS);
     const first = this.opts.first ?? 0;
     const all: SimAgent[] = [];
@@ -115,6 +119,11 @@ export class SimFleet implements ProcWorld {
   }
 
   private tick(): void {
+    const now = Date.now();
+    const lag = now - this.lastTick - HEARTBEAT_MS;
+    this.lastTick = now;
+    if (lag > this.maxLoopLagMs) this.maxLoopLagMs = lag;
+    if (lag > 500) this.log.warn('simulator event loop stalled', { stalledMs: lag });
     for (const proc of this.byAddress.values()) proc.heartbeat();
   }
 
@@ -161,7 +170,7 @@ export class SimFleet implements ProcWorld {
     return out;
   }
 
-  summary(): { agents: number; subscribed: number; procs: number; masters: number; frozen: number } {
+  summary(): { agents: number; subscribed: number; procs: number; masters: number; frozen: number; maxLoopLagMs: number } {
     const procs = this.procs();
     return {
       agents: this.agents.size,
@@ -169,6 +178,7 @@ export class SimFleet implements ProcWorld {
       procs: procs.length,
       masters: procs.filter((p) => p.role === 'master').length,
       frozen: procs.filter((p) => p.frozen).length,
+      maxLoopLagMs: this.maxLoopLagMs,
     };
   }
 }
