@@ -35,12 +35,12 @@ function whole(inst: InstanceView, gone: Set<string>, deadProcs: Set<string>): b
 }
 
 describe('simulated scale: 200 agents, 990 procs', function () {
-  this.timeout(180_000);
+  this.timeout(300_000);
   let fleet: LocalFleet;
   let sim: SimAgents | undefined;
 
   before(async () => {
-    fleet = await LocalFleet.start({ agents: 0, schedulerArgs: ['--agent-timeout', '5'] });
+    fleet = await LocalFleet.start({ agents: 0 });
     // Room for 16 procs each (16 MB, 0.1 cpu a proc): a lost agent takes a realistic share with it.
     sim = await SimAgents.start(fleet, { agents: AGENTS, cpus: 2, mem: 256 });
   });
@@ -54,11 +54,14 @@ describe('simulated scale: 200 agents, 990 procs', function () {
 
   it('places everything, fails over every master lost with two agents, a dead and a frozen master, and logs no error', async () => {
     const names = Array.from({ length: INSTANCES }, (_, i) => `sim${i}`);
+    // Paced: each batch RUNNING before the next, so that the scheduler is never asked to place
+    // hundreds at once on a machine shared with other suites (bench:scale measures bursts).
     for (let i = 0; i < names.length; i += CREATE_BATCH) {
-      const answers = await Promise.all(names.slice(i, i + CREATE_BATCH).map((name) => fleet.api('POST', '/api/instances', { name, capacityMb: 16, replicas: 2 })));
+      const batch = names.slice(i, i + CREATE_BATCH);
+      const answers = await Promise.all(batch.map((name) => fleet.api('POST', '/api/instances', { name, capacityMb: 16, replicas: 2 })));
       expect(answers.map((a) => a.status)).to.deep.equal(answers.map(() => 202));
+      await fleet.waitFor(async () => (await list(fleet)).filter((inst) => whole(inst, new Set(), new Set())).length >= i + batch.length, 60_000, `${i + batch.length} instances RUNNING`);
     }
-    await fleet.waitFor(async () => (await list(fleet)).filter((i) => whole(i, new Set(), new Set())).length === INSTANCES, 120_000, `all ${INSTANCES} instances RUNNING`);
     const procs: SimProcInfo[] = await sim!.procs();
     expect(procs).to.have.length(INSTANCES * 3);
 
