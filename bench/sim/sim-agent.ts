@@ -142,7 +142,12 @@ export class SimAgent {
       return this.updates.report(procId, pb.TaskState.TASK_FAILED, `LAUNCH refused: ${(err as Error).message}`);
     }
     const proc = new SimProc(procId, checked.instance, this.opts.ip, checked.port, checked.capacityMb, this.world);
-    const entry: SimTask = { task, launch, proc, running: false, redis: { get exited() { return proc.exited; }, info: async () => infoText(proc, 'all') } };
+    // A frozen redis-server never answers the agent's INFO either: no Stats are written for it.
+    const info = async () => {
+      if (proc.frozen) throw new Error('no answer from the frozen proc');
+      return infoText(proc, 'all');
+    };
+    const entry: SimTask = { task, launch, proc, running: false, redis: { get exited() { return proc.exited; }, info } };
     this.tasks.set(procId, entry);
     try {
       await proc.listen();
