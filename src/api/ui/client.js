@@ -68,6 +68,6 @@ export async function health() {
  */
 export async function probe(token) {
   const res = await send('GET', '/api/agents', token);
-  await res.body?.cancel();
+  await res.text();
   return res.status;
 }
