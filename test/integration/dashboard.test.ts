@@ -223,20 +223,28 @@ describe('the dashboard at / in a real browser (Debian chromium)', function () {
   }
 
   /**
-   * Desktop (1280x800) and phone (390x844) screenshots in the test's directory; with
-   * REDFLEET_DOCS_SCREENSHOTS=1 also docs/dashboard-desktop.png and docs/dashboard-phone.png.
+   * Screenshots in the test's directory: desktop (1280x800, the whole page), phone (390x844: the
+   * instances in view, and the whole page), desktop in dark. Neither width scrolls sideways.
+   * REDFLEET_DOCS_SCREENSHOTS=1 also writes docs/dashboard-desktop.png and docs/dashboard-phone.png.
    */
   async function screenshots(): Promise<void> {
-    const shots = [['desktop', 1280, 800], ['phone', 390, 844]] as const;
-    for (const [kind, width, height] of shots) {
+    const shot = async (name: string, width: number, height: number, fullPage: boolean): Promise<void> => {
       await page.setViewportSize({ width, height });
-      await page.waitForTimeout(200);
+      await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-      expect(overflow, `${kind}: no sideways scrolling`).to.be.at.most(0);
-      const file = join(dir, `dashboard-${kind}.png`);
-      await page.screenshot({ path: file, fullPage: true });
-      if (process.env.REDFLEET_DOCS_SCREENSHOTS) copyFileSync(file, join(repoRoot(), 'docs', `dashboard-${kind}.png`));
-    }
+      expect(overflow, `${name}: no sideways scrolling`).to.be.at.most(0);
+      if (!fullPage) await page.locator('#instances-title').scrollIntoViewIfNeeded();
+      await page.screenshot({ path: join(dir, `${name}.png`), fullPage });
+    };
+    await shot('dashboard-desktop', 1280, 800, true);
+    await shot('dashboard-phone-full', 390, 844, true);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot('dashboard-phone', 390, 844, false);
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot('dashboard-dark', 1280, 800, true);
+    await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize({ width: 1280, height: 800 });
+    if (!process.env.REDFLEET_DOCS_SCREENSHOTS) return;
+    for (const name of ['dashboard-desktop', 'dashboard-phone']) copyFileSync(join(dir, `${name}.png`), join(repoRoot(), 'docs', `${name}.png`));
   }
 });

@@ -33,14 +33,19 @@ export function bar(share, text) {
 }
 
 /**
- * Redraws a cell when its model (plain data) differs from the one it shows. `draw(model)`
- * returns the cell's new children.
+ * Redraws an element when its model (plain data) differs from the one it shows. `draw(model)`
+ * returns the new children.
  */
-export function paint(cell, model, draw) {
+export function repaint(el, model, draw) {
   const sig = JSON.stringify(model);
-  if (cell.dataset.sig === sig) return;
-  cell.dataset.sig = sig;
-  cell.replaceChildren(...[draw(model)].flat().filter((c) => c !== undefined && c !== null));
+  if (el.dataset.sig === sig) return;
+  el.dataset.sig = sig;
+  el.replaceChildren(...[draw(model)].flat().filter((c) => c !== undefined && c !== null));
+}
+
+/** repaint for a table cell: one wrapper, so the phone layout's label and value stay two grid items. */
+export function paint(cell, model, draw) {
+  repaint(cell, model, (m) => h('div', { class: 'value' }, draw(m)));
 }
 
 /** A row of cells labelled by the table's headers (the phone layout shows the labels). */

@@ -1,7 +1,7 @@
 // The three views: agents, instances, and one instance's processes and failover history.
 // Each takes what the API answered and brings its table up to date.
 
-import { badge, bar, h, paint, row, syncRows } from './dom.js';
+import { badge, bar, h, paint, repaint, row, syncRows } from './dom.js';
 import {
   describeReplication, formatDuration, formatMb, formatTime, instanceTone, linkTone, memoryUse, portCount, procTone, replication,
 } from './format.js';
@@ -83,6 +83,7 @@ export function renderInstances(instances) {
 
 // ---- one instance ---------------------------------------------------------------------------
 
+/** The instance's facts as [label, text] pairs. */
 function facts(inst) {
   const list = [
     ['Status', inst.status], ['Type', inst.type], ['Capacity', formatMb(inst.capacityMb)], ['Replicas wanted', String(inst.replicas)],
@@ -92,17 +93,18 @@ function facts(inst) {
   ];
   if (inst.reason) list.push(['Reason', inst.reason]);
   if (inst.operation) list.push(['Operation', `${inst.operation.kind ?? ''} ${inst.operation.state ?? ''}`.trim()]);
-  return list.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]);
+  return list;
 }
 
-function fillProc(tr, p, master) {
+function fillProc(tr, p, inst) {
+  const master = inst.master;
   const [role, state, at, agent, memory, clients, repl] = tr.cells;
   paint(role, p.role, (r) => h('strong', {}, r));
   paint(state, p.state, (s) => badge(s, procTone(s)));
   paint(at, address(p), (a) => a);
   paint(agent, p.agent, (a) => a);
   const used = p.stats?.usedMemory ?? null;
-  paint(memory, used, (u) => (u === null ? '–' : memoryUse(u, p.capacity ?? 0).text.split(' of ')[0]));
+  paint(memory, [used, inst.capacityMb], () => (used === null ? '–' : memoryUse(used, inst.capacityMb).text));
   paint(clients, p.stats?.clients ?? null, (c) => (c === null ? '–' : String(c)));
   const r = p.role === 'replica' ? replication(master, p) : null;
   paint(repl, r && describeReplication(r), () => (r ? [badge(`link ${r.link}`, linkTone(r.link)), ' ', h('small', {}, describeReplication(r))] : h('span', { class: 'muted' }, p.role === 'master' ? `offset ${p.stats?.replOffset ?? '–'}` : '–')));
@@ -122,10 +124,10 @@ function fillFailover(tr, f) {
 export function renderDetail(inst) {
   if (!inst) return;
   $('detail-title').textContent = `Instance ${inst.name}`;
-  paint($('detail-facts'), [inst.status, inst.epoch, inst.ttlRemainingSeconds, inst.reason, inst.operation, inst.capacityMb, inst.replicas], () => facts(inst));
+  repaint($('detail-facts'), facts(inst), (list) => list.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
   const procs = $('procs');
   const ordered = [...inst.procs].sort((x, y) => (x.role === y.role ? x.id.localeCompare(y.id) : x.role === 'master' ? -1 : 1));
-  syncRows(procs.tBodies[0], ordered, (p) => p.id, (key) => row(procs, key), (tr, p) => fillProc(tr, p, inst.master));
+  syncRows(procs.tBodies[0], ordered, (p) => p.id, (key) => row(procs, key), (tr, p) => fillProc(tr, p, inst));
   const failovers = $('failovers');
   const history = inst.failovers ?? [];
   syncRows(failovers.tBodies[0], history, (f) => `${f.epoch}-${f.at}`, (key) => row(failovers, key), fillFailover);
