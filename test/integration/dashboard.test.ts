@@ -140,6 +140,7 @@ describe('the dashboard at / in a real browser (Debian chromium)', function () {
     const create = await page.locator('#op-post-api-instances').innerText();
     for (const field of ['capacityMb', 'replicas', 'ttlSeconds', 'backup.everyMinutes', '≤ 16']) expect(create, field).to.include(field);
     const patch = await page.locator('#op-patch-api-instances-name').innerText();
+    await page.screenshot({ path: join(dir, 'api-page.png') });
     expect(patch).to.include('shape 2 of 2');
     expect(patch).to.include('string (path)');
     expect(patch).to.include('matches ^[a-z0-9]');
@@ -233,7 +234,7 @@ describe('the dashboard at / in a real browser (Debian chromium)', function () {
       await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       expect(overflow, `${name}: no sideways scrolling`).to.be.at.most(0);
-      if (!fullPage) await page.locator('#instances-title').scrollIntoViewIfNeeded();
+      if (!fullPage) await page.evaluate(() => document.getElementById('instances-title')?.scrollIntoView({ block: 'start' }));
       await page.screenshot({ path: join(dir, `${name}.png`), fullPage });
     };
     await shot('dashboard-desktop', 1280, 800, true);

@@ -177,6 +177,7 @@ async function create(event) {
     const inst = await call('POST', '/api/instances', createBody(form));
     markField(form, '');
     form.reset();
+    $('create-box').open = false;
     showSecrets(inst);
     void tick();
   } catch (err) {
