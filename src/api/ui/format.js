@@ -67,9 +67,9 @@ export function replication(master, replica) {
   return { link: stats.masterLinkStatus ?? 'unknown', lagBytes, ioSeconds: stats.lastIoSecondsAgo ?? null };
 }
 
-/** "link up, 0 B behind, heard 1 s ago". */
+/** "0 B behind, heard 1 s ago" (the link state goes in its own badge). */
 export function describeReplication(r) {
-  const parts = [`link ${r.link}`];
+  const parts = [];
   if (r.lagBytes !== null) parts.push(`${formatBytes(r.lagBytes)} behind`);
   if (r.ioSeconds !== null) parts.push(`heard ${formatDuration(r.ioSeconds)} ago`);
   return parts.join(', ');

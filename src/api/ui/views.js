@@ -107,7 +107,7 @@ function fillProc(tr, p, inst) {
   paint(memory, [used, inst.capacityMb], () => (used === null ? '–' : memoryUse(used, inst.capacityMb).text));
   paint(clients, p.stats?.clients ?? null, (c) => (c === null ? '–' : String(c)));
   const r = p.role === 'replica' ? replication(master, p) : null;
-  paint(repl, r && describeReplication(r), () => (r ? [badge(`link ${r.link}`, linkTone(r.link)), ' ', h('small', {}, describeReplication(r))] : h('span', { class: 'muted' }, p.role === 'master' ? `offset ${p.stats?.replOffset ?? '–'}` : '–')));
+  paint(repl, [p.role, r, p.stats?.replOffset ?? null], () => (r ? [badge(`link ${r.link}`, linkTone(r.link)), ' ', h('small', {}, describeReplication(r))] : h('span', { class: 'muted' }, p.role === 'master' ? `offset ${p.stats?.replOffset ?? '–'}` : '–')));
 }
 
 function fillFailover(tr, f) {
