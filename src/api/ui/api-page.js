@@ -63,10 +63,15 @@ function fields(raw, prefix = '', depth = 0) {
   });
 }
 
+const COLUMNS = ['Name', 'Type', 'Required', 'Rules', 'Description'];
+
+/** A table of fields; on a phone each row is a card whose cells carry their column name. */
 function fieldTable(caption, rows) {
-  const head = h('tr', {}, ['Name', 'Type', 'Required', 'Rules', 'Description'].map((t) => h('th', { scope: 'col' }, t)));
-  const body = rows.map((r) => h('tr', {}, h('td', {}, h('code', {}, r.name)), h('td', {}, r.type), h('td', {}, r.required ? 'yes' : 'no'), h('td', {}, r.rules), h('td', {}, r.text)));
-  return h('div', { class: 'scroll' }, h('table', {}, h('caption', { class: 'api-caption' }, caption), h('thead', {}, head), h('tbody', {}, body)));
+  const head = h('tr', {}, COLUMNS.map((t) => h('th', { scope: 'col' }, t)));
+  const cells = (r) => [h('code', {}, r.name), r.type, r.required ? 'yes' : 'no', r.rules, r.text]
+    .map((value, i) => h('td', { 'data-label': COLUMNS[i] }, h('div', { class: 'value' }, value)));
+  const body = rows.map((r) => h('tr', {}, cells(r)));
+  return h('div', { class: 'scroll' }, h('table', { class: 'cards' }, h('caption', { class: 'api-caption' }, caption), h('thead', {}, head), h('tbody', {}, body)));
 }
 
 function parameterRows(op) {
