@@ -25,9 +25,9 @@ function fillAgent(tr, a) {
   paint(id, [a.id, a.hostname, a.ip], () => [h('strong', {}, a.id), h('br'), h('small', {}, `${a.hostname} · ${a.ip}`)]);
   paint(state, [a.connected, a.draining, a.left], () => agentState(a));
   const cpuUsed = a.total.cpus - a.free.cpus;
-  paint(cpus, [cpuUsed, a.total.cpus], () => bar(a.total.cpus ? cpuUsed / a.total.cpus : 0, `${+cpuUsed.toFixed(2)} of ${a.total.cpus}`));
+  paint(cpus, [cpuUsed, a.total.cpus], () => bar(a.total.cpus ? cpuUsed / a.total.cpus : 0, `${+cpuUsed.toFixed(2)} of ${a.total.cpus}, ${+a.free.cpus.toFixed(2)} free`));
   const memUsed = a.total.mem - a.free.mem;
-  paint(mem, [memUsed, a.total.mem], () => bar(a.total.mem ? memUsed / a.total.mem : 0, `${formatMb(memUsed)} of ${formatMb(a.total.mem)}`));
+  paint(mem, [memUsed, a.total.mem], () => bar(a.total.mem ? memUsed / a.total.mem : 0, `${formatMb(memUsed)} of ${formatMb(a.total.mem)}, ${formatMb(a.free.mem)} free`));
   paint(ports, [a.free.ports, a.total.ports], () => `${portCount(a.free.ports)} of ${portCount(a.total.ports)}`);
   paint(procs, a.tasks.length, (n) => String(n));
 }
