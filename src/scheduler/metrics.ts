@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { EventEmitter } from 'node:events';
 import type { AgentView, FleetService, MetricsSource, SchedulerRole } from '../domain/services.js';
 import { ProcType, type Proc } from '../domain/model.js';
@@ -7,18 +7,18 @@ import { isOperationRunning } from '../domain/operation.js';
 import { procMetrics } from './proc-metrics.js';
 
 const MIB = 1024 * 1024;
-/** Failovers take from a second (a few missed pings) to the failover timeout. */
 /** The events that start a failover's clock. */
 const FAULT_EVENTS = new Set(['+sdown', '+odown', '+try-failover']);
+/** Failovers take from a second (a few missed pings) to the failover timeout. */
 const FAILOVER_BUCKETS = [0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60];
 
 /**
  * The scheduler's Prometheus metrics. Fleet gauges are computed at scrape time from the watched
  * cache (nothing to keep in step); only events that leave no trace in the cache (failovers, API
- * requests) are counted as they happen. Served by every scheduler, leader or standby.
+ * requests) are counted as they happen, and so is the scheduler's work (WorkMetrics, whose
+ * registry this one is). Served by every scheduler, leader or standby.
  */
 export class SchedulerMetrics implements MetricsSource {
-  readonly registry = new Registry();
   private readonly apiRequests: Counter<'route' | 'code'>;
   private readonly failovers: Counter<'instance' | 'cause'>;
   private readonly failoverDuration: Histogram;
@@ -27,7 +27,7 @@ export class SchedulerMetrics implements MetricsSource {
   /** Connections to the Sentinel-compatible endpoint, once it listens. */
   private sentinelClients: () => number = () => 0;
 
-  constructor(private readonly service: FleetService, private readonly role: SchedulerRole, events: EventEmitter) {
+  constructor(readonly registry: Registry, private readonly service: FleetService, private readonly role: SchedulerRole, events: EventEmitter) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.apiRequests = new Counter({ name: 'redfleet_api_requests_total', help: 'API requests answered, by route pattern and status code', labelNames: ['route', 'code'], registers });
