@@ -130,10 +130,10 @@ export class Maintainer {
     const inst = store.instance(name)!;
     const derived = isRunning(after) && isActive(inst) ? deriveStatus({ ...inst, procs: inst.procs.map((p) => (p.id === proc.id ? after : p)) }) : undefined;
     const instanceFields = derived?.fields.Status === InstanceStatus.Running ? derived.fields : {};
-    await store.updateProc(name, proc.id, fields, instanceFields, !isLive(after) && proc.type === ProcType.Replica, inst.status);
+    const withInstance = await store.updateProc(name, proc.id, fields, instanceFields, !isLive(after) && proc.type === ProcType.Replica, inst.status);
     log.log(isLive(after) ? 'info' : 'warn', 'proc state', { instance: name, proc: proc.id, agent: agentId, state: after.state, detail });
-    // The Status went in only when the instance still had the status it was derived from.
-    if (!instanceFields.Status || store.instance(name)?.status !== InstanceStatus.Running) return;
+    // The Status goes in only while the instance still has the status it was derived from.
+    if (!instanceFields.Status || !withInstance) return;
     log.info('instance status', { instance: name, status: InstanceStatus.Running, masters: derived!.masters, replicas: derived!.replicas });
     this.firstRunning(inst);
   }
