@@ -26,7 +26,7 @@ import { InstanceStatus } from '../src/domain/model.js';
 import { describeMachine, machineLines, OtherLoad } from './machine.js';
 import { fail as failWith, parseFlags, runMain, type Program } from './program.js';
 import { StartedHere } from './started-here.js';
-import { MetricsScraper, scrapeSummary } from './scrape.js';
+import { BURST, mean, MetricsScraper, scrapeSummary } from './scrape.js';
 
 const PROGRAM = 'soak';
 const REPRODUCE = 'npm run bench:soak --';
@@ -172,7 +172,6 @@ function summary(samples: Sample[], opts: Options): string[] {
   const first = base[0];
   const last = base[base.length - 1];
   const minutes = Math.max((last.t - first.t) / 60, 1 / 60);
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
   return [
     'summary:',
     `  in-use MiB         first ${mib(samples[0].dbSizeInUse)}, last ${mib(samples[samples.length - 1].dbSizeInUse)}, max ${mib(Math.max(...samples.map((s) => s.dbSizeInUse)))}`,
@@ -252,7 +251,11 @@ async function main(): Promise<number> {
     const samples = await sampleFor(fleet, pid, opts, otherLoad, scraper).finally(() => scraper?.stop());
     const compactions = fleet.log('scheduler').split('\n').filter((l) => l.includes('etcd history compacted')).length;
     if (samples.length > 0) for (const line of summary(samples, opts)) console.log(line);
-    if (scraper && samples.length > 0) for (const line of scrapeSummary(samples, scraper, opts.scrapeEvery)) console.log(line);
+    if (scraper && samples.length > 0) {
+      const baseline = mean(samples.filter((s) => !s.scraping).map((s) => s.cpuPercent));
+      const burstMs = await scraper.burst(BURST, () => procUsage(pid).cpuSeconds, baseline);
+      for (const line of scrapeSummary(samples, scraper, opts.scrapeEvery, burstMs)) console.log(line);
+    }
     console.log(`  compactions        ${compactions} (scheduler log)`);
     for (const line of machineLines(describeMachine(SERVERS))) console.log(line);
     console.log(otherLoad.line(loadBefore));
