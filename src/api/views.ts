@@ -85,6 +85,7 @@ export function instanceView(inst: Instance, rule: MasterRule, extra: Record<str
     backup: inst.backupSchedule ?? null,
     restoredFrom: inst.restoreFrom || null,
     operation: inst.operation ?? null,
+    failovers: [...inst.failovers].reverse(),
     redisServer: inst.redisServer || null,
     master: master ? proc(master) : null,
     slaves: runningReplicas(inst, master).map(proc),

@@ -172,6 +172,9 @@ export function instanceLines(i: Record<string, unknown>): string[] {
     const link = stats?.masterLinkStatus ? ` link=${stats.masterLinkStatus}` : '';
     lines.push(`  ${String(p.role).padEnd(7)} ${String(p.state).padEnd(8)} ${p.ip}:${p.port} agent=${p.agent} pid=${p.pid}${link}`);
   }
+  const failovers = (i.failovers ?? []) as { at: string; planned: boolean; cause: string; fromAddress: string; toAddress: string }[];
+  if (failovers.length) lines.push('failovers (newest first):');
+  for (const f of failovers.slice(0, 5)) lines.push(`  ${f.at} ${f.planned ? 'switchover' : 'failover  '} ${f.fromAddress || '?'} -> ${f.toAddress} (${f.cause})`);
   return lines;
 }
 

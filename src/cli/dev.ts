@@ -146,7 +146,9 @@ function startCli(logs: string, name: string, args: string[], state: { stopping:
 
 function banner(etcdUrl: string, opts: DevOptions, schedulerUrl: string, logs: string): string {
   return `RedFleet dev fleet is up: etcd ${etcdUrl}, 1 scheduler, ${opts.agents} agents.
-  REST API:           ${schedulerUrl}   (MrRedis v1 routes and /api)
+  Dashboard:          ${schedulerUrl}/
+  REST API:           ${schedulerUrl}   (MrRedis v1 routes and /api; OpenAPI at ${schedulerUrl}/api/openapi.json)
+  Metrics:            ${schedulerUrl}/metrics   (Prometheus text)
   Sentinel endpoint:  ${opts.sentinel}
   Logs:               ${logs}
   etcd tree:          ETCDCTL_API=3 etcdctl --endpoints ${etcdUrl} get --prefix /MrRedis

@@ -7,6 +7,7 @@
 import type { Operation } from './operation.js';
 import type { BackupSchedule, Persistence } from './backup.js';
 import type { SurgeRequest } from './surge.js';
+import type { FailoverRecord } from './failover-record.js';
 
 export enum InstanceType {
   /** One master, no replicas. */
@@ -136,6 +137,8 @@ export interface Instance {
   operation?: Operation;
   /** Replicas asked for beyond ExpSlaves while procs move (see domain/surge.ts). */
   surges: SurgeRequest[];
+  /** The changes of master, oldest first (see domain/failover-record.ts). */
+  failovers: FailoverRecord[];
   procs: Proc[];
 }
 

@@ -105,6 +105,7 @@ export class Promotion {
       repoint: others,
       fence: old && isLive(old) ? old : undefined,
       reason: `failed over to ${chosen.ip}:${chosen.port} at epoch ${epoch} (${cause})`,
+      record: { at: new Date().toISOString(), epoch, cause, planned: false, from: oldMasterId, fromAddress: old ? `${old.ip}:${old.port}` : '', to: chosen.id, toAddress: `${chosen.ip}:${chosen.port}` },
     });
     if (!written) {
       if (health) health.failingOver = false;

@@ -154,7 +154,8 @@ export class Switchover {
     const others = inst.procs.filter((p) => isLive(p) && p.id !== old.id && p.id !== chosen.id);
     try {
       await this.awaitCatchUp(old, chosen);
-      const written = await writeSwitchover(this.store, name, { oldMaster: old, newMaster: chosen, repoint: others, expectStatus: inst.status, epoch: plan.epoch });
+      const record = { at: new Date().toISOString(), epoch: plan.epoch, cause: opts.cause, planned: true, from: old.id, fromAddress: `${old.ip}:${old.port}`, to: chosen.id, toAddress: `${chosen.ip}:${chosen.port}` };
+      const written = await writeSwitchover(this.store, name, { oldMaster: old, newMaster: chosen, repoint: others, expectStatus: inst.status, epoch: plan.epoch, record });
       if (!written) throw new OperationRefusedError(`instance '${name}' changed during the switchover (a failover or a delete); nothing was switched`);
     } catch (err) {
       // An etcd error may hide a transaction that did commit: then the switch stands, go on.

@@ -1,6 +1,7 @@
 import type { DeleteBuilder, PutBuilder } from 'etcd3';
 import { InstanceStatus, InstanceType, ProcState, ProcType, type Placement, type Proc } from '../domain/model.js';
 import { MASTER_MESSAGE, SHUTDOWN_MESSAGE, slaveOfMessage } from '../domain/message.js';
+import { appendFailover, type FailoverRecord } from '../domain/failover-record.js';
 import { FleetCache } from './fleet-cache.js';
 
 export interface NewInstance {
@@ -240,7 +241,7 @@ export class FleetStore extends FleetCache {
    * A failover, in one transaction: the new Mname and epoch, MASTER to the chosen replica,
    * SLAVEOF to the others, SHUTDOWN to the old master when it may still be running.
    */
-  async failover(name: string, f: { expectStatus: string; epoch: number; newMaster: Proc; repoint: Proc[]; fence?: Proc; reason: string }): Promise<boolean> {
+  async failover(name: string, f: { expectStatus: string; epoch: number; newMaster: Proc; repoint: Proc[]; fence?: Proc; reason: string; record: FailoverRecord }): Promise<boolean> {
     const k = this.keys;
     const put = (key: string, value: string) => this.etcd.put(key).value(value);
     const to = `${f.newMaster.ip}:${f.newMaster.port}`;
@@ -248,6 +249,7 @@ export class FleetStore extends FleetCache {
       put(k.instanceField(name, 'Mname'), f.newMaster.id),
       put(k.instanceField(name, 'Epoch'), String(f.epoch)),
       put(k.instanceField(name, 'Reason'), f.reason),
+      put(k.instanceField(name, 'Failovers'), appendFailover(this.instance(name)?.failovers ?? [], f.record)),
       put(k.procField(name, f.newMaster.id, 'Type'), 'M'),
       put(k.procField(name, f.newMaster.id, 'SlaveOf'), ''),
       put(k.procField(name, f.newMaster.id, 'Msg'), MASTER_MESSAGE),

@@ -1,6 +1,7 @@
 import { parseOperation } from '../domain/operation.js';
 import { isPersistence, parseBackupSchedule, type Persistence } from '../domain/backup.js';
 import { parseSurge } from '../domain/surge.js';
+import { parseFailovers } from '../domain/failover-record.js';
 import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../domain/model.js';
 
 /** The Instance and Proc trees as read from etcd, where every value is a plain string. */
@@ -81,6 +82,7 @@ export function instanceFromFields(
     redisServer: f.get('RedisServer') ?? '',
     operation: parseOperation(f.get('Operation')),
     surges: parseSurge(f.get('Surge')),
+    failovers: parseFailovers(f.get('Failovers')),
     procs: [...procs.entries()].map(([id, pf]) => procFromFields(id, pf)).sort((a, b) => a.id.localeCompare(b.id)),
   };
 }

@@ -1,6 +1,7 @@
 import type { Proc } from '../domain/model.js';
 import { MASTER_MESSAGE, slaveOfMessage } from '../domain/message.js';
 import type { FleetStore } from './fleet-store.js';
+import { appendFailover, type FailoverRecord } from '../domain/failover-record.js';
 
 export interface SwitchoverWrite {
   /** The master being replaced: the write happens only while Mname still names it. */
@@ -11,6 +12,8 @@ export interface SwitchoverWrite {
   /** The instance's Status the switchover was decided on. */
   expectStatus: string;
   epoch: number;
+  /** The history entry written with it. */
+  record: FailoverRecord;
 }
 
 /**
@@ -28,6 +31,7 @@ export async function writeSwitchover(store: FleetStore, name: string, w: Switch
   const ops = [
     put(k.instanceField(name, 'Mname'), w.newMaster.id),
     put(k.instanceField(name, 'Epoch'), String(w.epoch)),
+    put(k.instanceField(name, 'Failovers'), appendFailover(store.instance(name)?.failovers ?? [], w.record)),
     put(k.procField(name, w.newMaster.id, 'Type'), 'M'),
     put(k.procField(name, w.newMaster.id, 'SlaveOf'), ''),
     put(k.procField(name, w.newMaster.id, 'Msg'), MASTER_MESSAGE),

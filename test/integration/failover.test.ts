@@ -166,6 +166,11 @@ describe('failover', function () {
         .find((l) => l.message === 'failover' && l.instance === 'cache1');
       expect(line, 'a failover log line').to.not.equal(undefined);
       expect(line).to.include({ from: inst.master.id, fromAddress: `${inst.master.ip}:${inst.master.port}`, to: after.master.id, toAddress: `${after.master.ip}:${after.master.port}` });
+      // The history the API and the dashboard show, written with the failover itself.
+      expect(after.failovers).to.have.length(1);
+      expect(after.failovers[0]).to.include({ epoch: after.epoch, planned: false, from: inst.master.id, to: after.master.id, toAddress: `${after.master.ip}:${after.master.port}` });
+      expect(after.failovers[0].cause).to.be.a('string').and.not.equal('');
+      expect(JSON.parse(fleet.tree('/MrRedis/Instances/cache1/Failovers').get('/MrRedis/Instances/cache1/Failovers') as string)).to.have.length(1);
     } finally {
       await writer.stop();
       writer.redis.disconnect();

@@ -117,6 +117,9 @@ describe('planned switchover', function () {
     await fleet.waitFor(async () => (await fleet.api('GET', '/api/instances/sw1')).json.slaves.length === 2, 10_000, 'two replicas');
     const second = await switchOver('sw1', password, first);
     expect(second.master.id).to.not.equal(target.id);
+    // Both switchovers are in the history, newest first, marked planned.
+    const history = (await fleet.api('GET', '/api/instances/sw1')).json.failovers;
+    expect(history.map((f: { from: string; to: string; planned: boolean }) => [f.from, f.to, f.planned])).to.deep.equal([[first.master.id, second.master.id, true], [inst.master.id, target.id, true]]);
     const roles = await Promise.all(second.procs.map((p: View) => roleOf(p, password)));
     expect(roles.map((r) => r[0]).sort()).to.deep.equal(['master', 'slave', 'slave']);
     for (const r of roles.filter((x) => x[0] === 'slave')) expect(r[2]).to.equal(second.master.port);

@@ -21,7 +21,7 @@ function instance(procs: Proc[]): Instance {
     name: 'c1', type: InstanceType.MasterReplica, status: InstanceStatus.Running, capacity: 64, masters: 1, slaves: 2, expMasters: 1, expSlaves: 2,
     dValue: 1, mname: procs[0].id, snames: [], reason: '', placement: 'spread', createdAt: '', epoch: 0, dataLost: '', downAfterMs: 0,
     failoverTimeoutMs: 0, minReplicasMaxLag: 0, expiresAt: '', deletedAt: '', passwordHash: '', accessKeyHash: '', creator: '', maxClients: 0,
-    surges: [], redisServer: '', persistence: 'none', restoreFrom: '', restoreSha256: '', procs,
+    surges: [], failovers: [], redisServer: '', persistence: 'none', restoreFrom: '', restoreSha256: '', procs,
   };
 }
 

@@ -30,6 +30,17 @@ export const ProcView = z.object({
   stats: z.record(z.unknown()).nullable(),
 }).passthrough().openapi('Proc');
 
+export const FailoverRecordView = z.object({
+  at: z.string(),
+  epoch: z.number().int(),
+  cause: z.string(),
+  planned: z.boolean().openapi({ description: 'true for a switchover (no acknowledged write lost)' }),
+  from: z.string(),
+  fromAddress: z.string(),
+  to: z.string(),
+  toAddress: z.string(),
+}).openapi('Failover');
+
 export const InstanceView = z.object({
   name: z.string(),
   type: z.string(),
@@ -47,6 +58,7 @@ export const InstanceView = z.object({
   backup: BackupScheduleSchema.nullable(),
   restoredFrom: z.string().nullable(),
   operation: z.record(z.unknown()).nullable(),
+  failovers: z.array(FailoverRecordView).openapi({ description: 'the changes of master, newest first (at most 20)' }),
   redisServer: z.string().nullable(),
   master: ProcView.nullable(),
   slaves: z.array(ProcView),
