@@ -2,8 +2,8 @@ import type { EtcdOp } from '../store/etcd.js';
 
 /**
  * What the scheduler counts as it works, for /metrics: the one seam between the scheduler's
- * code and the metrics library. The broker, the creator, the maintainer and the etcd client are
- * handed a meter (src/cli hands over SchedulerMetrics); without one they count into NO_METER.
+ * code and the metrics library. The creator (offers, placements), the maintainer (first RUNNING)
+ * and the etcd client count into it (src/cli hands over WorkMetrics); without one, into NO_METER.
  * Every method is cheap and synchronous: it is called on the placement path.
  */
 export interface SchedulerMeter {

@@ -3,17 +3,17 @@ import type { EtcdOp } from '../store/etcd.js';
 import type { SchedulerMeter } from './meter.js';
 
 /**
- * From a POST to its procs LAUNCHed: the creator places a fresh instance within a round of
- * offers (tens of ms on an idle fleet, a second or two when a pending refuse filter has to
- * expire); an instance that waits for room waits minutes, hence the long tail.
+ * From a POST to its procs LAUNCHed: about 15 ms on an idle fleet (the API's write, then one
+ * round of offers: docs/BENCHMARKS.md, create-latency), up to a second or two when a refuse
+ * filter has to expire or the fleet is busy; an instance that waits for room waits minutes.
  */
-const PLACEMENT_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+const PLACEMENT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 /**
- * From a POST to RUNNING: placement, redis-server starting, every replica's first sync (0.5 to
- * 3 s on an idle fleet, see docs/BENCHMARKS.md create-latency); a restore from a backup or a
+ * From a POST to RUNNING: placement, redis-server starting, every replica's first sync: p50
+ * 122 ms on an idle fleet (create-latency), seconds on a busy one; a restore from a backup or a
  * wait for room takes longer.
  */
-const RUNNING_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120, 300];
+const RUNNING_BUCKETS = [0.05, 0.1, 0.15, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120, 300];
 /**
  * One etcd round trip: under a millisecond for a read of a local etcd, a few ms for a write
  * (etcd's fsync), tens to hundreds of ms on a slow disk or a leader election: the buckets of
