@@ -79,7 +79,8 @@ function stopLive() {
 function showHealth(h) {
   const leader = h.leader ? 'leader' : h.leaderApi ? `standby (leader: ${h.leaderApi})` : 'standby';
   const ok = h.ok ? 'healthy' : 'unhealthy';
-  $('health').textContent = `Scheduler ${ok}, ${leader}; ${h.agents ?? 0} agents connected, ${h.instances ?? 0} instances`;
+  const refused = h.refusedAgents?.length ? `; refusing ${h.refusedAgents.map((r) => r.agent).join(', ')} (${h.refusedAgents[0].reason})` : '';
+  $('health').textContent = `Scheduler ${ok}, ${leader}; ${h.agents ?? 0} agents connected, ${h.instances ?? 0} instances${refused}`;
 }
 
 /** One poll; false when the token stopped working (the sign-in form is shown instead). */
