@@ -5,6 +5,8 @@ import { allow, mustFind, readJson, type ApiRouter, type RouteDeps } from './req
 import type { InstanceCreation } from './creation.js';
 import { patchInstance } from './instance-patch.js';
 import { checkRestore, isBackupPatch, patchBackupSchedule } from './backup-routes.js';
+import { parseWith } from './schemas/parse.js';
+import { InstanceListQuery } from './schemas/requests.js';
 
 /** The JSON API's instance routes under /api/instances. */
 export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: InstanceCreation): void {
@@ -25,7 +27,14 @@ export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: Instanc
 
   router.get('/api/instances', (ctx) => {
     allow(ctx);
-    ctx.body = service.instances().map((i) => instanceView(i, rule));
+    const q = parseWith(InstanceListQuery, { ...ctx.query });
+    const page = service.instancePage({ limit: q.limit === undefined ? undefined : Number(q.limit), after: q.after, status: q.status });
+    if (page.next !== undefined) {
+      const next = new URLSearchParams({ ...q, after: page.next });
+      ctx.set('X-Next-After', page.next);
+      ctx.set('Link', `</api/instances?${next}>; rel="next"`);
+    }
+    ctx.body = page.instances.map((i) => instanceView(i, rule));
   });
   router.get('/api/instances/:name', (ctx) => {
     const name = validateName(ctx.params.name);
