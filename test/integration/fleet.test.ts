@@ -277,6 +277,8 @@ describe('core fleet (3 agents, real etcd and redis-server)', function () {
     });
 
     it('pages GET /api/instances by name (limit, after, X-Next-After, Link) and filters by status', async () => {
+      for (const name of ['page-a', 'page-b', 'page-c']) expect((await fleet.api('POST', '/api/instances', { name, capacityMb: 16 })).status).to.equal(202);
+      await fleet.waitForStatus('page-a', 'RUNNING');
       const all = ((await fleet.api('GET', '/api/instances')).json as { name: string; status: string }[]).map((i) => i.name);
       expect(all).to.deep.equal([...all].sort(), 'the whole list, by name');
       expect(all.length).to.be.greaterThan(2);
