@@ -32,6 +32,8 @@ export class FleetCache extends EventEmitter {
   private stopped = false;
   /** Stats the scheduler read itself (StatsPoller), by proc id: fresher than the agent's etcd writes. */
   private readonly polledStats = new Map<string, ProcStats>();
+  /** instanceNames(), sorted, until an instance's Status key comes or goes. */
+  private sortedNames?: string[];
 
   constructor(readonly etcd: Etcd3, prefix: string, protected readonly log?: Logger) {
     super();
@@ -54,6 +56,7 @@ export class FleetCache extends EventEmitter {
     const res = await this.etcd.getAll().prefix(this.keys.root).exec();
     const before = new Set(this.nodes.keys());
     this.nodes.clear();
+    this.sortedNames = undefined;
     this.agentRecords.clear();
     this.drainRecords.clear();
     for (const kv of res.kvs) this.route(kv.key.toString(), kv.value.toString());
@@ -137,6 +140,7 @@ export class FleetCache extends EventEmitter {
     const name = rel[1];
     const node = this.node(name);
     if (rel.length === 3) {
+      if (rel[2] === 'Status' && node.fields.has('Status') !== (value !== undefined)) this.sortedNames = undefined;
       setOrDelete(node.fields, rel[2], value);
     } else if (rel[2] === 'Snames' && rel.length === 4) {
       if (value === undefined) node.snames.delete(rel[3]);
@@ -205,8 +209,35 @@ export class FleetCache extends EventEmitter {
     return undefined;
   }
 
+  /** The names of the instances (those with a Status), sorted; kept until one comes or goes. */
   instanceNames(): string[] {
-    return [...this.nodes.keys()].filter((n) => this.nodes.get(n)?.fields.has('Status')).sort();
+    this.sortedNames ??= [...this.nodes.keys()].filter((n) => this.nodes.get(n)?.fields.has('Status')).sort();
+    return this.sortedNames;
+  }
+
+  /**
+   * Up to `limit` instances after the name `after` (exclusive), by name, with `status` when
+   * given; `next` is the last name returned when more may follow. Builds only the instances it
+   * returns: a page of a large fleet costs its own size plus a binary search.
+   */
+  instancePage(q: { limit?: number; after?: string; status?: string }): { instances: Instance[]; next?: string } {
+    const names = this.instanceNames();
+    let at = 0;
+    if (q.after !== undefined) {
+      let hi = names.length;
+      while (at < hi) {
+        const mid = (at + hi) >> 1;
+        if (names[mid] <= q.after) at = mid + 1;
+        else hi = mid;
+      }
+    }
+    const limit = q.limit ?? Infinity;
+    const picked: string[] = [];
+    for (; at < names.length && picked.length < limit; at++) {
+      if (q.status === undefined || this.nodes.get(names[at])?.fields.get('Status') === q.status) picked.push(names[at]);
+    }
+    const instances = picked.map((n) => this.instance(n)!);
+    return at < names.length && picked.length === limit ? { instances, next: picked[picked.length - 1] } : { instances };
   }
 
   instances(): Instance[] {

@@ -1,7 +1,7 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from './parse.js';
 import {
-  AgentParams, BackupParams, BackupPatchSchema, createBodySchema, failoverBodySchema, InstanceParams, NameSchema, PatchBodySchema,
+  AgentParams, BackupParams, InstanceListQuery, BackupPatchSchema, createBodySchema, failoverBodySchema, InstanceParams, NameSchema, PatchBodySchema,
   RebalanceBodySchema, UpgradeBodySchema, V1BodySchema,
 } from './requests.js';
 import { AgentView, BackupView, ErrorBody, HealthView, InstanceView, OperationView, RebalanceView, V1Status } from './responses.js';
@@ -18,6 +18,7 @@ interface Route {
   path: string;
   summary: string;
   params?: z.AnyZodObject;
+  query?: z.AnyZodObject;
   body?: Schema;
   optionalBody?: boolean;
   ok: [number, Schema | 'text' | 'html' | 'file' | 'none'];
@@ -31,7 +32,7 @@ export const API_ROUTES: Route[] = [
   { method: 'get', path: '/healthz', summary: 'the scheduler\'s health and leadership (no auth; 503 when agents are refused)', ok: [200, HealthView], open: true },
   { method: 'get', path: '/api/openapi.json', summary: 'this document (no auth)', ok: [200, z.record(z.unknown())], open: true },
   { method: 'post', path: '/api/instances', summary: 'create an instance (202); the answer alone carries its password and access key', body: createBodySchema(), ok: [202, InstanceView] },
-  { method: 'get', path: '/api/instances', summary: 'every instance', ok: [200, z.array(InstanceView)] },
+  { method: 'get', path: '/api/instances', summary: 'the instances by name, optionally paged (`limit`, `after`; the `X-Next-After` and `Link` headers give the next page) and filtered by `status`', query: InstanceListQuery, ok: [200, z.array(InstanceView)] },
   { method: 'get', path: '/api/instances/:name', summary: 'one instance', params: InstanceParams, ok: [200, InstanceView] },
   { method: 'patch', path: '/api/instances/:name', summary: 'change the TTL, resize (capacityMb) or scale (replicas); or set the backup schedule alone', params: InstanceParams, body: z.union([PatchBodySchema, BackupPatchSchema]), ok: [200, InstanceView] },
   { method: 'delete', path: '/api/instances/:name', summary: 'delete an instance (202)', params: InstanceParams, ok: [202, InstanceView] },
@@ -83,6 +84,7 @@ function register(registry: OpenAPIRegistry, bearer: { name: string }, r: Route)
     security: r.open ? [] : [{ [bearer.name]: [] }],
     request: {
       params: r.params,
+      query: r.query,
       body: r.body ? { required: !r.optionalBody, content: { 'application/json': { schema: r.body } } } : undefined,
     },
     responses: {
