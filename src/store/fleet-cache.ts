@@ -5,6 +5,7 @@ import { Keys } from './keys.js';
 import type { Instance, ProcStats } from '../domain/model.js';
 import { parseDrain, type Drain } from '../domain/drain.js';
 import { instanceFromFields } from './records.js';
+import { readTree } from './tree-read.js';
 import type { Logger } from '../logger.js';
 
 interface InstanceNode {
@@ -53,14 +54,14 @@ export class FleetCache extends EventEmitter {
 
   /** Replaces the whole cache with a fresh read; returns the names of the instances it held before. */
   private async load(): Promise<Set<string>> {
-    const res = await this.etcd.getAll().prefix(this.keys.root).exec();
+    const res = await readTree(this.etcd, this.keys.root);
     const before = new Set(this.nodes.keys());
     this.nodes.clear();
     this.sortedNames = undefined;
     this.agentRecords.clear();
     this.drainRecords.clear();
     for (const kv of res.kvs) this.route(kv.key.toString(), kv.value.toString());
-    this.advance(BigInt(res.header.revision));
+    this.advance(BigInt(res.revision));
     return before;
   }
 
