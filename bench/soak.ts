@@ -12,6 +12,10 @@
  * history (defaults 30 and 60 here, shorter than the production 60 and 300, so that a run of a
  * few minutes shows where the in-use size levels off). Everything it starts is stopped at the
  * end, on error, and on Ctrl-C; every wait is bounded.
+ *
+ * With `--scrape-every S`, GET /metrics is scraped every S seconds in every other sample period
+ * (the first without): the summary sets the scheduler's CPU with scraping against without, and
+ * gives each scrape's time and size (issue 10: under 5 % of a core at 300 procs, every 5 s).
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -22,6 +26,7 @@ import { InstanceStatus } from '../src/domain/model.js';
 import { describeMachine, machineLines, OtherLoad } from './machine.js';
 import { fail as failWith, parseFlags, runMain, type Program } from './program.js';
 import { StartedHere } from './started-here.js';
+import { BURST, mean, MetricsScraper, scrapeSummary } from './scrape.js';
 
 const PROGRAM = 'soak';
 const REPRODUCE = 'npm run bench:soak --';
@@ -30,12 +35,13 @@ const CAPACITY_MB = 16;
 const CREATE_BATCH = 10;
 const SERVERS = ['redis-server', 'etcd'] as const;
 
-const USAGE = `usage: node dist/bench/soak.js [--procs N] [--minutes M] [--every S] [--compact-every S] [--compact-retention S]
+const USAGE = `usage: node dist/bench/soak.js [--procs N] [--minutes M] [--every S] [--compact-every S] [--compact-retention S] [--scrape-every S]
   --procs N              redis-server procs, a multiple of 3 (default 300): N/3 instances of 1 master + 2 replicas
   --minutes M            how long to run once every instance is RUNNING (default 10, at most 1440)
   --every S              seconds between samples (default 30)
   --compact-every S      the scheduler's --compact-every (default 30)
-  --compact-retention S  the scheduler's --compact-retention (default 60)`;
+  --compact-retention S  the scheduler's --compact-retention (default 60)
+  --scrape-every S       scrape /metrics every S s in every other sample period (default 0: never)`;
 
 interface Options {
   procs: number;
@@ -43,6 +49,7 @@ interface Options {
   every: number;
   compactEvery: number;
   compactRetention: number;
+  scrapeEvery: number;
 }
 
 const SOAK: Program = { name: PROGRAM, usage: USAGE };
@@ -66,6 +73,7 @@ function options(argv: string[]): Options {
     every: { type: 'string' },
     'compact-every': { type: 'string' },
     'compact-retention': { type: 'string' },
+    'scrape-every': { type: 'string' },
   });
   const procs = wholeNumber(values.procs, 'procs', 300, 3, 3000);
   if (procs % 3 !== 0) fail(`--procs must be a multiple of 3 (1 master + 2 replicas each), got ${procs}`);
@@ -75,6 +83,7 @@ function options(argv: string[]): Options {
     every: wholeNumber(values.every, 'every', 30, 1, 3600),
     compactEvery: wholeNumber(values['compact-every'], 'compact-every', 30, 1, 3600),
     compactRetention: wholeNumber(values['compact-retention'], 'compact-retention', 60, 1, 86_400),
+    scrapeEvery: wholeNumber(values['scrape-every'], 'scrape-every', 0, 0, 3600),
   };
 }
 
@@ -117,17 +126,19 @@ interface Sample {
   cpuPercent: number;
   rssBytes: number;
   running: number;
+  /** Whether /metrics was scraped during this sample's period (with --scrape-every). */
+  scraping?: boolean;
 }
 
 const MiB = 1024 * 1024;
 const mib = (bytes: number): string => (bytes / MiB).toFixed(2);
 
 function header(): string {
-  return `${'t (s)'.padStart(7)}${'db MiB'.padStart(10)}${'in-use MiB'.padStart(12)}${'writes/s'.padStart(10)}${'sched CPU %'.padStart(13)}${'sched RSS MiB'.padStart(15)}${'RUNNING'.padStart(9)}`;
+  return `${'t (s)'.padStart(7)}${'db MiB'.padStart(10)}${'in-use MiB'.padStart(12)}${'writes/s'.padStart(10)}${'sched CPU %'.padStart(13)}${'sched RSS MiB'.padStart(15)}${'RUNNING'.padStart(9)}${'scraped'.padStart(9)}`;
 }
 
 function row(s: Sample): string {
-  return `${s.t.toFixed(0).padStart(7)}${mib(s.dbSize).padStart(10)}${mib(s.dbSizeInUse).padStart(12)}${s.writesPerSecond.toFixed(1).padStart(10)}${s.cpuPercent.toFixed(1).padStart(13)}${mib(s.rssBytes).padStart(15)}${String(s.running).padStart(9)}`;
+  return `${s.t.toFixed(0).padStart(7)}${mib(s.dbSize).padStart(10)}${mib(s.dbSizeInUse).padStart(12)}${s.writesPerSecond.toFixed(1).padStart(10)}${s.cpuPercent.toFixed(1).padStart(13)}${mib(s.rssBytes).padStart(15)}${String(s.running).padStart(9)}${(s.scraping === undefined ? '-' : s.scraping ? 'yes' : 'no').padStart(9)}`;
 }
 
 async function runningInstances(fleet: LocalFleet): Promise<number> {
@@ -161,7 +172,6 @@ function summary(samples: Sample[], opts: Options): string[] {
   const first = base[0];
   const last = base[base.length - 1];
   const minutes = Math.max((last.t - first.t) / 60, 1 / 60);
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
   return [
     'summary:',
     `  in-use MiB         first ${mib(samples[0].dbSizeInUse)}, last ${mib(samples[samples.length - 1].dbSizeInUse)}, max ${mib(Math.max(...samples.map((s) => s.dbSizeInUse)))}`,
@@ -178,7 +188,7 @@ function summary(samples: Sample[], opts: Options): string[] {
  * Every `opts.every` seconds until `opts.minutes` are up: etcd's sizes and write rate, the
  * scheduler's CPU and RSS, and the RUNNING count, printed as a table row each.
  */
-async function sampleFor(fleet: LocalFleet, pid: number, opts: Options, otherLoad: OtherLoad): Promise<Sample[]> {
+async function sampleFor(fleet: LocalFleet, pid: number, opts: Options, otherLoad: OtherLoad, scraper?: MetricsScraper): Promise<Sample[]> {
   const samples: Sample[] = [];
   const t0 = Date.now();
   let prevEtcd = etcdStatus(fleet);
@@ -189,6 +199,7 @@ async function sampleFor(fleet: LocalFleet, pid: number, opts: Options, otherLoa
   // Bounded by the sample count, whatever the clock does.
   const maxSamples = Math.ceil((opts.minutes * 60) / opts.every) + 1;
   for (let i = 0; i < maxSamples && Date.now() < end; i++) {
+    if (scraper) scraper.scraping = i % 2 === 1;
     await sleep(Math.min(opts.every * 1000, Math.max(0, end - Date.now())));
     const now = Date.now();
     const etcd = etcdStatus(fleet);
@@ -202,6 +213,7 @@ async function sampleFor(fleet: LocalFleet, pid: number, opts: Options, otherLoa
       cpuPercent: ((usage.cpuSeconds - prevUsage.cpuSeconds) / dt) * 100,
       rssBytes: usage.rssBytes,
       running: await runningInstances(fleet),
+      scraping: scraper?.scraping,
     };
     samples.push(sample);
     console.log(row(sample));
@@ -222,7 +234,7 @@ async function main(): Promise<number> {
   otherLoad.sample();
   const agents = Math.max(3, Math.ceil(opts.procs / PROCS_PER_AGENT));
   console.log(`${PROGRAM}: ${opts.procs} procs (${opts.procs / 3} instances of 1+2, ${CAPACITY_MB} MB) on ${agents} agents for ${opts.minutes} min, a sample every ${opts.every} s`);
-  console.log(`reproduce: ${REPRODUCE} --procs ${opts.procs} --minutes ${opts.minutes} --every ${opts.every} --compact-every ${opts.compactEvery} --compact-retention ${opts.compactRetention}`);
+  console.log(`reproduce: ${REPRODUCE} --procs ${opts.procs} --minutes ${opts.minutes} --every ${opts.every} --compact-every ${opts.compactEvery} --compact-retention ${opts.compactRetention}${opts.scrapeEvery ? ` --scrape-every ${opts.scrapeEvery}` : ''}`);
   const fleet = await LocalFleet.start({
     agents,
     // Each proc takes 0.1 cpu of its agent's offer: give room for every proc the agent may hold.
@@ -235,9 +247,15 @@ async function main(): Promise<number> {
     console.log(`all ${opts.procs / 3} instances RUNNING after ${((Date.now() - t0create) / 1000).toFixed(1)} s`);
     const pid = fleet.scheduler?.pid;
     if (!pid) throw new Error('the scheduler is not running');
-    const samples = await sampleFor(fleet, pid, opts, otherLoad);
+    const scraper = opts.scrapeEvery > 0 ? new MetricsScraper(`${fleet.apiUrl}/metrics`, opts.scrapeEvery) : undefined;
+    const samples = await sampleFor(fleet, pid, opts, otherLoad, scraper).finally(() => scraper?.stop());
     const compactions = fleet.log('scheduler').split('\n').filter((l) => l.includes('etcd history compacted')).length;
     if (samples.length > 0) for (const line of summary(samples, opts)) console.log(line);
+    if (scraper && samples.length > 0) {
+      const baseline = mean(samples.filter((s) => !s.scraping).map((s) => s.cpuPercent));
+      const burstMs = await scraper.burst(BURST, () => procUsage(pid).cpuSeconds, baseline);
+      for (const line of scrapeSummary(samples, scraper, opts.scrapeEvery, burstMs)) console.log(line);
+    }
     console.log(`  compactions        ${compactions} (scheduler log)`);
     for (const line of machineLines(describeMachine(SERVERS))) console.log(line);
     console.log(otherLoad.line(loadBefore));

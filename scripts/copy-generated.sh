@@ -5,3 +5,6 @@ cd "$(dirname "$0")/.."
 mkdir -p dist/src/proto
 cp src/proto/redfleet.js src/proto/redfleet.d.ts dist/src/proto/
 chmod +x dist/src/cli/main.js 2>/dev/null || true
+# The dashboard's static files (served by src/api/ui-routes.ts from beside its compiled module).
+rm -rf dist/src/api/ui
+cp -r src/api/ui dist/src/api/ui

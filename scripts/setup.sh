@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes a fresh Debian machine ready to run and test RedFleet: installs etcd and redis-server
-# when they are missing (as root, with apt-get), installs npm packages, builds.
+# Makes a fresh Debian machine ready to run and test RedFleet: installs etcd, redis-server and
+# chromium when they are missing (as root, with apt-get), installs npm packages, builds.
 # Runs before `npm start` and `npm test`; quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 # Only the failover benchmark uses it (it races RedFleet against real Sentinels).
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+# The dashboard's browser test drives Debian's chromium (playwright-core, no browser download).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${missing[*]} with apt-get" >&2

@@ -1,10 +1,14 @@
 import { ConflictError, NotFoundError } from '../errors.js';
 import { instanceView } from './views.js';
 import { validateCreateBody, validateName, validatePatchBody, MAX_CAPACITY_MB } from './validate.js';
-import { allow, mustFind, readJson, type ApiRouter, type RouteDeps } from './request.js';
+import { allow, mustFind, readJson, type ApiContext, type ApiRouter, type RouteDeps } from './request.js';
+import type { Instance } from '../domain/model.js';
+import type { FleetService } from '../domain/services.js';
 import type { InstanceCreation } from './creation.js';
 import { patchInstance } from './instance-patch.js';
 import { checkRestore, isBackupPatch, patchBackupSchedule } from './backup-routes.js';
+import { parseWith } from './schemas/parse.js';
+import { InstanceListQuery } from './schemas/requests.js';
 
 /** The JSON API's instance routes under /api/instances. */
 export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: InstanceCreation): void {
@@ -25,7 +29,7 @@ export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: Instanc
 
   router.get('/api/instances', (ctx) => {
     allow(ctx);
-    ctx.body = service.instances().map((i) => instanceView(i, rule));
+    ctx.body = listInstances(ctx, service).map((i) => instanceView(i, rule));
   });
   router.get('/api/instances/:name', (ctx) => {
     const name = validateName(ctx.params.name);
@@ -62,4 +66,18 @@ export function jsonRoutes(router: ApiRouter, deps: RouteDeps, creation: Instanc
     ctx.status = 202;
     ctx.body = instanceView(mustFind(service, name), rule);
   });
+}
+
+/**
+ * GET /api/instances: the whole list by name, or one page (`limit`, `after`) with the next
+ * page's start in `X-Next-After` and a `Link: rel="next"` header; `status` filters.
+ */
+function listInstances(ctx: ApiContext, service: FleetService): Instance[] {
+  const q = parseWith(InstanceListQuery, { ...ctx.query });
+  const page = service.instancePage({ limit: q.limit === undefined ? undefined : Number(q.limit), after: q.after, status: q.status });
+  if (page.next !== undefined) {
+    ctx.set('X-Next-After', page.next);
+    ctx.set('Link', `</api/instances?${new URLSearchParams({ ...q, after: page.next })}>; rel="next"`);
+  }
+  return page.instances;
 }

@@ -12,6 +12,7 @@ import { fleetRoutes } from './fleet-routes.js';
 import { backupRoutes } from './backup-routes.js';
 import { maintenanceRoutes } from './maintenance-routes.js';
 import { switchoverRoutes } from './switchover-routes.js';
+import { isUiPath, uiRoutes } from './ui-routes.js';
 import type { RouteDeps, State } from './request.js';
 
 /**
@@ -35,7 +36,7 @@ export interface ApiDeps {
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-/** Served without a token: the health check, and the API's description (it holds no secret). */
+/** Served without a token: the health check, and the API's description (it holds no secret); the dashboard's files too (isUiPath). */
 const OPEN_PATHS = new Set(['/healthz', '/api/openapi.json']);
 
 /**
@@ -59,7 +60,7 @@ export function createApiServer(deps: ApiDeps): Server {
   app.use(errorReplies(log));
   app.use(standbyGuard(routeDeps.role));
   app.use(async (ctx, next) => {
-    if (OPEN_PATHS.has(ctx.path)) return next();
+    if (OPEN_PATHS.has(ctx.path) || isUiPath(ctx.path)) return next();
     const principal = principalOf(ctx.req, access, service);
     if (!principal) throw new UnauthenticatedError('this API needs Authorization: Bearer <admin token or instance access key>');
     ctx.state.principal = principal;
@@ -96,6 +97,7 @@ export function apiRouter(routeDeps: RouteDeps, metrics?: MetricsSource): Router
   backupRoutes(router, routeDeps);
   maintenanceRoutes(router, routeDeps);
   switchoverRoutes(router, routeDeps);
+  uiRoutes(router);
   if (metrics) metricsRoute(router, metrics);
   return router;
 }

@@ -5,6 +5,7 @@ import { createApiServer } from '../api/server.js';
 import type { AccessPolicy } from '../api/access.js';
 import { SentinelEndpoint, type SentinelEndpointOptions } from '../sentinel/endpoint.js';
 import { SchedulerMetrics } from '../scheduler/metrics.js';
+import { WorkMetrics } from '../scheduler/work-metrics.js';
 
 export interface SchedulerProcessOptions extends SchedulerOptions {
   apiHost: string;
@@ -32,9 +33,11 @@ export class SchedulerProcess {
   /** The scheduler's Prometheus metrics, served at /metrics. */
   metrics?: SchedulerMetrics;
   private metricsServer?: Server;
+  /** Offers, placements and etcd requests, counted from the scheduler's start: SchedulerMetrics serves them. */
+  private readonly work = new WorkMetrics();
 
   constructor(private readonly opts: SchedulerProcessOptions) {
-    this.scheduler = new Scheduler(opts);
+    this.scheduler = new Scheduler({ ...opts, meter: this.work });
   }
 
   /**
@@ -49,7 +52,7 @@ export class SchedulerProcess {
     const apiHost = this.apiHost(access);
     const service = scheduler.service();
     const sentinelView = scheduler.sentinelView();
-    this.metrics = new SchedulerMetrics(service, scheduler.role, sentinelView.events);
+    this.metrics = new SchedulerMetrics(this.work.registry, service, scheduler.role, sentinelView.events);
     const server = createApiServer({ service, log: scheduler.log, access, role: scheduler.role, mounts: [scheduler.agentCalls], metrics: this.metrics });
     this.server = server;
     await new Promise<void>((resolve, reject) => {

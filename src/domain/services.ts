@@ -94,6 +94,8 @@ export type MasterRule = (inst: Instance) => Proc | undefined;
 /** The fleet as the API reads and changes it. Reads come from the scheduler's watched cache. */
 export interface FleetService {
   instances(): Instance[];
+  /** One page of instances by name (see FleetCache.instancePage); `next` when more may follow. */
+  instancePage(q: { limit?: number; after?: string; status?: string }): { instances: Instance[]; next?: string };
   instance(name: string): Instance | undefined;
   /** How many instances the store holds, without building them (for /healthz). */
   instanceCount(): number;

@@ -12,6 +12,7 @@ import { launchData, type LaunchData } from './launch-data.js';
 import { placeSurge, slotOffers } from './surge-placement.js';
 import { offeredBinary } from './redis-binaries.js';
 import type { RedisServerBinary } from '../domain/services.js';
+import { secondsSince } from './meter.js';
 
 /** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
 const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
@@ -43,14 +44,14 @@ export class Creator {
   resourceOffers(offers: Offer[]): void {
     void this.ctx.jobs.create(() => this.placeOn(offers)).catch((err: Error) => {
       this.ctx.log.error('placement failed', { error: err.message });
-      for (const o of offers) this.ctx.broker.decline(o.id, this.ctx.opts.pendingRefuseSeconds);
+      for (const o of offers) this.decline(o.id, this.ctx.opts.pendingRefuseSeconds);
     });
   }
 
   private async placeOn(all: Offer[]): Promise<void> {
     // A draining (or drained) agent gets no new procs: its offers go back unused.
     const offers = all.filter((o) => !this.ctx.store.drain(o.agentId));
-    for (const o of all) if (!offers.includes(o)) this.ctx.broker.decline(o.id, this.ctx.opts.idleRefuseSeconds);
+    for (const o of all) if (!offers.includes(o)) this.decline(o.id, this.ctx.opts.idleRefuseSeconds);
     this.binaries = new Map(offers.map((o) => [o.id, o.redisServers ?? []]));
     const slots: Slot[] = offers.map((o) => ({
       agentId: o.agentId,
@@ -79,17 +80,34 @@ export class Creator {
   private async answer(offer: Offer, mine: TaskLaunch[] | undefined): Promise<void> {
     const { broker, opts } = this.ctx;
     if (!mine) {
-      broker.decline(offer.id, this.wanting.size > 0 ? opts.pendingRefuseSeconds : opts.idleRefuseSeconds);
+      this.decline(offer.id, this.wanting.size > 0 ? opts.pendingRefuseSeconds : opts.idleRefuseSeconds);
       return;
     }
     try {
       broker.accept(offer.id, mine);
+      this.launched(mine);
     } catch (err) {
       this.ctx.log.warn('launch failed', { agent: offer.agentId, error: (err as Error).message });
       for (const l of mine) {
         const proc = this.ctx.store.instance(instanceOfProc(l.taskId))?.procs.find((p) => p.id === l.taskId);
         if (proc) await this.ctx.procs.markLost(proc, 'its agent went away before the launch');
       }
+    }
+  }
+
+  private decline(offerId: string, refuseSeconds: number): void {
+    this.ctx.broker.decline(offerId, refuseSeconds);
+    this.ctx.meter.offer('declined');
+  }
+
+  /** Counts an accepted offer and its procs; those of an instance still CREATING time its placement from the POST. */
+  private launched(launches: TaskLaunch[]): void {
+    const { meter, store } = this.ctx;
+    meter.offer('accepted');
+    const now = Date.now();
+    for (const l of launches) {
+      const inst = store.instance(instanceOfProc(l.taskId));
+      meter.placed(inst?.status === InstanceStatus.Creating ? secondsSince(inst.createdAt, now) : undefined);
     }
   }
 

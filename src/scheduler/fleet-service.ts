@@ -42,6 +42,10 @@ export class SchedulerFleetService implements FleetService {
     return this.store.instances();
   }
 
+  instancePage(q: { limit?: number; after?: string; status?: string }): { instances: Instance[]; next?: string } {
+    return this.store.instancePage(q);
+  }
+
   instance(name: string): Instance | undefined {
     return this.store.instance(name);
   }

@@ -7,6 +7,7 @@ import type { AgentProcs } from './agent-procs.js';
 import type { LostMasters } from './lost-masters.js';
 import type { Needs } from './need.js';
 import type { BackupStorage } from './backup-storage.js';
+import type { SchedulerMeter } from './meter.js';
 
 export interface FrameworkOptions {
   /** cpus each redis-server takes from its agent's offer. */
@@ -19,6 +20,8 @@ export interface FrameworkOptions {
   agentGraceMs: number;
   /** Backups (issue 9 part 6): where they are stored, and a minute's length for schedules (60 000). */
   backups?: { storage: BackupStorage; minuteMs: number };
+  /** Where offers, placements and first RUNNINGs are counted (/metrics); NO_METER when absent. */
+  meter?: SchedulerMeter;
 }
 
 /** What the creator, maintainer and destroyer share; framework.ts builds it once per term. */
@@ -32,4 +35,5 @@ export interface FrameworkContext {
   lostMasters: LostMasters;
   needs: Needs;
   failover: Failover;
+  meter: SchedulerMeter;
 }

@@ -25,6 +25,7 @@ import { Rebalancer } from './rebalance.js';
 import { ProcMove } from './proc-move.js';
 import { ResizeOperation } from './resize.js';
 import { ScaleOperation } from './scale.js';
+import { NO_METER } from './meter.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -69,7 +70,7 @@ export class RedisFramework implements Framework {
     this.procs = new AgentProcs(store, broker, log);
     const lostMasters = new LostMasters(store, broker, opts.agentGraceMs);
     const needs = new Needs(lostMasters, this.failover, this.procs, this.jobs);
-    const ctx: FrameworkContext = { store, broker, log, opts, jobs: this.jobs, procs: this.procs, lostMasters, needs, failover: this.failover };
+    const ctx: FrameworkContext = { store, broker, log, opts, jobs: this.jobs, procs: this.procs, lostMasters, needs, failover: this.failover, meter: opts.meter ?? NO_METER };
     this.creator = new Creator(ctx);
     this.destroyer = new Destroyer(ctx, this.creator);
     this.maintainer = new Maintainer(ctx, this.creator, this.destroyer);

@@ -8,6 +8,7 @@ import type { FrameworkContext } from './framework-context.js';
 import { waitingReason } from './lost-masters.js';
 import type { Creator } from './creator.js';
 import type { Destroyer } from './destroyer.js';
+import { secondsSince } from './meter.js';
 
 /**
  * The maintainer: follows status updates and agent (re)subscriptions and losses, keeps each
@@ -37,6 +38,7 @@ export class Maintainer {
     if (Object.keys(fields).length > 0) {
       if (!(await store.setInstance(name, fields, inst.status))) return;
       if (fields.Status) log.info('instance status', { instance: name, status: fields.Status, masters, replicas });
+      if (fields.Status === InstanceStatus.Running) this.firstRunning(inst);
     }
     // Once the instance is whole again, the procs that ended are history: drop them from the tree.
     if (status === InstanceStatus.Running) await store.removeProcs(name, inst.procs.filter((p) => !isLive(p)).map((p) => p.id));
@@ -128,9 +130,23 @@ export class Maintainer {
     const inst = store.instance(name)!;
     const derived = isRunning(after) && isActive(inst) ? deriveStatus({ ...inst, procs: inst.procs.map((p) => (p.id === proc.id ? after : p)) }) : undefined;
     const instanceFields = derived?.fields.Status === InstanceStatus.Running ? derived.fields : {};
-    await store.updateProc(name, proc.id, fields, instanceFields, !isLive(after) && proc.type === ProcType.Replica, inst.status);
+    const withInstance = await store.updateProc(name, proc.id, fields, instanceFields, !isLive(after) && proc.type === ProcType.Replica, inst.status);
     log.log(isLive(after) ? 'info' : 'warn', 'proc state', { instance: name, proc: proc.id, agent: agentId, state: after.state, detail });
-    if (instanceFields.Status) log.info('instance status', { instance: name, status: InstanceStatus.Running, masters: derived!.masters, replicas: derived!.replicas });
+    // The Status goes in only while the instance still has the status it was derived from.
+    if (!instanceFields.Status || !withInstance) return;
+    log.info('instance status', { instance: name, status: InstanceStatus.Running, masters: derived!.masters, replicas: derived!.replicas });
+    this.firstRunning(inst);
+  }
+
+  /**
+   * The instance was written RUNNING over `before`'s status: its first time when that was
+   * CREATING (an instance is CREATING only until then; the write is guarded by that status, so
+   * one scheduler counts it once). A return to RUNNING after a failover or a restart is not.
+   */
+  private firstRunning(before: Instance): void {
+    if (before.status !== InstanceStatus.Creating) return;
+    const seconds = secondsSince(before.createdAt);
+    if (seconds !== undefined) this.ctx.meter.createdToRunning(seconds);
   }
 
   /**

@@ -1,40 +1,42 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { EventEmitter } from 'node:events';
 import type { AgentView, FleetService, MetricsSource, SchedulerRole } from '../domain/services.js';
-import { ProcType, type Proc } from '../domain/model.js';
+import { ProcType, type Instance, type Proc } from '../domain/model.js';
 import { isLive } from '../domain/rules.js';
 import { isOperationRunning } from '../domain/operation.js';
 import { procMetrics } from './proc-metrics.js';
 
 const MIB = 1024 * 1024;
-/** Failovers take from a second (a few missed pings) to the failover timeout. */
 /** The events that start a failover's clock. */
 const FAULT_EVENTS = new Set(['+sdown', '+odown', '+try-failover']);
+/** Failovers take from a second (a few missed pings) to the failover timeout. */
 const FAILOVER_BUCKETS = [0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60];
 
 /**
  * The scheduler's Prometheus metrics. Fleet gauges are computed at scrape time from the watched
  * cache (nothing to keep in step); only events that leave no trace in the cache (failovers, API
- * requests) are counted as they happen. Served by every scheduler, leader or standby.
+ * requests) are counted as they happen, and so is the scheduler's work (WorkMetrics, whose
+ * registry this one is). Served by every scheduler, leader or standby.
  */
 export class SchedulerMetrics implements MetricsSource {
-  readonly registry = new Registry();
   private readonly apiRequests: Counter<'route' | 'code'>;
   private readonly failovers: Counter<'instance' | 'cause'>;
   private readonly failoverDuration: Histogram;
   /** When a fault (+sdown) was first seen per instance, until its +switch-master. */
   private readonly faultSeen = new Map<string, number>();
+  /** The fleet as the current scrape reads it (see `fleet`). */
+  private snapshot?: FleetSnapshot;
   /** Connections to the Sentinel-compatible endpoint, once it listens. */
   private sentinelClients: () => number = () => 0;
 
-  constructor(private readonly service: FleetService, private readonly role: SchedulerRole, events: EventEmitter) {
+  constructor(readonly registry: Registry, private readonly service: FleetService, private readonly role: SchedulerRole, events: EventEmitter) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.apiRequests = new Counter({ name: 'redfleet_api_requests_total', help: 'API requests answered, by route pattern and status code', labelNames: ['route', 'code'], registers });
     this.failovers = new Counter({ name: 'redfleet_failovers_total', help: 'Completed failovers (a new master announced), by instance and cause (failure, or operation: a planned switchover)', labelNames: ['instance', 'cause'], registers });
     this.failoverDuration = new Histogram({ name: 'redfleet_failover_duration_seconds', help: 'Unplanned failovers, from the fault seen (+sdown, or +try-failover when the master exited) to the new master confirmed (+switch-master)', buckets: FAILOVER_BUCKETS, registers });
     this.fleetGauges();
-    procMetrics(this.registry, () => this.liveProcs());
+    procMetrics(this.registry, () => this.fleet().live);
     events.on('event', (channel: string, message: string) => this.onEvent(channel, message));
   }
 
@@ -76,20 +78,35 @@ export class SchedulerMetrics implements MetricsSource {
     if (!planned && seen !== undefined) this.failoverDuration.observe((Date.now() - seen) / 1000);
   }
 
-  private liveProcs(): Proc[] {
-    return this.service.instances().flatMap((i) => i.procs).filter(isLive);
+  /**
+   * The fleet for one scrape, built once and shared by every family's collect: building the
+   * instances from the cache (each proc's Stats parsed) is what a scrape costs, and 14 families
+   * read them. The collects of one render run in one go, before the next macrotask, so the
+   * snapshot is dropped at the next setImmediate: the next scrape reads the cache afresh.
+   */
+  private fleet(): FleetSnapshot {
+    if (this.snapshot) return this.snapshot;
+    const instances = this.service.instances();
+    const procs = instances.flatMap((i) => i.procs);
+    const snapshot: FleetSnapshot = { instances, procs, live: procs.filter(isLive), agents: this.service.agents() };
+    this.snapshot = snapshot;
+    setImmediate(() => {
+      if (this.snapshot === snapshot) this.snapshot = undefined;
+    });
+    return snapshot;
   }
 
   private fleetGauges(): void {
     const registers = [this.registry];
-    const { service, role } = this;
+    const { role } = this;
+    const fleet = () => this.fleet();
     const clients = () => this.sentinelClients();
     new Gauge({ name: 'redfleet_sentinel_clients', help: 'Connections to this scheduler\'s Sentinel-compatible endpoint', registers, collect() { this.set(clients()); } });
     new Gauge({ name: 'redfleet_scheduler_leader', help: '1 while this scheduler leads', registers, collect() { this.set(role.isLeader() ? 1 : 0); } });
     new Gauge({
       name: 'redfleet_agents', help: 'Agents by state', labelNames: ['state'], registers,
       collect() {
-        const agents = service.agents();
+        const agents = fleet().agents;
         this.set({ state: 'connected' }, agents.filter((a) => a.connected).length);
         this.set({ state: 'disconnected' }, agents.filter((a) => !a.connected).length);
         this.set({ state: 'draining' }, agents.filter((a) => a.draining).length);
@@ -99,24 +116,32 @@ export class SchedulerMetrics implements MetricsSource {
       name: 'redfleet_agent_resources', help: 'Agent resources (cpus, mem_bytes, ports), total and free', labelNames: ['agent', 'resource', 'kind'], registers,
       collect() {
         this.reset();
-        for (const a of service.agents()) setResources(this, a);
+        for (const a of fleet().agents) setResources(this, a);
       },
     });
     new Gauge({
       name: 'redfleet_instances', help: 'Instances by status', labelNames: ['status'], registers,
       collect() {
         this.reset();
-        for (const i of service.instances()) this.inc({ status: i.status });
+        for (const i of fleet().instances) this.inc({ status: i.status });
       },
     });
     new Gauge({
       name: 'redfleet_procs', help: 'Procs by state and role (master or replica)', labelNames: ['state', 'role'], registers,
       collect() {
         this.reset();
-        for (const p of service.instances().flatMap((i) => i.procs)) this.inc({ state: p.state, role: p.type === ProcType.Master ? 'master' : 'replica' });
+        for (const p of fleet().procs) this.inc({ state: p.state, role: p.type === ProcType.Master ? 'master' : 'replica' });
       },
     });
   }
+}
+
+interface FleetSnapshot {
+  instances: Instance[];
+  procs: Proc[];
+  /** The live procs: those the per-proc families show. */
+  live: Proc[];
+  agents: AgentView[];
 }
 
 function setResources(g: Gauge<'agent' | 'resource' | 'kind'>, a: AgentView): void {

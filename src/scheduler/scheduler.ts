@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { v4 as uuidv4 } from 'uuid';
 import { campaignForLeadership, LeaderWatch, type LeaderTerm } from '../store/leadership.js';
 import { verifyFleetKey } from '../store/fingerprint.js';
-import { connectEtcd } from '../store/etcd.js';
+import { connectEtcd, timeEtcdRequests } from '../store/etcd.js';
 import { FleetStore } from '../store/fleet-store.js';
 import { dataKey } from '../store/secrets.js';
 import type { FleetService, SchedulerRole, SentinelSource } from '../domain/services.js';
@@ -22,25 +22,9 @@ import { SchedulerFleetService } from './fleet-service.js';
 import { agentCalls, type AgentCalls } from './agent-calls.js';
 import { LocalBackupStorage, type BackupStorage } from './backup-storage.js';
 import { agentBackupSource } from './agent-backup-route.js';
+import type { SchedulerOptions } from './scheduler-options.js';
 
-export interface SchedulerOptions {
-  etcd: string;
-  prefix: string;
-  id: string;
-  fleetKey: string;
-  /** During a fleet key rotation, the old key: agents may still sign with it, and its fingerprint in etcd is accepted and replaced (docs/SECURITY.md). */
-  previousFleetKey?: string;
-  agentTimeoutMs?: number;
-  /** Seconds the leader's election lease lives without renewal (how fast a standby takes over). */
-  leaderTtlSeconds?: number;
-  /** etcd history: compact every `compactEverySeconds`, keeping `compactRetentionSeconds` (60, 300). */
-  compactEverySeconds?: number;
-  compactRetentionSeconds?: number;
-  /** Seconds a DELETED instance's tree stays before the reaper purges it (3600). */
-  deletedRetentionSeconds?: number;
-  /** Backups: the --backup-dir, and a minute's length for schedules (60 000; shorter in tests only). */
-  backups?: { dir: string; minuteMs?: number };
-}
+export type { SchedulerOptions } from './scheduler-options.js';
 
 /** cpus each redis-server takes from its agent's offer. */
 const PROC_CPUS = 0.1;
@@ -115,6 +99,8 @@ export class Scheduler {
    */
   async open(): Promise<void> {
     this.etcd = connectEtcd(this.opts.etcd);
+    const meter = this.opts.meter;
+    if (meter) timeEtcdRequests(this.etcd, (op, seconds) => meter.etcdRequest(op, seconds));
     try {
       const outcome = await verifyFleetKey(this.etcd, this.opts.prefix, this.opts.fleetKey, this.opts.previousFleetKey);
       if (outcome !== 'matched') this.log.info(outcome === 'written' ? 'fleet key fingerprint written: a fresh fleet' : 'fleet key rotated: the fingerprint now names the new key');
@@ -231,6 +217,7 @@ export class Scheduler {
       idleRefuseSeconds: 5,
       agentGraceMs: Math.max(agentTimeoutMs, MIN_AGENT_GRACE_MS),
       backups: { storage: this.backupStorage, minuteMs: this.opts.backups?.minuteMs ?? 60_000 },
+      meter: this.opts.meter,
     }, this.links);
     this.broker.attach(this.framework);
     this.framework.start();

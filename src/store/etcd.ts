@@ -65,3 +65,39 @@ function doublingBackoff(durationMs: number, maxMs: number): Backoff {
     next: () => doublingBackoff(Math.min(durationMs * 2, maxMs), maxMs),
   };
 }
+
+/**
+ * The `op` label of redfleet_etcd_request_duration_seconds: a small fixed set, from the gRPC
+ * method the client calls. Watch events and lease keep-alives arrive on streams: not requests.
+ */
+export type EtcdOp = 'get' | 'put' | 'delete' | 'txn' | 'compact' | 'lease' | 'other';
+
+const OPS: Record<string, EtcdOp> = { range: 'get', put: 'put', deleteRange: 'delete', txn: 'txn', compact: 'compact' };
+
+function opOf(service: string, method: string): EtcdOp {
+  return OPS[method] ?? (service === 'Lease' ? 'lease' : 'other');
+}
+
+type Exec = (service: string, method: string, payload: unknown, options?: unknown) => Promise<unknown>;
+
+/**
+ * Times every unary etcd request of this client, at the one place they all pass: the
+ * connection pool's `exec`, which every KV, Lease and Maintenance call of the client and of its
+ * namespaces goes through (the builders' get/put/delete/if, leases, compaction). The pool is
+ * internal to etcd3 (1.1.x); if a later release moves it, nothing is timed and nothing breaks.
+ * Returns whether the timing is in place.
+ */
+export function timeEtcdRequests(etcd: Etcd3, observe: (op: EtcdOp, seconds: number) => void): boolean {
+  const pool = (etcd as unknown as { pool?: { exec?: Exec } }).pool;
+  if (!pool || typeof pool.exec !== 'function') return false;
+  const exec = pool.exec.bind(pool);
+  pool.exec = async (service, method, payload, options) => {
+    const start = performance.now();
+    try {
+      return await exec(service, method, payload, options);
+    } finally {
+      observe(opOf(service, method), (performance.now() - start) / 1000);
+    }
+  };
+  return true;
+}

@@ -5,6 +5,7 @@ import { Keys } from './keys.js';
 import type { Instance, ProcStats } from '../domain/model.js';
 import { parseDrain, type Drain } from '../domain/drain.js';
 import { instanceFromFields } from './records.js';
+import { readTree } from './tree-read.js';
 import type { Logger } from '../logger.js';
 
 interface InstanceNode {
@@ -32,6 +33,8 @@ export class FleetCache extends EventEmitter {
   private stopped = false;
   /** Stats the scheduler read itself (StatsPoller), by proc id: fresher than the agent's etcd writes. */
   private readonly polledStats = new Map<string, ProcStats>();
+  /** instanceNames(), sorted, until an instance's Status key comes or goes. */
+  private sortedNames?: string[];
 
   constructor(readonly etcd: Etcd3, prefix: string, protected readonly log?: Logger) {
     super();
@@ -51,13 +54,14 @@ export class FleetCache extends EventEmitter {
 
   /** Replaces the whole cache with a fresh read; returns the names of the instances it held before. */
   private async load(): Promise<Set<string>> {
-    const res = await this.etcd.getAll().prefix(this.keys.root).exec();
+    const res = await readTree(this.etcd, this.keys.root);
     const before = new Set(this.nodes.keys());
     this.nodes.clear();
+    this.sortedNames = undefined;
     this.agentRecords.clear();
     this.drainRecords.clear();
     for (const kv of res.kvs) this.route(kv.key.toString(), kv.value.toString());
-    this.advance(BigInt(res.header.revision));
+    this.advance(BigInt(res.revision));
     return before;
   }
 
@@ -137,6 +141,7 @@ export class FleetCache extends EventEmitter {
     const name = rel[1];
     const node = this.node(name);
     if (rel.length === 3) {
+      if (rel[2] === 'Status' && node.fields.has('Status') !== (value !== undefined)) this.sortedNames = undefined;
       setOrDelete(node.fields, rel[2], value);
     } else if (rel[2] === 'Snames' && rel.length === 4) {
       if (value === undefined) node.snames.delete(rel[3]);
@@ -205,8 +210,35 @@ export class FleetCache extends EventEmitter {
     return undefined;
   }
 
+  /** The names of the instances (those with a Status), sorted; kept until one comes or goes. */
   instanceNames(): string[] {
-    return [...this.nodes.keys()].filter((n) => this.nodes.get(n)?.fields.has('Status')).sort();
+    this.sortedNames ??= [...this.nodes.keys()].filter((n) => this.nodes.get(n)?.fields.has('Status')).sort();
+    return this.sortedNames;
+  }
+
+  /**
+   * Up to `limit` instances after the name `after` (exclusive), by name, with `status` when
+   * given; `next` is the last name returned when more may follow. Builds only the instances it
+   * returns: a page of a large fleet costs its own size plus a binary search.
+   */
+  instancePage(q: { limit?: number; after?: string; status?: string }): { instances: Instance[]; next?: string } {
+    const names = this.instanceNames();
+    let at = 0;
+    if (q.after !== undefined) {
+      let hi = names.length;
+      while (at < hi) {
+        const mid = (at + hi) >> 1;
+        if (names[mid] <= q.after) at = mid + 1;
+        else hi = mid;
+      }
+    }
+    const limit = q.limit ?? Infinity;
+    const picked: string[] = [];
+    for (; at < names.length && picked.length < limit; at++) {
+      if (q.status === undefined || this.nodes.get(names[at])?.fields.get('Status') === q.status) picked.push(names[at]);
+    }
+    const instances = picked.map((n) => this.instance(n)!);
+    return at < names.length && picked.length === limit ? { instances, next: picked[picked.length - 1] } : { instances };
   }
 
   instances(): Instance[] {

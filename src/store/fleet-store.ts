@@ -188,9 +188,9 @@ export class FleetStore extends FleetCache {
 
   /**
    * One proc's fields, with instance fields and the removal of its Snames entry, in one
-   * transaction (only while the proc exists).
+   * transaction (only while the proc exists). Returns whether the instance fields went in.
    */
-  async updateProc(name: string, procId: string, fields: Record<string, string>, instanceFields: Record<string, string>, dropSname: boolean, expectStatus?: string): Promise<void> {
+  async updateProc(name: string, procId: string, fields: Record<string, string>, instanceFields: Record<string, string>, dropSname: boolean, expectStatus?: string): Promise<boolean> {
     const k = this.keys;
     if (Object.keys(instanceFields).length > 0 && expectStatus !== undefined) {
       // Instance fields only on top of the status they were derived from; else the proc alone.
@@ -205,7 +205,7 @@ export class FleetStore extends FleetCache {
         .commit();
       if (both.succeeded) {
         await this.caughtUp(both.header.revision);
-        return;
+        return true;
       }
       instanceFields = {};
     }
@@ -216,6 +216,7 @@ export class FleetStore extends FleetCache {
     if (dropSname) ops.push(this.etcd.delete().key(k.sname(name, procId)));
     const res = await this.etcd.if(k.procField(name, procId, 'Instance'), 'Version', '>', 0).then(...ops).commit();
     await this.caughtUp(res.header.revision);
+    return res.succeeded && Object.keys(instanceFields).length > 0;
   }
 
   /**

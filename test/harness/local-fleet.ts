@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
+import { startEtcdCluster, startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { loadFleetKey } from '../../src/store/secrets.js';
 import { freePort, portFree } from '../../src/net.js';
 import type { TestNetwork } from './netns.js';
@@ -73,7 +73,8 @@ export class LocalFleet {
     live.add(this);
   }
 
-  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[]; schedulerNodeArgs?: string[]; adminToken?: string; network?: TestNetwork } = {}): Promise<LocalFleet> {
+  /** `etcdMembers` above 1 runs an etcd cluster of that many members on loopback (not with `network`). */
+  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[]; schedulerNodeArgs?: string[]; adminToken?: string; network?: TestNetwork; etcdMembers?: number } = {}): Promise<LocalFleet> {
     const fleet = new LocalFleet(opts.schedulerArgs ?? []);
     fleet.schedulerNodeArgs = opts.schedulerNodeArgs ?? [];
     fleet.adminToken = opts.adminToken ?? '';
@@ -82,7 +83,9 @@ export class LocalFleet {
       fleet.reachAt = opts.network.hostIp;
     }
     try {
-      fleet.etcd = await startEtcdServer(join(fleet.dir, 'etcd'), { extraHosts: opts.network ? [opts.network.hostIp] : [] });
+      fleet.etcd = (opts.etcdMembers ?? 1) > 1
+        ? await startEtcdCluster(join(fleet.dir, 'etcd'), opts.etcdMembers as number)
+        : await startEtcdServer(join(fleet.dir, 'etcd'), { extraHosts: opts.network ? [opts.network.hostIp] : [] });
       fleet.apiPort = await freePort();
       fleet.sentinelPort = await freePort();
       await fleet.startScheduler();
@@ -102,7 +105,7 @@ export class LocalFleet {
   }
 
   private get etcdUrl(): string {
-    return this.etcd.url.replace('127.0.0.1', this.reachAt);
+    return this.etcd.url.replaceAll('127.0.0.1', this.reachAt);
   }
 
   private launch(name: string, args: string[], ns?: string, nodeArgs: string[] = []): ChildProcess {
@@ -271,7 +274,7 @@ export class LocalFleet {
 
   killAllSync(): void {
     for (const child of this.children) child.kill('SIGKILL');
-    this.etcd?.child.kill('SIGKILL');
+    for (const m of this.etcd?.members ?? []) m.child.kill('SIGKILL');
     for (const pid of this.redisPids()) {
       try {
         process.kill(pid, 'SIGKILL');

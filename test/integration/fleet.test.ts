@@ -276,6 +276,34 @@ describe('core fleet (3 agents, real etcd and redis-server)', function () {
       expect((await fleet.api('GET', '/healthz')).json).to.include({ ok: true, agents: 3 });
     });
 
+    it('pages GET /api/instances by name (limit, after, X-Next-After, Link) and filters by status', async () => {
+      for (const name of ['page-a', 'page-b', 'page-c']) expect((await fleet.api('POST', '/api/instances', { name, capacityMb: 16 })).status).to.equal(202);
+      await fleet.waitForStatus('page-a', 'RUNNING');
+      const all = ((await fleet.api('GET', '/api/instances')).json as { name: string; status: string }[]).map((i) => i.name);
+      expect(all).to.deep.equal([...all].sort(), 'the whole list, by name');
+      expect(all.length).to.be.greaterThan(2);
+      const seen: string[] = [];
+      let after = '';
+      for (let pages = 0; pages <= all.length; pages++) {
+        const res = await fleet.api('GET', `/api/instances?limit=2${after ? `&after=${after}` : ''}`);
+        expect(res.status, res.text).to.equal(200);
+        seen.push(...res.json.map((i: { name: string }) => i.name));
+        const next = res.headers.get('x-next-after');
+        if (!next) break;
+        expect(res.headers.get('link')).to.equal(`</api/instances?limit=2&after=${next}>; rel="next"`);
+        after = next;
+      }
+      expect(seen).to.deep.equal(all);
+      const running = (await fleet.api('GET', '/api/instances?status=RUNNING')).json as { status: string }[];
+      expect(running.length).to.be.greaterThan(0);
+      expect(running.every((i) => i.status === 'RUNNING')).to.equal(true);
+      for (const [query, field] of [['limit=0', 'limit'], ['limit=1001', 'limit'], ['limit=x', 'limit'], ['after=Bad_Name', 'after'], ['status=ALIVE', 'status'], ['page=2', 'page'], ['limit=1&limit=2', 'limit']]) {
+        const bad = await fleet.api('GET', `/api/instances?${query}`);
+        expect(bad.status, query).to.equal(400);
+        expect(bad.json.error.field, query).to.equal(field);
+      }
+    });
+
     it('rejects bad input with a 4xx naming the field, and writes nothing', async () => {
       await createRunning(fleet, 'taken', 16, 0);
       const keysOf = (name: string) => fleet.etcdctl('get', '--prefix', '--keys-only', `/MrRedis/Instances/${name}/`);

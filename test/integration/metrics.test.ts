@@ -38,6 +38,30 @@ function samples(families: Family[], name: string): Family['metrics'] {
   return families.find((f) => f.name === name)?.metrics ?? [];
 }
 
+/**
+ * The samples of one series name (e.g. a histogram's `_count`), each line parsed alone: the
+ * parser folds a histogram's label sets into one, so `{op="put"}` and `{op="txn"}` are read line by line.
+ */
+function seriesLines(text: string, name: string): Family['metrics'] {
+  const lines = text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  return lines.flatMap((l) => parseText(`${l}\n`)[0]?.metrics ?? []);
+}
+
+/** The scheduler's work: offers, placements, the creation histograms and etcd's request times. */
+function expectWorkCounted(families: Family[], text: string): void {
+  const offers = (outcome: string) => Number(samples(families, 'redfleet_offers_total').find((m) => m.labels?.outcome === outcome)?.value);
+  expect(offers('accepted'), 'offers accepted').to.be.greaterThan(0);
+  expect(offers('declined'), 'offers declined (a number, maybe 0)').to.be.at.least(0);
+  expect(Number(samples(families, 'redfleet_placements_total')[0]?.value), 'placements').to.be.at.least(3);
+  for (const name of ['redfleet_placement_duration_seconds', 'redfleet_create_to_running_seconds']) {
+    expect(families.find((f) => f.name === name)?.type, name).to.equal('HISTOGRAM');
+    expect(Number(samples(families, name)[0]?.count), `${name} samples`).to.be.at.least(1);
+  }
+  const etcdCounts = new Map(seriesLines(text, 'redfleet_etcd_request_duration_seconds_count').map((m) => [m.labels?.op, Number(m.value)]));
+  for (const op of ['get', 'put', 'txn', 'lease']) expect(etcdCounts.get(op) ?? 0, `etcd ${op} requests timed`).to.be.greaterThan(0);
+  expect(samples(families, 'redfleet_agents').map((m) => m.labels?.state).sort()).to.deep.equal(['connected', 'disconnected', 'draining']);
+}
+
 describe('/metrics on a real fleet', function () {
   this.timeout(180_000);
   let fleet: LocalFleet;
@@ -50,12 +74,14 @@ describe('/metrics on a real fleet', function () {
     await fleet?.stop();
   });
 
+  let lastText = '';
   async function scrape(): Promise<Family[]> {
     const res = await fleet.api('GET', '/metrics');
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
     const families = parseText(res.text);
     expect(unparsedLines(res.text).join('; '), 'sample lines that do not parse').to.equal('');
+    lastText = res.text;
     return families;
   }
 
@@ -83,6 +109,7 @@ describe('/metrics on a real fleet', function () {
     expect(samples(first, 'redfleet_failovers_total').filter((m) => m.labels?.instance === 'watched')).to.have.length(0);
     expect(samples(first, 'process_cpu_seconds_total'), 'Node default metrics').to.have.length(1);
     expect(samples(first, 'redfleet_api_requests_total').some((m) => m.labels?.route === '/api/instances/:name' && m.labels?.code === '200')).to.equal(true);
+    expectWorkCounted(first, lastText);
 
     process.kill(before.master.pid, 'SIGKILL');
     const promoted = await fleet.waitFor(async () => {

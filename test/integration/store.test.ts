@@ -6,6 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { connectEtcd } from '../../src/store/etcd.js';
 import { FleetStore } from '../../src/store/fleet-store.js';
+import { readTree } from '../../src/store/tree-read.js';
 import { InstanceType, ProcType } from '../../src/domain/model.js';
 
 describe('FleetStore (real etcd)', function () {
@@ -31,6 +32,22 @@ describe('FleetStore (real etcd)', function () {
   });
 
   const spec = { name: 'c1', type: InstanceType.MasterReplica, capacity: 64, expSlaves: 2, dValue: 1, placement: 'spread' as const, passwordHash: 'ab' };
+
+  it('reads a tree in pages of one revision, every key once, in order, nothing beyond the prefix', async () => {
+    const keys = Array.from({ length: 25 }, (_, i) => `/PagedTree/k${String(i).padStart(2, '0')}`);
+    for (const k of keys) await client.put(k).value(k.toUpperCase());
+    await client.put('/PagedTreeNot').value('outside');
+    await client.put('/PagedTreX').value('outside');
+    const paged = await readTree(client, '/PagedTree/', 7);
+    expect(paged.kvs.map((kv) => kv.key.toString())).to.deep.equal(keys);
+    expect(paged.kvs.every((kv) => kv.value.toString() === kv.key.toString().toUpperCase())).to.equal(true);
+    // The snapshot's revision is the one the cache then watches from: a later write is newer.
+    await client.put('/PagedTree/k99').value('later');
+    const again = await readTree(client, '/PagedTree/', 7);
+    expect(Number(again.revision)).to.be.greaterThan(Number(paged.revision));
+    expect(again.kvs).to.have.length(26);
+    await client.delete().prefix('/PagedTre');
+  });
 
   it('creates an instance once, and reads its own write at once from memory', async () => {
     expect(await store.createInstance(spec)).to.equal(true);

@@ -1,7 +1,7 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from './parse.js';
 import {
-  AgentParams, BackupParams, BackupPatchSchema, createBodySchema, failoverBodySchema, InstanceParams, NameSchema, PatchBodySchema,
+  AgentParams, BackupParams, InstanceListQuery, BackupPatchSchema, createBodySchema, failoverBodySchema, InstanceParams, NameSchema, PatchBodySchema,
   RebalanceBodySchema, UpgradeBodySchema, V1BodySchema,
 } from './requests.js';
 import { AgentView, BackupView, ErrorBody, HealthView, InstanceView, OperationView, RebalanceView, V1Status } from './responses.js';
@@ -18,19 +18,21 @@ interface Route {
   path: string;
   summary: string;
   params?: z.AnyZodObject;
+  query?: z.AnyZodObject;
   body?: Schema;
   optionalBody?: boolean;
-  ok: [number, Schema | 'text' | 'none'];
+  ok: [number, Schema | 'text' | 'html' | 'file' | 'none'];
   open?: boolean;
 }
 
+const UiParams = z.object({ file: z.string().regex(/^[a-z0-9-]+\.(html|js|css|svg)$/).openapi({ example: 'app.js' }) });
 const V1Params = z.object({ name: NameSchema, capacity: z.string().regex(/^[0-9]+$/), masters: z.string().regex(/^[0-9]+$/), slaves: z.string().regex(/^[0-9]+$/) });
 
 export const API_ROUTES: Route[] = [
   { method: 'get', path: '/healthz', summary: 'the scheduler\'s health and leadership (no auth; 503 when agents are refused)', ok: [200, HealthView], open: true },
   { method: 'get', path: '/api/openapi.json', summary: 'this document (no auth)', ok: [200, z.record(z.unknown())], open: true },
   { method: 'post', path: '/api/instances', summary: 'create an instance (202); the answer alone carries its password and access key', body: createBodySchema(), ok: [202, InstanceView] },
-  { method: 'get', path: '/api/instances', summary: 'every instance', ok: [200, z.array(InstanceView)] },
+  { method: 'get', path: '/api/instances', summary: 'the instances by name, optionally paged (`limit`, `after`; the `X-Next-After` and `Link` headers give the next page) and filtered by `status`', query: InstanceListQuery, ok: [200, z.array(InstanceView)] },
   { method: 'get', path: '/api/instances/:name', summary: 'one instance', params: InstanceParams, ok: [200, InstanceView] },
   { method: 'patch', path: '/api/instances/:name', summary: 'change the TTL, resize (capacityMb) or scale (replicas); or set the backup schedule alone', params: InstanceParams, body: z.union([PatchBodySchema, BackupPatchSchema]), ok: [200, InstanceView] },
   { method: 'delete', path: '/api/instances/:name', summary: 'delete an instance (202)', params: InstanceParams, ok: [202, InstanceView] },
@@ -45,6 +47,8 @@ export const API_ROUTES: Route[] = [
   { method: 'post', path: '/api/agents/:id/undrain', summary: 'end a drain', params: AgentParams, ok: [200, AgentView] },
   { method: 'post', path: '/api/rebalance', summary: 'spread masters over the agents (202; 200 with dryRun)', body: RebalanceBodySchema, optionalBody: true, ok: [202, RebalanceView] },
   { method: 'get', path: '/api/rebalance', summary: 'the last rebalance', ok: [200, RebalanceView] },
+  { method: 'get', path: '/', summary: 'the dashboard (no auth; its data calls carry the token)', ok: [200, 'html'], open: true },
+  { method: 'get', path: '/ui/:file', summary: 'the dashboard\'s files: scripts, styles, the API page (no auth)', params: UiParams, ok: [200, 'file'], open: true },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics, text format 0.0.4 (admin token; `--metrics HOST:PORT` serves it without one)', ok: [200, 'text'] },
   { method: 'post', path: '/v1/CREATE/:name/:capacity/:masters/:slaves', summary: 'MrRedis v1 create (text answer)', params: V1Params, body: V1BodySchema, optionalBody: true, ok: [201, 'text'] },
   { method: 'get', path: '/v1/STATUS/:name', summary: 'MrRedis v1 status of one instance', params: InstanceParams, ok: [200, V1Status] },
@@ -57,15 +61,22 @@ export function openApiPath(koaPath: string): string {
   return koaPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 }
 
+/** Answers that are no JSON schema: nothing, text, the dashboard's page, its files. */
+const PLAIN_ANSWERS = {
+  none: { description: 'done' },
+  text: { description: 'done', content: { 'text/plain': { schema: z.string() } } },
+  html: { description: 'the page', content: { 'text/html': { schema: z.string() } } },
+  file: {
+    description: 'the file, with its ETag (304 when unchanged)',
+    content: { 'text/html': { schema: z.string() }, 'text/javascript': { schema: z.string() }, 'text/css': { schema: z.string() }, 'image/svg+xml': { schema: z.string() } },
+  },
+};
+
 const errorContent = { content: { 'application/json': { schema: ErrorBody } } };
 
 function register(registry: OpenAPIRegistry, bearer: { name: string }, r: Route): void {
   const [status, answer] = r.ok;
-  const okResponse = answer === 'none'
-    ? { description: 'done' }
-    : answer === 'text'
-      ? { description: 'done', content: { 'text/plain': { schema: z.string() } } }
-      : { description: 'done', content: { 'application/json': { schema: answer } } };
+  const okResponse = typeof answer === 'string' ? PLAIN_ANSWERS[answer] : { description: 'done', content: { 'application/json': { schema: answer } } };
   registry.registerPath({
     method: r.method,
     path: openApiPath(r.path),
@@ -73,6 +84,7 @@ function register(registry: OpenAPIRegistry, bearer: { name: string }, r: Route)
     security: r.open ? [] : [{ [bearer.name]: [] }],
     request: {
       params: r.params,
+      query: r.query,
       body: r.body ? { required: !r.optionalBody, content: { 'application/json': { schema: r.body } } } : undefined,
     },
     responses: {

@@ -2,6 +2,7 @@ import { InvalidInputError } from '../../errors.js';
 import { AGENT_ID_PATTERN, NAME_PATTERN } from '../../domain/names.js';
 import { isBackupId, parseBackupRef, PERSISTENCE_MODES } from '../../domain/backup.js';
 import { isProcIdOf } from '../../domain/names.js';
+import { InstanceStatus } from '../../domain/model.js';
 import { jsonIntSchema, refusedAs, z } from './parse.js';
 
 /**
@@ -134,6 +135,26 @@ export const RebalanceBodySchema = refusedAs(
   }).strict().openapi('RebalanceRequest'),
   () => new InvalidInputError('INVALID_BODY', 'body', 'body must be empty or a JSON object like {"dryRun":true}'),
 );
+
+/** The most instances one page of GET /api/instances holds. */
+export const MAX_PAGE = 1000;
+const STATUSES = Object.values(InstanceStatus) as [string, ...string[]];
+
+/** GET /api/instances?limit=&after=&status=: every query parameter is optional; no limit is the whole list. */
+export const InstanceListQuery = z.object({
+  limit: refusedAs(
+    z.string().regex(/^[1-9][0-9]{0,3}$/).refine((v) => Number(v) <= MAX_PAGE).openapi({ description: `page size, 1 to ${MAX_PAGE}; without it, every instance`, example: '100' }),
+    (_f, value) => new InvalidInputError('OUT_OF_RANGE', 'limit', `limit must be a whole number from 1 to ${MAX_PAGE}, got ${JSON.stringify(value)?.slice(0, 40)}`),
+  ).optional(),
+  after: refusedAs(
+    z.string().regex(NAME_PATTERN).openapi({ description: 'the last name of the previous page (the `X-Next-After` header): names sort as strings', example: 'cache1' }),
+    (_f, value) => new InvalidInputError('INVALID_NAME', 'after', `after must be an instance name (the X-Next-After header of the previous page), got ${JSON.stringify(value)?.slice(0, 80)}`),
+  ).optional(),
+  status: refusedAs(
+    z.enum(STATUSES).openapi({ description: 'only instances with this status' }),
+    (_f, value) => new InvalidInputError('INVALID_STATUS', 'status', `status must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(value)?.slice(0, 40)}`),
+  ).optional(),
+}).strict();
 
 export const InstanceParams = z.object({ name: NameSchema });
 export const AgentParams = z.object({ id: AgentIdSchema });
