@@ -41,7 +41,7 @@ async function route(fleet: SimFleet, req: IncomingMessage, res: ServerResponse,
   }
   if (key === 'POST /lose-agent') {
     const ids = url.searchParams.getAll('agent');
-    const lost = await Promise.all(ids.map((id) => fleet.loseAgent(id)));
+    const lost = ids.map((id) => fleet.loseAgent(id));
     const missing = ids.filter((_, i) => !lost[i]);
     return send(res, missing.length === 0 ? 200 : 404, { lost: ids.filter((_, i) => lost[i]), missing });
   }

@@ -219,28 +219,31 @@ export class SimAgent {
   }
 
   /**
-   * Failure on command: the whole node is gone. The stream drops, every responder closes, the Msg
-   * watches end and nothing more is reported or written. Its registration is revoked at once
-   * (a dead node's lease would lapse within 10 s).
+   * Failure on command: the whole node is gone, at once: the stream drops, every responder closes,
+   * nothing more is reported or written. Its Msg watches and its registration (revoked: a dead
+   * node's lease would lapse within 10 s) are cleaned up in the background: returns `cleanedUp`,
+   * which a caller may await, so that a loaded etcd cannot delay the loss itself.
    */
-  async lose(): Promise<void> {
-    await this.halt();
-    for (const entry of this.tasks.values()) entry.proc.crash();
-    await Promise.all([...this.tasks.values()].map((t) => t.watcher?.cancel()));
+  lose(): { cleanedUp: Promise<void> } {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    const streamGone = this.subscription.stop();
+    const entries = [...this.tasks.values()];
+    for (const entry of entries) entry.proc.crash();
     this.tasks.clear();
-    await this.store.close();
+    const cleanedUp = (async () => {
+      await streamGone.catch(() => undefined);
+      await Promise.all(entries.map((t) => t.watcher?.cancel()));
+      await this.store.close();
+    })();
+    return { cleanedUp };
   }
 
   /** Stops cleanly, as `redfleet agent` on SIGTERM: every proc stopped and reported, then the stream ends. */
   async stop(): Promise<void> {
     for (const id of [...this.tasks.keys()]) this.stopProc(id);
     await this.updates.flush(1500);
-    await this.lose();
+    await this.lose().cleanedUp;
   }
 
-  private async halt(): Promise<void> {
-    this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
-    await this.subscription.stop();
-  }
 }

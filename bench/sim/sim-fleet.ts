@@ -64,6 +64,8 @@ export class SimFleet implements ProcWorld {
   private lastTick = Date.now();
   /** The longest the simulator's own event loop was late (ms): a starved simulator answers late, and that is not the scheduler's doing. */
   maxLoopLagMs = 0;
+  /** Lost agents' background clean-up (watches, registration), awaited by stop(). */
+  private readonly cleanUps = new Set<Promise<void>>();
 
   constructor(private readonly opts: SimFleetOptions) {
     this.log = createLogger('sim-agent');
@@ -132,6 +134,7 @@ export class SimFleet implements ProcWorld {
     clearInterval(this.ticker);
     await Promise.all([...this.agents.values()].map((a) => a.stop().catch(() => undefined)));
     this.agents.clear();
+    await Promise.all(this.cleanUps);
     for (const client of this.etcd) client.close();
   }
 
@@ -152,12 +155,12 @@ export class SimFleet implements ProcWorld {
     return this.agentOf(procId)?.freezeProc(procId) ?? false;
   }
 
-  /** The agent's node is gone: stream, responders and watches, all at once. */
-  async loseAgent(id: string): Promise<boolean> {
+  /** The agent's node is gone: stream, responders and watches, all at once (their etcd clean-up follows in the background). */
+  loseAgent(id: string): boolean {
     const agent = this.agents.get(id);
     if (!agent) return false;
     this.agents.delete(id);
-    await agent.lose();
+    this.cleanUps.add(agent.lose().cleanedUp.catch(() => undefined));
     return true;
   }
 
