@@ -245,5 +245,4 @@ export class SimAgent {
     await this.updates.flush(1500);
     await this.lose().cleanedUp;
   }
-
 }
