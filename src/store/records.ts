@@ -91,3 +91,16 @@ export function instanceFromFields(
 function persistenceOf(text: string | undefined): Persistence {
   return isPersistence(text) ? text : 'none';
 }
+
+/** REDFLEET_FROZEN_CACHE=1 (the tests): instances the cache shares are frozen, so a reader that changes one throws. */
+const FROZEN = process.env.REDFLEET_FROZEN_CACHE === '1';
+
+export function frozenWhenTesting<T>(value: T): T {
+  return FROZEN ? deepFreeze(value) : value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
+  for (const child of Object.values(value as object)) deepFreeze(child);
+  return Object.freeze(value);
+}
