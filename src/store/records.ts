@@ -40,6 +40,7 @@ export function procFromFields(id: string, f: Map<string, string>): Proc {
     redisVersion: f.get('RedisVersion') ?? '',
     surge: f.get('Surge') ?? '',
     stats: parseStats(f.get('Stats')),
+    ...(f.get('ShutdownAt') ? { shutdownAt: f.get('ShutdownAt') } : {}),
   };
 }
 
