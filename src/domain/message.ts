@@ -35,9 +35,25 @@ export function slaveOfMessage(master: { ip: string; port: number }): string {
   return encodeMessage({ verb: 'SLAVEOF', ip: master.ip, port: master.port });
 }
 
-/** Whether the proc has been told to shut down (and so no longer counts in its instance). */
-export function isShuttingDown(proc: { msg: string }): boolean {
-  return proc.msg === SHUTDOWN_MESSAGE;
+/**
+ * The proc key the scheduler writes with every SHUTDOWN (when it was ordered). The agent resets
+ * Msg to "" as soon as it acts, while the proc's end reaches etcd only later, through its status
+ * update; this key keeps the order on record in between.
+ */
+export const SHUTDOWN_AT_FIELD = 'ShutdownAt';
+
+/** The proc fields that order a SHUTDOWN: the message and its lasting mark. */
+export function shutdownFields(now = new Date()): Record<string, string> {
+  return { Msg: SHUTDOWN_MESSAGE, [SHUTDOWN_AT_FIELD]: now.toISOString() };
+}
+
+/**
+ * Whether the proc has been told to shut down (and so no longer counts in its instance), also
+ * after its agent reset the Msg: a fenced old master counted again as a replica until its KILLED
+ * arrived, so its instance read RUNNING and got no replacement replica (see need.ts).
+ */
+export function isShuttingDown(proc: { msg: string; shutdownAt?: string }): boolean {
+  return proc.msg === SHUTDOWN_MESSAGE || Boolean(proc.shutdownAt);
 }
 
 /** Reads a Msg value; throws with a sentence naming what was expected. "" is no message (undefined). */

@@ -79,6 +79,8 @@ export interface Proc {
   eid: string;
   sid: string;
   msg: string;
+  /** When the scheduler ordered it to SHUTDOWN (key ShutdownAt); unset when it never did. */
+  shutdownAt?: string;
   /** The redis-server binary it runs ('' for a proc placed before binaries were recorded: the agent's default). */
   redisServer: string;
   /** That binary's version, as its agent reported it ('' when unknown). */

@@ -1,6 +1,6 @@
 import { InstanceStatus, ProcState } from '../domain/model.js';
 import { isLive } from '../domain/rules.js';
-import { SHUTDOWN_MESSAGE } from '../domain/message.js';
+import { isShuttingDown } from '../domain/message.js';
 import type { ProcAssignment } from '../store/agent-store.js';
 import type { ProcCheckpoint } from './checkpoint.js';
 
@@ -51,7 +51,8 @@ function assignmentMismatch(cp: ProcCheckpoint, probe: ProcProbe, etcd: ProcAssi
     return `its instance is ${etcd.instanceStatus || 'gone'}`;
   }
   if (etcd.proc.sid !== agentId) return `etcd places it on agent ${etcd.proc.sid || '(none)'}`;
-  if (etcd.proc.msg === SHUTDOWN_MESSAGE) return 'the scheduler told it to shut down';
+  // Also once Msg was reset: the agent acted on the SHUTDOWN, then died before the proc did.
+  if (isShuttingDown(etcd.proc)) return 'the scheduler told it to shut down';
   // Its own ROLE decides: a master demoted by a switchover while the agent was away is a replica
   // of the new master now, and takes no writes.
   const servesAsMaster = probe.info?.role === 'master';

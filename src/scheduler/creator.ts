@@ -68,9 +68,13 @@ export class Creator {
       .map((n) => this.ctx.store.instance(n))
       .filter((i): i is Instance => Boolean(i))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-    for (const inst of byAge) {
+    for (const { name } of byAge) {
       if (this.ctx.jobs.stopped) break;
-      await this.placeInstance(inst, slots, launches);
+      // Read again when its turn comes: the list was read before the awaits of the instances
+      // ahead of it, and a need judged on that older copy dropped a want the maintainer had made
+      // since (from a newer one), leaving the instance a replica short for good.
+      const inst = this.ctx.store.instance(name);
+      if (inst) await this.placeInstance(inst, slots, launches);
     }
     for (const offer of offers) await this.answer(offer, launches.get(offer.id));
     if (this.wanting.size === 0) this.ctx.broker.suppress();

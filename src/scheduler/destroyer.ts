@@ -1,6 +1,6 @@
 import { InstanceStatus, type Proc } from '../domain/model.js';
 import { isLive } from '../domain/rules.js';
-import { isShuttingDown, SHUTDOWN_MESSAGE } from '../domain/message.js';
+import { isShuttingDown, shutdownFields } from '../domain/message.js';
 import type { FrameworkContext } from './framework-context.js';
 import type { Creator } from './creator.js';
 
@@ -38,7 +38,7 @@ export class Destroyer {
   async requestShutdown(instance: string, proc: Proc): Promise<boolean> {
     if (isShuttingDown(proc) || this.shutdownSent.has(proc.id)) return false;
     this.shutdownSent.add(proc.id);
-    await this.ctx.store.setProc(instance, proc.id, { Msg: SHUTDOWN_MESSAGE });
+    await this.ctx.store.setProc(instance, proc.id, shutdownFields());
     return true;
   }
 }

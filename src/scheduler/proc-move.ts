@@ -3,7 +3,7 @@ import { v4 as uuidv4 } from 'uuid';
 import type { FleetStore } from '../store/fleet-store.js';
 import { ProcType, type Instance, type Proc } from '../domain/model.js';
 import { isActive, isLive, isRunning } from '../domain/rules.js';
-import { isShuttingDown, SHUTDOWN_MESSAGE } from '../domain/message.js';
+import { isShuttingDown, SHUTDOWN_AT_FIELD, SHUTDOWN_MESSAGE, shutdownFields } from '../domain/message.js';
 import { parseInfo } from '../domain/redis-info.js';
 import { encodeSurge, type SurgeRequest } from '../domain/surge.js';
 import { NotFoundError, OperationRefusedError } from '../errors.js';
@@ -91,8 +91,9 @@ export class ProcMove {
     while (Date.now() - started < RETIRE_TIMEOUT_MS) {
       const now = this.store.instance(name)?.procs.find((p) => p.id === procId);
       if (!now || !isLive(now)) return;
-      // A failover's SLAVEOF may have replaced the SHUTDOWN meanwhile: ask again.
-      if (!isShuttingDown(now) && !now.msg) await this.store.sendMsg(name, procId, SHUTDOWN_MESSAGE);
+      // A failover's SLAVEOF may have replaced the SHUTDOWN meanwhile: ask again. (Its ShutdownAt
+      // mark stays once written, so the Msg itself says whether the order is still pending.)
+      if (!now.msg) await this.store.sendMsg(name, procId, SHUTDOWN_MESSAGE, { [SHUTDOWN_AT_FIELD]: new Date().toISOString() });
       if (!killed && Date.now() - started > RETIRE_KILL_AFTER_MS) {
         this.log.warn('retired replica still runs; killing it through its agent', { instance: name, proc: procId, agent: now.sid });
         this.kill(now.sid, procId);
@@ -163,7 +164,7 @@ export class ProcMove {
     const placed = this.store.instance(name)?.procs.find((p) => p.surge === key && isLive(p));
     if (!placed) return;
     this.log.warn('surge replica did not link in time; stopping it', { instance: name, proc: placed.id, agent: placed.sid });
-    await this.store.setProc(name, placed.id, { Msg: SHUTDOWN_MESSAGE });
+    await this.store.setProc(name, placed.id, shutdownFields());
   }
 
   /**

@@ -53,7 +53,7 @@ export function rollingUpgrade(deps: UpgradeDeps): OperationHandler {
 
 async function upgrade(deps: UpgradeDeps, name: string, op: Operation, progress: Progress): Promise<void> {
   const wanted = String(op.params.redisServer);
-  const steps = Array.isArray(op.data.steps) ? (op.data.steps as string[]) : [];
+  const steps = Array.isArray(op.data.steps) ? [...(op.data.steps as string[])] : [];
   const step = async (text: string, extra: Record<string, unknown> = {}): Promise<void> => {
     steps.push(text);
     await progress(text, { steps, ...extra });

@@ -3,6 +3,7 @@ import { connectEtcd } from './etcd.js';
 import { Keys } from './keys.js';
 import { currentLeader, type LeaderInfo } from './leadership.js';
 import type { ProcStats, ProcType } from '../domain/model.js';
+import { SHUTDOWN_AT_FIELD } from '../domain/message.js';
 import type { Logger } from '../logger.js';
 
 /** /MrRedis/Agents/<id>: what an agent says about itself while it lives. */
@@ -41,7 +42,7 @@ export interface ProcAssignment {
   mname: string;
   epoch: number;
   /** The proc's own fields; undefined when its tree is gone. */
-  proc?: { sid: string; state: string; msg: string };
+  proc?: { sid: string; state: string; msg: string; shutdownAt?: string };
 }
 
 /** How long a watch creation or cancellation may take before it is abandoned. */
@@ -176,14 +177,15 @@ export class AgentStore {
       this.keys.procField(instance, procId, 'SID'),
       this.keys.procField(instance, procId, 'State'),
       this.keys.procField(instance, procId, 'Msg'),
+      this.keys.procField(instance, procId, SHUTDOWN_AT_FIELD),
     ];
     const res = await etcd.if(keys[0], 'Version', '!=', -1).then(...keys.map((k) => etcd.get(k))).commit();
-    const [status, mname, epoch, exists, sid, state, msg] = res.responses.map((r) => r.response_range.kvs[0]?.value.toString());
+    const [status, mname, epoch, exists, sid, state, msg, shutdownAt] = res.responses.map((r) => r.response_range.kvs[0]?.value.toString());
     return {
       instanceStatus: status ?? '',
       mname: mname ?? '',
       epoch: Number.parseInt(epoch ?? '0', 10) || 0,
-      proc: exists === undefined ? undefined : { sid: sid ?? '', state: state ?? '', msg: msg ?? '' },
+      proc: exists === undefined ? undefined : { sid: sid ?? '', state: state ?? '', msg: msg ?? '', ...(shutdownAt ? { shutdownAt } : {}) },
     };
   }
 

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3, Watcher } from 'etcd3';
-import { Keys } from './keys.js';
+import { instanceOfProc, Keys } from './keys.js';
 import type { Instance, ProcStats } from '../domain/model.js';
 import { parseDrain, type Drain } from '../domain/drain.js';
-import { instanceFromFields } from './records.js';
+import { frozenWhenTesting, instanceFromFields } from './records.js';
 import { readTree } from './tree-read.js';
 import type { Logger } from '../logger.js';
 
@@ -35,6 +35,8 @@ export class FleetCache extends EventEmitter {
   private readonly polledStats = new Map<string, ProcStats>();
   /** instanceNames(), sorted, until an instance's Status key comes or goes. */
   private sortedNames?: string[];
+  /** Instances as last built, by name, until one of their keys changes (see instance()). */
+  private readonly built = new Map<string, Instance>();
 
   constructor(readonly etcd: Etcd3, prefix: string, protected readonly log?: Logger) {
     super();
@@ -57,6 +59,7 @@ export class FleetCache extends EventEmitter {
     const res = await readTree(this.etcd, this.keys.root);
     const before = new Set(this.nodes.keys());
     this.nodes.clear();
+    this.built.clear();
     this.sortedNames = undefined;
     this.agentRecords.clear();
     this.drainRecords.clear();
@@ -139,6 +142,7 @@ export class FleetCache extends EventEmitter {
     }
     if (rel[0] !== 'Instances' || rel.length < 3) return '';
     const name = rel[1];
+    this.built.delete(name);
     const node = this.node(name);
     if (rel.length === 3) {
       if (rel[2] === 'Status' && node.fields.has('Status') !== (value !== undefined)) this.sortedNames = undefined;
@@ -174,7 +178,17 @@ export class FleetCache extends EventEmitter {
 
   // ---- reads (memory only) ----
 
+  /**
+   * The instance, built from its keys once per change and then shared by every reader until one
+   * of its keys (or its polled stats) changes: the failure detector, the stats poller, the reaper
+   * and the API read every instance several times a second, and building one (its procs, their
+   * Stats JSON) was most of the scheduler's steady CPU (docs/BENCHMARKS.md, scale). Readers must
+   * not change what they get; the tests run the scheduler with REDFLEET_FROZEN_CACHE=1, which
+   * freezes each built instance so that a change throws.
+   */
   instance(name: string): Instance | undefined {
+    const memo = this.built.get(name);
+    if (memo) return memo;
     const node = this.nodes.get(name);
     if (!node || !node.fields.has('Status')) return undefined;
     const inst = instanceFromFields(name, node.fields, node.procs, node.snames);
@@ -184,6 +198,7 @@ export class FleetCache extends EventEmitter {
       proc.stats = polled;
       proc.memUsed = polled.usedMemory;
     }
+    this.built.set(name, frozenWhenTesting(inst));
     return inst;
   }
 
@@ -194,11 +209,16 @@ export class FleetCache extends EventEmitter {
    */
   overlayStats(procId: string, stats: ProcStats): void {
     this.polledStats.set(procId, stats);
+    this.built.delete(instanceOfProc(procId));
   }
 
   /** Forgets polled stats of procs no longer polled, so an ended proc shows its last etcd Stats. */
   retainPolledStats(procIds: Set<string>): void {
-    for (const id of this.polledStats.keys()) if (!procIds.has(id)) this.polledStats.delete(id);
+    for (const id of this.polledStats.keys()) {
+      if (procIds.has(id)) continue;
+      this.polledStats.delete(id);
+      this.built.delete(instanceOfProc(id));
+    }
   }
 
   /** The first instance whose `field` satisfies `matches`, found without building any Instance. */

@@ -1,6 +1,6 @@
 import type { DeleteBuilder, PutBuilder } from 'etcd3';
 import { InstanceStatus, InstanceType, ProcState, ProcType, type Placement, type Proc } from '../domain/model.js';
-import { MASTER_MESSAGE, SHUTDOWN_MESSAGE, slaveOfMessage } from '../domain/message.js';
+import { MASTER_MESSAGE, shutdownFields, slaveOfMessage } from '../domain/message.js';
 import { appendFailover, type FailoverRecord } from '../domain/failover-record.js';
 import { FleetCache } from './fleet-cache.js';
 
@@ -221,11 +221,13 @@ export class FleetStore extends FleetCache {
 
   /**
    * Writes a message into the proc's Msg key only while it is empty: an order never overwrites
-   * one its agent has not carried out yet (a failover's SLAVEOF above all). Returns whether it wrote.
+   * one its agent has not carried out yet (a failover's SLAVEOF above all). `also`: more proc keys
+   * written with it (a SHUTDOWN's mark). Returns whether it wrote.
    */
-  async sendMsg(name: string, procId: string, msg: string): Promise<boolean> {
+  async sendMsg(name: string, procId: string, msg: string, also: Record<string, string> = {}): Promise<boolean> {
     const key = this.keys.procField(name, procId, 'Msg');
-    const res = await this.etcd.if(key, 'Value', '==', '').then(this.etcd.put(key).value(msg)).commit();
+    const more = Object.entries(also).map(([f, v]) => this.etcd.put(this.keys.procField(name, procId, f)).value(v));
+    const res = await this.etcd.if(key, 'Value', '==', '').then(this.etcd.put(key).value(msg), ...more).commit();
     await this.caughtUp(res.header.revision);
     return res.succeeded;
   }
@@ -258,7 +260,7 @@ export class FleetStore extends FleetCache {
     for (const r of f.repoint) {
       ops.push(put(k.procField(name, r.id, 'SlaveOf'), to), put(k.procField(name, r.id, 'Msg'), slaveOfMessage(f.newMaster)));
     }
-    if (f.fence) ops.push(put(k.procField(name, f.fence.id, 'Msg'), SHUTDOWN_MESSAGE));
+    if (f.fence) for (const [field, value] of Object.entries(shutdownFields())) ops.push(put(k.procField(name, f.fence.id, field), value));
     const res = await this.etcd.if(k.instanceField(name, 'Status'), 'Value', '==', f.expectStatus).then(...ops).commit();
     await this.caughtUp(res.header.revision);
     return res.succeeded;

@@ -40,6 +40,7 @@ export function procFromFields(id: string, f: Map<string, string>): Proc {
     redisVersion: f.get('RedisVersion') ?? '',
     surge: f.get('Surge') ?? '',
     stats: parseStats(f.get('Stats')),
+    ...(f.get('ShutdownAt') ? { shutdownAt: f.get('ShutdownAt') } : {}),
   };
 }
 
@@ -90,4 +91,17 @@ export function instanceFromFields(
 /** The Persistence key; 'none' for an instance from before the key (or a value that is not a mode). */
 function persistenceOf(text: string | undefined): Persistence {
   return isPersistence(text) ? text : 'none';
+}
+
+/** REDFLEET_FROZEN_CACHE=1 (the tests): instances the cache shares are frozen, so a reader that changes one throws. */
+const FROZEN = process.env.REDFLEET_FROZEN_CACHE === '1';
+
+export function frozenWhenTesting<T>(value: T): T {
+  return FROZEN ? deepFreeze(value) : value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
+  for (const child of Object.values(value as object)) deepFreeze(child);
+  return Object.freeze(value);
 }

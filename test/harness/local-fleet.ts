@@ -296,6 +296,7 @@ export class LocalFleet {
         // already gone
       }
     }
+    for (const first of this.agentFirstPort.values()) rangesInUse.delete(first);
     if (process.env.REDFLEET_KEEP_TEST_DIRS) console.log(`kept ${this.dir}`);
     else rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);
@@ -311,11 +312,21 @@ export function killAndWait(child: ChildProcess, signal: NodeJS.Signals): Promis
  * `count` consecutive free ports below the kernel's ephemeral range (32768 up), so that no
  * outgoing connection's local port lands in an agent's range while a test runs.
  */
+/**
+ * Port ranges handed to agents of live fleets in this process, by first port: a range is free
+ * only at the moment it is checked, so two agents started close together could otherwise get
+ * overlapping ranges (their redis-servers then collide on ports). Released when the fleet stops.
+ */
+const rangesInUse = new Map<number, number>();
+
 async function freeRange(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const first = 20000 + Math.floor(Math.random() * (12000 - count));
+    if ([...rangesInUse].some(([f, n]) => first < f + n && f < first + count)) continue;
+    rangesInUse.set(first, count);
     const checks = await Promise.all(Array.from({ length: count }, (_, i) => portFree(first + i)));
     if (checks.every(Boolean)) return first;
+    rangesInUse.delete(first);
   }
   throw new Error(`no ${count} free consecutive ports found`);
 }

@@ -125,6 +125,8 @@ describe('agent recovery: adopt or kill (decideAdoption)', () => {
     expect(reason(decideAdoption(cp, sameProcess, { ...owned, instanceStatus: 'DELETING' }, agent))).to.match(/instance is DELETING/);
     expect(reason(decideAdoption(cp, sameProcess, { ...owned, proc: { ...owned.proc!, sid: 'agent2' } }, agent))).to.match(/on agent agent2/);
     expect(reason(decideAdoption(cp, sameProcess, { ...owned, proc: { ...owned.proc!, msg: 'SHUTDOWN' } }, agent))).to.match(/shut down/);
+    // The agent had reset the SHUTDOWN and died before its redis-server did: the mark remains.
+    expect(reason(decideAdoption(replica, replicaProbe, { ...replicaOwned, proc: { ...replicaOwned.proc!, msg: '', shutdownAt: '2026-11-30T04:00:00.000Z' } }, agent))).to.match(/shut down/);
     expect(reason(decideAdoption(replica, replicaProbe, { ...replicaOwned, proc: { ...replicaOwned.proc!, state: 'LOST' } }, agent))).to.match(/wrote it off \(LOST\)/);
     expect(reason(decideAdoption(replica, replicaProbe, { ...replicaOwned, proc: { ...replicaOwned.proc!, state: 'FAILED' } }, agent))).to.match(/wrote it off \(FAILED\)/);
   });
