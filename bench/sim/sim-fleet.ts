@@ -23,21 +23,14 @@
 import { connectEtcd } from '../../src/store/etcd.js';
 import type { Etcd3 } from 'etcd3';
 import { createLogger, type Logger } from '../../src/logger.js';
-import type { PortRange } from '../../src/proto/messages.js';
-import { SimAgent } from './sim-agent.js';
+import { SimAgent, type SimAgentOptions } from './sim-agent.js';
 import type { ProcWorld, SimProc } from './sim-proc.js';
 
-export interface SimFleetOptions {
+/** What every simulated agent shares (its id and address are its own). */
+export interface SimFleetOptions extends Omit<SimAgentOptions, 'id' | 'ip'> {
   agents: number;
   /** The index of the first agent (ids sim<first>..., addresses from it): several simulators can share a fleet. */
   first?: number;
-  schedulerUrl: string;
-  etcd: string;
-  prefix: string;
-  fleetKey: string;
-  cpus: number;
-  mem: number;
-  ports: PortRange;
   /** etcd clients shared by the agents (default one per ten agents, at most 64). */
   etcdClients?: number;
   /** Agents subscribing at once while starting. */
