@@ -54,7 +54,10 @@ async function fakeApi(creatingFor: number): Promise<{ url: string; server: Serv
 /** Runs the CLI, under a pty when `tty`; resolves with its output once `until` holds of it (or it exits). */
 function runCli(args: string[], tty: boolean, until: (out: string) => boolean, onReady: (child: ChildProcess) => void = () => {}): Promise<{ out: string; code: number | null }> {
   const quoted = [process.execPath, MAIN, ...args].map((a) => `'${a}'`).join(' ');
-  const child = tty ? spawn('script', ['-qfec', quoted, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
+  // `script` runs the command through $SHELL -c; `exec` makes the CLI the pty's only foreground
+  // process, so Ctrl-C reaches it alone. Without it dash (Debian's /bin/sh, and script's choice when
+  // SHELL is unset, as under CI) stays in between and dies of the SIGINT itself, exiting 130.
+  const child = tty ? spawn('script', ['-qfec', `exec ${quoted}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } })
     : spawn(process.execPath, [MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let ready = false;
