@@ -188,46 +188,44 @@ describe('failure detector with agent reports (fake store and links)', function 
     }
   });
 
-  it('a report of silence: targeted PINGs at once, subjectively down once confirmed, then the replicas\' check and a failover request', async () => {
-    const inst = healthy();
-    const state = { answering: true, pings: 0 };
-    const { d, requests, events } = detector(inst, true, state);
-    d.start();
-    try {
-      await sleep(300);
-      expect(d.healthOf(inst.mname)?.lastPingSent).to.be.above(0);
-      state.answering = false;
-      const before = state.pings;
-      d.agentReport(inst.mname, { silentMs: 1500, busy: false }, 'a2');
-      expect(state.pings, 'a report from another agent is ignored').to.equal(before);
-      d.agentReport(inst.mname, { silentMs: 1500, busy: false }, 'a1');
-      expect(state.pings, 'the scheduler PINGs it at once').to.equal(before + 1);
-      expect(d.healthOf(inst.mname)?.sdown, 'not on the agent\'s word alone').to.equal(false);
-      const until = Date.now() + 5000;
-      while (requests.length === 0 && Date.now() < until) await sleep(20);
-      expect(requests[0]).to.equal(`${inst.mname} master objectively down`);
-      expect(events).to.include.members(['+sdown', '+odown']);
-    } finally {
-      d.stop();
-    }
-  });
+  type Started = ReturnType<typeof detector> & { inst: Instance; state: { answering: boolean; pings: number } };
 
-  it('a report of 0 clears the agent\'s silence before down-after: no sdown', async () => {
+  /** A started detector of one healthy instance whose agents report, past its first PING. */
+  async function running(body: (s: Started) => Promise<void>): Promise<void> {
     const inst = healthy();
     const state = { answering: true, pings: 0 };
-    const { d, requests, events } = detector(inst, true, state);
-    d.start();
+    const started = { ...detector(inst, true, state), inst, state };
+    started.d.start();
     try {
       await sleep(300);
-      d.agentReport(inst.mname, { silentMs: 300, busy: false });
-      expect(d.healthOf(inst.mname)?.agentSilentSince).to.be.above(0);
-      d.agentReport(inst.mname, { silentMs: 0, busy: false });
-      expect(d.healthOf(inst.mname)?.agentSilentSince).to.equal(0);
-      await sleep(1500);
-      expect(events).to.deep.equal([]);
-      expect(requests).to.deep.equal([]);
+      await body(started);
     } finally {
-      d.stop();
+      started.d.stop();
     }
-  });
+  }
+
+  it('a report of silence: targeted PINGs at once, subjectively down once confirmed, then the replicas\' check and a failover request', () => running(async ({ d, inst, state, requests, events }) => {
+    expect(d.healthOf(inst.mname)?.lastPingSent).to.be.above(0);
+    state.answering = false;
+    const before = state.pings;
+    d.agentReport(inst.mname, { silentMs: 1500, busy: false }, 'a2');
+    expect(state.pings, 'a report from another agent is ignored').to.equal(before);
+    d.agentReport(inst.mname, { silentMs: 1500, busy: false }, 'a1');
+    expect(state.pings, 'the scheduler PINGs it at once').to.equal(before + 1);
+    expect(d.healthOf(inst.mname)?.sdown, 'not on the agent\'s word alone').to.equal(false);
+    const until = Date.now() + 5000;
+    while (requests.length === 0 && Date.now() < until) await sleep(20);
+    expect(requests[0]).to.equal(`${inst.mname} master objectively down`);
+    expect(events).to.include.members(['+sdown', '+odown']);
+  }));
+
+  it('a report of 0 clears the agent\'s silence before down-after: no sdown', () => running(async ({ d, inst, requests, events }) => {
+    d.agentReport(inst.mname, { silentMs: 300, busy: false });
+    expect(d.healthOf(inst.mname)?.agentSilentSince).to.be.above(0);
+    d.agentReport(inst.mname, { silentMs: 0, busy: false });
+    expect(d.healthOf(inst.mname)?.agentSilentSince).to.equal(0);
+    await sleep(1500);
+    expect(events).to.deep.equal([]);
+    expect(requests).to.deep.equal([]);
+  }));
 });
