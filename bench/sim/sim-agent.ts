@@ -2,8 +2,8 @@
  * bench/sim/sim-agent: one simulated agent. It is the real agent's protocol side, reused: the
  * signed SUBSCRIBE, the sealed RecordIO event stream and its watchdog, the resubscription with
  * backoff (executor/subscription.ts and session.ts), at-least-once status updates
- * (status-updates.ts), the LAUNCH checks (launch-check.ts), the Stats writes and their write rule
- * (stats-writer.ts), and its etcd access (store/agent-store.ts: registration, Msg watches, Msg
+ * (status-updates.ts), the LAUNCH checks (launch-check.ts), the every-second REPORT and the Stats
+ * writes with their write rule (stats-writer.ts, proc-report.ts), and its etcd access (store/agent-store.ts: registration, Msg watches, Msg
  * resets, Stats). Only the process layer is simulated: a SimProc with a RESP responder stands in
  * for each redis-server (see sim-proc.ts).
  */
@@ -17,6 +17,7 @@ import type { Logger } from '../../src/logger.js';
 import { Subscription } from '../../src/executor/subscription.js';
 import { StatusUpdates } from '../../src/executor/status-updates.js';
 import { StatsWriter, type StatsSource } from '../../src/executor/stats-writer.js';
+import { sendReport } from '../../src/executor/proc-report.js';
 import { checkLaunch } from '../../src/executor/launch-check.js';
 import { SimProc, type ProcWorld } from './sim-proc.js';
 import { infoText, SIM_REDIS_VERSION } from './commands.js';
@@ -63,7 +64,7 @@ export class SimAgent {
       onEvent: (event) => this.onEvent(event),
     });
     this.updates = new StatusUpdates(opts.id, log, this.subscription);
-    this.stats = new StatsWriter(this.store, log);
+    this.stats = new StatsWriter(this.store, log, { report: (procs) => sendReport(this.subscription, procs) });
   }
 
   get id(): string {
@@ -86,7 +87,7 @@ export class SimAgent {
       redisServers: [{ path: SIM_REDIS_SERVER, version: SIM_REDIS_VERSION }],
       startedAt: new Date().toISOString(),
     }), () => !this.stopped);
-    // A random phase, so that a thousand agents do not write their Stats in the same millisecond.
+    // A random phase, so that a thousand agents do not report and write their Stats in the same millisecond.
     const phase = Math.floor(Math.random() * 1000);
     this.timers.push(setTimeout(() => {
       if (this.stopped) return;

@@ -9,6 +9,7 @@ import { prepareWorkDir, reapOrphans } from './orphans.js';
 import { CheckpointFile, CheckpointRecorder } from './checkpoint.js';
 import { recoverProcs } from './recovery.js';
 import { StatsWriter } from './stats-writer.js';
+import { sendReport, type ProcReport } from './proc-report.js';
 import { StatusUpdates } from './status-updates.js';
 import { Subscription } from './subscription.js';
 import { Supervisor } from './supervisor.js';
@@ -16,6 +17,7 @@ import { ProcData } from './proc-data.js';
 import { binaryPaths, probeBinaries, type RedisBinary } from './redis-binaries.js';
 
 export { DEFAULT_STATS_HEARTBEAT_SECONDS } from './stats-writer.js';
+export type { ProcReport } from './proc-report.js';
 
 export interface AgentOptions {
   schedulerUrl: string;
@@ -39,7 +41,7 @@ export interface AgentOptions {
    * for the next agent with this id to adopt (--keep-procs-on-stop: an agent upgrade).
    */
   stopProcsOnExit?: boolean;
-  /** Seconds between Stats writes of a proc whose stats did not change meaningfully (default 5). */
+  /** Seconds between etcd Stats writes of a proc whose stats did not change meaningfully (default 20). */
   statsHeartbeatSeconds?: number;
 }
 
@@ -47,8 +49,9 @@ export interface AgentOptions {
  * The per-node agent and executor. It subscribes to the scheduler and keeps the event stream
  * open (resubscribing with backoff when it breaks: subscription.ts), launches and supervises
  * redis-server (supervisor.ts), reports every state change until it is acknowledged
- * (status-updates.ts), writes each proc's Stats when they change, and at least every few seconds
- * (stats-writer.ts), and carries out the SHUTDOWN / MASTER / SLAVEOF messages it watches for in
+ * (status-updates.ts), reads each proc's INFO every second for one REPORT to the scheduler and
+ * for its etcd Stats, written when they change and at the stats heartbeat (stats-writer.ts,
+ * proc-report.ts), and carries out the SHUTDOWN / MASTER / SLAVEOF messages it watches for in
  * etcd (message-watch.ts). It checkpoints the procs it runs (checkpoint.ts), so that after a
  * crash or an upgrade the next agent with its id takes them back without a restart
  * (recovery.ts). This class starts and stops them and wires them together.
@@ -83,7 +86,17 @@ export class RedFleetAgent {
     const messages = new MessageWatch(this.store, this.log, secretOf, (proc) => this.checkpoints.record(proc));
     const data = new ProcData(opts.workDir, this.log, () => this.subscription.currentSession());
     this.supervisor = new Supervisor({ ...opts, redisServers: this.binaries.map((b) => b.path) }, this.log, this.updates, messages, secretOf, this.checkpoints, data);
-    this.stats = new StatsWriter(this.store, this.log, opts.statsHeartbeatSeconds);
+    this.stats = new StatsWriter(this.store, this.log, { heartbeatSeconds: opts.statsHeartbeatSeconds, report: (procs) => this.report(procs) });
+  }
+
+  /**
+   * Sends a REPORT now with these procs. The stats round sends one every second with the figures
+   * of every proc that answered INFO; the agent's own failure detection may call this at once
+   * with a proc that went silent (`silent_ms`, `busy`), rather than wait for the next round.
+   * Nothing is sent while the agent is not subscribed, and nothing is retried.
+   */
+  report(procs: ProcReport[]): void {
+    sendReport(this.subscription, procs);
   }
 
   get resources(): Resources {
