@@ -1,4 +1,4 @@
-import type { AgentStore } from '../store/agent-store.js';
+import type { AgentStore, StatsEntry } from '../store/agent-store.js';
 import { parseInfo, statsChanged, statsFromInfo } from '../domain/redis-info.js';
 import type { ProcStats } from '../domain/model.js';
 import type { Logger } from '../logger.js';
@@ -48,31 +48,46 @@ export class StatsWriter {
     this.heartbeatMs = (opts.heartbeatSeconds ?? DEFAULT_STATS_HEARTBEAT_SECONDS) * 1000;
   }
 
-  /** One round over all of the agent's procs: INFO of each running one, one report, the etcd writes due. */
+  /**
+   * One round over all of the agent's procs: INFO of each running one; one report of those that
+   * answered within REPORT_WAIT_MS; their etcd writes that are due, in one transaction per 50
+   * procs (one etcd revision per agent a round, not one per proc). A later answer is written alone.
+   */
   async write(procs: StatsSource[]): Promise<void> {
     const running = procs.filter((p) => p.running && !p.redis.exited);
     const ids = new Set(procs.map((p) => p.task.task_id.value));
     for (const id of this.statsWritten.keys()) if (!ids.has(id)) this.statsWritten.delete(id);
     const reads = running.map((p) => this.read(p));
-    const reported = this.opts.report ? this.reportWhenRead(running, reads, this.opts.report) : undefined;
-    await Promise.all([reported, ...reads.map(async (read, i) => {
-      const stats = await read;
-      if (stats) await this.writeOf(running[i], stats);
-    })]);
-  }
-
-  /** Hands `report` the figures of the procs that answered within REPORT_WAIT_MS. */
-  private async reportWhenRead(running: StatsSource[], reads: Promise<ProcStats | undefined>[], report: (procs: ProcReport[]) => void): Promise<void> {
-    const answered: ProcReport[] = [];
-    let sent = false;
-    reads.forEach((read, i) => void read.then((stats) => {
-      if (stats && !sent) answered.push({ task_id: { value: running[i].task.task_id.value }, stats: JSON.stringify(stats) });
-    }));
+    const answers = new Map<number, ProcStats | undefined>();
+    reads.forEach((read, i) => void read.then((stats) => answers.set(i, stats)));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(reads), new Promise((r) => { timer = setTimeout(r, REPORT_WAIT_MS); })]);
     clearTimeout(timer);
-    sent = true;
-    report(answered);
+    const answered = [...answers].filter((a): a is [number, ProcStats] => a[1] !== undefined);
+    this.opts.report?.(answered.map(([i, stats]) => ({ task_id: { value: running[i].task.task_id.value }, stats: JSON.stringify(stats) })));
+    const due = answered.filter(([i, stats]) => this.due(running[i], stats)).map(([i, stats]) => ({ instance: running[i].launch.instance, procId: running[i].task.task_id.value, stats }));
+    await Promise.all([this.writeBatch(due), ...reads.map(async (read, i) => {
+      if (answers.has(i)) return;
+      const stats = await read;
+      if (stats && this.due(running[i], stats)) await this.writeBatch([{ instance: running[i].launch.instance, procId: running[i].task.task_id.value, stats }]);
+    })]);
+  }
+
+  /** Whether etcd should get these stats now: something meaningful changed, or the heartbeat is due. */
+  private due(p: StatsSource, stats: ProcStats): boolean {
+    const last = this.statsWritten.get(p.task.task_id.value);
+    return !last || Date.now() - last.at >= this.heartbeatMs || statsChanged(last.stats, stats);
+  }
+
+  private async writeBatch(entries: StatsEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    try {
+      const written = await this.store.writeStatsBatch(entries);
+      const at = Date.now();
+      for (const e of entries) if (written.has(e.procId)) this.statsWritten.set(e.procId, { stats: e.stats, at });
+    } catch (err) {
+      this.log.debug('stats write failed', { procs: entries.length, error: (err as Error).message });
+    }
   }
 
   /** The proc's stats from its INFO; undefined when it did not answer. */
@@ -82,17 +97,6 @@ export class StatsWriter {
     } catch (err) {
       this.log.debug('stats failed', { proc: p.task.task_id.value, error: (err as Error).message });
       return undefined;
-    }
-  }
-
-  private async writeOf(p: StatsSource, stats: ProcStats): Promise<void> {
-    const procId = p.task.task_id.value;
-    const last = this.statsWritten.get(procId);
-    if (last && Date.now() - last.at < this.heartbeatMs && !statsChanged(last.stats, stats)) return;
-    try {
-      if (await this.store.writeStats(p.launch.instance, procId, stats)) this.statsWritten.set(procId, { stats, at: Date.now() });
-    } catch (err) {
-      this.log.debug('stats write failed', { proc: procId, error: (err as Error).message });
     }
   }
 }

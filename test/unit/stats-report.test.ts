@@ -20,7 +20,11 @@ function quietLog(): Logger & { warnings: string[] } {
 /** An etcd stand-in for the StatsWriter: it records each Stats write. */
 function fakeStore(): AgentStore & { writes: string[] } {
   const writes: string[] = [];
-  return { writes, writeStats: async (_instance: string, procId: string) => { writes.push(procId); return true; } } as unknown as AgentStore & { writes: string[] };
+  const writeStatsBatch = async (entries: { procId: string }[]) => {
+    for (const e of entries) writes.push(e.procId);
+    return new Set(entries.map((e) => e.procId));
+  };
+  return { writes, writeStatsBatch } as unknown as AgentStore & { writes: string[] };
 }
 
 function source(procId: string, info: () => Promise<string>): StatsSource {
