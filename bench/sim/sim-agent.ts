@@ -17,7 +17,7 @@ import type { Logger } from '../../src/logger.js';
 import { Subscription } from '../../src/executor/subscription.js';
 import { StatusUpdates } from '../../src/executor/status-updates.js';
 import { StatsWriter, type StatsSource } from '../../src/executor/stats-writer.js';
-import { sendReport } from '../../src/executor/proc-report.js';
+import { ProcReporter } from '../../src/executor/proc-report.js';
 import { checkLaunch } from '../../src/executor/launch-check.js';
 import { SimProc, type ProcWorld } from './sim-proc.js';
 import { infoText, SIM_REDIS_VERSION } from './commands.js';
@@ -64,7 +64,8 @@ export class SimAgent {
       onEvent: (event) => this.onEvent(event),
     });
     this.updates = new StatusUpdates(opts.id, log, this.subscription);
-    this.stats = new StatsWriter(this.store, log, { report: (procs) => sendReport(this.subscription, procs) });
+    const reporter = new ProcReporter(this.subscription);
+    this.stats = new StatsWriter(this.store, log, { report: (procs) => reporter.round(procs) });
   }
 
   get id(): string {

@@ -9,7 +9,7 @@ import { prepareWorkDir, reapOrphans } from './orphans.js';
 import { CheckpointFile, CheckpointRecorder } from './checkpoint.js';
 import { recoverProcs } from './recovery.js';
 import { StatsWriter } from './stats-writer.js';
-import { sendReport, type ProcReport } from './proc-report.js';
+import { ProcReporter, type ProcReport } from './proc-report.js';
 import { StatusUpdates } from './status-updates.js';
 import { Subscription } from './subscription.js';
 import { Supervisor } from './supervisor.js';
@@ -63,6 +63,7 @@ export class RedFleetAgent {
   private readonly updates: StatusUpdates;
   private readonly supervisor: Supervisor;
   private readonly stats: StatsWriter;
+  private readonly reporter: ProcReporter;
   /** The redis-server binaries offered, with their versions; the first is the default. */
   private readonly binaries: RedisBinary[];
   private readonly checkpoints: CheckpointRecorder;
@@ -86,7 +87,8 @@ export class RedFleetAgent {
     const messages = new MessageWatch(this.store, this.log, secretOf, (proc) => this.checkpoints.record(proc));
     const data = new ProcData(opts.workDir, this.log, () => this.subscription.currentSession());
     this.supervisor = new Supervisor({ ...opts, redisServers: this.binaries.map((b) => b.path) }, this.log, this.updates, messages, secretOf, this.checkpoints, data);
-    this.stats = new StatsWriter(this.store, this.log, { heartbeatSeconds: opts.statsHeartbeatSeconds, report: (procs) => this.report(procs) });
+    this.reporter = new ProcReporter(this.subscription);
+    this.stats = new StatsWriter(this.store, this.log, { heartbeatSeconds: opts.statsHeartbeatSeconds, report: (procs) => this.reporter.round(procs) });
   }
 
   /**
@@ -96,7 +98,7 @@ export class RedFleetAgent {
    * Nothing is sent while the agent is not subscribed, and nothing is retried.
    */
   report(procs: ProcReport[]): void {
-    sendReport(this.subscription, procs);
+    this.reporter.now(procs);
   }
 
   get resources(): Resources {
