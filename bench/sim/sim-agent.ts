@@ -17,7 +17,7 @@ import type { Logger } from '../../src/logger.js';
 import { Subscription } from '../../src/executor/subscription.js';
 import { StatusUpdates } from '../../src/executor/status-updates.js';
 import { StatsWriter, type StatsSource } from '../../src/executor/stats-writer.js';
-import { sendReport } from '../../src/executor/proc-report.js';
+import { ProcReporter } from '../../src/executor/proc-report.js';
 import { checkLaunch } from '../../src/executor/launch-check.js';
 import { SimProc, type ProcWorld } from './sim-proc.js';
 import { infoText, SIM_REDIS_VERSION } from './commands.js';
@@ -53,6 +53,7 @@ export class SimAgent {
   private readonly subscription: Subscription;
   private readonly updates: StatusUpdates;
   private readonly stats: StatsWriter;
+  private readonly reporter: ProcReporter;
   private readonly tasks = new Map<string, SimTask>();
   private readonly timers: NodeJS.Timeout[] = [];
   private stopped = false;
@@ -66,7 +67,8 @@ export class SimAgent {
       onEvent: (event) => this.onEvent(event),
     });
     this.updates = new StatusUpdates(opts.id, log, this.subscription);
-    this.stats = new StatsWriter(this.store, log, { report: (procs) => sendReport(this.subscription, procs) });
+    this.reporter = new ProcReporter(this.subscription);
+    this.stats = new StatsWriter(this.store, log, { report: (procs) => this.reporter.round(procs) });
   }
 
   get id(): string {
@@ -225,7 +227,7 @@ export class SimAgent {
     const frozenAt = Date.now();
     const tell = setInterval(() => {
       if (this.stopped || this.tasks.get(procId) !== entry || entry.proc.exited) return clearInterval(tell);
-      sendReport(this.subscription, [{ task_id: { value: procId }, silent_ms: Date.now() - frozenAt, busy: false }]);
+      this.reporter.now([{ task_id: { value: procId }, silent_ms: Date.now() - frozenAt, busy: false }]);
     }, SILENCE_REPORT_MS);
     this.timers.push(tell);
     return true;

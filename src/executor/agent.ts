@@ -9,7 +9,7 @@ import { prepareWorkDir, reapOrphans } from './orphans.js';
 import { CheckpointFile, CheckpointRecorder } from './checkpoint.js';
 import { recoverProcs } from './recovery.js';
 import { StatsWriter } from './stats-writer.js';
-import { sendReport, type ProcReport } from './proc-report.js';
+import { ProcReporter, type ProcReport } from './proc-report.js';
 import { StatusUpdates } from './status-updates.js';
 import { Subscription } from './subscription.js';
 import { Supervisor } from './supervisor.js';
@@ -87,6 +87,7 @@ export class RedFleetAgent {
   private readonly stats: StatsWriter;
   /** First-line failure detection: this agent's own PINGs of its procs. */
   private readonly probe: LocalProbe;
+  private readonly reporter: ProcReporter;
   /** The redis-server binaries offered, with their versions; the first is the default. */
   private readonly binaries: RedisBinary[];
   private readonly checkpoints: CheckpointRecorder;
@@ -110,7 +111,8 @@ export class RedFleetAgent {
     const messages = new MessageWatch(this.store, this.log, secretOf, (proc) => this.checkpoints.record(proc));
     const data = new ProcData(opts.workDir, this.log, () => this.subscription.currentSession());
     this.supervisor = new Supervisor({ ...opts, redisServers: this.binaries.map((b) => b.path) }, this.log, this.updates, messages, secretOf, this.checkpoints, data);
-    this.stats = new StatsWriter(this.store, this.log, { heartbeatSeconds: opts.statsHeartbeatSeconds, report: (procs) => this.report(withHealth(procs, this.probe.snapshot())) });
+    this.reporter = new ProcReporter(this.subscription);
+    this.stats = new StatsWriter(this.store, this.log, { heartbeatSeconds: opts.statsHeartbeatSeconds, report: (procs) => this.reporter.round(withHealth(procs, this.probe.snapshot())) });
     // The agent's own PINGs: a silent or busy proc goes to the scheduler at once, in a REPORT of its own.
     const tell: ProcHealthChange = (procId, h) => this.report([{ task_id: { value: procId }, silent_ms: h.silentMs, busy: h.busy }]);
     this.probe = new LocalProbe(() => probeTargets(this.supervisor.all()), this.log, { onChange: opts.onProcHealth ?? tell, pingEveryMs: PROBE_EVERY_MS, silentAfterMs: PROBE_EVERY_MS });
@@ -128,7 +130,7 @@ export class RedFleetAgent {
    * Nothing is sent while the agent is not subscribed, and nothing is retried.
    */
   report(procs: ProcReport[]): void {
-    sendReport(this.subscription, procs);
+    this.reporter.now(procs);
   }
 
   get resources(): Resources {

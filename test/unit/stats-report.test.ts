@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { DEFAULT_STATS_HEARTBEAT_SECONDS, StatsWriter, type StatsSource } from '../../src/executor/stats-writer.js';
-import { sendReport, type ProcReport } from '../../src/executor/proc-report.js';
+import { ProcReporter, type ProcReport } from '../../src/executor/proc-report.js';
 import { AgentReports, parseStats, REPORT_FRESH_MS, type ReportedHealth } from '../../src/scheduler/agent-reports.js';
 import { StatsPoller } from '../../src/scheduler/stats-poller.js';
 import { withProcStats } from '../../src/store/stats-overlay.js';
@@ -79,15 +79,24 @@ describe('stats: the agent\'s REPORT and the etcd Stats heartbeat (issue 11)', (
     expect(reported[0].map((r) => r.task_id.value)).to.deep.equal(['inst::ok']);
   });
 
-  it('sends a REPORT only within a session, and none with nothing to say', () => {
+  it('sends a REPORT only within a session and with something to say; a round\'s waits for the previous round\'s answer', async () => {
     const sent: redfleet.v1.ICall[] = [];
-    const link = { subscribed: false, send: async (call: redfleet.v1.ICall) => { sent.push(call); } };
+    const answers: (() => void)[] = [];
+    const link = { subscribed: false, send: (call: redfleet.v1.ICall) => { sent.push(call); return new Promise<void>((r) => { answers.push(r); }); } };
+    const reporter = new ProcReporter(link);
     const entry = { task_id: { value: 'inst::a' }, stats: '{}' };
-    sendReport(link, [entry]);
+    reporter.round([entry]);
     link.subscribed = true;
-    sendReport(link, []);
-    sendReport(link, [entry]);
-    expect(sent.map((c) => [c.type, c.report?.procs?.length])).to.deep.equal([[pb.Call.Type.REPORT, 1]]);
+    reporter.round([]);
+    reporter.round([entry]);
+    reporter.round([entry]);
+    expect(sent.map((c) => [c.type, c.report?.procs?.length])).to.deep.equal([[pb.Call.Type.REPORT, 1]], 'the second round waits for the first');
+    reporter.now([{ task_id: { value: 'inst::a' }, silent_ms: 2000 }]);
+    expect(sent).to.have.length(2, 'a silent proc is reported at once');
+    answers[0]();
+    await new Promise((r) => setImmediate(r));
+    reporter.round([entry]);
+    expect(sent).to.have.length(3);
   });
 
   it('takes only the reporting agent\'s own procs, skips bad stats, and hands every entry to the hook', () => {
