@@ -27,7 +27,7 @@ export const SESSION_SCHEME = 'RedFleet-Session';
 const MAX_SUBSCRIBE_BYTES = 1024 * 1024;
 /** UPDATE and HEARTBEAT calls are a few hundred bytes. */
 const MAX_CALL_BYTES = 64 * 1024;
-/** How long the current stream of an agent has to answer a heartbeat before a second SUBSCRIBE may replace it. */
+/** How long (in the scheduler's awake time) the current stream of an agent has to answer a heartbeat before a second SUBSCRIBE may replace it. */
 const PROBE_MS = 2000;
 /** /healthz stays not-ok this long after an agent that holds procs was refused. */
 const REFUSAL_MEMORY_MS = 30_000;

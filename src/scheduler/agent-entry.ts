@@ -38,7 +38,8 @@ export interface AgentEntry {
   offerId?: string;
   refuseUntil: number;
   subscribedAt: string;
-  lostTimer?: NodeJS.Timeout;
+  /** Cancels the pending write-off of a disconnected agent (see AgentLiveness.armLost). */
+  cancelLost?: () => void;
   /** Ports whose task ended lately, and when. */
   cooling: Map<number, number>;
 }

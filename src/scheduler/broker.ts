@@ -6,6 +6,7 @@ import { NotYourProcError } from '../errors.js';
 import type { AgentView, Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
 import { coolPorts, freeOf, resizeHeld, type AgentEntry, type EventSink, type HeldTask, type SessionGrant } from './agent-entry.js';
 import { AgentLiveness, type LivenessOptions } from './agent-liveness.js';
+import { LoopLag } from './loop-lag.js';
 
 export type { EventSink, SessionGrant } from './agent-entry.js';
 
@@ -37,13 +38,14 @@ export class OfferBroker implements ResourceBroker {
   /** After close(), streams that end are no news: nothing is armed or declared lost any more. */
   private closed = false;
 
-  constructor(private readonly opts: BrokerOptions, private readonly log: Logger) {
+  /** `lag`: the term's watch on the scheduler's own event loop, shared with the failure detector. */
+  constructor(private readonly opts: BrokerOptions, private readonly log: Logger, lag: LoopLag = new LoopLag()) {
     // Refuse filters expire with time; a slow tick re-offers what they held back.
     this.timer = setInterval(() => this.scheduleCycle(), 500);
     this.liveness = new AgentLiveness(this.agentsById, opts, log, {
       dropStream: (agentId, why) => this.dropStream(agentId, why),
       lost: (entry) => this.framework?.agentLost(entry.id, [...entry.tasks.keys()]),
-    });
+    }, lag);
   }
 
   attach(framework: Framework): void {
@@ -55,7 +57,7 @@ export class OfferBroker implements ResourceBroker {
     clearInterval(this.timer);
     this.liveness.close();
     for (const a of this.agentsById.values()) {
-      clearTimeout(a.lostTimer);
+      a.cancelLost?.();
       a.sink?.close(true);
     }
   }
@@ -69,7 +71,7 @@ export class OfferBroker implements ResourceBroker {
     const id = info.id?.value ?? '';
     const previous = this.agentsById.get(id);
     if (previous?.sink && previous.sink !== sink) previous.sink.close(true);
-    clearTimeout(previous?.lostTimer);
+    previous?.cancelLost?.();
     this.rescindOffersOf(id);
     const held = new Map<string, HeldTask>();
     for (const t of tasks) held.set(t.task_id.value, { resources: fromResourceList(t.resources) });
@@ -106,17 +108,16 @@ export class OfferBroker implements ResourceBroker {
 
   /**
    * The agent's stream closed (or was dropped as silent). Its tasks stay held until it returns or
-   * the agent timeout, counted from its last sign of life rather than from now, has passed: a
-   * partitioned agent is declared lost within the timeout (plus one heartbeat) of the cut.
+   * the agent timeout, counted from its last sign of life rather than from now (and in the
+   * scheduler's awake time, see AgentLiveness), has passed: a partitioned agent is declared lost
+   * within the timeout (plus one heartbeat) of the cut.
    */
   disconnected(agentId: string, sink: EventSink): void {
     const entry = this.agentsById.get(agentId);
     if (this.closed || !entry || entry.sink !== sink) return;
     entry.sink = undefined;
     this.rescindOffersOf(agentId);
-    const now = Date.now();
-    if (this.liveness.stalled(now)) entry.lastSeen = now;
-    this.log.warn('agent disconnected', { agent: agentId, silentMs: now - entry.lastSeen });
+    this.log.warn('agent disconnected', { agent: agentId, silentMs: Date.now() - entry.lastSeen, awakeMs: this.liveness.silentMs(entry) });
     this.liveness.armLost(entry);
   }
 

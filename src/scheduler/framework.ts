@@ -55,7 +55,7 @@ export class RedisFramework implements Framework {
   private readonly creator: Creator;
   private readonly maintainer: Maintainer;
   private readonly destroyer: Destroyer;
-  private graceTimer?: NodeJS.Timeout;
+  private cancelGrace?: () => void;
   private backupSchedule?: BackupSchedule;
 
   constructor(
@@ -65,7 +65,7 @@ export class RedisFramework implements Framework {
     private readonly opts: FrameworkOptions,
     links: RedisLinks,
   ) {
-    this.failover = new Failover(store, links, log, (name, masterId, cause) => this.requestFailover(name, masterId, cause), undefined, (agentId) => broker.agentAlive(agentId));
+    this.failover = new Failover(store, links, log, (name, masterId, cause) => this.requestFailover(name, masterId, cause), opts.loopLag, (agentId) => broker.agentAlive(agentId));
     this.jobs = new FrameworkJobs(log, (name) => this.instanceChanged(name));
     this.procs = new AgentProcs(store, broker, log);
     const lostMasters = new LostMasters(store, broker, opts.agentGraceMs);
@@ -97,8 +97,10 @@ export class RedisFramework implements Framework {
   start(): void {
     this.store.on('instance', this.onInstance);
     for (const name of this.store.instanceNames()) this.instanceChanged(name);
-    this.graceTimer = setTimeout(() => this.maintainer.sweepUnclaimedProcs(), this.opts.agentGraceMs);
     this.failover.start();
+    // In the scheduler's awake time: agents cannot resubscribe to a leader whose loop is stalled
+    // (a new leader loading a large tree stalls), so stalls do not count against their grace.
+    this.cancelGrace = this.failover.detector.lag.afterAwake(this.opts.agentGraceMs, () => this.maintainer.sweepUnclaimedProcs());
     this.operations.resumeAll();
     this.backupSchedule?.start();
     this.drainer.start();
@@ -110,7 +112,7 @@ export class RedisFramework implements Framework {
     this.store.off('instance', this.onInstance);
     this.failover.stop();
     this.backupSchedule?.stop();
-    clearTimeout(this.graceTimer);
+    this.cancelGrace?.();
     await Promise.all([this.jobs.stop(), this.drainer.stop(), this.operations.stop(), this.rebalancer.stop()]);
   }
 
