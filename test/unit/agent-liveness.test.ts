@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LoopLag } from '../../src/scheduler/loop-lag.js';
 import { AgentLiveness } from '../../src/scheduler/agent-liveness.js';
 import type { AgentEntry, EventSink } from '../../src/scheduler/agent-entry.js';
+import { AgentResources } from '../../src/scheduler/agent-resources.js';
 import { createLogger } from '../../src/logger.js';
 
 /** A LoopLag on a clock the test moves: `run` keeps time (a beat every 50 ms), `stall(ms)` makes the next beat `ms` late. */
@@ -28,7 +29,7 @@ function fakeLoop(start = 1_000_000): { lag: LoopLag; now: () => number; run: (m
 const openSink = (): EventSink => ({ send: () => undefined, close: () => undefined, backedUpSince: () => 0 });
 
 function entry(id: string, lastSeen: number, sink?: EventSink): AgentEntry {
-  return { id, hostname: id, ip: '127.0.0.1', total: { cpus: 1, mem: 100, ports: [] }, redisServers: [], tasks: new Map(), sink, lastSeen, waiters: [], refuseUntil: 0, subscribedAt: '', cooling: new Map() };
+  return { id, hostname: id, ip: '127.0.0.1', redisServers: [], held: new AgentResources({ cpus: 1, mem: 100, ports: [] }), sink, lastSeen, waiters: [], refuseUntil: 0, subscribedAt: '' };
 }
 
 describe('agent liveness: silence is counted in the scheduler\'s awake time (issue 11)', () => {
