@@ -13,6 +13,7 @@ import { StatusUpdates } from './status-updates.js';
 import { Subscription } from './subscription.js';
 import { Supervisor } from './supervisor.js';
 import { ProcData } from './proc-data.js';
+import { LocalProbe, probeTargets, type ProcHealth, type ProcHealthChange } from './local-probe.js';
 import { binaryPaths, probeBinaries, type RedisBinary } from './redis-binaries.js';
 
 export { DEFAULT_STATS_HEARTBEAT_SECONDS } from './stats-writer.js';
@@ -41,6 +42,11 @@ export interface AgentOptions {
   stopProcsOnExit?: boolean;
   /** Seconds between Stats writes of a proc whose stats did not change meaningfully (default 5). */
   statsHeartbeatSeconds?: number;
+  /**
+   * Told at once when a proc's local PINGs find it silent (200 ms) or busy, every 200 ms while it
+   * stays so, and when it answers again (see local-probe.ts). Default: a debug log line.
+   */
+  onProcHealth?: ProcHealthChange;
 }
 
 /**
@@ -48,8 +54,9 @@ export interface AgentOptions {
  * open (resubscribing with backoff when it breaks: subscription.ts), launches and supervises
  * redis-server (supervisor.ts), reports every state change until it is acknowledged
  * (status-updates.ts), writes each proc's Stats when they change, and at least every few seconds
- * (stats-writer.ts), and carries out the SHUTDOWN / MASTER / SLAVEOF messages it watches for in
- * etcd (message-watch.ts). It checkpoints the procs it runs (checkpoint.ts), so that after a
+ * (stats-writer.ts), PINGs each running proc locally every 200 ms and tells at once of a silent or
+ * busy one (local-probe.ts), and carries out the SHUTDOWN / MASTER / SLAVEOF messages it watches
+ * for in etcd (message-watch.ts). It checkpoints the procs it runs (checkpoint.ts), so that after a
  * crash or an upgrade the next agent with its id takes them back without a restart
  * (recovery.ts). This class starts and stops them and wires them together.
  */
@@ -60,6 +67,8 @@ export class RedFleetAgent {
   private readonly updates: StatusUpdates;
   private readonly supervisor: Supervisor;
   private readonly stats: StatsWriter;
+  /** First-line failure detection: this agent's own PINGs of its procs. */
+  private readonly probe: LocalProbe;
   /** The redis-server binaries offered, with their versions; the first is the default. */
   private readonly binaries: RedisBinary[];
   private readonly checkpoints: CheckpointRecorder;
@@ -84,6 +93,12 @@ export class RedFleetAgent {
     const data = new ProcData(opts.workDir, this.log, () => this.subscription.currentSession());
     this.supervisor = new Supervisor({ ...opts, redisServers: this.binaries.map((b) => b.path) }, this.log, this.updates, messages, secretOf, this.checkpoints, data);
     this.stats = new StatsWriter(this.store, this.log, opts.statsHeartbeatSeconds);
+    this.probe = new LocalProbe(() => probeTargets(this.supervisor.all()), this.log, { onChange: opts.onProcHealth });
+  }
+
+  /** Each running proc's health from the agent's own PINGs, for the periodic report. */
+  procHealth(): Map<string, ProcHealth> {
+    return this.probe.snapshot();
   }
 
   get resources(): Resources {
@@ -108,6 +123,7 @@ export class RedFleetAgent {
     await this.store.register(() => this.record(), () => !this.stopped);
     this.timers.push(setInterval(() => void this.stats.write(this.supervisor.all()), 1000));
     this.timers.push(setInterval(() => this.updates.resendUnacked(), 1000));
+    this.probe.start();
     this.subscription.start();
     this.log.info('agent started', { scheduler: this.opts.schedulerUrl, ip: this.opts.ip, mem: this.opts.mem, cpus: this.opts.cpus, ports: `${this.opts.ports.begin}-${this.opts.ports.end}` });
   }
@@ -115,6 +131,8 @@ export class RedFleetAgent {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    // Before the procs stop: their ends are told by their exits, not as silence.
+    this.probe.stop();
     // The session ends with the stream: keep it open until the procs' last updates are acknowledged.
     if (this.opts.stopProcsOnExit !== false) {
       await this.supervisor.stopAll();
