@@ -1,4 +1,4 @@
-import { request, type Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { createHash } from 'node:crypto';
 import { eventKey, randomToken, sameSecret, schedulerProof, subscribeSignature } from '../store/secrets.js';
 import { openEvent } from '../proto/sealed-event.js';
@@ -31,10 +31,21 @@ export interface OpenedSession {
   event: redfleet.v1.Event;
 }
 
-/** GET /api/v1/agent/challenge: a single-use nonce to sign SUBSCRIBE with. */
-export function fetchChallenge(scheduler: string, agent: HttpAgent, timeoutMs: number): Promise<string> {
+/** How long a challenge may take: to connect, then (once connected) to be answered. */
+export interface ChallengeTimeouts {
+  connectMs: number;
+  answerMs: number;
+}
+
+/**
+ * GET /api/v1/agent/challenge: a single-use nonce to sign SUBSCRIBE with. Over a fresh connection,
+ * so that the two phases can be told apart: a scheduler that is gone or cut off never accepts it
+ * (found within `connectMs`, so the agent soon asks etcd for the leader again), while a connected
+ * one is there and only busy (its loop stalled: issue 11), and is given `answerMs` to answer.
+ */
+export function fetchChallenge(scheduler: string, timeouts: ChallengeTimeouts, localAddress?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request(`${scheduler}${CHALLENGE_PATH}`, { method: 'GET', agent, timeout: timeoutMs }, (res) => {
+    const req = request(`${scheduler}${CHALLENGE_PATH}`, { method: 'GET', agent: false, localAddress, timeout: timeouts.connectMs }, (res) => {
       void readSmall(res).then((text) => {
         let nonce: unknown;
         try {
@@ -45,6 +56,10 @@ export function fetchChallenge(scheduler: string, agent: HttpAgent, timeoutMs: n
         if (res.statusCode === 200 && typeof nonce === 'string') resolve(nonce);
         else reject(new Error(`challenge answered ${res.statusCode}: ${text.slice(0, 200)}`));
       });
+    });
+    req.on('socket', (socket) => {
+      if (socket.connecting) socket.once('connect', () => req.setTimeout(timeouts.answerMs));
+      else req.setTimeout(timeouts.answerMs);
     });
     req.on('timeout', () => req.destroy(new Error('no challenge from the scheduler in time')));
     req.on('error', reject);

@@ -40,12 +40,25 @@ export interface SubscriptionHooks {
   onEvent(event: redfleet.v1.Event): void;
 }
 
-/** A scheduler stream silent for this many heartbeat intervals is dropped and the agent subscribes again. */
-const SILENT_HEARTBEATS = 3;
+/**
+ * A scheduler stream silent for this many heartbeat intervals is dropped and the agent subscribes
+ * again. Five, not three: a scheduler whose loop stalls for 2-4 s (issue 11) sends no heartbeat
+ * meanwhile, and an agent that dropped its stream for that had to win its way back in against the
+ * same busy scheduler. This only decides how soon an agent gives up on a scheduler that is cut
+ * off (one that died or stood down closes the stream), and a cut-off leader is not replaced
+ * before its 5 s lease runs out; the scheduler drops a silent agent after 3 intervals on its side.
+ */
+const SILENT_HEARTBEATS = 5;
 /** Until SUBSCRIBED: room for the scheduler's check of an older stream (2 s) and a slow start. */
 const SUBSCRIBED_WITHIN_MS = 10_000;
-/** Calls (UPDATE, HEARTBEAT, the challenge) are small: a scheduler that takes longer is not answering. */
+/** Calls (UPDATE, HEARTBEAT) are small, and connecting for a challenge is quick: a scheduler that takes longer is not answering. */
 const CALL_TIMEOUT_MS = 2000;
+/**
+ * A challenge whose connection the scheduler accepted waits this long for its answer: that
+ * scheduler is there, perhaps stalled (issue 11), and a challenge given up on costs the agent a
+ * round of backoff and the busy scheduler another request.
+ */
+const CHALLENGE_ANSWER_MS = 5000;
 
 /**
  * The agent's connection to the scheduler: finds the elected scheduler, subscribes with a signed
@@ -133,7 +146,7 @@ export class Subscription {
   private async streamOnce(): Promise<void> {
     const scheduler = await this.findScheduler();
     const fleetKey = this.fleetKeys[this.keyIndex % this.fleetKeys.length];
-    const serverNonce = await fetchChallenge(scheduler, this.httpAgent, CALL_TIMEOUT_MS);
+    const serverNonce = await fetchChallenge(scheduler, { connectMs: CALL_TIMEOUT_MS, answerMs: CHALLENGE_ANSWER_MS }, this.opts.localAddress);
     return this.follow(signSubscribe(this.subscribeCall(), this.opts.id, fleetKey, scheduler, serverNonce));
   }
 

@@ -31,7 +31,7 @@ const MAX_SUBSCRIBE_BYTES = 1024 * 1024;
  * the agent, so it gets the room of a SUBSCRIBE, which lists every task too.
  */
 const MAX_CALL_BYTES = MAX_SUBSCRIBE_BYTES;
-/** How long the current stream of an agent has to answer a heartbeat before a second SUBSCRIBE may replace it. */
+/** How long (in the scheduler's awake time) the current stream of an agent has to answer a heartbeat before a second SUBSCRIBE may replace it. */
 const PROBE_MS = 2000;
 /** /healthz stays not-ok this long after an agent that holds procs was refused. */
 const REFUSAL_MEMORY_MS = 30_000;

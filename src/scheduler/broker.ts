@@ -4,8 +4,10 @@ import type { redfleet } from '../proto/redfleet.js';
 import type { Logger } from '../logger.js';
 import { NotYourProcError } from '../errors.js';
 import type { AgentStatus, AgentView, Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
-import { coolPorts, freeOf, resizeHeld, type AgentEntry, type EventSink, type HeldTask, type SessionGrant } from './agent-entry.js';
+import type { AgentEntry, EventSink, SessionGrant } from './agent-entry.js';
+import { AgentResources, type HeldTask } from './agent-resources.js';
 import { AgentLiveness, type LivenessOptions } from './agent-liveness.js';
+import { LoopLag } from './loop-lag.js';
 
 export type { EventSink, SessionGrant } from './agent-entry.js';
 
@@ -32,13 +34,14 @@ export class OfferBroker implements ResourceBroker {
   /** After close(), streams that end are no news: nothing is armed or declared lost any more. */
   private closed = false;
 
-  constructor(private readonly opts: BrokerOptions, private readonly log: Logger) {
+  /** `lag`: the term's watch on the scheduler's own event loop, shared with the failure detector. */
+  constructor(private readonly opts: BrokerOptions, private readonly log: Logger, lag: LoopLag = new LoopLag()) {
     // Refuse filters expire with time; a slow tick re-offers what they held back.
     this.timer = setInterval(() => this.scheduleCycle(), 500);
     this.liveness = new AgentLiveness(this.agentsById, opts, log, {
       dropStream: (agentId, why) => this.dropStream(agentId, why),
-      lost: (entry) => this.framework?.agentLost(entry.id, [...entry.tasks.keys()]),
-    });
+      lost: (entry) => this.framework?.agentLost(entry.id, entry.held.ids()),
+    }, lag);
   }
 
   attach(framework: Framework): void {
@@ -50,7 +53,7 @@ export class OfferBroker implements ResourceBroker {
     clearInterval(this.timer);
     this.liveness.close();
     for (const a of this.agentsById.values()) {
-      clearTimeout(a.lostTimer);
+      a.cancelLost?.();
       a.sink?.close(true);
     }
   }
@@ -64,24 +67,23 @@ export class OfferBroker implements ResourceBroker {
     const id = info.id?.value ?? '';
     const previous = this.agentsById.get(id);
     if (previous?.sink && previous.sink !== sink) previous.sink.close(true);
-    clearTimeout(previous?.lostTimer);
+    previous?.cancelLost?.();
     this.rescindOffersOf(id);
-    const held = new Map<string, HeldTask>();
-    for (const t of tasks) held.set(t.task_id.value, { resources: fromResourceList(t.resources) });
+    const running = tasks.map((t): [string, HeldTask] => [t.task_id.value, { resources: fromResourceList(t.resources) }]);
+    // Ports that were cooling stay cooling across a resubscription.
+    const held = new AgentResources(fromResourceList(info.resources), running, previous?.held.cooling);
     const entry: AgentEntry = {
       id,
       // The node's host name; an agent that sends no ip sent its address in hostname.
       hostname: info.ip && info.hostname ? info.hostname : address,
       ip: address,
-      total: fromResourceList(info.resources),
       redisServers: (info.redis_servers ?? []).map((b) => ({ path: b.path, version: b.version ?? '' })),
-      tasks: held,
+      held,
       sink,
       lastSeen: Date.now(),
       waiters: [],
       refuseUntil: 0,
       subscribedAt: new Date().toISOString(),
-      cooling: previous?.cooling ?? new Map(),
     };
     this.agentsById.set(id, entry);
     sink.send({
@@ -94,24 +96,23 @@ export class OfferBroker implements ResourceBroker {
         proof: grant.proof,
       },
     });
-    this.log.info('agent subscribed', { agent: id, ip: entry.ip, tasks: held.size, mem: entry.total.mem, cpus: entry.total.cpus });
-    this.framework?.agentSubscribed(id, [...held.keys()]);
+    this.log.info('agent subscribed', { agent: id, ip: entry.ip, tasks: held.size, mem: held.total.mem, cpus: held.total.cpus });
+    this.framework?.agentSubscribed(id, held.ids());
     this.resourcesChanged();
   }
 
   /**
    * The agent's stream closed (or was dropped as silent). Its tasks stay held until it returns or
-   * the agent timeout, counted from its last sign of life rather than from now, has passed: a
-   * partitioned agent is declared lost within the timeout (plus one heartbeat) of the cut.
+   * the agent timeout, counted from its last sign of life rather than from now (and in the
+   * scheduler's awake time, see AgentLiveness), has passed: a partitioned agent is declared lost
+   * within the timeout (plus one heartbeat) of the cut.
    */
   disconnected(agentId: string, sink: EventSink): void {
     const entry = this.agentsById.get(agentId);
     if (this.closed || !entry || entry.sink !== sink) return;
     entry.sink = undefined;
     this.rescindOffersOf(agentId);
-    const now = Date.now();
-    if (this.liveness.stalled(now)) entry.lastSeen = now;
-    this.log.warn('agent disconnected', { agent: agentId, silentMs: now - entry.lastSeen });
+    this.log.warn('agent disconnected', { agent: agentId, silentMs: Date.now() - entry.lastSeen, awakeMs: this.liveness.silentMs(entry) });
     this.liveness.armLost(entry);
   }
 
@@ -155,12 +156,7 @@ export class OfferBroker implements ResourceBroker {
     const taskId = status.task_id.value;
     const owner = this.framework?.procAgent(taskId);
     if (owner !== undefined && owner !== agentId) throw new NotYourProcError(agentId, taskId);
-    const ended = entry && TERMINAL.has(status.state) ? entry.tasks.get(taskId) : undefined;
-    if (entry && ended) {
-      entry.tasks.delete(taskId);
-      coolPorts(entry, ended);
-      this.resourcesChanged();
-    }
+    if (entry && TERMINAL.has(status.state) && entry.held.release(taskId)) this.resourcesChanged();
     await this.framework?.statusUpdate(agentId, status);
     if (status.uuid && status.uuid.length > 0) {
       entry?.sink?.send({ type: pb.Event.Type.ACKNOWLEDGED, acknowledged: { task_id: { value: taskId }, uuid: status.uuid } });
@@ -179,7 +175,7 @@ export class OfferBroker implements ResourceBroker {
     if (!this.liveness.alive(entry)) throw new Error(`agent ${offer.agentId} has not answered a heartbeat lately; no launch over a stream that may be dead`);
     entry.offerId = undefined;
     for (const l of launches) {
-      entry.tasks.set(l.taskId, { resources: l.resources });
+      entry.held.hold(l.taskId, { resources: l.resources });
       entry.sink.send({
         type: pb.Event.Type.LAUNCH,
         launch: {
@@ -223,7 +219,7 @@ export class OfferBroker implements ResourceBroker {
 
   resizeTask(agentId: string, taskId: string, memMb: number): boolean | undefined {
     const entry = this.agentsById.get(agentId);
-    return entry ? resizeHeld(entry, taskId, memMb) : undefined;
+    return entry?.held.resize(taskId, memMb);
   }
 
   agents(): AgentView[] {
@@ -232,9 +228,9 @@ export class OfferBroker implements ResourceBroker {
       hostname: a.hostname,
       ip: a.ip,
       connected: Boolean(a.sink),
-      total: a.total,
-      free: freeOf(a),
-      tasks: [...a.tasks.keys()],
+      total: a.held.total,
+      free: a.held.free(),
+      tasks: a.held.ids(),
       subscribedAt: a.subscribedAt,
       redisServers: a.redisServers,
     }));
@@ -242,12 +238,12 @@ export class OfferBroker implements ResourceBroker {
 
   agentStatus(agentId: string): AgentStatus | undefined {
     const entry = this.agentsById.get(agentId);
-    return entry && { connected: Boolean(entry.sink), runs: (taskId) => entry.tasks.has(taskId) };
+    return entry && { connected: Boolean(entry.sink), runs: (taskId) => entry.held.has(taskId) };
   }
 
   largestAgentMem(): number {
     let max = 0;
-    for (const a of this.agentsById.values()) if (a.sink) max = Math.max(max, a.total.mem);
+    for (const a of this.agentsById.values()) if (a.sink) max = Math.max(max, a.held.total.mem);
     return max;
   }
 
@@ -279,7 +275,7 @@ export class OfferBroker implements ResourceBroker {
     const batch: Offer[] = [];
     for (const a of this.agentsById.values()) {
       if (!this.liveness.alive(a, now) || a.offerId || a.refuseUntil > now) continue;
-      const free = freeOf(a);
+      const free = a.held.free(now);
       if (free.mem <= 0 || free.ports.length === 0) continue;
       const offer: Offer = { id: uuidv4(), agentId: a.id, hostname: a.hostname, ip: a.ip, resources: free, redisServers: a.redisServers };
       a.offerId = offer.id;

@@ -8,6 +8,7 @@ import type { LostMasters } from './lost-masters.js';
 import type { Needs } from './need.js';
 import type { BackupStorage } from './backup-storage.js';
 import type { SchedulerMeter } from './meter.js';
+import type { LoopLag } from './loop-lag.js';
 
 export interface FrameworkOptions {
   /** cpus each redis-server takes from its agent's offer. */
@@ -22,6 +23,8 @@ export interface FrameworkOptions {
   backups?: { storage: BackupStorage; minuteMs: number };
   /** Where offers, placements and first RUNNINGs are counted (/metrics); NO_METER when absent. */
   meter?: SchedulerMeter;
+  /** The term's watch on the scheduler's own event loop, shared with the broker; the failure detector makes its own when absent. */
+  loopLag?: LoopLag;
 }
 
 /** What the creator, maintainer and destroyer share; framework.ts builds it once per term. */

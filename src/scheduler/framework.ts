@@ -59,7 +59,7 @@ export class RedisFramework implements Framework {
   private readonly creator: Creator;
   private readonly maintainer: Maintainer;
   private readonly destroyer: Destroyer;
-  private graceTimer?: NodeJS.Timeout;
+  private cancelGrace?: () => void;
   private backupSchedule?: BackupSchedule;
 
   constructor(
@@ -70,7 +70,7 @@ export class RedisFramework implements Framework {
     links: RedisLinks,
   ) {
     const request = (name: string, masterId: string, cause: string) => this.requestFailover(name, masterId, cause);
-    this.failover = new Failover(store, links, log, request, undefined, (agentId) => broker.agentAlive(agentId), (agentId) => this.reportingAgents.reporting(agentId));
+    this.failover = new Failover(store, links, log, request, opts.loopLag, (agentId) => broker.agentAlive(agentId), (agentId) => this.reportingAgents.reporting(agentId));
     this.jobs = new FrameworkJobs(log, (name) => this.instanceChanged(name));
     this.procs = new AgentProcs(store, broker, log);
     const lostMasters = new LostMasters(store, broker, opts.agentGraceMs);
@@ -102,8 +102,10 @@ export class RedisFramework implements Framework {
   start(): void {
     this.store.on('instance', this.onInstance);
     for (const name of this.store.instanceNames()) this.instanceChanged(name);
-    this.graceTimer = setTimeout(() => this.maintainer.sweepUnclaimedProcs(), this.opts.agentGraceMs);
     this.failover.start();
+    // In the scheduler's awake time: agents cannot resubscribe to a leader whose loop is stalled
+    // (a new leader loading a large tree stalls), so stalls do not count against their grace.
+    this.cancelGrace = this.failover.detector.lag.afterAwake(this.opts.agentGraceMs, () => this.maintainer.sweepUnclaimedProcs());
     this.operations.resumeAll();
     this.backupSchedule?.start();
     this.drainer.start();
@@ -115,7 +117,7 @@ export class RedisFramework implements Framework {
     this.store.off('instance', this.onInstance);
     this.failover.stop();
     this.backupSchedule?.stop();
-    clearTimeout(this.graceTimer);
+    this.cancelGrace?.();
     await Promise.all([this.jobs.stop(), this.drainer.stop(), this.operations.stop(), this.rebalancer.stop()]);
   }
 

@@ -9,16 +9,23 @@ interface Stall {
  * late by `minStallMs` or more, the loop was stalled (a GC pause, a CPU-starved host, SIGSTOP, a
  * hostile request), and that stretch is remembered for a while.
  *
- * Why: the failure detector measures a master's silence with the scheduler's clock. Time during
- * which the scheduler could not read a PONG that was already waiting in its socket is not the
- * master's silence, so the detector subtracts it (`stalledWithin`). A stall still under way (the
- * probe has not run yet because the loop is only now catching up) counts too, so the order in
- * which timers fire after a stall does not matter.
+ * Why: the failure detector measures a master's silence, and agent liveness an agent's, with the
+ * scheduler's clock. Time during which the scheduler could not read a PONG or a heartbeat answer
+ * that was already waiting in its socket is not the peer's silence, so both subtract it
+ * (`stalledWithin`, `awakeWithin`). A stall still under way (the probe has not run yet because the
+ * loop is only now catching up) counts too, so the order in which timers fire after a stall does
+ * not matter. One LoopLag serves a whole leader term: each part that relies on it starts it and
+ * stops it, and it runs while any of them does.
  */
 export class LoopLag {
   private timer?: NodeJS.Timeout;
   private lastBeat: number;
   private readonly stalls: Stall[] = [];
+  /** How many parts started it and have not stopped it yet. */
+  private users = 0;
+  /** Stopped by its last user: nothing is measured any more, so no stall is under way. */
+  private stopped = false;
+  private readonly listeners: ((stalledMs: number) => void)[] = [];
   /** The largest lateness seen, in ms, for logs. */
   worstMs = 0;
 
@@ -32,33 +39,72 @@ export class LoopLag {
   }
 
   start(): void {
+    this.users += 1;
+    if (this.users > 1) return;
+    this.stopped = false;
     this.lastBeat = this.now();
     this.timer = setInterval(() => this.beat(), this.everyMs);
     this.timer.unref();
   }
 
   stop(): void {
+    if (this.users === 0) return;
+    this.users -= 1;
+    if (this.users > 0) return;
     clearInterval(this.timer);
+    this.stopped = true;
+  }
+
+  /** Calls `listener` with each stall's length once it is over. */
+  onStall(listener: (stalledMs: number) => void): void {
+    this.listeners.push(listener);
+  }
+
+  offStall(listener: (stalledMs: number) => void): void {
+    const i = this.listeners.indexOf(listener);
+    if (i >= 0) this.listeners.splice(i, 1);
   }
 
   /** One tick of the probe; public so tests can drive it with their own clock. */
   beat(at = this.now()): void {
     const late = at - this.lastBeat - this.everyMs;
-    if (late >= this.minStallMs) {
-      this.stalls.push({ from: this.lastBeat + this.everyMs, to: at });
-      this.worstMs = Math.max(this.worstMs, late);
-    }
     this.lastBeat = at;
     while (this.stalls.length > 0 && this.stalls[0].to < at - this.keepMs) this.stalls.shift();
+    if (late < this.minStallMs) return;
+    this.stalls.push({ from: at - late, to: at });
+    this.worstMs = Math.max(this.worstMs, late);
+    for (const l of this.listeners) l(late);
   }
 
   /** Milliseconds of [since, until] during which the loop was stalled, a stall still under way included. */
   stalledWithin(since: number, until = this.now()): number {
     let total = 0;
-    for (const s of this.stalls) total += overlap(s, since, until);
+    // Newest first: the windows asked about are recent, so the scan stops after a few stalls.
+    for (let i = this.stalls.length - 1; i >= 0 && this.stalls[i].to > since; i--) total += overlap(this.stalls[i], since, until);
     const ongoing = { from: this.lastBeat + this.everyMs, to: until };
-    if (ongoing.to - ongoing.from >= this.minStallMs) total += overlap(ongoing, since, until);
+    if (!this.stopped && ongoing.to - ongoing.from >= this.minStallMs) total += overlap(ongoing, since, until);
     return total;
+  }
+
+  /** Milliseconds of [since, until] during which the loop ran: the time in which it could hear anyone. */
+  awakeWithin(since: number, until = this.now()): number {
+    return Math.max(0, until - since - this.stalledWithin(since, until));
+  }
+
+  /**
+   * Calls `fn` once the loop has been awake for `ms` from now: a stall pushes it back by its
+   * length. Returns what cancels it.
+   */
+  afterAwake(ms: number, fn: () => void): () => void {
+    const since = this.now();
+    let timer: NodeJS.Timeout;
+    const check = (): void => {
+      const left = ms - this.awakeWithin(since);
+      if (left > 0) timer = setTimeout(check, left);
+      else fn();
+    };
+    timer = setTimeout(check, Math.max(0, ms));
+    return () => clearTimeout(timer);
   }
 }
 

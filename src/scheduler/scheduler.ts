@@ -10,6 +10,7 @@ import type { FleetService, SchedulerRole, SentinelSource } from '../domain/serv
 import { createLogger, type Logger } from '../logger.js';
 import { FleetKeyError } from '../errors.js';
 import { OfferBroker } from './broker.js';
+import { LoopLag } from './loop-lag.js';
 import { AgentEndpoint } from './agent-endpoint.js';
 import { RedisFramework } from './framework.js';
 import { DEFAULT_DELETED_RETENTION_SECONDS, Reaper } from './reaper.js';
@@ -210,7 +211,10 @@ export class Scheduler {
     if (term.lost) return;
     const agentTimeoutMs = this.opts.agentTimeoutMs ?? 10_000;
     // Agents answer every heartbeat: a silent one is found within 3 s (docs/hardening/session.md).
-    this.broker = new OfferBroker({ heartbeatSeconds: 1, agentTimeoutMs, frameworkId }, this.log);
+    // One watch on this scheduler's event loop for the term: agent liveness and the failure
+    // detector both measure silence in the time the loop was awake to hear it.
+    const loopLag = new LoopLag();
+    this.broker = new OfferBroker({ heartbeatSeconds: 1, agentTimeoutMs, frameworkId }, this.log, loopLag);
     this.links = new RedisLinks(dataKey(this.opts.fleetKey, this.opts.previousFleetKey));
     this.framework = new RedisFramework(store, this.broker, this.log, {
       procCpus: PROC_CPUS,
@@ -219,6 +223,7 @@ export class Scheduler {
       agentGraceMs: Math.max(agentTimeoutMs, MIN_AGENT_GRACE_MS),
       backups: { storage: this.backupStorage, minuteMs: this.opts.backups?.minuteMs ?? 60_000 },
       meter: this.opts.meter,
+      loopLag,
     }, this.links);
     this.broker.attach(this.framework);
     this.framework.start();

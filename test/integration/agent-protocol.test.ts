@@ -251,7 +251,7 @@ describe('agent protocol: sessions, proofs and heartbeats (issue 7 items 5-8, 17
     expect((await fleet.api('DELETE', '/api/instances/wide')).status).to.equal(202);
   });
 
-  it('the scheduler asks for a heartbeat every second, and an agent drops a stream silent for 3 intervals', async () => {
+  it('the scheduler asks for a heartbeat every second, and an agent drops a stream silent for 5 intervals', async () => {
     const probe = new ProtocolAgent(fleet.apiUrl, 'listener', key);
     clients.push(probe);
     expect(await probe.subscribe(await ProtocolAgent.sign(fleet.apiUrl, 'listener', key, { hostname: '127.0.0.1' }))).to.equal(200);
@@ -293,7 +293,7 @@ describe('agent protocol: sessions, proofs and heartbeats (issue 7 items 5-8, 17
       await new Promise<void>((r) => silent.close(() => r()));
     }
     console.log(`      silent scheduler stream dropped ${dropped[0] - opened[0]} ms after SUBSCRIBED`);
-    expect(dropped[0] - opened[0]).to.be.within(2500, 4500);
+    expect(dropped[0] - opened[0]).to.be.within(4500, 6500);
   });
 
   it('disconnects a SIGSTOPped agent in ~3 s, loses it at timeout + <= 1 s, and kills its written-off procs when it returns', async () => {
