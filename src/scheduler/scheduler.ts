@@ -238,11 +238,8 @@ export class Scheduler {
     // Every entry of an agent's REPORT, zeros included (they mark the agent as reporting), goes to
     // the failure detector: the agent's own PINGs are its first line (docs/failure-detection.md).
     const framework = this.framework;
-    const reports = new AgentReports({
-      procAgent: (id) => framework.procAgent(id),
-      overlayStats: (id, stats) => store.overlayStats(id, stats),
-      onProcReport: (agentId, procId, r) => framework.procReport(agentId, procId, r),
-    }, this.log);
+    const reports = new AgentReports({ procAgent: (id) => framework.procAgent(id), overlayStats: (id, stats) => store.overlayStats(id, stats),
+      onProcReport: (agentId, procId, r) => framework.procReport(agentId, procId, r) }, this.log);
     this.statsPoller = new StatsPoller(store, this.links, reports, this.log);
     this.statsPoller.start();
     this.endpoint = new AgentEndpoint(this.broker, this.log, [this.opts.fleetKey, this.opts.previousFleetKey ?? ''], agentBackupSource(store, this.backupStorage), reports);

@@ -70,16 +70,17 @@ describe('agent liveness: the scheduler\'s own stalls cost no agent its stream o
       }
       await sleep(2000);
 
-      // Agents that are slow themselves (stopped for 1.7 s, as a starved host does), whose answers
-      // then wait 0.7 s in the scheduler's sockets behind a stall: 0.8 + 1.7 s of their own silence
+      // Agents that are slow themselves (stopped for 2.2 s, as a starved host does), whose answers
+      // then wait 0.7 s in the scheduler's sockets behind a stall: 0.3 + 2.2 s of their own silence
       // is within the 3 s limit, and the stall is not theirs (the old rule, which forgave only a
       // silence check 0.75 s late, counted it and dropped them).
       const entries = (): Json[] => [...inner.broker.agentsById.values()];
       for (let round = 0; round < 3; round++) {
-        // Just before the next heartbeat: the agents' last answer is 0.8 s old.
-        await fleet.waitFor(() => entries().every((e) => Date.now() - e.lastSeen >= 800), 5000, 'the agents\' last answer to be 0.8 s old');
+        // The agents' last sign of life (a heartbeat answer, or their once-a-second REPORT) is
+        // 0.3 s old: with two a second each, a moment when all three are that old comes soon.
+        await fleet.waitFor(() => entries().every((e) => Date.now() - e.lastSeen >= 300), 10_000, 'the agents\' last answer to be 0.3 s old');
         for (const child of fleet.agents.values()) child.kill('SIGSTOP');
-        await sleep(1700);
+        await sleep(2200);
         for (const child of fleet.agents.values()) child.kill('SIGCONT');
         busy(700);
         await sleep(2000);
