@@ -28,7 +28,7 @@ import { connectEtcd } from '../src/store/etcd.js';
 import { DEFAULT_PREFIX, Keys } from '../src/store/keys.js';
 import { LocalFleet } from '../test/harness/local-fleet.js';
 import { describeMachine, machineLines } from './machine.js';
-import { fail, parseFlags, runMain, type Program } from './program.js';
+import { parseFlags, runMain, wholeFlag, type Program } from './program.js';
 import { StartedHere } from './started-here.js';
 import { errorLines, etcdStatus, procUsage, cpuPercent, topFunctions } from './scale/measure.js';
 import { CAPACITY_MB, recordTemplate, TEMPLATE_NAME, type Template } from './startup/template.js';
@@ -55,12 +55,7 @@ interface Options {
   cpuProf: boolean;
 }
 
-function whole(v: string | boolean | undefined, flag: string, fallback: number, min: number, max: number): number {
-  if (v === undefined) return fallback;
-  const text = String(v);
-  if (!/^[0-9]{1,6}$/.test(text) || Number(text) < min || Number(text) > max) fail(PROGRAM, `--${flag} must be a whole number from ${min} to ${max}, got '${text}'`);
-  return Number(text);
-}
+const whole = (v: string | boolean | undefined, flag: string, fallback: number, min: number, max: number): number => wholeFlag(PROGRAM, v, flag, fallback, min, max);
 
 function options(argv: string[]): Options {
   const v = parseFlags(PROGRAM, argv, { instances: { type: 'string' }, agents: { type: 'string' }, steady: { type: 'string' }, 'cpu-prof': { type: 'boolean' } });

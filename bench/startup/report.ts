@@ -1,7 +1,7 @@
 /**
  * bench/startup/report: bench:startup's table and its last line, one JSON object.
  */
-import { percentile } from '../figures.js';
+import { formatMs as fmt, MIB as MiB, percentile, roundTo as round } from '../figures.js';
 import type { Reads, Startup } from './probe.js';
 
 export type Role = 'leader' | 'standby';
@@ -54,9 +54,6 @@ export interface StartupFigures {
   etcdInUseMiB: number;
 }
 
-const MiB = 1024 * 1024;
-const round = (v: number, digits = 1): number => (Number.isFinite(v) ? Number(v.toFixed(digits)) : NaN);
-const fmt = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
 
 /**
  * The start is the leader's (it must lead to count); the steady figures are the standby's: the
@@ -86,7 +83,7 @@ function row(label: string, value: string, note = ''): string {
 }
 
 function latency(label: string, sorted: number[]): string {
-  return row(label, `${fmt(percentile(sorted, 50))} / ${fmt(percentile(sorted, 99))}`, `${sorted.length} requests, max ${fmt(sorted[sorted.length - 1])}`);
+  return row(label, `${fmt(percentile(sorted, 50), 1)} / ${fmt(percentile(sorted, 99), 1)}`, `${sorted.length} requests, max ${fmt(sorted[sorted.length - 1], 1)}`);
 }
 
 function windowLines(w: Window, procs: number): string[] {
@@ -97,8 +94,8 @@ function windowLines(w: Window, procs: number): string[] {
     row('start -> API listening (ms)', fmt(s.listeningMs, 0), 'the tree is read before the API listens'),
     row('start -> leading: log / healthz (ms)', `${fmt(s.firstLeadingMs, 0)} / ${fmt(s.leadingMs, 0)}`, 'its first "leading" line / /healthz first seen leader'),
     row('start -> serving (ms)', fmt(s.servingMs, 0), Number.isFinite(s.servingMs) ? 'one instance and the v1 list answer right' : `not serving: ${s.lastMismatch.slice(0, 160)}`),
-    row('CPU % / open fds', `${fmt(w.cpuPercent)} / ${w.openFds}`, `of one core over ${w.steadySeconds} s after serving`),
-    row('RSS MiB (end / peak)', `${fmt(w.rssBytes / MiB)} / ${fmt(w.rssPeakBytes / MiB)}`, `${fmt(w.rssBytes / procs / 1024, 2)} KiB per proc`),
+    row('CPU % / open fds', `${fmt(w.cpuPercent, 1)} / ${w.openFds}`, `of one core over ${w.steadySeconds} s after serving`),
+    row('RSS MiB (end / peak)', `${fmt(w.rssBytes / MiB, 1)} / ${fmt(w.rssPeakBytes / MiB, 1)}`, `${fmt(w.rssBytes / procs / 1024, 2)} KiB per proc`),
     latency('GET /api/instances/:name p50/p99', w.reads.one),
     latency('GET /api/instances?limit=100 p50/p99', w.reads.page),
     latency('GET /v1/STATUS/ (list) p50/p99', w.reads.list),
@@ -113,9 +110,9 @@ export function startupLines(r: StartupRun, f: StartupFigures): string[] {
   return [
     'figures:',
     row('instances / procs / agents', `${r.instances} / ${f.procs} / ${r.agents}`),
-    row('etcd keys written / MiB', `${r.keys} / ${fmt(r.bytes / MiB)}`, `${r.templateKeys} keys per instance, as the template`),
-    row('fill (s)', fmt(f.fillSeconds), `${fmt(r.keys / r.fillSeconds, 0)} keys/s`),
-    row('etcd in-use / db MiB', `${fmt(f.etcdInUseMiB)} / ${fmt(r.etcdDbBytes / MiB)}`, `etcd RSS ${fmt(r.etcdRssBytes / MiB, 0)} MiB`),
+    row('etcd keys written / MiB', `${r.keys} / ${fmt(r.bytes / MiB, 1)}`, `${r.templateKeys} keys per instance, as the template`),
+    row('fill (s)', fmt(f.fillSeconds, 1), `${fmt(r.keys / r.fillSeconds, 0)} keys/s`),
+    row('etcd in-use / db MiB', `${fmt(f.etcdInUseMiB, 1)} / ${fmt(r.etcdDbBytes / MiB, 1)}`, `etcd RSS ${fmt(r.etcdRssBytes / MiB, 0)} MiB`),
     ...windowLines(r.leader, f.procs),
     ...windowLines(r.standby, f.procs),
     'the JSON line: the start as leader; CPU, RSS and reads of the standby window (the steady tree)',
