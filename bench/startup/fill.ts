@@ -14,9 +14,9 @@ import { Keys } from '../../src/store/keys.js';
 import { simAgentIp } from '../sim/sim-fleet.js';
 import type { Template } from './template.js';
 
-export const FIRST_PORT = 7000;
+const FIRST_PORT = 7000;
 /** Keys per etcd transaction (etcd must run with --max-txn-ops at least this). */
-export const KEYS_PER_TXN = 400;
+const KEYS_PER_TXN = 400;
 export const MAX_TXN_OPS = 1024;
 /** Transactions in flight at once. */
 const PARALLEL_TXNS = 8;
@@ -32,7 +32,7 @@ export function instanceName(i: number): string {
 }
 
 /** Where slot `slot` (proc k of instance i is slot 3i + k) lives. */
-export function placeOf(slot: number, agents: number): { agent: string; ip: string; port: number } {
+function placeOf(slot: number, agents: number): { agent: string; ip: string; port: number } {
   const a = slot % agents;
   return { agent: `sim${a}`, ip: simAgentIp(a), port: FIRST_PORT + Math.floor(slot / agents) };
 }
@@ -53,7 +53,7 @@ function identityOf(t: Template): string[] {
 }
 
 /** Every key and value of instance `i`, with its full etcd path. */
-export function stampInstance(t: Template, keys: Keys, i: number, agents: number): [string, string][] {
+function stampInstance(t: Template, keys: Keys, i: number, agents: number): [string, string][] {
   const name = instanceName(i);
   const ids = t.procs.map(() => `${name}::${randomUUID()}`);
   const places = t.procs.map((_, k) => placeOf(3 * i + k, agents));
@@ -84,7 +84,7 @@ export function stampInstance(t: Template, keys: Keys, i: number, agents: number
 }
 
 /** Throws when a stamped key or value still carries the template's identity (a field this stamp does not know). */
-export function checkStamp(t: Template, stamped: [string, string][]): void {
+function checkStamp(t: Template, stamped: [string, string][]): void {
   const identity = identityOf(t);
   for (const [key, value] of stamped) {
     const left = identity.find((s) => key.includes(s) || value.includes(s));

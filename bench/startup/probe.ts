@@ -35,7 +35,7 @@ async function getJson(url: string, timeoutMs = 10_000): Promise<{ status: numbe
 }
 
 /** '' when GET /api/instances/<name> names the expected procs, else what differs. */
-export function instanceMismatch(json: any, e: Expected): string { // eslint-disable-line @typescript-eslint/no-explicit-any
+function instanceMismatch(json: any, e: Expected): string { // eslint-disable-line @typescript-eslint/no-explicit-any
   if (json?.name !== e.name || json?.status !== 'RUNNING') return `GET /api/instances/${e.name}: ${JSON.stringify(json)?.slice(0, 160)}`;
   const got = (json.procs as { id: string; ip: string; port: number; state: string; agent: string }[]).map((p) => `${p.id} ${p.ip}:${p.port} ${p.state} ${p.agent}`).sort();
   const want = e.procs.map((p) => `${p.id} ${p.ip}:${p.port} ${p.state} ${p.agent}`).sort();
@@ -47,7 +47,7 @@ export function instanceMismatch(json: any, e: Expected): string { // eslint-dis
  * capacity, its replicas' addresses as Slaves, and as Master either none (no agent has been heard
  * from since the start, so the scheduler announces none) or the expected master.
  */
-export function v1Mismatch(json: any, e: Expected, capacityMb: number): string { // eslint-disable-line @typescript-eslint/no-explicit-any
+function v1Mismatch(json: any, e: Expected, capacityMb: number): string { // eslint-disable-line @typescript-eslint/no-explicit-any
   if (!Array.isArray(json) || json.length !== e.count) return `GET /v1/STATUS/: ${Array.isArray(json) ? json.length : typeof json} entries, want ${e.count}`;
   const entry = json.find((s: { Name: string }) => s.Name === e.name);
   const addr = (p: { ip: string; port: number }) => `${p.ip}:${p.port}`;

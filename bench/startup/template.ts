@@ -49,7 +49,7 @@ export async function recordTemplate(fleet: LocalFleet, etcd: Etcd3, keys: Keys,
 }
 
 /** The template from its keys (full etcd paths), or undefined while its master or a proc is missing. */
-export function parseTemplate(kvs: Record<string, string>, keys: Keys): Template | undefined {
+function parseTemplate(kvs: Record<string, string>, keys: Keys): Template | undefined {
   const fields = new Map<string, string>();
   const snames = new Map<string, string>();
   const procs = new Map<string, Map<string, string>>();
@@ -72,14 +72,4 @@ function isWhole(t: Template): boolean {
   if (t.fields.get('Status') !== 'RUNNING' || t.procs.length !== 3) return false;
   if (new Set(t.procs.map((p) => p.fields.get('SID'))).size !== 3) return false;
   return t.procs.every((p) => p.fields.get('State') === 'RUNNING' && Boolean(p.fields.get('Stats')) && Number(p.fields.get('Pid')) > 0);
-}
-
-/** The template as `key = value` lines, for the report (Stats shortened). */
-export function templateLines(t: Template): string[] {
-  const show = (v: string) => (v.length > 60 ? `${v.slice(0, 57)}...` : v);
-  return [
-    ...[...t.fields].map(([f, v]) => `  ${f} = ${show(v)}`),
-    ...[...t.snames.keys()].map((id) => `  Snames/${id}`),
-    ...t.procs.flatMap((p) => [...p.fields].map(([f, v]) => `  Procs/${p.id}/${f} = ${show(v)}`)),
-  ];
 }
