@@ -2,8 +2,9 @@
  * bench/sim-agents: N simulated RedFleet agents in one process, against a real scheduler and a
  * real etcd (docs/scale.md). Each speaks the real agent protocol with its own id, fleet-key-signed
  * SUBSCRIBE and resources, runs what it is LAUNCHed as simulated procs (a RESP responder each, on
- * the agent's own loopback address), writes their Stats to etcd as a real agent does, and carries
- * out Msg orders. Failures are injected through the control port (bench/sim/control.ts).
+ * the agent's own loopback address), reports their stats every second and writes them to etcd as
+ * a real agent does, and carries out Msg orders. Failures are injected through the control port
+ * (bench/sim/control.ts).
  *
  *   npm run build && node dist/bench/sim-agents.js --scheduler http://127.0.0.1:5656 \
  *       --etcd http://127.0.0.1:2379 --fleet-key .redfleet/fleet.key --agents 200 --control 5700

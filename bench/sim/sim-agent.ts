@@ -2,8 +2,8 @@
  * bench/sim/sim-agent: one simulated agent. It is the real agent's protocol side, reused: the
  * signed SUBSCRIBE, the sealed RecordIO event stream and its watchdog, the resubscription with
  * backoff (executor/subscription.ts and session.ts), at-least-once status updates
- * (status-updates.ts), the LAUNCH checks (launch-check.ts), the Stats writes and their write rule
- * (stats-writer.ts), and its etcd access (store/agent-store.ts: registration, Msg watches, Msg
+ * (status-updates.ts), the LAUNCH checks (launch-check.ts), the every-second REPORT and the Stats
+ * writes with their write rule (stats-writer.ts, proc-report.ts), and its etcd access (store/agent-store.ts: registration, Msg watches, Msg
  * resets, Stats). Only the process layer is simulated: a SimProc with a RESP responder stands in
  * for each redis-server (see sim-proc.ts).
  */
@@ -17,12 +17,15 @@ import type { Logger } from '../../src/logger.js';
 import { Subscription } from '../../src/executor/subscription.js';
 import { StatusUpdates } from '../../src/executor/status-updates.js';
 import { StatsWriter, type StatsSource } from '../../src/executor/stats-writer.js';
+import { ProcReporter } from '../../src/executor/proc-report.js';
 import { checkLaunch } from '../../src/executor/launch-check.js';
 import { SimProc, type ProcWorld } from './sim-proc.js';
 import { infoText, SIM_REDIS_VERSION } from './commands.js';
 
 /** The binary a simulated agent offers (it never runs it). */
 export const SIM_REDIS_SERVER = '/usr/bin/redis-server';
+/** How often a simulated agent tells the scheduler of a frozen proc, as the real agent's probe does. */
+const SILENCE_REPORT_MS = 100;
 
 export interface SimAgentOptions {
   id: string;
@@ -50,6 +53,7 @@ export class SimAgent {
   private readonly subscription: Subscription;
   private readonly updates: StatusUpdates;
   private readonly stats: StatsWriter;
+  private readonly reporter: ProcReporter;
   private readonly tasks = new Map<string, SimTask>();
   private readonly timers: NodeJS.Timeout[] = [];
   private stopped = false;
@@ -63,7 +67,8 @@ export class SimAgent {
       onEvent: (event) => this.onEvent(event),
     });
     this.updates = new StatusUpdates(opts.id, log, this.subscription);
-    this.stats = new StatsWriter(this.store, log);
+    this.reporter = new ProcReporter(this.subscription);
+    this.stats = new StatsWriter(this.store, log, { report: (procs) => this.reporter.round(procs) });
   }
 
   get id(): string {
@@ -86,7 +91,7 @@ export class SimAgent {
       redisServers: [{ path: SIM_REDIS_SERVER, version: SIM_REDIS_VERSION }],
       startedAt: new Date().toISOString(),
     }), () => !this.stopped);
-    // A random phase, so that a thousand agents do not write their Stats in the same millisecond.
+    // A random phase, so that a thousand agents do not report and write their Stats in the same millisecond.
     const phase = Math.floor(Math.random() * 1000);
     this.timers.push(setTimeout(() => {
       if (this.stopped) return;
@@ -210,11 +215,21 @@ export class SimAgent {
     return true;
   }
 
-  /** Failure on command: the proc stops answering (SIGSTOP); nothing is reported. */
+  /**
+   * Failure on command: the proc stops answering (SIGSTOP). As a real agent's own PINGs would
+   * (executor/local-probe.ts), the agent tells the scheduler at once, and every 100 ms after,
+   * how long the proc has been silent; the socket-free stand-in for those PINGs is the frozen flag.
+   */
   freezeProc(procId: string): boolean {
     const entry = this.tasks.get(procId);
     if (!entry || entry.proc.exited) return false;
     entry.proc.freeze();
+    const frozenAt = Date.now();
+    const tell = setInterval(() => {
+      if (this.stopped || this.tasks.get(procId) !== entry || entry.proc.exited) return clearInterval(tell);
+      this.reporter.now([{ task_id: { value: procId }, silent_ms: Date.now() - frozenAt, busy: false }]);
+    }, SILENCE_REPORT_MS);
+    this.timers.push(tell);
     return true;
   }
 

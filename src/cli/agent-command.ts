@@ -27,7 +27,7 @@ Runs an agent: offers this host's memory, CPUs and ports and runs the redis-serv
                              rolling upgrades, the first being the default; default redis-server (on PATH)
   --fleet-key FILE           the fleet key file, copied from the scheduler; default $REDFLEET_FLEET_KEY, else .redfleet/fleet.key
   --previous-fleet-key FILE  during a fleet key rotation, the old key; default $REDFLEET_PREVIOUS_FLEET_KEY, else none
-  --stats-heartbeat SECONDS  write a proc's Stats to etcd at least this often, else only on a meaningful change; default 5
+  --stats-heartbeat SECONDS  write a proc's Stats to etcd at least this often, else only on a meaningful change; default 20
   --keep-procs-on-stop       on SIGINT/SIGTERM leave the redis-servers running (an agent upgrade): the next agent
                              with this id adopts them if it starts within the scheduler's --agent-timeout;
                              default: stop them. A SIGKILLed agent always leaves them to the next one.

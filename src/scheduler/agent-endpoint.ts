@@ -11,6 +11,7 @@ import { AgentChallenge } from './agent-challenge.js';
 import { openEventStream } from './agent-event-stream.js';
 import { AGENT_PATH, BACKUP_PATH, CHALLENGE_PATH } from '../proto/routes.js';
 import { serveBackup, type AgentBackupSource } from './agent-backup-route.js';
+import type { AgentReports } from './agent-reports.js';
 
 export { AGENT_PATH, CHALLENGE_PATH };
 
@@ -25,8 +26,11 @@ export const SESSION_SCHEME = 'RedFleet-Session';
 
 /** A SUBSCRIBE lists every task of the agent: 1 MiB holds thousands. Read only once its headers are authentic. */
 const MAX_SUBSCRIBE_BYTES = 1024 * 1024;
-/** UPDATE and HEARTBEAT calls are a few hundred bytes. */
-const MAX_CALL_BYTES = 64 * 1024;
+/**
+ * UPDATE and HEARTBEAT calls are a few hundred bytes; a REPORT carries about 450 bytes per proc of
+ * the agent, so it gets the room of a SUBSCRIBE, which lists every task too.
+ */
+const MAX_CALL_BYTES = MAX_SUBSCRIBE_BYTES;
 /** How long the current stream of an agent has to answer a heartbeat before a second SUBSCRIBE may replace it. */
 const PROBE_MS = 2000;
 /** /healthz stays not-ok this long after an agent that holds procs was refused. */
@@ -52,8 +56,8 @@ export interface Refusal {
  * - `POST /api/v1/agent` SUBSCRIBE, signed in its headers with the fleet key over that nonce:
  *   answers 200 and keeps the response open as a RecordIO stream of sealed `Event`s, the first
  *   being SUBSCRIBED with the session token and the scheduler's proof.
- * - `POST /api/v1/agent` UPDATE / HEARTBEAT with `Authorization: RedFleet-Session <token>`: act
- *   only as the session's agent. A session ends with its stream.
+ * - `POST /api/v1/agent` UPDATE / HEARTBEAT / REPORT with `Authorization: RedFleet-Session
+ *   <token>`: act only as the session's agent and on its own procs. A session ends with its stream.
  * Everything that can be checked from headers is checked before a byte of body is read.
  */
 export class AgentEndpoint {
@@ -62,8 +66,17 @@ export class AgentEndpoint {
   private readonly refusals = new Map<string, { at: number; reason: string }>();
   private readonly fleetKeys: string[];
 
-  /** `fleetKeys`: the current fleet key first, then the previous one during a rotation. */
-  constructor(private readonly broker: OfferBroker, private readonly log: Logger, fleetKeys: string | string[], private readonly backups?: AgentBackupSource) {
+  /**
+   * `fleetKeys`: the current fleet key first, then the previous one during a rotation. `reports`
+   * takes REPORT calls; without it they are answered and dropped.
+   */
+  constructor(
+    private readonly broker: OfferBroker,
+    private readonly log: Logger,
+    fleetKeys: string | string[],
+    private readonly backups?: AgentBackupSource,
+    private readonly reports?: AgentReports,
+  ) {
     this.fleetKeys = (Array.isArray(fleetKeys) ? fleetKeys : [fleetKeys]).filter((k) => k.length > 0);
   }
 
@@ -207,6 +220,12 @@ export class AgentEndpoint {
     }
     this.broker.heardFrom(agentId, session.sink);
     if (call.type === pb.Call.Type.HEARTBEAT) {
+      res.writeHead(202).end();
+      return true;
+    }
+    if (call.type === pb.Call.Type.REPORT) {
+      // Entries about another agent's procs are skipped and logged (AgentReports.accept); the rest is taken.
+      this.reports?.accept(agentId, call.report ?? {});
       res.writeHead(202).end();
       return true;
     }

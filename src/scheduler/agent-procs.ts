@@ -32,15 +32,16 @@ export class AgentProcs {
 
   /** The proc's agent is connected to this scheduler and says it runs the proc. */
   agentHolds(proc: Proc): boolean {
-    return this.broker.agents().some((a) => a.id === proc.sid && a.connected && a.tasks.includes(proc.id));
+    const agent = this.broker.agentStatus(proc.sid);
+    return agent !== undefined && agent.connected && agent.runs(proc.id);
   }
 
   /** The agent is connected to this scheduler now. */
   agentConnected(agentId: string): boolean {
-    return this.broker.agents().some((a) => a.id === agentId && a.connected);
+    return this.broker.agentStatus(agentId)?.connected === true;
   }
 
   brokerHas(agentId: string): boolean {
-    return this.broker.agents().some((a) => a.id === agentId);
+    return this.broker.agentStatus(agentId) !== undefined;
   }
 }

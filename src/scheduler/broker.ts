@@ -3,7 +3,7 @@ import { fromResourceList, pb, toResourceList } from '../proto/messages.js';
 import type { redfleet } from '../proto/redfleet.js';
 import type { Logger } from '../logger.js';
 import { NotYourProcError } from '../errors.js';
-import type { AgentView, Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
+import type { AgentStatus, AgentView, Framework, Offer, ResourceBroker, TaskLaunch } from './offers.js';
 import { coolPorts, freeOf, resizeHeld, type AgentEntry, type EventSink, type HeldTask, type SessionGrant } from './agent-entry.js';
 import { AgentLiveness, type LivenessOptions } from './agent-liveness.js';
 
@@ -13,13 +13,8 @@ export interface BrokerOptions extends LivenessOptions {
   frameworkId: string;
 }
 
-const TERMINAL = new Set<number>([
-  pb.TaskState.TASK_FINISHED,
-  pb.TaskState.TASK_FAILED,
-  pb.TaskState.TASK_KILLED,
-  pb.TaskState.TASK_LOST,
-  pb.TaskState.TASK_ERROR,
-]);
+const { TASK_FINISHED, TASK_FAILED, TASK_KILLED, TASK_LOST, TASK_ERROR } = pb.TaskState;
+const TERMINAL = new Set<number>([TASK_FINISHED, TASK_FAILED, TASK_KILLED, TASK_LOST, TASK_ERROR]);
 
 /**
  * The offer broker: tracks subscribed agents and what their tasks hold, turns free resources
@@ -243,6 +238,11 @@ export class OfferBroker implements ResourceBroker {
       subscribedAt: a.subscribedAt,
       redisServers: a.redisServers,
     }));
+  }
+
+  agentStatus(agentId: string): AgentStatus | undefined {
+    const entry = this.agentsById.get(agentId);
+    return entry && { connected: Boolean(entry.sink), runs: (taskId) => entry.tasks.has(taskId) };
   }
 
   largestAgentMem(): number {

@@ -3,19 +3,26 @@ import { instanceOfProc } from '../store/keys.js';
 import type { NewProc } from '../store/fleet-store.js';
 import { InstanceStatus, ProcType, type Instance, type Proc } from '../domain/model.js';
 import { isActive, isLive } from '../domain/rules.js';
-import { pb } from '../proto/messages.js';
 import { place, shortfall, type Assignment, type PlacementRequest, type Slot } from './placement.js';
 import type { Offer, TaskLaunch } from './offers.js';
 import type { FrameworkContext } from './framework-context.js';
 import type { Need } from './need.js';
-import { launchData, type LaunchData } from './launch-data.js';
+import { launchData, launchOf } from './launch-data.js';
 import { placeSurge, slotOffers } from './surge-placement.js';
 import { offeredBinary } from './redis-binaries.js';
 import type { RedisServerBinary } from '../domain/services.js';
 import { secondsSince } from './meter.js';
 
-/** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
-const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
+/** Instances of one offer round whose procs are being written to etcd at once. */
+const RECORDS_IN_FLIGHT = 16;
+
+/** One round of offers: what is left of them, the launches on each, masters per agent so far. */
+interface Round {
+  slots: Slot[];
+  launches: Map<string, TaskLaunch[]>;
+  /** Live masters per agent, read from the cache once per round and counted up as masters are placed. */
+  masters: Map<string, number> | undefined;
+}
 
 /**
  * The creator: places procs on offers (whole instances at creation, single replicas after a
@@ -63,20 +70,31 @@ export class Creator {
       ports: o.resources.ports.map((r) => ({ ...r })),
       redisServers: o.redisServers ?? [],
     }));
-    const launches = new Map<string, TaskLaunch[]>();
+    const round: Round = { slots, launches: new Map(), masters: undefined };
     const byAge = [...this.wanting]
       .map((n) => this.ctx.store.instance(n))
       .filter((i): i is Instance => Boolean(i))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    // Each instance is placed in order (the slots shrink as procs are placed, synchronously), and
+    // its procs are written to etcd while the next ones are placed: a burst of creates waits on
+    // RECORDS_IN_FLIGHT etcd round trips at a time rather than one after another.
+    const writing = new Set<Promise<void>>();
     for (const { name } of byAge) {
       if (this.ctx.jobs.stopped) break;
       // Read again when its turn comes: the list was read before the awaits of the instances
       // ahead of it, and a need judged on that older copy dropped a want the maintainer had made
       // since (from a newer one), leaving the instance a replica short for good.
       const inst = this.ctx.store.instance(name);
-      if (inst) await this.placeInstance(inst, slots, launches);
+      if (!inst) continue;
+      const job = this.placeInstance(inst, round).catch((err: Error) => {
+        this.ctx.log.error('placement failed', { instance: name, error: err.message });
+      });
+      writing.add(job);
+      void job.finally(() => writing.delete(job));
+      if (writing.size >= RECORDS_IN_FLIGHT) await Promise.race(writing);
     }
-    for (const offer of offers) await this.answer(offer, launches.get(offer.id));
+    await Promise.all(writing);
+    for (const offer of offers) await this.answer(offer, round.launches.get(offer.id));
     if (this.wanting.size === 0) this.ctx.broker.suppress();
   }
 
@@ -115,18 +133,19 @@ export class Creator {
     }
   }
 
-  private async placeInstance(inst: Instance, slots: Slot[], launches: Map<string, TaskLaunch[]>): Promise<void> {
+  private async placeInstance(inst: Instance, round: Round): Promise<void> {
     const need = isActive(inst) ? this.ctx.needs.of(inst) : undefined;
     if (!need || need.count <= 0) {
       this.drop(inst.name);
       return;
     }
-    const placed = await this.placeProcs(inst, need, slots);
+    const placed = await this.placeProcs(inst, need, round);
     if (placed.length === 0) return;
     const procs = placed.map((p) => p.proc);
     const master = need.master ?? { ip: procs[0].ip, port: procs[0].port };
     for (const p of procs) if (p.type === ProcType.Replica) p.slaveOf = `${master.ip}:${master.port}`;
     await this.record(inst, need, procs);
+    const { launches } = round;
     for (const { proc, offerId } of placed) {
       launches.set(offerId, [...(launches.get(offerId) ?? []), launchOf(inst, proc, master, this.ctx.opts.procCpus, launchData(inst, proc, need))]);
     }
@@ -134,13 +153,14 @@ export class Creator {
   }
 
   /** The procs the instance lacks that fit on these slots: first the plain ones, then each surge replica under its constraints. */
-  private async placeProcs(inst: Instance, need: Need, slots: Slot[]): Promise<{ proc: NewProc; offerId: string }[]> {
+  private async placeProcs(inst: Instance, need: Need, round: Round): Promise<{ proc: NewProc; offerId: string }[]> {
     const placed: { proc: NewProc; offerId: string }[] = [];
     const plain = need.count - need.surges.length;
+    const { slots } = round;
     // An upgraded instance's new procs (replacements too) run its binary, only where it is offered.
     const wanted = inst.redisServer || undefined;
     const eligible = wanted ? slots.filter((s) => slotOffers(s, wanted)) : slots;
-    const assignments = plain > 0 ? await this.fit(inst, { ...need, count: plain }, eligible) : undefined;
+    const assignments = plain > 0 ? await this.fit(inst, { ...need, count: plain }, eligible, round) : undefined;
     const binaryOf = (a: Assignment, binary?: string) => offeredBinary(this.binaries.get(a.offerId) ?? [], binary);
     for (const [i, a] of (assignments ?? []).entries()) placed.push({ proc: newProc(inst, a, need.gang && i === 0 ? ProcType.Master : ProcType.Replica, binaryOf(a, wanted)), offerId: a.offerId });
     for (const req of need.surges) {
@@ -155,7 +175,7 @@ export class Creator {
    * Where the needed procs go on these slots; undefined when they do not fit (the instance's
    * Reason then says what the fleet lacks). Replacements that do not all fit go as far as they do.
    */
-  private async fit(inst: Instance, need: Need, slots: Slot[]): Promise<Assignment[] | undefined> {
+  private async fit(inst: Instance, need: Need, slots: Slot[], round: Round): Promise<Assignment[] | undefined> {
     const existing = new Map<string, number>();
     for (const p of inst.procs.filter(isLive)) existing.set(p.sid, (existing.get(p.sid) ?? 0) + 1);
     const req: PlacementRequest = {
@@ -165,11 +185,16 @@ export class Creator {
       dValue: inst.dValue,
       strategy: inst.placement,
       existing,
-      masters: need.gang ? this.mastersByAgent() : undefined,
+      masters: need.gang ? this.mastersOf(round) : undefined,
     };
     // A restart in place goes on the dead master's agent or waits for room there.
     const usable = need.inPlace ? slots.filter((s) => s.agentId === need.inPlace!.sid) : slots;
     let result = place(req, usable);
+    // A fresh master counts at once: the next instance of this round sees it before etcd does.
+    if (result.ok && need.gang && req.masters) {
+      const first = result.assignments[0];
+      round.masters!.set(first.agentId, (round.masters!.get(first.agentId) ?? 0) + 1);
+    }
     if (!result.ok) {
       const reason = shortfall(req, this.fleetSlots());
       if (inst.reason !== reason) await this.ctx.store.setInstance(inst.name, { Reason: reason });
@@ -204,6 +229,12 @@ export class Creator {
     const reason = `restarting the master in place on agent ${dead.sid} with its ${inst.persistence} data (its redis-server ended)`;
     await this.ctx.store.addProcs(inst.name, procs, { Reason: reason, Mname: '' });
     this.ctx.log.warn('persistent master restarted in place with its data', { instance: inst.name, proc: procs[0].id, from: dead.id, agent: dead.sid });
+  }
+
+  /** The round's count of masters per agent: read once per round, then kept by `fit`. */
+  private mastersOf(round: Round): Map<string, number> {
+    round.masters ??= this.mastersByAgent();
+    return round.masters;
   }
 
   /** Live masters (procs of Type M, of every instance) per agent, for a fresh master's placement. */
@@ -243,30 +274,5 @@ function newProc(inst: Instance, a: Assignment, type: ProcType, binary: RedisSer
     type,
     slaveOf: '',
     agentId: a.agentId,
-  };
-}
-
-/** The LAUNCH of one placed proc: its resources and the RedisLaunch its agent starts it from. */
-function launchOf(inst: Instance, p: NewProc, master: { ip: string; port: number }, cpus: number, data: LaunchData): TaskLaunch {
-  const replica = p.type === ProcType.Replica;
-  return {
-    taskId: p.id,
-    name: `redis ${inst.name} ${replica ? 'replica' : 'master'}`,
-    resources: { cpus, mem: p.capacity, ports: [{ begin: p.port, end: p.port }] },
-    data: pb.RedisLaunch.encode({
-      instance: inst.name,
-      proc_id: p.id,
-      role: replica ? pb.RedisLaunch.Role.SLAVE : pb.RedisLaunch.Role.MASTER,
-      port: p.port,
-      capacity_mb: p.capacity,
-      master_ip: replica ? master.ip : undefined,
-      master_port: replica ? master.port : undefined,
-      password_sha256: inst.passwordHash,
-      min_replicas_to_write: inst.expSlaves > 0 ? 1 : 0,
-      min_replicas_max_lag: inst.minReplicasMaxLag || DEFAULT_MIN_REPLICAS_MAX_LAG,
-      max_clients: inst.maxClients || undefined,
-      ...data,
-      redis_server: p.redisServer || undefined,
-    }).finish(),
   };
 }

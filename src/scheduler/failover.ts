@@ -30,13 +30,15 @@ export class Failover {
     /** Asks the framework to run a failover of the instance (it serializes per instance). */
     request: FailoverRequest,
     lag: LoopLag = new LoopLag(),
-    /** Whether the agent answered its heartbeats lately (see FailureDetector). */
+    /** Whether the agent answered its heartbeats lately (see ObjectiveDown). */
     agentAlive: (agentId: string) => boolean = () => false,
+    /** Whether the agent's REPORTs arrive (see ReportingAgents, PingPlan). */
+    reporting: (agentId: string) => boolean = () => false,
   ) {
     const emit = (channel: string, message: string): void => {
       this.events.emit('event', channel, message);
     };
-    this.detector = new FailureDetector(store, links, log, request, emit, lag, agentAlive);
+    this.detector = new FailureDetector(store, links, log, request, emit, lag, agentAlive, reporting);
     this.promotion = new Promotion(store, links, log, this.detector, request, emit);
     this.switchover = new Switchover(store, links, log, this.promotion, this.detector, emit);
   }

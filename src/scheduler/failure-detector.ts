@@ -1,35 +1,17 @@
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Instance, Proc } from '../domain/model.js';
-import { downAfterOf, isLive, isRunning, isServing, namedMaster, runningMaster, runningReplicas } from '../domain/rules.js';
+import { downAfterOf, isLive, isRunning, isServing, namedMaster, runningMaster } from '../domain/rules.js';
 import type { Logger } from '../logger.js';
 import type { RedisLinks } from './redis-links.js';
 import { LoopLag } from './loop-lag.js';
 import { BusyScripts } from './busy-script.js';
-import { ReplicaSampler } from './replica-sampler.js';
-import { replicaSaysMasterDown, replicaVote, type Ballot } from './replica-vote.js';
+import { ObjectiveDown, type FailoverRequest, type SentinelEmit } from './objective-down.js';
+import { PING_EVERY_MS, PingPlan } from './ping-plan.js';
+import { agentSaysAnswering, agentSaysSilent, newHealth, pingSent, validReply, type AgentProcReport, type MasterHealth } from './master-health.js';
 
-/** What the monitor knows of one master. */
-export interface MasterHealth {
-  procId: string;
-  /** The instance the proc is master of. */
-  instance: string;
-  lastPingSent: number;
-  lastOk: number;
-  /** When the oldest PING still without a valid reply was sent (0: none pending). */
-  pendingSince: number;
-  sdown: boolean;
-  odown: boolean;
-  failingOver: boolean;
-  /** SCRIPT KILL / FUNCTION KILL went out in this busy spell (cleared by the next valid reply). */
-  scriptKillSent: boolean;
-}
+export type { MasterHealth, AgentProcReport } from './master-health.js';
+export type { FailoverRequest, SentinelEmit } from './objective-down.js';
 
-/** Asks for a failover of the instance's master (the framework serializes it per instance). */
-export type FailoverRequest = (name: string, masterId: string, cause: string) => void;
-/** Sends one event in Sentinel's words (channel, message) to the Sentinel-compatible endpoint. */
-export type SentinelEmit = (channel: string, message: string) => void;
-
-const PING_EVERY_MS = 200;
 /**
  * While a PING to a master has gone unanswered this long, its replicas' offsets are sampled every
  * SAMPLE_EVERY_MS, so the proof of their silence is tight by the time down-after has passed. A
@@ -37,54 +19,63 @@ const PING_EVERY_MS = 200;
  */
 const SAMPLE_AFTER_MS = 20;
 const SAMPLE_EVERY_MS = 100;
+/**
+ * How long the scheduler's own PING must have gone unanswered (or down-after, if shorter) before
+ * a silence its agent reports makes the master subjectively down: the agent's word alone (its
+ * own loop stalled, a stale report) never fails a master over that answers the scheduler.
+ */
+const CONFIRM_MS = 200;
 /** Replies to PING that prove the master alive, as Sentinel counts them. */
 const ALIVE_ERRORS = /^(LOADING|MASTERDOWN)/;
 
 /**
- * Failure detection: every master is PINGed every 200 ms over the scheduler's own link. No valid
- * reply for the instance's down-after (DownAfter, default 1000 ms) makes it subjectively down;
- * time during which the scheduler's own event loop was stalled does not count (see LoopLag). It
- * is objectively down when every replica the scheduler can reach has lost the master too
- * (`replicaSaysMasterDown`). When no replica can be reached either, the scheduler is the one
- * cut off, and it does nothing.
+ * Failure detection, the scheduler's part. First-line detection is on the agents: each PINGs its
+ * own procs every 200 ms and reports a silent or busy one at once (`agentReport`), as it reports a
+ * dead one (TASK_FAILED, on which the framework calls `promote` at once). The scheduler PINGs a
+ * master over its own link every 200 ms when that is needed (a targeted check: its agent is not
+ * reporting, someone's PING is unanswered, its replicas lost it), and otherwise once a second (a
+ * sweep, for a partition between the scheduler and the master); see PingPlan. With no agent
+ * reporting, every master is PINGed every 200 ms.
+ *
+ * No valid reply for the instance's down-after (DownAfter, default 1000 ms), counted from the
+ * oldest PING unanswered (the scheduler's own, or its agent's as reported), with the scheduler's
+ * own PING unanswered too, makes the master subjectively down; time during which the scheduler's
+ * own event loop was stalled does not count (see LoopLag). It is objectively down when every
+ * replica the scheduler can reach has lost it too (ObjectiveDown).
  * A master that answers -BUSY (a tenant's script) is alive: it gets SCRIPT KILL and FUNCTION
  * KILL, as Sentinel does, and is failed over only if it still gives no valid reply by down-after.
- * A proc that dies outright (TASK_FAILED) skips all that: the framework calls `promote` at once.
  */
 export class FailureDetector {
   private readonly health = new Map<string, MasterHealth>();
   private timer?: NodeJS.Timeout;
   private sampleTimer?: NodeJS.Timeout;
-  private checking = new Set<string>();
-  /** Masters whose replicas are being sampled right now, so samples do not pile up. */
-  private readonly sampling = new Set<string>();
-  /** Reads the replicas and keeps each one's offset track: the replica's own timing, for its vote. */
-  private readonly replicas: ReplicaSampler;
   /**
    * Procs this scheduler has itself seen alive: one of its links got a reply, or the proc's
-   * agent reported it RUNNING to this scheduler. Only such a proc is announced as a master; after
-   * a restart, procs loaded from etcd are not, until they answer.
+   * agent reported it RUNNING (or answering) to this scheduler. Only such a proc is announced as
+   * a master; after a restart, procs loaded from etcd are not, until they answer.
    */
   private readonly heard = new Set<string>();
   private readonly busy: BusyScripts;
+  private readonly objective: ObjectiveDown;
+  private readonly plan: PingPlan;
+  /** PINGs this scheduler sent to masters, for figures. */
+  pingsSent = 0;
 
   constructor(
     private readonly store: FleetStore,
     private readonly links: RedisLinks,
     private readonly log: Logger,
-    private readonly request: FailoverRequest,
+    request: FailoverRequest,
     private readonly emitEvent: SentinelEmit,
     readonly lag: LoopLag = new LoopLag(),
-    /**
-     * Whether the agent answered its heartbeats lately. Only the master's agent moves the
-     * replicas' offsets ten times a second (its replication heartbeat), so their still offsets
-     * prove the master silent only while that agent is known alive; otherwise the vote rests on
-     * `master_last_io_seconds_ago` alone.
-     */
-    private readonly agentAlive: (agentId: string) => boolean = () => false,
+    /** Whether the agent answered its heartbeats lately (see ObjectiveDown). */
+    agentAlive: (agentId: string) => boolean = () => false,
+    /** Whether the agent's REPORTs arrive (see ReportingAgents); never: every master is PINGed every 200 ms. */
+    reporting: (agentId: string) => boolean = () => false,
   ) {
     this.busy = new BusyScripts(links, log);
-    this.replicas = new ReplicaSampler(links);
+    this.objective = new ObjectiveDown(links, log, request, emitEvent, agentAlive, (h, downAfter) => this.silentFor(h, downAfter));
+    this.plan = new PingPlan(reporting);
   }
 
   start(): void {
@@ -128,7 +119,33 @@ export class FailureDetector {
     return undefined;
   }
 
+  /**
+   * What the proc's agent says of it from its own PINGs (one entry of a REPORT, or one sent at
+   * once on a change). Only a master watched here counts, and only from its own agent when
+   * `agentId` is given. Silent or busy: the silence is backdated by what the agent measured, the
+   * scheduler's own PINGs of it start at once (targeted), a busy script is killed, and once the
+   * silence reaches down-after it is judged as any silence is. Answering: the agent's part of
+   * the silence is cleared.
+   */
+  agentReport(procId: string, report: AgentProcReport, agentId?: string): void {
+    const h = this.health.get(procId);
+    const inst = h && this.store.instance(h.instance);
+    const master = inst && runningMaster(inst);
+    if (!h || !inst || !master || master.id !== procId || h.failingOver) return;
+    if (agentId !== undefined && agentId !== master.sid) return;
+    if (report.silentMs <= 0 && !report.busy) {
+      if (agentSaysAnswering(h)) this.answered(inst, master, h);
+      return;
+    }
+    agentSaysSilent(h, report, Date.now());
+    if (report.busy) void this.busy.kill(inst, master, h);
+    if (h.ownPendingSince === 0) void this.ping(inst, master, h);
+    this.objective.sample(inst, master);
+    void this.judge(inst, master, h, report.busy);
+  }
+
   private tick(): void {
+    this.plan.nextTick();
     const watched = new Set<string>();
     const remembered = new Set<string>();
     for (const inst of this.store.instances()) {
@@ -144,57 +161,67 @@ export class FailureDetector {
         this.links.get(p);
         void this.busy.applyThreshold(inst, p);
       }
-      void this.ping(inst, master);
+      const h = this.healthFor(inst, master);
+      if (this.plan.due(inst, master, h)) void this.ping(inst, master, h);
     }
     for (const id of this.health.keys()) if (!watched.has(id)) this.health.delete(id);
     this.busy.retain(watched);
-    this.replicas.silence.retain(watched);
+    this.objective.retain(watched);
     // A dead master stays "heard" while it is still named, for the window until its promotion.
     for (const id of this.heard) if (!remembered.has(id)) this.heard.delete(id);
     this.links.retain(watched);
   }
 
-  /** Milliseconds the master has been silent, minus the time the scheduler itself was stalled. */
-  private silenceOf(h: MasterHealth, now = Date.now()): number {
-    if (h.pendingSince === 0) return 0;
-    return now - h.pendingSince - this.lag.stalledWithin(h.pendingSince, now);
-  }
-
-  private async ping(inst: Instance, master: Proc): Promise<void> {
-    const now = Date.now();
+  private healthFor(inst: Instance, master: Proc): MasterHealth {
     let h = this.health.get(master.id);
     if (!h) {
-      h = { procId: master.id, instance: inst.name, lastPingSent: now, lastOk: now, pendingSince: 0, sdown: false, odown: false, failingOver: false, scriptKillSent: false };
+      h = newHealth(master.id, inst.name, Date.now());
       this.health.set(master.id, h);
     }
-    h.lastPingSent = now;
-    if (h.pendingSince === 0) h.pendingSince = now;
+    return h;
+  }
+
+  /** Milliseconds since `since` (0: none), minus the time the scheduler itself was stalled. */
+  private silenceOf(since: number, now = Date.now()): number {
+    if (since === 0) return 0;
+    return now - since - this.lag.stalledWithin(since, now);
+  }
+
+  /**
+   * Whether the master is subjectively down: silent for down-after, counted from the oldest PING
+   * unanswered (its agent's included), and the scheduler's own PING unanswered for CONFIRM_MS
+   * (or down-after, if shorter). Without reports the two are one PING, so this is Sentinel's rule.
+   */
+  private silentFor(h: MasterHealth, downAfter: number, now = Date.now()): boolean {
+    if (h.pendingSince === 0 || h.ownPendingSince === 0) return false;
+    if (this.silenceOf(h.pendingSince, now) < downAfter) return false;
+    return this.silenceOf(h.ownPendingSince, now) >= Math.min(downAfter, CONFIRM_MS);
+  }
+
+  private async ping(inst: Instance, master: Proc, h: MasterHealth): Promise<void> {
+    pingSent(h, Date.now());
+    this.pingsSent++;
     const { reply, error } = await this.links.probe(master, 'PING');
     if (reply === 'PONG' || (error && ALIVE_ERRORS.test(error))) {
       this.answered(inst, master, h);
       return;
     }
-    if (error?.startsWith('BUSY')) await this.busy.kill(inst, master, h);
-    // As Sentinel counts it: down once the oldest unanswered PING is down-after old.
-    const downAfter = downAfterOf(inst);
-    if (h.pendingSince === 0 || this.silenceOf(h) < downAfter || h.failingOver) return;
-    if (!h.sdown) {
-      h.sdown = true;
-      this.log.warn('master subjectively down', { instance: inst.name, proc: master.id, downAfterMs: downAfter, busy: Boolean(error?.startsWith('BUSY')), loopStallMs: this.lag.stalledWithin(h.pendingSince) });
-      this.emitEvent('+sdown', `master ${inst.name} ${master.ip} ${master.port}`);
-    }
-    await this.checkOnce(inst, master, h, downAfter);
+    const busy = Boolean(error?.startsWith('BUSY'));
+    if (busy) await this.busy.kill(inst, master, h);
+    await this.judge(inst, master, h, busy);
   }
 
-  /** Asks the replicas about a subjectively down master, unless a check is already under way. */
-  private async checkOnce(inst: Instance, master: Proc, h: MasterHealth, downAfter: number): Promise<void> {
-    if (this.checking.has(master.id)) return;
-    this.checking.add(master.id);
-    try {
-      await this.checkObjectivelyDown(inst, master, h, downAfter);
-    } finally {
-      this.checking.delete(master.id);
+  /** Once the master is subjectively down (see silentFor): +sdown, then the replicas' view. */
+  private async judge(inst: Instance, master: Proc, h: MasterHealth, busy = h.agentBusy): Promise<void> {
+    const downAfter = downAfterOf(inst);
+    if (h.failingOver || !this.silentFor(h, downAfter)) return;
+    if (!h.sdown) {
+      h.sdown = true;
+      const agentSilentMs = h.agentSilentSince === 0 ? 0 : Date.now() - h.agentSilentSince;
+      this.log.warn('master subjectively down', { instance: inst.name, proc: master.id, downAfterMs: downAfter, busy, agentSilentMs, loopStallMs: this.lag.stalledWithin(h.pendingSince) });
+      this.emitEvent('+sdown', `master ${inst.name} ${master.ip} ${master.port}`);
     }
+    await this.objective.check(inst, master, h, downAfter);
   }
 
   /**
@@ -209,76 +236,22 @@ export class FailureDetector {
       const inst = this.store.instance(h.instance);
       const master = inst && runningMaster(inst);
       if (!inst || !master || master.id !== h.procId) continue;
-      if (h.sdown) {
-        void this.checkOnce(inst, master, h, downAfterOf(inst));
-        continue;
-      }
-      if (this.sampling.has(master.id)) continue;
-      this.sampling.add(master.id);
-      void this.replicas.sample(inst, master).finally(() => this.sampling.delete(master.id));
+      if (h.sdown || this.silentFor(h, downAfterOf(inst), now)) void this.judge(inst, master, h);
+      else this.objective.sample(inst, master);
     }
   }
 
   private answered(inst: Instance, master: Proc, h: MasterHealth): void {
     this.heard.add(master.id);
-    h.lastOk = Date.now();
-    h.pendingSince = 0;
-    h.scriptKillSent = false;
+    validReply(h, Date.now());
     if (!h.sdown) return;
     h.sdown = false;
     h.odown = false;
     this.emitEvent('-sdown', `master ${inst.name} ${master.ip} ${master.port}`);
   }
 
-  /** Each reachable replica's vote with what it rests on, for the log line that acts on it. */
-  private async ballots(inst: Instance, master: Proc, downAfter: number): Promise<Ballot[]> {
-    const views = await this.replicas.sample(inst, master);
-    const address = `${master.ip}:${master.port}`;
-    const heartbeating = this.agentAlive(master.sid);
-    return views.map(({ replica, info }) => {
-      const silentMs = heartbeating ? this.replicas.silence.silenceMs(replica.id, address) : 0;
-      return {
-        proc: replica.id,
-        down: replicaVote(info, master, downAfter, silentMs),
-        link: info.get('master_link_status') ?? '',
-        lastIoSeconds: Number(info.get('master_last_io_seconds_ago') ?? -1),
-        provenSilenceMs: silentMs,
-      };
-    });
-  }
-
-  private async checkObjectivelyDown(inst: Instance, master: Proc, h: MasterHealth, downAfter: number): Promise<void> {
-    if (runningReplicas(inst, master).length === 0) return;
-    const ballots = await this.ballots(inst, master, downAfter);
-    const votes = ballots.map((b) => b.down);
-    if (votes.length === 0) {
-      this.log.warn('master and its replicas are all unreachable from the scheduler; not acting', { instance: inst.name, proc: master.id });
-      return;
-    }
-    if (!votes.every(Boolean)) return;
-    // The replicas were asked after an await: a stall meanwhile, or a PONG, may have cleared it.
-    if (h.pendingSince === 0 || this.silenceOf(h) < downAfter) return;
-    if (!h.odown) {
-      h.odown = true;
-      this.log.warn('master objectively down', { instance: inst.name, proc: master.id, replicasAgreeing: votes.length, ballots });
-      this.emitEvent('+odown', `master ${inst.name} ${master.ip} ${master.port} #quorum ${votes.length}/${votes.length}`);
-    }
-    this.request(inst.name, master.id, 'master objectively down');
-  }
-
-  /**
-   * For a master whose agent was lost (the proc is LOST, not seen to die): true when a replica
-   * the scheduler reaches still hears it. Then only the scheduler's side lost the master's host,
-   * and promoting would make two masters for nothing.
-   */
-  async replicasStillHear(inst: Instance, master: Proc): Promise<boolean> {
-    const downAfter = downAfterOf(inst);
-    // The master's agent is gone, and with it the heartbeat that moves the replicas' offsets:
-    // only `master_last_io_seconds_ago` (Redis's own pings) can say whether they still hear it.
-    const votes = (await this.replicas.sample(inst, master)).map(({ info }) => replicaSaysMasterDown(info, master, downAfter));
-    // No replica answered in time (a loaded host, or the scheduler cut off from all of them):
-    // nobody has said the master is gone, so do not fail it over now; the caller looks again.
-    if (votes.length === 0) return true;
-    return votes.some((down) => !down);
+  /** See ObjectiveDown.replicasStillHear. */
+  replicasStillHear(inst: Instance, master: Proc): Promise<boolean> {
+    return this.objective.replicasStillHear(inst, master);
   }
 }

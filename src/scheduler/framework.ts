@@ -26,6 +26,8 @@ import { ProcMove } from './proc-move.js';
 import { ResizeOperation } from './resize.js';
 import { ScaleOperation } from './scale.js';
 import { NO_METER } from './meter.js';
+import { ReportingAgents } from './reporting-agents.js';
+import type { AgentProcReport } from './master-health.js';
 
 export type { FrameworkOptions } from './framework-context.js';
 
@@ -50,6 +52,8 @@ export class RedisFramework implements Framework {
   readonly rebalancer: Rebalancer;
   /** Adds, retires and replaces replicas under constraints (drain, upgrade, resize use it). */
   readonly moves: ProcMove;
+  /** Which agents' REPORTs arrive: their own PINGs then watch their masters (see PingPlan). */
+  readonly reportingAgents = new ReportingAgents();
   private readonly jobs: FrameworkJobs;
   private readonly procs: AgentProcs;
   private readonly creator: Creator;
@@ -65,7 +69,8 @@ export class RedisFramework implements Framework {
     private readonly opts: FrameworkOptions,
     links: RedisLinks,
   ) {
-    this.failover = new Failover(store, links, log, (name, masterId, cause) => this.requestFailover(name, masterId, cause), undefined, (agentId) => broker.agentAlive(agentId));
+    const request = (name: string, masterId: string, cause: string) => this.requestFailover(name, masterId, cause);
+    this.failover = new Failover(store, links, log, request, undefined, (agentId) => broker.agentAlive(agentId), (agentId) => this.reportingAgents.reporting(agentId));
     this.jobs = new FrameworkJobs(log, (name) => this.instanceChanged(name));
     this.procs = new AgentProcs(store, broker, log);
     const lostMasters = new LostMasters(store, broker, opts.agentGraceMs);
@@ -139,7 +144,17 @@ export class RedisFramework implements Framework {
   }
 
   agentLost(agentId: string, _taskIds: string[]): void {
+    this.reportingAgents.forget(agentId);
     this.maintainer.agentLost(agentId);
+  }
+
+  /**
+   * One entry of an authenticated REPORT of `agentId` (or one it sent at once on a change): what
+   * its own PINGs say of the proc. Marks the agent as reporting, and tells failure detection.
+   */
+  procReport(agentId: string, procId: string, report: AgentProcReport): void {
+    this.reportingAgents.heard(agentId);
+    this.failover.detector.agentReport(procId, report, agentId);
   }
 
   procAgent(procId: string): string | undefined {

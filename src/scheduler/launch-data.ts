@@ -1,7 +1,12 @@
 import { InstanceStatus, ProcType, type Instance } from '../domain/model.js';
 import type { NewProc } from '../store/fleet-store.js';
 import type { redfleet } from '../proto/redfleet.js';
+import { pb } from '../proto/messages.js';
 import type { Need } from './need.js';
+import type { TaskLaunch } from './offers.js';
+
+/** Seconds a master accepts writes without hearing from a replica (min-replicas-max-lag). */
+const DEFAULT_MIN_REPLICAS_MAX_LAG = 3;
 
 export type LaunchData = Pick<redfleet.v1.IRedisLaunch, 'persistence' | 'restore_backup' | 'restore_sha256' | 'reuse_dir_of'>;
 
@@ -22,4 +27,29 @@ export function launchData(inst: Instance, p: NewProc, need: Need): LaunchData {
     data.restore_sha256 = inst.restoreSha256;
   }
   return data;
+}
+
+/** The LAUNCH of one placed proc: its resources and the RedisLaunch its agent starts it from. */
+export function launchOf(inst: Instance, p: NewProc, master: { ip: string; port: number }, cpus: number, data: LaunchData): TaskLaunch {
+  const replica = p.type === ProcType.Replica;
+  return {
+    taskId: p.id,
+    name: `redis ${inst.name} ${replica ? 'replica' : 'master'}`,
+    resources: { cpus, mem: p.capacity, ports: [{ begin: p.port, end: p.port }] },
+    data: pb.RedisLaunch.encode({
+      instance: inst.name,
+      proc_id: p.id,
+      role: replica ? pb.RedisLaunch.Role.SLAVE : pb.RedisLaunch.Role.MASTER,
+      port: p.port,
+      capacity_mb: p.capacity,
+      master_ip: replica ? master.ip : undefined,
+      master_port: replica ? master.port : undefined,
+      password_sha256: inst.passwordHash,
+      min_replicas_to_write: inst.expSlaves > 0 ? 1 : 0,
+      min_replicas_max_lag: inst.minReplicasMaxLag || DEFAULT_MIN_REPLICAS_MAX_LAG,
+      max_clients: inst.maxClients || undefined,
+      ...data,
+      redis_server: p.redisServer || undefined,
+    }).finish(),
+  };
 }

@@ -34,8 +34,8 @@ export class LostMasters {
     const named = namedMaster(inst);
     if (!named || named.state !== ProcState.Lost || !named.sid) return undefined;
     // The agent is back: the master waits no longer if the agent did not bring it.
-    const agent = this.broker.agents().find((a) => a.id === named.sid && a.connected);
-    if (agent) return agent.tasks.includes(named.id) ? { proc: named, agentId: named.sid } : undefined;
+    const agent = this.broker.agentStatus(named.sid);
+    if (agent?.connected) return agent.runs(named.id) ? { proc: named, agentId: named.sid } : undefined;
     const firstSeen = this.lostSince.get(named.id) ?? Date.now();
     this.lostSince.set(named.id, firstSeen);
     const withinTimeout = Date.now() - firstSeen < this.agentGraceMs;

@@ -37,6 +37,14 @@ export interface AgentView {
   redisServers?: RedisServerBinary[];
 }
 
+/** See ResourceBroker.agentStatus. */
+export interface AgentStatus {
+  /** Its stream is open. */
+  connected: boolean;
+  /** It holds the task (launched, or listed in its SUBSCRIBE). */
+  runs(taskId: string): boolean;
+}
+
 /** What the framework may ask of the broker. */
 export interface ResourceBroker {
   /** Launches tasks on the offer's agent; the rest of the offer goes back to the pool. */
@@ -56,6 +64,11 @@ export interface ResourceBroker {
    */
   resizeTask(agentId: string, taskId: string, memMb: number): boolean | undefined;
   agents(): AgentView[];
+  /**
+   * One agent as the broker knows it, without building every agent's view as agents() does
+   * (per-proc checks must not cost a pass over thousands of agents): undefined when unknown.
+   */
+  agentStatus(agentId: string): AgentStatus | undefined;
   /** The largest total memory (MB) any connected agent has, 0 when none is connected. */
   largestAgentMem(): number;
   /** Whether the agent's stream is open and it answered a heartbeat lately. */

@@ -15,6 +15,7 @@ import { RedisFramework } from './framework.js';
 import { DEFAULT_DELETED_RETENTION_SECONDS, Reaper } from './reaper.js';
 import { Compactor, DEFAULT_COMPACT_EVERY_SECONDS, DEFAULT_COMPACT_RETENTION_SECONDS } from './compactor.js';
 import { StatsPoller } from './stats-poller.js';
+import { AgentReports } from './agent-reports.js';
 import { RedisLinks } from './redis-links.js';
 import { SentinelView } from './sentinel-view.js';
 import { DetectorRelay } from './standby.js';
@@ -229,9 +230,17 @@ export class Scheduler {
       retentionMs: (this.opts.compactRetentionSeconds ?? DEFAULT_COMPACT_RETENTION_SECONDS) * 1000,
     });
     this.compactor.start();
-    this.statsPoller = new StatsPoller(store, this.links, this.log);
+    // Every entry of an agent's REPORT, zeros included (they mark the agent as reporting), goes to
+    // the failure detector: the agent's own PINGs are its first line (docs/failure-detection.md).
+    const framework = this.framework;
+    const reports = new AgentReports({
+      procAgent: (id) => framework.procAgent(id),
+      overlayStats: (id, stats) => store.overlayStats(id, stats),
+      onProcReport: (agentId, procId, r) => framework.procReport(agentId, procId, r),
+    }, this.log);
+    this.statsPoller = new StatsPoller(store, this.links, reports, this.log);
     this.statsPoller.start();
-    this.endpoint = new AgentEndpoint(this.broker, this.log, [this.opts.fleetKey, this.opts.previousFleetKey ?? ''], agentBackupSource(store, this.backupStorage));
+    this.endpoint = new AgentEndpoint(this.broker, this.log, [this.opts.fleetKey, this.opts.previousFleetKey ?? ''], agentBackupSource(store, this.backupStorage), reports);
     this.leading = !term.lost;
     this.log.info('leading', { frameworkId });
   }

@@ -20,6 +20,19 @@ export interface AgentRecord {
   startedAt: string;
 }
 
+/** One proc's Stats for `writeStatsBatch`. */
+export interface StatsEntry {
+  instance: string;
+  procId: string;
+  stats: ProcStats;
+}
+
+/**
+ * Procs per Stats transaction: two puts and one compare each, well inside etcd's default limit of
+ * 128 operations per transaction (--max-txn-ops).
+ */
+const STATS_PER_TXN = 50;
+
 /** A live watch of one proc's Msg key. */
 export interface MsgWatch {
   cancel(): Promise<void>;
@@ -158,6 +171,38 @@ export class AgentStore {
       )
       .commit();
     return res.succeeded;
+  }
+
+  /**
+   * Several procs' Stats in one transaction (a few per agent each second, after the write rule):
+   * one etcd revision for the agent's batch instead of one per proc. Each proc's key must still
+   * exist; when one was deleted meanwhile the batch fails as a whole and is written proc by proc,
+   * so only the deleted one is skipped. Returns the ids written.
+   */
+  async writeStatsBatch(entries: StatsEntry[]): Promise<Set<string>> {
+    const written = new Set<string>();
+    for (let i = 0; i < entries.length; i += STATS_PER_TXN) {
+      const chunk = entries.slice(i, i + STATS_PER_TXN);
+      if (await this.tryStatsTxn(chunk)) {
+        for (const e of chunk) written.add(e.procId);
+        continue;
+      }
+      for (const e of chunk) if (await this.writeStats(e.instance, e.procId, e.stats)) written.add(e.procId);
+    }
+    return written;
+  }
+
+  private async tryStatsTxn(chunk: StatsEntry[]): Promise<boolean> {
+    if (chunk.length === 0) return true;
+    const etcd = this.client;
+    const exists = chunk.map((e) => this.keys.procField(e.instance, e.procId, 'Instance'));
+    let txn = etcd.if(exists[0], 'Version', '>', 0);
+    for (const key of exists.slice(1)) txn = txn.and(key, 'Version', '>', 0);
+    const puts = chunk.flatMap((e) => [
+      etcd.put(this.keys.procField(e.instance, e.procId, 'Stats')).value(JSON.stringify(e.stats)),
+      etcd.put(this.keys.procField(e.instance, e.procId, 'MemUsed')).value(String(e.stats.usedMemory)),
+    ]);
+    return (await txn.then(...puts).commit()).succeeded;
   }
 
   /** The instance's failover epoch (0 when it has none yet). */

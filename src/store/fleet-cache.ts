@@ -8,6 +8,7 @@ import { frozenWhenTesting, instanceFromFields } from './records.js';
 import { readTree } from './tree-read.js';
 import { emptyNode, setOrDelete, shared, type InstanceNode } from './tree-node.js';
 import { namesPage } from './instance-page.js';
+import { withNewerStats, withProcStats } from './stats-overlay.js';
 import type { Logger } from '../logger.js';
 
 /**
@@ -29,7 +30,7 @@ export class FleetCache extends EventEmitter {
   private waiters: { rev: bigint; resolve: () => void }[] = [];
   private watcher?: Watcher;
   private stopped = false;
-  /** Stats the scheduler read itself (StatsPoller), by proc id: fresher than the agent's etcd writes. */
+  /** Every-second stats (agents' REPORTs, the StatsPoller), by proc id: fresher than the agents' etcd writes. */
   private readonly polledStats = new Map<string, ProcStats>();
   /** instanceNames(), sorted, until an instance's Status key comes or goes. */
   private sortedNames?: string[];
@@ -200,27 +201,24 @@ export class FleetCache extends EventEmitter {
     const node = this.nodes.get(name);
     if (!node || !node.fields.has('Status')) return undefined;
     const inst = instanceFromFields(name, node.fields, node.procs, node.snames);
-    for (const proc of inst.procs) {
-      const polled = this.polledStats.get(proc.id);
-      if (!polled || (proc.stats && proc.stats.updatedAt >= polled.updatedAt)) continue;
-      proc.stats = polled;
-      proc.memUsed = polled.usedMemory;
-    }
+    inst.procs = inst.procs.map((p) => withNewerStats(p, this.polledStats.get(p.id)));
     this.built.set(name, frozenWhenTesting(inst));
     return inst;
   }
 
   /**
-   * Overlays stats the scheduler read itself over the agent's last etcd write: agents write only
-   * on change or heartbeat, while API reads and the Sentinel view want every-second figures.
-   * Memory only; the newer of the two wins.
+   * Overlays every-second stats (an agent's REPORT, or the scheduler's own INFO read) over the
+   * agent's last etcd write (see stats-overlay.ts). A shared instance is replaced by a copy with
+   * that proc's stats, not rebuilt from its keys.
    */
   overlayStats(procId: string, stats: ProcStats): void {
     this.polledStats.set(procId, stats);
-    this.built.delete(instanceOfProc(procId));
+    const name = instanceOfProc(procId);
+    const memo = this.built.get(name);
+    if (memo) this.built.set(name, frozenWhenTesting(withProcStats(memo, procId, stats)));
   }
 
-  /** Forgets polled stats of procs no longer polled, so an ended proc shows its last etcd Stats. */
+  /** Forgets overlaid stats of procs neither polled nor reported any more, so an ended proc shows its last etcd Stats. */
   retainPolledStats(procIds: Set<string>): void {
     for (const id of this.polledStats.keys()) {
       if (procIds.has(id)) continue;

@@ -76,6 +76,28 @@ describe('agent protocol: sessions, proofs and heartbeats (issue 7 items 5-8, 17
     }
   });
 
+  it('skips a REPORT entry about another agent\'s proc: logged, and the API\'s stats of that proc unchanged', async () => {
+    const master = (await procs('guarded')).find((p) => p.id === masterOf('guarded'))!;
+    const rogue = new ProtocolAgent(fleet.apiUrl, 'rogue-reporter', key);
+    clients.push(rogue);
+    try {
+      expect(await rogue.subscribe(await ProtocolAgent.sign(fleet.apiUrl, 'rogue-reporter', key, { hostname: '127.0.0.1' }))).to.equal(200);
+      // Stamped a minute ahead: taken, they would win over every true figure for that minute.
+      const forged = { uptime: 1, usedMemory: 987_654_321, clients: 4242, role: 'slave', replOffset: 0, masterLinkStatus: 'down', updatedAt: new Date(Date.now() + 60_000).toISOString() };
+      const res = await rogue.call({ type: pb.Call.Type.REPORT, report: { procs: [{ task_id: { value: master.id }, stats: JSON.stringify(forged), silent_ms: 30_000 }] } });
+      expect(res.status).to.equal(202);
+      await sleep(1500);
+      const after = (await procs('guarded')).find((p) => p.id === master.id) as ProcRow & { stats: { clients: number; usedMemory: number; role: string } };
+      expect(after.stats).to.include({ role: 'master' });
+      expect(after.stats.clients).to.not.equal(4242);
+      expect(after.stats.usedMemory).to.not.equal(987_654_321);
+      expect(fleet.log('scheduler')).to.match(/report entries refused: the procs belong to another agent/);
+      expect(masterOf('guarded')).to.equal(master.id);
+    } finally {
+      rogue.close();
+    }
+  });
+
   it('refuses a replayed SUBSCRIBE and a second SUBSCRIBE for a connected agent; no proc is touched; /healthz says so', async () => {
     const before = await procs('guarded');
     const pids = fleet.redisPids().length;

@@ -7,6 +7,8 @@ import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server
 import { connectEtcd } from '../../src/store/etcd.js';
 import { FleetStore } from '../../src/store/fleet-store.js';
 import { readTree, type TreePaging } from '../../src/store/tree-read.js';
+import { AgentStore } from '../../src/store/agent-store.js';
+import { createLogger } from '../../src/logger.js';
 import { InstanceType, ProcType } from '../../src/domain/model.js';
 
 /** Pages of exactly `keys` keys. */
@@ -87,6 +89,26 @@ describe('FleetStore (real etcd)', function () {
     expect(pages.flat()).to.include('/PinnedTree/k28').and.not.include('/PinnedTree/k29x');
     expect(res.keys).to.equal(30);
     await client.delete().prefix('/PinnedTree/');
+  });
+
+  it('writes an agent\'s Stats batch in one revision, and skips only a proc deleted meanwhile', async () => {
+    const agent = new AgentStore(etcd.url, '/StatsBatch', createLogger('test'));
+    agent.open(client);
+    const stats = (n: number) => ({ usedMemory: n, connectedClients: 1 }) as never;
+    const ids = Array.from({ length: 60 }, (_, i) => `b1::p${i}`);
+    for (const id of ids) await client.put(`/StatsBatch/Instances/b1/Procs/${id}/Instance`).value('b1');
+    const before = (await client.get('/StatsBatch/none').exec()).header.revision;
+    const written = await agent.writeStatsBatch(ids.map((procId, i) => ({ instance: 'b1', procId, stats: stats(i) })));
+    const after = (await client.get('/StatsBatch/none').exec()).header.revision;
+    expect(written.size).to.equal(60);
+    expect(Number(after) - Number(before), 'one revision per 50 procs').to.equal(2);
+    expect(await client.get(`/StatsBatch/Instances/b1/Procs/${ids[59]}/MemUsed`).string()).to.equal('59');
+    // A proc deleted between its INFO and the write: the batch falls back to one write per proc.
+    await client.delete().prefix(`/StatsBatch/Instances/b1/Procs/${ids[3]}/`);
+    const again = await agent.writeStatsBatch(ids.slice(0, 10).map((procId) => ({ instance: 'b1', procId, stats: stats(7) })));
+    expect([...again].sort()).to.deep.equal(ids.slice(0, 10).filter((id) => id !== ids[3]).sort());
+    expect(await client.get(`/StatsBatch/Instances/b1/Procs/${ids[3]}/Stats`).string()).to.equal(null, 'no Stats resurrects a deleted proc');
+    await client.delete().prefix('/StatsBatch/');
   });
 
   it('creates an instance once, and reads its own write at once from memory', async () => {

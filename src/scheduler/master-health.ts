@@ -1,0 +1,92 @@
+/** What the failure detector knows of one master. */
+export interface MasterHealth {
+  procId: string;
+  /** The instance the proc is master of. */
+  instance: string;
+  /** When the scheduler last sent it a PING (0: never). */
+  lastPingSent: number;
+  lastOk: number;
+  /**
+   * When its silence began: the oldest PING still without a valid reply, the scheduler's own or
+   * (from its report) its agent's, whichever began first (0: none pending).
+   */
+  pendingSince: number;
+  /** The scheduler's own oldest PING still without a valid reply (0: none). */
+  ownPendingSince: number;
+  /** On the scheduler's clock, when the silence its agent reports began (0: the agent says it answers). */
+  agentSilentSince: number;
+  /** Its agent says it answers -BUSY. */
+  agentBusy: boolean;
+  sdown: boolean;
+  odown: boolean;
+  failingOver: boolean;
+  /** SCRIPT KILL / FUNCTION KILL went out in this busy spell (cleared by the next valid reply). */
+  scriptKillSent: boolean;
+}
+
+/**
+ * What a master's agent says of it from its own local PINGs (executor/local-probe.ts): silent
+ * this long (0: it answers), and whether it answers -BUSY.
+ */
+export interface AgentProcReport {
+  silentMs: number;
+  busy: boolean;
+}
+
+export function newHealth(procId: string, instance: string, now: number): MasterHealth {
+  return {
+    procId, instance, lastPingSent: 0, lastOk: now, pendingSince: 0, ownPendingSince: 0, agentSilentSince: 0,
+    agentBusy: false, sdown: false, odown: false, failingOver: false, scriptKillSent: false,
+  };
+}
+
+/** The earlier of two start times, 0 standing for none. */
+function earliest(a: number, b: number): number {
+  if (a === 0) return b;
+  if (b === 0) return a;
+  return Math.min(a, b);
+}
+
+function refreshPending(h: MasterHealth): void {
+  h.pendingSince = earliest(h.ownPendingSince, h.agentSilentSince);
+}
+
+/** The scheduler sent the master a PING at `now`. */
+export function pingSent(h: MasterHealth, now: number): void {
+  h.lastPingSent = now;
+  if (h.ownPendingSince === 0) h.ownPendingSince = now;
+  refreshPending(h);
+}
+
+/** The master gave the scheduler a valid reply: nothing is pending, whatever its agent said before. */
+export function validReply(h: MasterHealth, now: number): void {
+  h.lastOk = now;
+  h.ownPendingSince = 0;
+  h.agentSilentSince = 0;
+  h.agentBusy = false;
+  h.pendingSince = 0;
+  h.scriptKillSent = false;
+}
+
+/**
+ * Its agent reports it silent or busy. The report gives a duration, not a time: the silence began
+ * `silentMs` before the report was read, on the scheduler's clock, so the two hosts' clocks need
+ * not agree. A report only ever moves the start of the silence earlier than the scheduler's own.
+ */
+export function agentSaysSilent(h: MasterHealth, report: AgentProcReport, now: number): void {
+  h.agentSilentSince = now - report.silentMs;
+  h.agentBusy = report.busy;
+  refreshPending(h);
+}
+
+/**
+ * Its agent reports it answering. That clears what the agent said, not the scheduler's own PING
+ * still unanswered (a partition between the scheduler and the master, which the agent cannot
+ * see). Returns true when nothing is pending any more.
+ */
+export function agentSaysAnswering(h: MasterHealth): boolean {
+  h.agentSilentSince = 0;
+  h.agentBusy = false;
+  refreshPending(h);
+  return h.pendingSince === 0;
+}

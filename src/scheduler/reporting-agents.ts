@@ -1,0 +1,35 @@
+/** Agents send a REPORT this often. */
+export const REPORT_EVERY_MS = 1000;
+/**
+ * An agent counts as reporting until its last REPORT is this old: two missed in a row. A late
+ * REPORT only brings its masters back to the scheduler's 200 ms PINGs for a while, so this errs
+ * on the side of the scheduler doing more, yet not so tight that a briefly loaded scheduler turns
+ * every master to 200 ms PINGs at once.
+ */
+export const REPORT_LAPSE_MS = 3 * REPORT_EVERY_MS;
+
+/**
+ * Which agents' REPORTs arrive. The failure detector lets such an agent's own PINGs watch its
+ * masters (see PingPlan); an agent that falls silent (down, cut off, stalled), or one too old to
+ * report, is never in here, and its masters get the scheduler's own PINGs every 200 ms.
+ */
+export class ReportingAgents {
+  private readonly lastReport = new Map<string, number>();
+
+  constructor(private readonly lapseMs = REPORT_LAPSE_MS, private readonly now: () => number = Date.now) {}
+
+  /** An authenticated REPORT of the agent was read. */
+  heard(agentId: string): void {
+    this.lastReport.set(agentId, this.now());
+  }
+
+  reporting(agentId: string): boolean {
+    const at = this.lastReport.get(agentId);
+    return at !== undefined && this.now() - at <= this.lapseMs;
+  }
+
+  /** The agent is gone from the fleet. */
+  forget(agentId: string): void {
+    this.lastReport.delete(agentId);
+  }
+}

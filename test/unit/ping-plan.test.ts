@@ -1,0 +1,231 @@
+import { expect } from 'chai';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../../src/domain/model.js';
+import { PingPlan, replicaStatsSayDown, sweepSlot, SWEEP_EVERY_MS, PING_EVERY_MS } from '../../src/scheduler/ping-plan.js';
+import { agentSaysAnswering, agentSaysSilent, newHealth, pingSent, validReply } from '../../src/scheduler/master-health.js';
+import { ReportingAgents } from '../../src/scheduler/reporting-agents.js';
+import { FailureDetector } from '../../src/scheduler/failure-detector.js';
+import type { FleetStore } from '../../src/store/fleet-store.js';
+import type { RedisLinks } from '../../src/scheduler/redis-links.js';
+import { createLogger } from '../../src/logger.js';
+
+function stats(over: Partial<ProcStats>): ProcStats {
+  return { uptime: 1, usedMemory: 0, clients: 0, role: 'slave', replOffset: 0, masterLinkStatus: 'up', lastIoSecondsAgo: 0, updatedAt: '', ...over };
+}
+
+function proc(id: string, agent: string, type: ProcType, port: number, over: Partial<ProcStats> = {}): Proc {
+  return {
+    id: `c1::${id}`, instance: 'c1', nodename: agent, capacity: 64, memUsed: 0, pid: 1, ip: '127.0.0.1', port, state: ProcState.Running,
+    type, slaveOf: '', eid: '', sid: agent, msg: '', redisServer: '', redisVersion: '', surge: '',
+    stats: type === ProcType.Master ? stats({ role: 'master', masterLinkStatus: null, lastIoSecondsAgo: null }) : stats(over),
+  } as Proc;
+}
+
+function instance(procs: Proc[]): Instance {
+  const master = procs.find((p) => p.type === ProcType.Master);
+  return {
+    name: 'c1', type: InstanceType.MasterReplica, status: InstanceStatus.Running, capacity: 64, masters: 1, slaves: procs.length - 1, expMasters: 1,
+    expSlaves: procs.length - 1, dValue: 1, mname: master?.id ?? '', snames: [], reason: '', placement: 'spread', createdAt: '', epoch: 0, dataLost: '',
+    downAfterMs: 1000, failoverTimeoutMs: 0, minReplicasMaxLag: 0, expiresAt: '', deletedAt: '', passwordHash: '', accessKeyHash: '', creator: '',
+    maxClients: 0, surges: [], procs,
+  } as unknown as Instance;
+}
+
+const healthy = (replicaStats: Partial<ProcStats> = {}) => instance([proc('m', 'a1', ProcType.Master, 7000), proc('r1', 'a2', ProcType.Replica, 7001, replicaStats), proc('r2', 'a3', ProcType.Replica, 7002)]);
+
+/** How many of `ticks` ticks PING the master. */
+function pingsIn(plan: PingPlan, inst: Instance, h: ReturnType<typeof newHealth>, ticks: number): number {
+  let n = 0;
+  for (let i = 0; i < ticks; i++) {
+    plan.nextTick();
+    if (plan.due(inst, inst.procs[0], h)) n++;
+  }
+  return n;
+}
+
+describe('ping plan: who the scheduler PINGs, and how often', () => {
+  it('PINGs every master every 200 ms while no agent reports (today\'s behaviour)', () => {
+    const inst = healthy();
+    const h = newHealth(inst.mname, 'c1', 0);
+    pingSent(h, 1);
+    validReply(h, 2);
+    const plan = new PingPlan(() => false);
+    expect(pingsIn(plan, inst, h, 50)).to.equal(50);
+    expect(plan.targetedBecause(inst, inst.procs[0], h)).to.equal('agent-not-reporting');
+  });
+
+  it('sweeps a master whose agent reports it answering once a second, in a slot fixed by its id', () => {
+    const inst = healthy();
+    const h = newHealth(inst.mname, 'c1', 0);
+    const plan = new PingPlan((agent) => agent === 'a1');
+    expect(plan.targetedBecause(inst, inst.procs[0], h), 'a master not PINGed yet').to.equal('first');
+    pingSent(h, 1);
+    validReply(h, 2);
+    expect(plan.targetedBecause(inst, inst.procs[0], h)).to.equal(undefined);
+    expect(pingsIn(plan, inst, h, 50)).to.equal(50 / (SWEEP_EVERY_MS / PING_EVERY_MS));
+  });
+
+  it('spreads sweeps evenly over the ticks of a second', () => {
+    const counts = [0, 0, 0, 0, 0];
+    for (let i = 0; i < 5000; i++) counts[sweepSlot(`inst${i}::${i * 7919}-uuid`)]++;
+    for (const c of counts) expect(c).to.be.within(800, 1200);
+  });
+
+  it('targets (200 ms) a master with a PING unanswered, its agent\'s or its own, or reported busy', () => {
+    const inst = healthy();
+    const plan = new PingPlan(() => true);
+    const h = newHealth(inst.mname, 'c1', 0);
+    pingSent(h, 1000);
+    expect(plan.targetedBecause(inst, inst.procs[0], h), 'own PING pending').to.equal('silent');
+    validReply(h, 1001);
+    agentSaysSilent(h, { silentMs: 400, busy: false }, 5000);
+    expect(h.pendingSince).to.equal(4600);
+    expect(plan.targetedBecause(inst, inst.procs[0], h), 'agent says silent').to.equal('silent');
+    expect(agentSaysAnswering(h)).to.equal(true);
+    agentSaysSilent(h, { silentMs: 0, busy: true }, 6000);
+    expect(plan.targetedBecause(inst, inst.procs[0], h), 'agent says busy').to.equal('silent');
+    expect(pingsIn(plan, inst, h, 10)).to.equal(10);
+  });
+
+  it('targets a master whose replicas\' stats say they lost it, until they say up again', () => {
+    const plan = new PingPlan(() => true);
+    const down = healthy({ masterLinkStatus: 'down' });
+    const h = newHealth(down.mname, 'c1', 0);
+    pingSent(h, 1);
+    validReply(h, 2);
+    expect(plan.targetedBecause(down, down.procs[0], h)).to.equal('replicas-lost-it');
+    expect(plan.targetedBecause(healthy({ lastIoSecondsAgo: 3 }), down.procs[0], h), 'no I/O for 3 s, down-after 1 s').to.equal('replicas-lost-it');
+    expect(plan.targetedBecause(healthy({ lastIoSecondsAgo: 2 }), down.procs[0], h), 'a healthy idle link reads up to 2').to.equal(undefined);
+  });
+
+  it('counts stats as a replica\'s view only when they are a replica\'s', () => {
+    expect(replicaStatsSayDown(undefined, 1000)).to.equal(false);
+    expect(replicaStatsSayDown(stats({ role: 'master', masterLinkStatus: null }), 1000)).to.equal(false);
+    expect(replicaStatsSayDown(stats({ masterLinkStatus: 'down' }), 1000)).to.equal(true);
+    expect(replicaStatsSayDown(stats({ lastIoSecondsAgo: 7 }), 5000)).to.equal(true);
+    expect(replicaStatsSayDown(stats({ lastIoSecondsAgo: 6 }), 5000)).to.equal(false);
+  });
+});
+
+describe('master health: the agent\'s report and the scheduler\'s own PING', () => {
+  it('backdates the silence by the duration the agent measured, never later than the scheduler\'s own PING', () => {
+    const h = newHealth('m', 'c1', 0);
+    pingSent(h, 10_000);
+    agentSaysSilent(h, { silentMs: 30, busy: false }, 10_050);
+    expect(h.pendingSince, 'own PING is older').to.equal(10_000);
+    agentSaysSilent(h, { silentMs: 600, busy: false }, 10_300);
+    expect(h.pendingSince).to.equal(9700);
+  });
+
+  it('an agent saying "answers" clears its own word, not the scheduler\'s unanswered PING (a partition it cannot see)', () => {
+    const h = newHealth('m', 'c1', 0);
+    pingSent(h, 10_000);
+    agentSaysSilent(h, { silentMs: 900, busy: false }, 10_100);
+    expect(agentSaysAnswering(h)).to.equal(false);
+    expect(h.pendingSince).to.equal(10_000);
+    validReply(h, 10_500);
+    expect(h.pendingSince).to.equal(0);
+  });
+});
+
+describe('reporting agents', () => {
+  it('counts an agent as reporting until its last REPORT is older than the lapse', () => {
+    let t = 0;
+    const agents = new ReportingAgents(3000, () => t);
+    expect(agents.reporting('a1')).to.equal(false);
+    agents.heard('a1');
+    t = 3000;
+    expect(agents.reporting('a1')).to.equal(true);
+    t = 3001;
+    expect(agents.reporting('a1')).to.equal(false);
+    agents.heard('a1');
+    agents.forget('a1');
+    expect(agents.reporting('a1')).to.equal(false);
+  });
+});
+
+/** Links whose master answers while `answering` and whose replicas say their link is down. */
+function fakeLinks(masterPort: number, state: { answering: boolean; pings: number }): RedisLinks {
+  const infoDown = 'role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7000\r\nmaster_link_status:down\r\nmaster_last_io_seconds_ago:-1\r\nslave_read_repl_offset:100\r\n';
+  return {
+    get: () => undefined,
+    retain: () => undefined,
+    secretOf: () => 's',
+    call: async (p: Proc, ...args: string[]) => (args[0] === 'INFO' && p.port !== masterPort ? infoDown : undefined),
+    probe: async (p: Proc, ...args: string[]) => {
+      if (args[0] !== 'PING') return { reply: 'OK' };
+      state.pings++;
+      if (state.answering) return { reply: 'PONG' };
+      await sleep(300);
+      return {};
+    },
+  } as unknown as RedisLinks;
+}
+
+describe('failure detector with agent reports (fake store and links)', function () {
+  this.timeout(20_000);
+  const log = createLogger('test');
+  log.level = 'error';
+
+  function detector(inst: Instance, reporting: boolean, state: { answering: boolean; pings: number }) {
+    const store = { instances: () => [inst], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
+    const requests: string[] = [];
+    const events: string[] = [];
+    const d = new FailureDetector(store, fakeLinks(7000, state), log, (_n, id, cause) => requests.push(`${id} ${cause}`), (ch) => events.push(ch), undefined, () => true, () => reporting);
+    return { d, requests, events };
+  }
+
+  it('sends a fifth of the PINGs to a master its agent reports answering', async () => {
+    const inst = healthy();
+    for (const reporting of [false, true]) {
+      const state = { answering: true, pings: 0 };
+      const { d } = detector(inst, reporting, state);
+      d.start();
+      await sleep(2100);
+      d.stop();
+      if (reporting) expect(state.pings, 'swept: the first PING, then about one a second').to.be.within(1, 5);
+      else expect(state.pings, 'targeted: every 200 ms').to.be.within(7, 12);
+    }
+  });
+
+  type Started = ReturnType<typeof detector> & { inst: Instance; state: { answering: boolean; pings: number } };
+
+  /** A started detector of one healthy instance whose agents report, past its first PING. */
+  async function running(body: (s: Started) => Promise<void>): Promise<void> {
+    const inst = healthy();
+    const state = { answering: true, pings: 0 };
+    const started = { ...detector(inst, true, state), inst, state };
+    started.d.start();
+    try {
+      await sleep(300);
+      await body(started);
+    } finally {
+      started.d.stop();
+    }
+  }
+
+  it('a report of silence: targeted PINGs at once, subjectively down once confirmed, then the replicas\' check and a failover request', () => running(async ({ d, inst, state, requests, events }) => {
+    expect(d.healthOf(inst.mname)?.lastPingSent).to.be.above(0);
+    state.answering = false;
+    const before = state.pings;
+    d.agentReport(inst.mname, { silentMs: 1500, busy: false }, 'a2');
+    expect(state.pings, 'a report from another agent is ignored').to.equal(before);
+    d.agentReport(inst.mname, { silentMs: 1500, busy: false }, 'a1');
+    expect(state.pings, 'the scheduler PINGs it at once').to.equal(before + 1);
+    expect(d.healthOf(inst.mname)?.sdown, 'not on the agent\'s word alone').to.equal(false);
+    const until = Date.now() + 5000;
+    while (requests.length === 0 && Date.now() < until) await sleep(20);
+    expect(requests[0]).to.equal(`${inst.mname} master objectively down`);
+    expect(events).to.include.members(['+sdown', '+odown']);
+  }));
+
+  it('a report of 0 clears the agent\'s silence before down-after: no sdown', () => running(async ({ d, inst, requests, events }) => {
+    d.agentReport(inst.mname, { silentMs: 300, busy: false });
+    expect(d.healthOf(inst.mname)?.agentSilentSince).to.be.above(0);
+    d.agentReport(inst.mname, { silentMs: 0, busy: false });
+    expect(d.healthOf(inst.mname)?.agentSilentSince).to.equal(0);
+    await sleep(1500);
+    expect(events).to.deep.equal([]);
+    expect(requests).to.deep.equal([]);
+  }));
+});
