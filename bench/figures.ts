@@ -24,6 +24,13 @@ export function summarize(values: number[]): Summary {
   return { n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), min: sorted[0] ?? NaN, max: sorted[sorted.length - 1] ?? NaN };
 }
 
+export const MIB = 1024 * 1024;
+
+/** A figure rounded to `digits` decimals for a JSON line (NaN stays NaN: JSON prints null). */
+export function roundTo(v: number, digits = 1): number {
+  return Number.isFinite(v) ? Number(v.toFixed(digits)) : NaN;
+}
+
 /** A figure with `digits` decimals, or '-' for a cell with no runs (NaN) so that columns stay readable. */
 export function formatMs(v: number, digits: number): string {
   return Number.isFinite(v) ? v.toFixed(digits) : '-';

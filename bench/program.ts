@@ -37,6 +37,14 @@ export function parseFlags(program: Program, argv: string[], options: Options): 
   return values;
 }
 
+/** A whole-number flag from `min` to `max` (at most 6 digits), `fallback` when absent; else a usage error. */
+export function wholeFlag(program: Program, v: string | boolean | undefined, flag: string, fallback: number, min: number, max: number): number {
+  if (v === undefined) return fallback;
+  const text = String(v);
+  if (!/^[0-9]{1,6}$/.test(text) || Number(text) < min || Number(text) > max) fail(program, `--${flag} must be a whole number from ${min} to ${max}, got '${text}'`);
+  return Number(text);
+}
+
 /**
  * `--runs N` (or `--runs=N`): N a whole number from 1 to `max`, `fallback` when absent. A bad N
  * ends the program with a usage error.

@@ -18,7 +18,7 @@ import { mkdirSync } from 'node:fs';
 import { LocalFleet } from '../test/harness/local-fleet.js';
 import { SimAgents } from '../test/harness/sim-agents.js';
 import { describeMachine, machineLines } from './machine.js';
-import { fail, parseFlags, runMain, type Program } from './program.js';
+import { parseFlags, runMain, wholeFlag, type Program } from './program.js';
 import { StartedHere } from './started-here.js';
 import { errorLines, strainOf, topFunctions } from './scale/measure.js';
 import { awaitRunning, createRamped, loseOnePercent, restartScheduler, steady } from './scale/phases.js';
@@ -43,12 +43,7 @@ interface Options {
   cpuProf: boolean;
 }
 
-function whole(v: string | boolean | undefined, flag: string, fallback: number, min: number, max: number): number {
-  if (v === undefined) return fallback;
-  const text = String(v);
-  if (!/^[0-9]{1,6}$/.test(text) || Number(text) < min || Number(text) > max) fail(PROGRAM, `--${flag} must be a whole number from ${min} to ${max}, got '${text}'`);
-  return Number(text);
-}
+const whole = (v: string | boolean | undefined, flag: string, fallback: number, min: number, max: number): number => wholeFlag(PROGRAM, v, flag, fallback, min, max);
 
 function options(argv: string[]): Options {
   const v = parseFlags(PROGRAM, argv, {

@@ -123,9 +123,32 @@ function frameName(node: ProfileNode): string {
   return `${functionName || '(anonymous)'}${where ? ` (${where})` : ''}`;
 }
 
-function readProfiles(dir: string): ProfileNode[][] {
+interface Profile {
+  nodes: ProfileNode[];
+  samples?: number[];
+  timeDeltas?: number[];
+}
+
+/**
+ * Each node's hits counted again from the samples taken within the first `untilMs` of the
+ * profile (V8 records one sample id and the time since the last one per tick).
+ */
+function hitsUntil(profile: Profile, untilMs: number): ProfileNode[] {
+  const hits = new Map<number, number>();
+  let atUs = 0;
+  const samples = profile.samples ?? [];
+  for (let i = 0; i < samples.length; i++) {
+    atUs += profile.timeDeltas?.[i] ?? 0;
+    if (atUs > untilMs * 1000) break;
+    hits.set(samples[i], (hits.get(samples[i]) ?? 0) + 1);
+  }
+  return profile.nodes.map((n) => ({ ...n, hitCount: hits.get(n.id) ?? 0 }));
+}
+
+function readProfiles(dir: string, untilMs?: number): ProfileNode[][] {
   try {
-    return readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nodes: ProfileNode[] }).nodes);
+    const profiles = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Profile);
+    return profiles.map((p) => (untilMs === undefined ? p.nodes : hitsUntil(p, untilMs)));
   } catch {
     return [];
   }
@@ -152,14 +175,14 @@ function inclusiveHits(nodes: ProfileNode[]): Map<number, number> {
  * time, and the top `n` entry points into RedFleet's own code (the first dist/src frame from the
  * root of each stack) by total time, callees included, so that the second list says which part
  * of the scheduler the time is spent for. Each as "share% name (file:line)" of the busy (non-idle)
- * samples.
+ * samples. With `untilMs`, only the samples of the profile's first `untilMs` count (a start).
  */
-export function topFunctions(dir: string, n = 5): string[] {
+export function topFunctions(dir: string, n = 5, untilMs?: number): string[] {
   const self = new Map<string, number>();
   const entry = new Map<string, number>();
   let busy = 0;
   let idle = 0;
-  for (const nodes of readProfiles(dir)) {
+  for (const nodes of readProfiles(dir, untilMs)) {
     const incl = inclusiveHits(nodes);
     const byId = new Map(nodes.map((x) => [x.id, x]));
     const walk = (node: ProfileNode, inOurs: boolean): void => {

@@ -5,6 +5,7 @@
 import type { CreatePhase, LossPhase, SteadyPhase } from './phases.js';
 import type { Strain } from './measure.js';
 import { p } from './phases.js';
+import { MIB as MiB, roundTo as round } from '../figures.js';
 
 export interface Run {
   opts: { agents: number; instances: number };
@@ -34,8 +35,6 @@ export interface Figures {
   startupToLeadingMs: number;
 }
 
-const MiB = 1024 * 1024;
-const round = (v: number, digits = 1): number => (Number.isFinite(v) ? Number(v.toFixed(digits)) : NaN);
 
 export function figuresOf(r: Run): Figures {
   const procs = r.opts.instances * 3;

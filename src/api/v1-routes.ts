@@ -1,6 +1,7 @@
 import { InstanceStatus } from '../domain/model.js';
 import { NotFoundError } from '../errors.js';
 import { v1Status } from './views.js';
+import { V1StatusList } from './v1-list.js';
 import { validateInt, validateName, validateV1Body, MAX_CAPACITY_MB, MAX_REPLICAS } from './validate.js';
 import { allow, mustFind, readJson, type ApiRouter, type RouteDeps } from './request.js';
 import type { InstanceCreation } from './creation.js';
@@ -9,6 +10,7 @@ import type { InstanceCreation } from './creation.js';
 export function v1Routes(router: ApiRouter, deps: RouteDeps, creation: InstanceCreation): void {
   const { service } = deps;
   const rule = service.announcedMaster;
+  const list = new V1StatusList();
 
   router.post('/v1/CREATE/:name/:capacity/:masters/:slaves', async (ctx) => {
     allow(ctx);
@@ -37,7 +39,8 @@ export function v1Routes(router: ApiRouter, deps: RouteDeps, creation: InstanceC
 
   router.get('/v1/STATUS/', (ctx) => {
     allow(ctx);
-    ctx.body = service.instances().map((i) => v1Status(i, rule));
+    ctx.type = 'application/json';
+    ctx.body = list.render(service.instances(), rule);
   });
 
   router.delete('/v1/DELETE/:name', async (ctx) => {

@@ -40,7 +40,11 @@ function v1Proc(p: Proc): V1Proc {
  * running replicas of that master.
  */
 export function v1Status(inst: Instance, rule: MasterRule): V1Status {
-  const master = rule(inst);
+  return v1StatusWith(inst, rule(inst));
+}
+
+/** The v1 STATUS of an instance whose announced master is `master` (none: undefined). */
+export function v1StatusWith(inst: Instance, master: Proc | undefined): V1Status {
   return {
     Name: inst.name,
     Type: inst.type,

@@ -25,6 +25,9 @@ export const ETCD_KEEPALIVE = { timeMs: 1000, timeoutMs: 2000 } as const;
  */
 export const ETCD_RETRY = { firstMs: 50, maxMs: 250 } as const;
 
+/** The largest answer an etcd client accepts. */
+export const ETCD_MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
 /** `urls` is the comma-separated list the commands take: `http://127.0.0.1:2379,http://...`. */
 export function connectEtcd(urls: string): Etcd3 {
   const hosts = urls.split(',').map((u) => u.trim()).filter(Boolean);
@@ -37,6 +40,8 @@ export function connectEtcd(urls: string): Etcd3 {
       'grpc.keepalive_timeout_ms': ETCD_KEEPALIVE.timeoutMs,
       // Also between calls: an idle agent must notice a dead link before it next needs it.
       'grpc.keepalive_permit_without_calls': 1,
+      // A scheduler's start reads the tree in pages of up to 16 MiB (tree-read.ts); gRPC's default is 4 MiB.
+      'grpc.max_receive_message_length': ETCD_MAX_ANSWER_BYTES,
       'grpc.initial_reconnect_backoff_ms': ETCD_RETRY.firstMs * 2,
       'grpc.max_reconnect_backoff_ms': ETCD_RETRY.maxMs,
     },

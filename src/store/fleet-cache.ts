@@ -6,14 +6,10 @@ import type { Instance, ProcStats } from '../domain/model.js';
 import { parseDrain, type Drain } from '../domain/drain.js';
 import { frozenWhenTesting, instanceFromFields } from './records.js';
 import { readTree } from './tree-read.js';
+import { emptyNode, setOrDelete, shared, type InstanceNode } from './tree-node.js';
+import { namesPage } from './instance-page.js';
 import { withNewerStats, withProcStats } from './stats-overlay.js';
 import type { Logger } from '../logger.js';
-
-interface InstanceNode {
-  fields: Map<string, string>;
-  procs: Map<string, Map<string, string>>;
-  snames: Set<string>;
-}
 
 /**
  * The whole /MrRedis tree in memory, filled once at start and kept current by one etcd watch.
@@ -25,6 +21,8 @@ interface InstanceNode {
  */
 export class FleetCache extends EventEmitter {
   readonly keys: Keys;
+  /** The root's length in bytes: paths below it are decoded from there. */
+  private readonly rootBytes: number;
   private readonly nodes = new Map<string, InstanceNode>();
   private readonly agentRecords = new Map<string, string>();
   private readonly drainRecords = new Map<string, string>();
@@ -42,6 +40,7 @@ export class FleetCache extends EventEmitter {
   constructor(readonly etcd: Etcd3, prefix: string, protected readonly log?: Logger) {
     super();
     this.keys = new Keys(prefix);
+    this.rootBytes = Buffer.byteLength(this.keys.root);
   }
 
   /** Loads the tree and starts the watch from the revision just after the load. */
@@ -57,16 +56,26 @@ export class FleetCache extends EventEmitter {
 
   /** Replaces the whole cache with a fresh read; returns the names of the instances it held before. */
   private async load(): Promise<Set<string>> {
-    const res = await readTree(this.etcd, this.keys.root);
     const before = new Set(this.nodes.keys());
+    const t0 = Date.now();
+    // Each page goes into the cache as it arrives (and a read that starts over clears it again).
+    const res = await readTree(this.etcd, this.keys.root, {
+      begin: () => this.clear(),
+      page: (kvs) => {
+        for (const kv of kvs) this.route(kv.key.toString('utf8', this.rootBytes), kv.value.toString());
+      },
+    });
+    this.advance(BigInt(res.revision));
+    this.log?.info('etcd tree read', { keys: res.keys, instances: this.nodes.size, ms: Date.now() - t0, revision: res.revision });
+    return before;
+  }
+
+  private clear(): void {
     this.nodes.clear();
     this.built.clear();
     this.sortedNames = undefined;
     this.agentRecords.clear();
     this.drainRecords.clear();
-    for (const kv of res.kvs) this.route(kv.key.toString(), kv.value.toString());
-    this.advance(BigInt(res.revision));
-    return before;
   }
 
   private async watchFrom(rev: bigint): Promise<void> {
@@ -75,8 +84,7 @@ export class FleetCache extends EventEmitter {
     watcher.on('data', (res) => {
       const touched = new Set<string>();
       for (const ev of res.events) {
-        const key = ev.kv.key.toString();
-        const name = this.route(key, ev.type === 'Delete' ? undefined : ev.kv.value.toString());
+        const name = this.route(ev.kv.key.toString('utf8', this.rootBytes), ev.type === 'Delete' ? undefined : ev.kv.value.toString());
         if (name) touched.add(name);
       }
       this.advance(BigInt(res.header.revision));
@@ -128,11 +136,11 @@ export class FleetCache extends EventEmitter {
   }
 
   /**
-   * Applies one key (value undefined: deleted). Returns the instance name it touched,
+   * Applies one key, given by its path below the root (value undefined: deleted). Returns the instance name it touched,
    * '\0agents' for an agent key, '\0drains' for a Drain record, and '' when nobody needs telling (config, Stats, MemUsed).
    */
-  private route(key: string, value: string | undefined): string {
-    const rel = key.slice(this.keys.root.length).split('/');
+  private route(path: string, value: string | undefined): string {
+    const rel = path.split('/');
     if (rel[0] === 'Agents' && rel.length === 2) {
       setOrDelete(this.agentRecords, rel[1], value);
       return '\0agents';
@@ -147,7 +155,7 @@ export class FleetCache extends EventEmitter {
     const node = this.node(name);
     if (rel.length === 3) {
       if (rel[2] === 'Status' && node.fields.has('Status') !== (value !== undefined)) this.sortedNames = undefined;
-      setOrDelete(node.fields, rel[2], value);
+      setOrDelete(node.fields, shared(rel[2]), value === undefined ? value : shared(value));
     } else if (rel[2] === 'Snames' && rel.length === 4) {
       if (value === undefined) node.snames.delete(rel[3]);
       else node.snames.add(rel[3]);
@@ -157,7 +165,7 @@ export class FleetCache extends EventEmitter {
         proc = new Map();
         node.procs.set(rel[3], proc);
       }
-      setOrDelete(proc, rel[4], value);
+      setOrDelete(proc, shared(rel[4]), value === undefined ? value : shared(value));
       if (proc.size === 0) {
         node.procs.delete(rel[3]);
         this.polledStats.delete(rel[3]);
@@ -171,7 +179,7 @@ export class FleetCache extends EventEmitter {
   private node(name: string): InstanceNode {
     let node = this.nodes.get(name);
     if (!node) {
-      node = { fields: new Map(), procs: new Map(), snames: new Set() };
+      node = emptyNode();
       this.nodes.set(name, node);
     }
     return node;
@@ -240,23 +248,9 @@ export class FleetCache extends EventEmitter {
    * returns: a page of a large fleet costs its own size plus a binary search.
    */
   instancePage(q: { limit?: number; after?: string; status?: string }): { instances: Instance[]; next?: string } {
-    const names = this.instanceNames();
-    let at = 0;
-    if (q.after !== undefined) {
-      let hi = names.length;
-      while (at < hi) {
-        const mid = (at + hi) >> 1;
-        if (names[mid] <= q.after) at = mid + 1;
-        else hi = mid;
-      }
-    }
-    const limit = q.limit ?? Infinity;
-    const picked: string[] = [];
-    for (; at < names.length && picked.length < limit; at++) {
-      if (q.status === undefined || this.nodes.get(names[at])?.fields.get('Status') === q.status) picked.push(names[at]);
-    }
-    const instances = picked.map((n) => this.instance(n)!);
-    return at < names.length && picked.length === limit ? { instances, next: picked[picked.length - 1] } : { instances };
+    const page = namesPage(this.instanceNames(), q, (name) => this.nodes.get(name)?.fields.get('Status'));
+    const instances = page.names.map((n) => this.instance(n)!);
+    return page.next === undefined ? { instances } : { instances, next: page.next };
   }
 
   instances(): Instance[] {
@@ -287,9 +281,3 @@ export class FleetCache extends EventEmitter {
     }
   }
 }
-
-function setOrDelete(map: Map<string, string>, key: string, value: string | undefined): void {
-  if (value === undefined) map.delete(key);
-  else map.set(key, value);
-}
-

@@ -1,38 +1,90 @@
-import { Range, type Etcd3, type IKeyValue } from 'etcd3';
-
-/** Keys per read while loading the tree: a few MB per answer, well under gRPC's message limit. */
-export const TREE_PAGE_KEYS = 10_000;
+import { Range, type Etcd3, type IKeyValue, type IRangeResponse } from 'etcd3';
 
 /**
- * Every key under `prefix` at one revision, read in pages of `pageSize` keys. One range read of
- * a large fleet (100,000 procs are well over a million keys) would be one answer of hundreds of
- * MB, over gRPC's message limit and etcd's request size; pages of a pinned revision give the same
- * consistent snapshot. A compaction past that revision between two pages fails the read
- * ("required revision has been compacted"): it starts over at the newest revision, a few times.
+ * How the tree is paged: the first page's keys, then as many keys as fit in about `pageBytes`
+ * (by the size of the keys and values read so far), at most `maxKeys`. Big pages matter on
+ * etcd 3.4: there a range with a limit still walks its index over every key left in the range
+ * (etcd-io/etcd#11057, fixed in 3.5 by #11990), so reading N keys in pages of P costs about
+ * N^2 / 2P key visits; at 100,000 procs (over 2 million keys) pages of 10,000 made etcd the
+ * slowest part of a scheduler's start. 16 MiB pages stay well under the 64 MiB a RedFleet etcd
+ * client accepts per answer (connectEtcd), with room for a page of unusually large values.
  */
-export async function readTree(etcd: Etcd3, prefix: string, pageSize = TREE_PAGE_KEYS): Promise<{ kvs: IKeyValue[]; revision: string }> {
+export interface TreePaging {
+  firstKeys: number;
+  maxKeys: number;
+  pageBytes: number;
+}
+
+export const TREE_PAGING: TreePaging = { firstKeys: 10_000, maxKeys: 200_000, pageBytes: 16 * 1024 * 1024 };
+/** The etcd per-key overhead in an answer (revisions, version, lease), roughly, for sizing pages. */
+const KV_OVERHEAD_BYTES = 24;
+
+/**
+ * Where a tree read delivers its keys, page by page in key order. `begin` comes before the first
+ * page of every attempt: a read that starts over (see readTree) delivers everything again, so the
+ * sink drops what it took from the failed attempt.
+ */
+export interface TreeSink {
+  begin(): void;
+  page(kvs: IKeyValue[]): void;
+}
+
+/**
+ * Every key under `prefix` at one revision, read in pages and handed to `sink` one page at a
+ * time. One range read of a large fleet (100,000 procs are over two million keys) would be one
+ * answer of hundreds of MB; pages of a pinned revision give the same consistent snapshot. Each
+ * page is handed over and then dropped, so the whole tree is never held twice (once as etcd's
+ * answers, once in the cache). A compaction past that revision between two pages fails the read
+ * ("required revision has been compacted"): it starts over at the newest revision, a few times.
+ * Returns the revision, the number of keys and of pages.
+ */
+export async function readTree(etcd: Etcd3, prefix: string, sink: TreeSink, paging: TreePaging = TREE_PAGING): Promise<{ revision: string; keys: number; pages: number }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await readPages(etcd, prefix, pageSize);
+      sink.begin();
+      return await readPages(etcd, prefix, sink, paging);
     } catch (err) {
       if (attempt >= 3 || !/compacted/i.test((err as Error).message)) throw err;
     }
   }
 }
 
-async function readPages(etcd: Etcd3, prefix: string, pageSize: number): Promise<{ kvs: IKeyValue[]; revision: string }> {
+function pageFrom(etcd: Etcd3, start: Buffer, end: Buffer, keys: number, revision: string | undefined): Promise<IRangeResponse> {
+  const query = etcd.getAll().inRange(new Range(start, end)).limit(keys);
+  if (revision !== undefined) query.revision(revision);
+  return query.exec();
+}
+
+/** Keys for the next page: as many as fit in `pageBytes` at the size per key seen so far. */
+function nextPageKeys(paging: TreePaging, keys: number, bytes: number): number {
+  const perKey = bytes / Math.max(1, keys) + KV_OVERHEAD_BYTES;
+  return Math.max(paging.firstKeys, Math.min(paging.maxKeys, Math.floor(paging.pageBytes / perKey)));
+}
+
+/**
+ * The pages, one request ahead: as soon as a page arrives the next one is asked for (it starts
+ * just after this page's last key), and this page is handed to the sink while etcd prepares the
+ * next. The reads still go one after another, each from where the last ended.
+ */
+async function readPages(etcd: Etcd3, prefix: string, sink: TreeSink, paging: TreePaging): Promise<{ revision: string; keys: number; pages: number }> {
   const end = Range.prefix(prefix).end;
-  const kvs: IKeyValue[] = [];
-  let start: Buffer = Buffer.from(prefix);
+  let pending = pageFrom(etcd, Buffer.from(prefix), end, paging.firstKeys, undefined);
   let revision: string | undefined;
-  for (;;) {
-    const query = etcd.getAll().inRange(new Range(start, end)).limit(pageSize);
-    if (revision !== undefined) query.revision(revision);
-    const res = await query.exec();
+  let keys = 0;
+  let bytes = 0;
+  for (let pages = 1; ; pages++) {
+    const res = await pending;
     revision ??= res.header.revision;
-    kvs.push(...res.kvs);
-    if (!res.more || res.kvs.length === 0) return { kvs, revision };
-    // The next page starts just after the last key read: that key with a zero byte appended.
-    start = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
+    for (const kv of res.kvs) bytes += kv.key.length + kv.value.length;
+    keys += res.kvs.length;
+    const more = res.more && res.kvs.length > 0;
+    if (more) {
+      // The next page starts just after the last key read: that key with a zero byte appended.
+      pending = pageFrom(etcd, Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]), end, nextPageKeys(paging, keys, bytes), revision);
+      // Awaited on the next turn; this keeps a failure while the sink works from going unhandled.
+      pending.catch(() => undefined);
+    }
+    sink.page(res.kvs);
+    if (!more) return { revision, keys, pages };
   }
 }

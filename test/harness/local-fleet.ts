@@ -74,7 +74,8 @@ export class LocalFleet {
   }
 
   /** `etcdMembers` above 1 runs an etcd cluster of that many members on loopback (not with `network`). */
-  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[]; schedulerNodeArgs?: string[]; adminToken?: string; network?: TestNetwork; etcdMembers?: number } = {}): Promise<LocalFleet> {
+  /** `etcdArgs`: more flags for a single-member etcd (bench:startup raises its transaction and size limits). */
+  static async start(opts: { agents?: number; agent?: AgentSpec; schedulerArgs?: string[]; schedulerNodeArgs?: string[]; adminToken?: string; network?: TestNetwork; etcdMembers?: number; etcdArgs?: string[] } = {}): Promise<LocalFleet> {
     const fleet = new LocalFleet(opts.schedulerArgs ?? []);
     fleet.schedulerNodeArgs = opts.schedulerNodeArgs ?? [];
     fleet.adminToken = opts.adminToken ?? '';
@@ -85,7 +86,7 @@ export class LocalFleet {
     try {
       fleet.etcd = (opts.etcdMembers ?? 1) > 1
         ? await startEtcdCluster(join(fleet.dir, 'etcd'), opts.etcdMembers as number)
-        : await startEtcdServer(join(fleet.dir, 'etcd'), { extraHosts: opts.network ? [opts.network.hostIp] : [] });
+        : await startEtcdServer(join(fleet.dir, 'etcd'), { extraHosts: opts.network ? [opts.network.hostIp] : [], extraArgs: opts.etcdArgs });
       fleet.apiPort = await freePort();
       fleet.sentinelPort = await freePort();
       await fleet.startScheduler();
@@ -125,14 +126,19 @@ export class LocalFleet {
     }
   }
 
-  async startScheduler(): Promise<void> {
+  /**
+   * Starts the scheduler and waits (up to `leaderWithinMs`) until it leads; with 0 it returns once
+   * the process is spawned, for a caller that times the start itself (bench:startup).
+   */
+  async startScheduler(leaderWithinMs = 15_000): Promise<void> {
     this.scheduler = this.launch('scheduler', [
       'scheduler', '--etcd', this.etcd.url, '--api', `${this.reachAt}:${this.apiPort}`, '--sentinel', `127.0.0.1:${this.sentinelPort}`,
       '--fleet-key', this.fleetKeyPath, '--id', 'test-scheduler',
       ...this.schedulerArgs,
     ], undefined, this.schedulerNodeArgs);
+    if (leaderWithinMs === 0) return;
     // A scheduler listens (as a standby) before it wins the election; tests want the leader.
-    await this.waitFor(async () => (await this.api('GET', '/healthz').catch(() => undefined))?.json?.leader === true, 15_000, 'the scheduler to lead');
+    await this.waitFor(async () => (await this.api('GET', '/healthz').catch(() => undefined))?.json?.leader === true, leaderWithinMs, 'the scheduler to lead');
   }
 
   /**

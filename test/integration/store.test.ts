@@ -2,14 +2,24 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { connectEtcd } from '../../src/store/etcd.js';
 import { FleetStore } from '../../src/store/fleet-store.js';
-import { readTree } from '../../src/store/tree-read.js';
+import { readTree, type TreePaging } from '../../src/store/tree-read.js';
 import { AgentStore } from '../../src/store/agent-store.js';
 import { createLogger } from '../../src/logger.js';
 import { InstanceType, ProcType } from '../../src/domain/model.js';
+
+/** Pages of exactly `keys` keys. */
+const fixed = (keys: number): TreePaging => ({ firstKeys: keys, maxKeys: keys, pageBytes: 1 << 20 });
+
+/** Every key readTree hands over, collected, with the page sizes seen and how often it began. */
+async function collect(client: Etcd3, prefix: string, paging: TreePaging): Promise<{ kvs: IKeyValue[]; revision: string; keys: number; sizes: number[]; begins: number }> {
+  const out = { kvs: [] as IKeyValue[], sizes: [] as number[], begins: 0 };
+  const res = await readTree(client, prefix, { begin: () => { out.begins++; out.kvs = []; }, page: (kvs) => { out.sizes.push(kvs.length); out.kvs.push(...kvs); } }, paging);
+  return { ...out, ...res };
+}
 
 describe('FleetStore (real etcd)', function () {
   this.timeout(30_000);
@@ -40,15 +50,45 @@ describe('FleetStore (real etcd)', function () {
     for (const k of keys) await client.put(k).value(k.toUpperCase());
     await client.put('/PagedTreeNot').value('outside');
     await client.put('/PagedTreX').value('outside');
-    const paged = await readTree(client, '/PagedTree/', 7);
+    const paged = await collect(client, '/PagedTree/', fixed(7));
     expect(paged.kvs.map((kv) => kv.key.toString())).to.deep.equal(keys);
+    expect(paged.sizes).to.deep.equal([7, 7, 7, 4], 'handed over page by page');
+    expect(paged).to.include({ keys: 25, pages: 4, begins: 1 });
     expect(paged.kvs.every((kv) => kv.value.toString() === kv.key.toString().toUpperCase())).to.equal(true);
     // The snapshot's revision is the one the cache then watches from: a later write is newer.
     await client.put('/PagedTree/k99').value('later');
-    const again = await readTree(client, '/PagedTree/', 7);
+    const again = await collect(client, '/PagedTree/', fixed(7));
     expect(Number(again.revision)).to.be.greaterThan(Number(paged.revision));
     expect(again.kvs).to.have.length(26);
     await client.delete().prefix('/PagedTre');
+  });
+
+  it('sizes the pages after the first by the bytes per key read so far', async () => {
+    // 10-byte keys, 106-byte values, 24 bytes of overhead a key: 1,400 bytes hold 10 keys.
+    for (let i = 0; i < 25; i++) await client.put(`/Sized/k${String(i).padStart(2, '0')}`).value('x'.repeat(106));
+    const read = await collect(client, '/Sized/', { firstKeys: 2, maxKeys: 100, pageBytes: 1400 });
+    expect(read.sizes).to.deep.equal([2, 10, 10, 3]);
+    expect(read.kvs).to.have.length(25);
+    await client.delete().prefix('/Sized/');
+  });
+
+  it('reads every page at the first page\'s revision: a write made while it reads is not in it', async () => {
+    for (let i = 0; i < 30; i++) await client.put(`/PinnedTree/k${String(i).padStart(2, '0')}`).value('v');
+    const writes: Promise<unknown>[] = [];
+    const pages: string[][] = [];
+    const res = await readTree(client, '/PinnedTree/', {
+      begin: () => undefined,
+      // The next page is already asked for when a page is handed over; later pages see nothing newer.
+      page: (kvs) => {
+        pages.push(kvs.map((kv) => kv.key.toString()));
+        if (pages.length === 1) writes.push(client.put('/PinnedTree/k29x').value('late').exec(), client.delete().key('/PinnedTree/k28').exec());
+      },
+    }, fixed(2));
+    await Promise.all(writes);
+    expect(pages).to.have.length(15);
+    expect(pages.flat()).to.include('/PinnedTree/k28').and.not.include('/PinnedTree/k29x');
+    expect(res.keys).to.equal(30);
+    await client.delete().prefix('/PinnedTree/');
   });
 
   it('writes an agent\'s Stats batch in one revision, and skips only a proc deleted meanwhile', async () => {
