@@ -11,7 +11,7 @@ export class AgentProcs {
 
   /** The live procs placed on the agent, of every instance or of one. */
   on(agentId: string, instance?: string): Proc[] {
-    const instances = instance === undefined ? this.store.instances() : [this.store.instance(instance)].filter((i): i is Instance => i !== undefined);
+    const instances = instance === undefined ? this.store.instancesOnAgent(agentId) : [this.store.instance(instance)].filter((i): i is Instance => i !== undefined);
     return instances.flatMap((i) => i.procs.filter((p) => p.sid === agentId && isLive(p)));
   }
 

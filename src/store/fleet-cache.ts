@@ -7,6 +7,7 @@ import { parseDrain, type Drain } from '../domain/drain.js';
 import { frozenWhenTesting, instanceFromFields } from './records.js';
 import { readTree } from './tree-read.js';
 import { emptyNode, setOrDelete, shared, type InstanceNode } from './tree-node.js';
+import { AgentIndex } from './agent-index.js';
 import { namesPage } from './instance-page.js';
 import { withNewerStats, withProcStats } from './stats-overlay.js';
 import type { Logger } from '../logger.js';
@@ -36,6 +37,7 @@ export class FleetCache extends EventEmitter {
   private sortedNames?: string[];
   /** Instances as last built, by name, until one of their keys changes (see instance()). */
   private readonly built = new Map<string, Instance>();
+  private readonly agentIndex = new AgentIndex();
 
   constructor(readonly etcd: Etcd3, prefix: string, protected readonly log?: Logger) {
     super();
@@ -72,6 +74,7 @@ export class FleetCache extends EventEmitter {
 
   private clear(): void {
     this.nodes.clear();
+    this.agentIndex.clear();
     this.built.clear();
     this.sortedNames = undefined;
     this.agentRecords.clear();
@@ -165,6 +168,7 @@ export class FleetCache extends EventEmitter {
         proc = new Map();
         node.procs.set(rel[3], proc);
       }
+      if (rel[4] === 'SID') this.agentIndex.moved(name, proc.get('SID'), value);
       setOrDelete(proc, shared(rel[4]), value === undefined ? value : shared(value));
       if (proc.size === 0) {
         node.procs.delete(rel[3]);
@@ -251,6 +255,11 @@ export class FleetCache extends EventEmitter {
     const page = namesPage(this.instanceNames(), q, (name) => this.nodes.get(name)?.fields.get('Status'));
     const instances = page.names.map((n) => this.instance(n)!);
     return page.next === undefined ? { instances } : { instances, next: page.next };
+  }
+
+  /** The instances with a proc placed on the agent (its SID), from an index: no scan of the fleet. */
+  instancesOnAgent(agentId: string): Instance[] {
+    return this.agentIndex.instancesOn(agentId).map((n) => this.instance(n)).filter((i): i is Instance => i !== undefined);
   }
 
   instances(): Instance[] {

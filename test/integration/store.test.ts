@@ -134,6 +134,23 @@ describe('FleetStore (real etcd)', function () {
     expect(inst.procs).to.deep.equal([]);
   });
 
+  it('indexes instances by the agents their procs are on, through placement, a move by etcdctl and removal', async () => {
+    const proc = (id: string, agentId: string) => ({ id, instance: 'c1', nodename: 'n', capacity: 32, ip: '127.0.0.1', port: 7001, type: ProcType.Replica, slaveOf: '', agentId });
+    await store.addProcs('c1', [proc('c1::q1', 'agentX'), proc('c1::q2', 'agentX'), proc('c1::q3', 'agentY')]);
+    const on = (agent: string) => store.instancesOnAgent(agent).map((i) => i.name);
+    expect(on('agentX')).to.deep.equal(['c1']);
+    expect(on('agentY')).to.deep.equal(['c1']);
+    const moved = await client.put('/MrRedis/Instances/c1/Procs/c1::q3/SID').value('agentZ');
+    await store.caughtUp(moved.header.revision);
+    expect(on('agentY')).to.deep.equal([]);
+    expect(on('agentZ')).to.deep.equal(['c1']);
+    await store.removeProcs('c1', ['c1::q1']);
+    expect(on('agentX'), 'one proc of c1 is still on agentX').to.deep.equal(['c1']);
+    await store.removeProcs('c1', ['c1::q2', 'c1::q3']);
+    expect(on('agentX')).to.deep.equal([]);
+    expect(on('agentZ')).to.deep.equal([]);
+  });
+
   it('keeps the cache current from the watch for writes made by others', async () => {
     await client.put('/MrRedis/Instances/c1/Reason').value('written by etcdctl');
     const res = await client.put('/MrRedis/Instances/c1/DValue').value('2');
