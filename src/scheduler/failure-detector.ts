@@ -1,6 +1,6 @@
 import type { FleetStore } from '../store/fleet-store.js';
 import type { Instance, Proc } from '../domain/model.js';
-import { downAfterOf, isLive, isRunning, isServing, namedMaster, runningMaster } from '../domain/rules.js';
+import { downAfterOf, isLive, isRunning, isServing, namedMaster, runningMaster, runningReplicas } from '../domain/rules.js';
 import type { Logger } from '../logger.js';
 import type { RedisLinks } from './redis-links.js';
 import { LoopLag } from './loop-lag.js';
@@ -152,7 +152,16 @@ export class FailureDetector {
       for (const p of inst.procs) if (isLive(p) || p.id === inst.mname) remembered.add(p.id);
       if (!isServing(inst)) continue;
       const master = runningMaster(inst);
-      if (!master) continue;
+      if (!master) {
+        // A master that ended (LOST with its agent, say) is failed over on its replicas' word
+        // (replicasStillHear): keep their links too, or each look would wait on a fresh connect
+        // that the next tick drops again, and an unanswered look counts as "still hears".
+        for (const p of runningReplicas(inst, undefined)) {
+          watched.add(p.id);
+          this.links.get(p);
+        }
+        continue;
+      }
       watched.add(master.id);
       // Keep a link open to every replica too, so a failover never waits for a connection.
       for (const p of inst.procs) {
