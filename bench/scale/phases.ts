@@ -116,15 +116,27 @@ interface MasterView {
 /**
  * Loses 1% of the agents at once (at least one; the ones holding the most masters first, so the
  * figure is about masters) and times until every master they held has been replaced by a
- * master on another agent (bounded by `timeoutMs`).
+ * master on another agent (bounded by `timeoutMs`). An agent is skipped when its loss, with the
+ * ones already chosen, would take every proc of some instance: that is a total loss (the
+ * instance restarts empty after the agent timeout), not the failover the figure is about.
  */
 export async function loseOnePercent(fleet: LocalFleet, sim: SimAgents, agentCount: number, timeoutMs: number): Promise<LossPhase> {
   const procs = await sim.procs();
   const mastersPer = new Map<string, string[]>();
   for (const p of procs) if (p.role === 'master') mastersPer.set(p.agent, [...(mastersPer.get(p.agent) ?? []), p.instance]);
-  const chosen = [...mastersPer.entries()].sort((a, b) => b[1].length - a[1].length).slice(0, Math.max(1, Math.round(agentCount / 100)));
+  const agentsOf = new Map<string, string[]>();
+  for (const p of procs) agentsOf.set(p.instance, [...(agentsOf.get(p.instance) ?? []), p.agent]);
+  const lost = new Set<string>();
+  const chosen: [string, string[]][] = [];
+  for (const [agent, held] of [...mastersPer.entries()].sort((a, b) => b[1].length - a[1].length)) {
+    if (chosen.length >= Math.max(1, Math.round(agentCount / 100))) break;
+    const mine = new Set(procs.filter((p) => p.agent === agent).map((p) => p.instance));
+    const survives = [...mine].every((name) => (agentsOf.get(name) ?? []).some((a) => a !== agent && !lost.has(a)));
+    if (!survives) continue;
+    lost.add(agent);
+    chosen.push([agent, held]);
+  }
   const agents = chosen.map(([a]) => a);
-  const lost = new Set(agents);
   const pending = new Set(chosen.flatMap(([, m]) => m));
   const masters = pending.size;
   const t0 = Date.now();
