@@ -25,8 +25,9 @@ import { awaitRunning, createRamped, loseOnePercent, restartScheduler, steady } 
 import { figuresOf, reportLines, type Run } from './scale/report.js';
 
 const NAME = 'scale';
-const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [--steady 30] [--rate 20] [--rate-step 20] [--max-rate 200] [--cpu-prof]
+const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [--steady 30] [--rate 20] [--rate-step 20] [--max-rate 200] [--sim-shards K] [--cpu-prof]
   --agents N      simulated agents (default 100)
+  --sim-shards K  simulator processes sharing the agents (default: one per 250 agents or 2,500 procs, at most 8)
   --instances M   instances of 1 master + 2 replicas (3 x M procs; default 300)
   --steady S      seconds held steady after every instance is RUNNING (default 30)
   --rate R        creates in the first second, then --rate-step more each second up to --max-rate
@@ -40,6 +41,7 @@ interface Options {
   rate: number;
   rateStep: number;
   maxRate: number;
+  simShards: number;
   cpuProf: boolean;
 }
 
@@ -48,15 +50,20 @@ const whole = (v: string | boolean | undefined, flag: string, fallback: number, 
 function options(argv: string[]): Options {
   const v = parseFlags(PROGRAM, argv, {
     agents: { type: 'string' }, instances: { type: 'string' }, steady: { type: 'string' }, rate: { type: 'string' },
-    'rate-step': { type: 'string' }, 'max-rate': { type: 'string' }, 'cpu-prof': { type: 'boolean' },
+    'rate-step': { type: 'string' }, 'max-rate': { type: 'string' }, 'sim-shards': { type: 'string' }, 'cpu-prof': { type: 'boolean' },
   });
+  const agents = whole(v.agents, 'agents', 100, 3, 64_000);
+  const instances = whole(v.instances, 'instances', 300, 1, 200_000);
+  // Each simulator process holds ~2 fds per proc (ulimit -n here: 20,000) and one loop for its agents' calls.
+  const shards = Math.min(8, Math.max(1, Math.ceil(agents / 250), Math.ceil((3 * instances) / 2500)));
   return {
-    agents: whole(v.agents, 'agents', 100, 3, 64_000),
-    instances: whole(v.instances, 'instances', 300, 1, 200_000),
+    agents,
+    instances,
     steady: whole(v.steady, 'steady', 30, 5, 3600),
     rate: whole(v.rate, 'rate', 20, 1, 10_000),
     rateStep: whole(v['rate-step'], 'rate-step', 20, 0, 10_000),
     maxRate: whole(v['max-rate'], 'max-rate', 200, 1, 10_000),
+    simShards: whole(v['sim-shards'], 'sim-shards', shards, 1, 64),
     cpuProf: Boolean(v['cpu-prof']),
   };
 }
@@ -69,8 +76,8 @@ function agentResources(o: Options): { cpus: number; mem: number } {
 
 async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run> {
   const simStart = Date.now();
-  const sim = await SimAgents.start(fleet, { agents: o.agents, ...agentResources(o), timeoutMs: 60_000 + o.agents * 100 });
-  console.log(`${o.agents} simulated agents subscribed in ${((Date.now() - simStart) / 1000).toFixed(1)} s`);
+  const sim = await SimAgents.start(fleet, { agents: o.agents, shards: o.simShards, ...agentResources(o), timeoutMs: 60_000 + o.agents * 100 });
+  console.log(`${o.agents} simulated agents subscribed in ${((Date.now() - simStart) / 1000).toFixed(1)} s, over ${o.simShards} simulator process(es)`);
   try {
     const posted = await createRamped(fleet, o.instances, o.rate, o.rateStep, o.maxRate);
     console.log(`${o.instances} creates posted in ${((Date.now() - posted.firstPostAt) / 1000).toFixed(1)} s (${posted.failedPosts} refused)`);
@@ -80,8 +87,8 @@ async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run>
       shown = Math.floor(n / Math.max(1, Math.ceil(o.instances / 10)));
     });
     const steadyPhase = await steady(fleet, sim, created.names, o.steady);
-    const status = await sim.control('GET', '/status').catch(() => ({ json: {} }));
-    const strain = strainOf(fleet.log('scheduler'), fleet.log('sim-agents'), Number(status.json?.maxLoopLagMs ?? NaN));
+    const status = await sim.status().catch(() => ({} as Record<string, number>));
+    const strain = strainOf(fleet.log('scheduler'), fleet.log('sim-agents'), Number(status.maxLoopLagMs ?? NaN));
     const loss = await loseOnePercent(fleet, sim, o.agents, 120_000);
     const errors = errorLines(fleet.log('scheduler'));
     const startupToLeadingMs = await restartScheduler(fleet).catch(() => NaN);
@@ -99,7 +106,7 @@ async function main(): Promise<number> {
   started.cleanUpOnExit(NAME);
   const loadBefore = loadavg()[0];
   console.log(`${NAME}: ${o.agents} simulated agents, ${o.instances} instances of 1+2 (${o.instances * 3} procs, ${16} MB), ramp ${o.rate}/s +${o.rateStep}/s up to ${o.maxRate}/s, ${o.steady} s steady`);
-  console.log(`reproduce: npm run bench:scale -- --agents ${o.agents} --instances ${o.instances} --steady ${o.steady} --rate ${o.rate} --rate-step ${o.rateStep} --max-rate ${o.maxRate}${o.cpuProf ? ' --cpu-prof' : ''}`);
+  console.log(`reproduce: npm run bench:scale -- --agents ${o.agents} --instances ${o.instances} --steady ${o.steady} --rate ${o.rate} --rate-step ${o.rateStep} --max-rate ${o.maxRate} --sim-shards ${o.simShards}${o.cpuProf ? ' --cpu-prof' : ''}`);
   const profDir = started.tempDir('redfleet-scale-prof-');
   mkdirSync(profDir, { recursive: true });
   // The first scheduler only: the restarted one (startup on the full tree) runs unprofiled.

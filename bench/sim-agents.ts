@@ -11,12 +11,17 @@
  *
  * It prints one line `ready {"agents":N,...}` on stdout once every agent is SUBSCRIBED, and stops
  * every agent cleanly (procs reported KILLED) on SIGINT, SIGTERM or POST /stop.
+ *
+ * Started with an IPC channel (as a shard, by test/harness/sim-agents.ts), it sends its procs'
+ * changes to the parent, which relays them to the other shards, and applies theirs
+ * (bench/sim/shard-world.ts).
  */
 import { loadFleetKey } from '../src/store/secrets.js';
 import { parsePortRange } from '../src/proto/messages.js';
 import { fail, parseFlags, runMain, type Program } from './program.js';
 import { SimFleet } from './sim/sim-fleet.js';
 import { startControl } from './sim/control.js';
+import type { WorldEvent } from './sim/shard-world.js';
 
 const USAGE = `usage: node dist/bench/sim-agents.js --scheduler URL --etcd URLS --fleet-key FILE [--agents 100]
        [--first 0] [--cpus 16] [--mem 8192] [--ports 7000-7099] [--prefix /MrRedis] [--control PORT] [--log-level warn]
@@ -33,6 +38,21 @@ function whole(value: string | boolean | undefined, flag: string, fallback: numb
   const text = String(value);
   if (!/^[0-9]{1,6}$/.test(text) || Number(text) > max) fail(PROGRAM, `--${flag} must be a whole number up to ${max}, got '${text}'`);
   return Number(text);
+}
+
+/** Sends this shard's changes to the parent, those of one turn of the loop in one message. */
+function shardPublisher(): (ev: WorldEvent) => void {
+  let batch: WorldEvent[] = [];
+  return (ev) => {
+    if (batch.length === 0) {
+      setImmediate(() => {
+        const out = batch;
+        batch = [];
+        if (process.connected) process.send?.({ world: out });
+      });
+    }
+    batch.push(ev);
+  };
 }
 
 async function main(): Promise<number> {
@@ -59,6 +79,10 @@ async function main(): Promise<number> {
     mem: whole(v.mem, 'mem', 8192, 10_000_000),
     ports,
     logLevel: typeof v['log-level'] === 'string' ? v['log-level'] : undefined,
+    publish: process.send ? shardPublisher() : undefined,
+  });
+  process.on('message', (message: { world?: WorldEvent[] }) => {
+    for (const ev of message.world ?? []) fleet.applyRemote(ev);
   });
   let stopping: Promise<void> | undefined;
   const stop = () => {
@@ -84,6 +108,7 @@ async function main(): Promise<number> {
   }
   console.log(`ready ${JSON.stringify({ ...fleet.summary(), startMs: Date.now() - t0 })}`);
   await stopped;
+  if (process.connected) process.disconnect();
   // Anything still holding the loop (a socket the scheduler keeps open) must not hold the exit.
   setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
   return 0;

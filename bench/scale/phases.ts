@@ -85,14 +85,15 @@ export interface SteadyPhase {
 export async function steady(fleet: LocalFleet, sim: SimAgents, names: string[], seconds: number): Promise<SteadyPhase> {
   const pid = fleet.scheduler?.pid;
   if (!pid) throw new Error('the scheduler is not running');
-  const [u0, s0, e0] = [procUsage(pid), procUsage(sim.pid), etcdStatus(fleet)];
+  const simPids = sim.pids;
+  const [u0, s0, e0] = [procUsage(pid), simPids.map(procUsage), etcdStatus(fleet)];
   const api = await sampleApi(fleet.apiUrl, names, Date.now() + seconds * 1000);
-  const [u1, s1, e1] = [procUsage(pid), procUsage(sim.pid), etcdStatus(fleet)];
+  const [u1, s1, e1] = [procUsage(pid), simPids.map(procUsage), etcdStatus(fleet)];
   return {
     seconds,
     cpuPercent: cpuPercent(u0, u1),
     rssBytes: u1.rssBytes,
-    simCpuPercent: cpuPercent(s0, s1),
+    simCpuPercent: s0.reduce((sum, u, i) => sum + cpuPercent(u, s1[i]), 0),
     etcdWritesPerSecond: (e1.revision - e0.revision) / ((e1.at - e0.at) / 1000),
     etcdInUseBytes: e1.dbSizeInUse,
     etcdDbBytes: e1.dbSize,

@@ -24,7 +24,8 @@ import { connectEtcd } from '../../src/store/etcd.js';
 import type { Etcd3 } from 'etcd3';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { SimAgent, type SimAgentOptions } from './sim-agent.js';
-import type { ProcWorld, SimProc } from './sim-proc.js';
+import { HEARTBEAT_MS, SimProc, type ProcView, type ProcWorld } from './sim-proc.js';
+import { RemoteProc, worldEvent, type WorldEvent } from './shard-world.js';
 
 /** What every simulated agent shares (its id and address are its own). */
 export interface SimFleetOptions extends Omit<SimAgentOptions, 'id' | 'ip'> {
@@ -36,10 +37,9 @@ export interface SimFleetOptions extends Omit<SimAgentOptions, 'id' | 'ip'> {
   /** Agents subscribing at once while starting. */
   startBatch?: number;
   logLevel?: string;
+  /** Told every change of a local proc's state, when other shards must see it (bench/sim/shard-world.ts). */
+  publish?: (event: WorldEvent) => void;
 }
-
-/** How often a live master's offset moves: the real agents' replication heartbeat. */
-const HEARTBEAT_MS = 100;
 
 /** Agent i's loopback address. */
 export function simAgentIp(i: number): string {
@@ -49,8 +49,10 @@ export function simAgentIp(i: number): string {
 
 export class SimFleet implements ProcWorld {
   readonly agents = new Map<string, SimAgent>();
-  private readonly byAddress = new Map<string, SimProc>();
-  private readonly following = new Map<string, Set<SimProc>>();
+  /** Every proc by its address: this process's SimProcs and other shards' RemoteProcs. */
+  private readonly byAddress = new Map<string, ProcView>();
+  private readonly following = new Map<string, Set<ProcView>>();
+  private readonly remote = new Map<string, RemoteProc>();
   private readonly log: Logger;
   private etcd: Etcd3[] = [];
   private ticker?: NodeJS.Timeout;
@@ -67,15 +69,32 @@ export class SimFleet implements ProcWorld {
 
   // ---- the world the procs share ----
 
-  procAt(address: string): SimProc | undefined {
+  procAt(address: string): ProcView | undefined {
     return this.byAddress.get(address);
   }
 
-  followersOf(address: string): SimProc[] {
+  followersOf(address: string): ProcView[] {
     return [...(this.following.get(address) ?? [])];
   }
 
   retargeted(proc: SimProc, before: string | null): void {
+    this.place(proc, before);
+    this.opts.publish?.(worldEvent(proc));
+  }
+
+  /** Another shard's proc changed. */
+  applyRemote(ev: WorldEvent): void {
+    const local = this.byAddress.get(ev.a);
+    if (local instanceof SimProc) return;
+    let proc = this.remote.get(ev.a);
+    if (!proc) this.remote.set(ev.a, (proc = new RemoteProc(ev.a, (a) => this.byAddress.get(a))));
+    const before = proc.target;
+    proc.apply(ev);
+    if (proc.exited) this.remote.delete(ev.a);
+    this.place(proc, before);
+  }
+
+  private place(proc: ProcView, before: string | null): void {
     if (before) this.following.get(before)?.delete(proc);
     if (proc.exited) {
       if (this.byAddress.get(proc.address) === proc) this.byAddress.delete(proc.address);
@@ -119,7 +138,6 @@ export class SimFleet implements ProcWorld {
     this.lastTick = now;
     if (lag > this.maxLoopLagMs) this.maxLoopLagMs = lag;
     if (lag > 500) this.log.warn('simulator event loop stalled', { stalledMs: lag });
-    for (const proc of this.byAddress.values()) proc.heartbeat();
   }
 
   /** Stops every agent cleanly (procs reported KILLED), then the shared etcd client. */

@@ -1,7 +1,7 @@
 /**
  * bench/sim/sim-proc: one simulated redis-server. It has a role (master, or replica of an
- * `ip:port`), a replication offset that moves while it is a live master (the fleet's ticker plays
- * the agent's 100 ms replication heartbeat), a memory figure that drifts, and a tiny RESP responder
+ * `ip:port`), a replication offset that moves while it is a live master (54 bytes every 100 ms,
+ * as the replication heartbeat of a real master moves it), a memory figure that drifts, and a tiny RESP responder
  * on the address the scheduler launched it at, which answers what the scheduler asks of a proc:
  * AUTH, PING, INFO, ROLE, REPLICAOF, CLIENT PAUSE/UNPAUSE/KILL, CONFIG SET, MULTI/EXEC, PUBLISH.
  *
@@ -13,25 +13,53 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { CommandReader, encodeReply, type Reply } from './resp.js';
 import { replyTo } from './commands.js';
 
+/**
+ * What another proc shows of itself: its role (the address it follows), whether it answers, whether
+ * its process is gone, and its replication offset. A proc in this simulator is a SimProc; one in
+ * another shard of the simulator is a RemoteProc (bench/sim/shard-world.ts).
+ */
+export interface ProcView {
+  readonly ip: string;
+  readonly port: number;
+  readonly address: string;
+  readonly target: string | null;
+  readonly frozen: boolean;
+  readonly exited: boolean;
+  readonly offset: number;
+}
+
 /** What a proc needs from the fleet around it: the procs at other addresses (its master), and who follows it. */
 export interface ProcWorld {
-  procAt(address: string): SimProc | undefined;
-  followersOf(address: string): SimProc[];
-  /** A replica's target changed: from `before` (or none) to its current one. */
+  procAt(address: string): ProcView | undefined;
+  followersOf(address: string): ProcView[];
+  /** A proc's state changed (listening, its target, frozen, exited); `before` is the target it followed until now. */
   retargeted(proc: SimProc, before: string | null): void;
 }
 
 /** Bytes one replication heartbeat adds to a live master's offset (a PUBLISH in the stream). */
 export const HEARTBEAT_BYTES = 54;
+/** How often a live master's offset moves: the real agents' replication heartbeat. */
+export const HEARTBEAT_MS = 100;
+
+/**
+ * A live master's offset at `now`, from where it stood at `baseAt`: 54 bytes every 100 ms. A
+ * formula rather than a ticker, so that another simulator process computes the same figure from
+ * one message (bench/sim/shard-world.ts), and a starved loop does not slow the master's stream.
+ */
+export function masterOffset(base: number, baseAt: number, now = Date.now()): number {
+  return base + HEARTBEAT_BYTES * Math.floor(Math.max(0, now - baseAt) / HEARTBEAT_MS);
+}
 
 let nextPid = 200_000;
 
-export class SimProc {
+export class SimProc implements ProcView {
   readonly pid = nextPid++;
   readonly startedAt = Date.now();
   /** Replica of `ip:port`, or null for a master. */
   target: string | null = null;
-  offset = 0;
+  /** The offset at `baseAt`; a live master's moves on from there (masterOffset). */
+  base = 0;
+  baseAt = Date.now();
   /** When a replica last heard its master (its offset moved with the master's). */
   lastIoAt = Date.now();
   /** When a replica's link went down (0: up). */
@@ -49,6 +77,16 @@ export class SimProc {
 
   get address(): string {
     return `${this.ip}:${this.port}`;
+  }
+
+  /** The replication offset: a live master's moves with its heartbeat, anything else's stands where it was last set. */
+  get offset(): number {
+    return this.target || this.frozen || this.exited ? this.base : masterOffset(this.base, this.baseAt);
+  }
+
+  set offset(value: number) {
+    this.base = value;
+    this.baseAt = Date.now();
   }
 
   get role(): 'master' | 'slave' {
@@ -120,17 +158,14 @@ export class SimProc {
   follow(address: string | null): void {
     const before = this.target;
     if (before === address) return;
+    const offset = this.offset;
     this.target = address;
+    this.offset = offset;
     if (address) {
       this.lastIoAt = Date.now();
       this.linkDownSince = 0;
     }
     this.world.retargeted(this, before);
-  }
-
-  /** A live master's offset moves with each replication heartbeat. */
-  heartbeat(): void {
-    if (!this.exited && !this.frozen && !this.target) this.offset += HEARTBEAT_BYTES;
   }
 
   /**
@@ -154,7 +189,7 @@ export class SimProc {
     this.linkDownSince = 0;
   }
 
-  followers(): SimProc[] {
+  followers(): ProcView[] {
     return this.world.followersOf(this.address).filter((p) => !p.exited && p.target === this.address);
   }
 
@@ -171,13 +206,19 @@ export class SimProc {
   }
 
   freeze(): void {
+    if (this.frozen) return;
+    const offset = this.offset;
     this.frozen = true;
+    this.offset = offset;
+    this.world.retargeted(this, this.target);
   }
 
   /** The process is gone: listener and links closed. */
   crash(): void {
     if (this.exited) return;
+    const offset = this.offset;
     this.exited = true;
+    this.offset = offset;
     this.server?.close();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();

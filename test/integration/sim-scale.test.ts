@@ -42,7 +42,8 @@ describe('simulated scale: 200 agents, 990 procs', function () {
   before(async () => {
     fleet = await LocalFleet.start({ agents: 0 });
     // Room for 16 procs each (16 MB, 0.1 cpu a proc): a lost agent takes a realistic share with it.
-    sim = await SimAgents.start(fleet, { agents: AGENTS, cpus: 2, mem: 256 });
+    // Two simulator processes, as bench:scale runs them at size: replicas and masters in different shards.
+    sim = await SimAgents.start(fleet, { agents: AGENTS, shards: 2, cpus: 2, mem: 256 });
   });
 
   after(async () => {
