@@ -15,6 +15,7 @@
  */
 import { loadavg } from 'node:os';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { LocalFleet } from '../test/harness/local-fleet.js';
 import { SimAgents } from '../test/harness/sim-agents.js';
 import { describeMachine, machineLines } from './machine.js';
@@ -25,13 +26,14 @@ import { awaitRunning, createRamped, loseOnePercent, restartScheduler, steady } 
 import { figuresOf, reportLines, type Run } from './scale/report.js';
 
 const NAME = 'scale';
-const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [--steady 30] [--rate 20] [--rate-step 20] [--max-rate 200] [--sim-shards K] [--cpu-prof]
+const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [--steady 30] [--rate 20] [--rate-step 20] [--max-rate 200] [--sim-shards K] [--cpu-prof] [--sim-cpu-prof]
   --agents N      simulated agents (default 100)
   --sim-shards K  simulator processes sharing the agents (default: one per 250 agents or 2,500 procs, at most 8)
   --instances M   instances of 1 master + 2 replicas (3 x M procs; default 300)
   --steady S      seconds held steady after every instance is RUNNING (default 30)
   --rate R        creates in the first second, then --rate-step more each second up to --max-rate
-  --cpu-prof      profile the scheduler (node --cpu-prof) and print its top 5 functions`;
+  --cpu-prof      profile the scheduler (node --cpu-prof) and print its top 5 functions
+  --sim-cpu-prof  profile the simulator's processes too, and print their top 5 (all shards together)`;
 const PROGRAM: Program = { name: NAME, usage: USAGE };
 
 interface Options {
@@ -43,6 +45,7 @@ interface Options {
   maxRate: number;
   simShards: number;
   cpuProf: boolean;
+  simCpuProf: boolean;
 }
 
 const whole = (v: string | boolean | undefined, flag: string, fallback: number, min: number, max: number): number => wholeFlag(PROGRAM, v, flag, fallback, min, max);
@@ -50,7 +53,7 @@ const whole = (v: string | boolean | undefined, flag: string, fallback: number, 
 function options(argv: string[]): Options {
   const v = parseFlags(PROGRAM, argv, {
     agents: { type: 'string' }, instances: { type: 'string' }, steady: { type: 'string' }, rate: { type: 'string' },
-    'rate-step': { type: 'string' }, 'max-rate': { type: 'string' }, 'sim-shards': { type: 'string' }, 'cpu-prof': { type: 'boolean' },
+    'rate-step': { type: 'string' }, 'max-rate': { type: 'string' }, 'sim-shards': { type: 'string' }, 'cpu-prof': { type: 'boolean' }, 'sim-cpu-prof': { type: 'boolean' },
   });
   const agents = whole(v.agents, 'agents', 100, 3, 64_000);
   const instances = whole(v.instances, 'instances', 300, 1, 200_000);
@@ -65,6 +68,7 @@ function options(argv: string[]): Options {
     maxRate: whole(v['max-rate'], 'max-rate', 200, 1, 10_000),
     simShards: whole(v['sim-shards'], 'sim-shards', shards, 1, 64),
     cpuProf: Boolean(v['cpu-prof']),
+    simCpuProf: Boolean(v['sim-cpu-prof']),
   };
 }
 
@@ -76,7 +80,9 @@ function agentResources(o: Options): { cpus: number; mem: number } {
 
 async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run> {
   const simStart = Date.now();
-  const sim = await SimAgents.start(fleet, { agents: o.agents, shards: o.simShards, ...agentResources(o), timeoutMs: 60_000 + o.agents * 100 });
+  const simProfDir = join(profDir, 'sim');
+  const nodeArgs = o.simCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${simProfDir}`] : [];
+  const sim = await SimAgents.start(fleet, { agents: o.agents, shards: o.simShards, nodeArgs, ...agentResources(o), timeoutMs: 60_000 + o.agents * 100 });
   console.log(`${o.agents} simulated agents subscribed in ${((Date.now() - simStart) / 1000).toFixed(1)} s, over ${o.simShards} simulator process(es)`);
   try {
     const posted = await createRamped(fleet, o.instances, o.rate, o.rateStep, o.maxRate);
@@ -97,6 +103,7 @@ async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run>
   } finally {
     await fleet.killScheduler('SIGTERM');
     await sim.stop();
+    if (o.simCpuProf) for (const line of ['simulator CPU profile (all shards):', ...topFunctions(simProfDir).map((l) => `  ${l}`)]) console.log(line);
   }
 }
 

@@ -191,7 +191,7 @@ export function topFunctions(dir: string, n = 5, untilMs?: number): string[] {
       if (key.startsWith('(idle)')) idle += hits;
       else busy += hits;
       self.set(key, (self.get(key) ?? 0) + hits);
-      const ours = node.callFrame.url.includes('/dist/src/');
+      const ours = /\/dist\/(src|bench)\//.test(node.callFrame.url);
       if (ours && !inOurs) entry.set(key, (entry.get(key) ?? 0) + (incl.get(node.id) ?? 0));
       for (const c of node.children ?? []) walk(byId.get(c) as ProfileNode, inOurs || ours);
     };

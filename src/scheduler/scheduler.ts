@@ -41,6 +41,8 @@ const MIN_AGENT_GRACE_MS = 5000;
 const TAKE_UP_WAIT_MS = 2000;
 /** How long `standDown` and `close` wait on etcd (resigning, the term's last writes) before they stop anyway. */
 const STOP_WAIT_MS = 3000;
+/** How long a lost term's last jobs may hold up this scheduler's next campaign (a leader's lease: 5 s). */
+const LAST_JOBS_WAIT_MS = 5000;
 
 /** `work`, or nothing once `ms` have passed: a stop must not hang on an etcd that is gone. */
 async function atMost(ms: number, work: Promise<unknown> | undefined): Promise<void> {
@@ -190,8 +192,18 @@ export class Scheduler {
         await term.resign();
       }
       const reason = await term.whenLost();
-      await this.stopLeaderParts();
-      if (!this.stopping) this.log.error('leadership lost: standing by and campaigning again', { reason });
+      if (!this.stopping) this.log.error('leadership lost: standing by', { reason });
+      const jobs = this.stopLeaderParts();
+      let finished = false;
+      void jobs.then(() => { finished = true; });
+      await atMost(LAST_JOBS_WAIT_MS, jobs);
+      if (!this.stopping && !finished) {
+        // A job of the lost term waiting on etcd, or on an offer that will never come, must not
+        // keep this scheduler out of every later election: it has stopped acting (haltLeaderParts)
+        // and the next term is built afresh; a standby elsewhere would not wait for it either.
+        this.log.warn('the lost term\'s last jobs did not finish; campaigning again without them', { waitedMs: LAST_JOBS_WAIT_MS });
+      }
+      if (!this.stopping) this.log.info('campaigning again after the lost term');
     }
   }
 
@@ -261,11 +273,11 @@ export class Scheduler {
     void this.framework?.stop();
   }
 
-  /** Waits for the halted term's last jobs and drops its parts. */
+  /** Drops the halted term's parts at once, then waits for its last jobs and closes its links. */
   private async stopLeaderParts(): Promise<void> {
     this.haltLeaderParts();
-    await this.framework?.stop();
-    this.links?.close();
+    const framework = this.framework;
+    const links = this.links;
     this.term = undefined;
     this.broker = undefined;
     this.endpoint = undefined;
@@ -274,6 +286,8 @@ export class Scheduler {
     this.compactor = undefined;
     this.statsPoller = undefined;
     this.links = undefined;
+    await framework?.stop();
+    links?.close();
   }
 
   /**
