@@ -26,12 +26,14 @@ import { awaitRunning, createRamped, loseOnePercent, restartScheduler, steady } 
 import { figuresOf, reportLines, type Run } from './scale/report.js';
 
 const NAME = 'scale';
-const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [--steady 30] [--rate 20] [--rate-step 20] [--max-rate 200] [--sim-shards K] [--cpu-prof] [--sim-cpu-prof]
+const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [--steady 30] [--rate 20] [--rate-step 20] [--max-rate 200] [--sim-shards K] [--agent-timeout S] [--cpu-prof] [--sim-cpu-prof]
   --agents N      simulated agents (default 100)
   --sim-shards K  simulator processes sharing the agents (default: one per 250 agents or 2,500 procs, at most 8)
   --instances M   instances of 1 master + 2 replicas (3 x M procs; default 300)
   --steady S      seconds held steady after every instance is RUNNING (default 30)
   --rate R        creates in the first second, then --rate-step more each second up to --max-rate
+  --agent-timeout S  the scheduler's --agent-timeout (default: its own, 10 s); a starved host drops
+                  agent streams that a longer timeout lets come back before their procs are written off
   --cpu-prof      profile the scheduler (node --cpu-prof) and print its top 5 functions
   --sim-cpu-prof  profile the simulator's processes too, and print their top 5 (all shards together)`;
 const PROGRAM: Program = { name: NAME, usage: USAGE };
@@ -44,6 +46,7 @@ interface Options {
   rateStep: number;
   maxRate: number;
   simShards: number;
+  agentTimeout?: number;
   cpuProf: boolean;
   simCpuProf: boolean;
 }
@@ -53,7 +56,7 @@ const whole = (v: string | boolean | undefined, flag: string, fallback: number, 
 function options(argv: string[]): Options {
   const v = parseFlags(PROGRAM, argv, {
     agents: { type: 'string' }, instances: { type: 'string' }, steady: { type: 'string' }, rate: { type: 'string' },
-    'rate-step': { type: 'string' }, 'max-rate': { type: 'string' }, 'sim-shards': { type: 'string' }, 'cpu-prof': { type: 'boolean' }, 'sim-cpu-prof': { type: 'boolean' },
+    'rate-step': { type: 'string' }, 'max-rate': { type: 'string' }, 'sim-shards': { type: 'string' }, 'agent-timeout': { type: 'string' }, 'cpu-prof': { type: 'boolean' }, 'sim-cpu-prof': { type: 'boolean' },
   });
   const agents = whole(v.agents, 'agents', 100, 3, 64_000);
   const instances = whole(v.instances, 'instances', 300, 1, 200_000);
@@ -67,6 +70,7 @@ function options(argv: string[]): Options {
     rateStep: whole(v['rate-step'], 'rate-step', 20, 0, 10_000),
     maxRate: whole(v['max-rate'], 'max-rate', 200, 1, 10_000),
     simShards: whole(v['sim-shards'], 'sim-shards', shards, 1, 64),
+    agentTimeout: v['agent-timeout'] === undefined ? undefined : whole(v['agent-timeout'], 'agent-timeout', 10, 1, 3600),
     cpuProf: Boolean(v['cpu-prof']),
     simCpuProf: Boolean(v['sim-cpu-prof']),
   };
@@ -113,11 +117,11 @@ async function main(): Promise<number> {
   started.cleanUpOnExit(NAME);
   const loadBefore = loadavg()[0];
   console.log(`${NAME}: ${o.agents} simulated agents, ${o.instances} instances of 1+2 (${o.instances * 3} procs, ${16} MB), ramp ${o.rate}/s +${o.rateStep}/s up to ${o.maxRate}/s, ${o.steady} s steady`);
-  console.log(`reproduce: npm run bench:scale -- --agents ${o.agents} --instances ${o.instances} --steady ${o.steady} --rate ${o.rate} --rate-step ${o.rateStep} --max-rate ${o.maxRate} --sim-shards ${o.simShards}${o.cpuProf ? ' --cpu-prof' : ''}`);
+  console.log(`reproduce: npm run bench:scale -- --agents ${o.agents} --instances ${o.instances} --steady ${o.steady} --rate ${o.rate} --rate-step ${o.rateStep} --max-rate ${o.maxRate} --sim-shards ${o.simShards}${o.agentTimeout ? ` --agent-timeout ${o.agentTimeout}` : ''}${o.cpuProf ? ' --cpu-prof' : ''}`);
   const profDir = started.tempDir('redfleet-scale-prof-');
   mkdirSync(profDir, { recursive: true });
   // The first scheduler only: the restarted one (startup on the full tree) runs unprofiled.
-  const fleet = await LocalFleet.start({ agents: 0, schedulerNodeArgs: o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] });
+  const fleet = await LocalFleet.start({ agents: 0, schedulerArgs: o.agentTimeout ? ['--agent-timeout', String(o.agentTimeout)] : [], schedulerNodeArgs: o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] });
   fleet.schedulerNodeArgs = [];
   try {
     const result = await run(o, fleet, profDir);
