@@ -10,6 +10,12 @@ export class KeyedQueue {
   /** The last job of each key with one waiting or running: the next one for that key goes after it. */
   private readonly tails = new Map<string, Promise<void>>();
   private cleared = false;
+  /**
+   * Aborts the jobs still waiting for a slot when the queue is cleared. p-queue's own clear()
+   * drops them without ever settling their promises, so a key's tail (and onIdle, and a lost
+   * term's stop) would wait for them forever.
+   */
+  private readonly abort = new AbortController();
 
   constructor(concurrency: number) {
     this.pool = new PQueue({ concurrency });
@@ -19,7 +25,7 @@ export class KeyedQueue {
   add(key: string, job: () => Promise<void>): void {
     const run = async (): Promise<void> => {
       if (this.cleared) return;
-      await this.pool.add(job);
+      await this.pool.add(job, { signal: this.abort.signal });
     };
     const next = (this.tails.get(key) ?? Promise.resolve()).then(run).catch(() => undefined);
     this.tails.set(key, next);
@@ -31,6 +37,7 @@ export class KeyedQueue {
   /** Drops every job not yet started, for good (the queue's owner is stopping). */
   clear(): void {
     this.cleared = true;
+    this.abort.abort();
     this.pool.clear();
   }
 
