@@ -28,7 +28,7 @@ import { figuresOf, reportLines, type Run } from './scale/report.js';
 const NAME = 'scale';
 const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [--steady 30] [--rate 20] [--rate-step 20] [--max-rate 200] [--sim-shards K] [--agent-timeout S] [--cpu-prof] [--sim-cpu-prof]
   --agents N      simulated agents (default 100)
-  --sim-shards K  simulator processes sharing the agents (default: one per 250 agents or 2,500 procs, at most 8)
+  --sim-shards K  simulator processes sharing the agents (default: one per 7,000 procs, for the open-files limit; at most 8)
   --instances M   instances of 1 master + 2 replicas (3 x M procs; default 300)
   --steady S      seconds held steady after every instance is RUNNING (default 30)
   --rate R        creates in the first second, then --rate-step more each second up to --max-rate
@@ -60,8 +60,10 @@ function options(argv: string[]): Options {
   });
   const agents = whole(v.agents, 'agents', 100, 3, 64_000);
   const instances = whole(v.instances, 'instances', 300, 1, 200_000);
-  // Each simulator process holds ~2 fds per proc (ulimit -n here: 20,000) and one loop for its agents' calls.
-  const shards = Math.min(8, Math.max(1, Math.ceil(agents / 250), Math.ceil((3 * instances) / 2500)));
+  // Each simulator process holds ~2 fds per proc (ulimit -n here: 20,000): as many processes as
+  // that needs and no more, since on 2 vCPUs every extra process costs the scheduler CPU
+  // (docs/BENCHMARKS.md#scale: 3-5 shards used more CPU than one).
+  const shards = Math.min(8, Math.max(1, Math.ceil((3 * instances) / 7000)));
   return {
     agents,
     instances,
