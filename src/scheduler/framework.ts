@@ -70,7 +70,11 @@ export class RedisFramework implements Framework {
     links: RedisLinks,
   ) {
     const request = (name: string, masterId: string, cause: string) => this.requestFailover(name, masterId, cause);
-    this.failover = new Failover(store, links, log, request, opts.loopLag, (agentId) => broker.agentAlive(agentId), (agentId) => this.reportingAgents.reporting(agentId));
+    // An agent whose stream closed sends no more REPORTs (its session ended with it): its masters
+    // get the scheduler's own PINGs every 200 ms from the next tick, not after the 3 s lapse (an
+    // agent lost at once, at 6,000 procs, had its masters wait up to 1 s for their sweep PING).
+    const reporting = (agentId: string) => this.reportingAgents.reporting(agentId) && broker.agentStatus(agentId)?.connected === true;
+    this.failover = new Failover(store, links, log, request, opts.loopLag, (agentId) => broker.agentAlive(agentId), reporting);
     this.jobs = new FrameworkJobs(log, (name) => this.instanceChanged(name));
     this.procs = new AgentProcs(store, broker, log);
     const lostMasters = new LostMasters(store, broker, opts.agentGraceMs);

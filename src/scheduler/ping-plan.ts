@@ -19,8 +19,8 @@ export type TargetReason = 'first' | 'agent-not-reporting' | 'silent' | 'replica
  * partition between the scheduler (and the clients on its side) and the master, which its agent
  * cannot see. Every 200 ms (targeted) go the PINGs of a master
  * - not PINGed yet (so a new master is heard at once);
- * - whose agent is not reporting: the agent is silent (down, cut off, stalled) or too old to
- *   report, and the scheduler is then the only one watching;
+ * - whose agent is not reporting: its stream closed, or it is silent (down, cut off, stalled) or
+ *   too old to report, and the scheduler is then the only one watching;
  * - with a PING unanswered, the scheduler's own or its agent's (reported silent or busy): its
  *   silence is measured, and confirmed, by the scheduler's own PINGs until it answers;
  * - whose replicas' stats say they lost it (link down, or no I/O clearly beyond down-after).

@@ -25,6 +25,7 @@ import { agentCalls, type AgentCalls } from './agent-calls.js';
 import { LocalBackupStorage, type BackupStorage } from './backup-storage.js';
 import { agentBackupSource } from './agent-backup-route.js';
 import type { SchedulerOptions } from './scheduler-options.js';
+import { atMost } from './at-most.js';
 
 export type { SchedulerOptions } from './scheduler-options.js';
 
@@ -44,12 +45,6 @@ const STOP_WAIT_MS = 3000;
 /** How long a lost term's last jobs may hold up this scheduler's next campaign (a leader's lease: 5 s). */
 const LAST_JOBS_WAIT_MS = 5000;
 
-/** `work`, or nothing once `ms` have passed: a stop must not hang on an etcd that is gone. */
-async function atMost(ms: number, work: Promise<unknown> | undefined): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work, new Promise((r) => { timer = setTimeout(r, ms); })]);
-  clearTimeout(timer);
-}
 
 /**
  * One scheduler. Always on, leader or standby: the watched store, and what the HTTP API and the
@@ -192,18 +187,11 @@ export class Scheduler {
         await term.resign();
       }
       const reason = await term.whenLost();
-      if (!this.stopping) this.log.error('leadership lost: standing by', { reason });
-      const jobs = this.stopLeaderParts();
-      let finished = false;
-      void jobs.then(() => { finished = true; });
-      await atMost(LAST_JOBS_WAIT_MS, jobs);
-      if (!this.stopping && !finished) {
-        // A job of the lost term waiting on etcd, or on an offer that will never come, must not
-        // keep this scheduler out of every later election: it has stopped acting (haltLeaderParts)
-        // and the next term is built afresh; a standby elsewhere would not wait for it either.
-        this.log.warn('the lost term\'s last jobs did not finish; campaigning again without them', { waitedMs: LAST_JOBS_WAIT_MS });
-      }
-      if (!this.stopping) this.log.info('campaigning again after the lost term');
+      if (!this.stopping) this.log.error('leadership lost: standing by, then campaigning again', { reason });
+      // A lost term's job stuck on etcd (or on an offer that never comes) must not keep this
+      // scheduler out of every later election: the term acts no more, and the next is built afresh.
+      const finished = await atMost(LAST_JOBS_WAIT_MS, this.stopLeaderParts());
+      if (!finished && !this.stopping) this.log.warn('the lost term\'s last jobs did not finish; campaigning again without them', { waitedMs: LAST_JOBS_WAIT_MS });
     }
   }
 
