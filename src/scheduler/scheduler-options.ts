@@ -11,6 +11,8 @@ export interface SchedulerOptions {
   agentTimeoutMs?: number;
   /** Seconds the leader's election lease lives without renewal (how fast a standby takes over). */
   leaderTtlSeconds?: number;
+  /** How long a lost term's last jobs may hold up the next campaign (default 5000 ms; tests shorten it). */
+  lastTermWaitMs?: number;
   /** etcd history: compact every `compactEverySeconds`, keeping `compactRetentionSeconds` (60, 300). */
   compactEverySeconds?: number;
   compactRetentionSeconds?: number;

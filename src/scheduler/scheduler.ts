@@ -45,7 +45,6 @@ const STOP_WAIT_MS = 3000;
 /** How long a lost term's last jobs may hold up this scheduler's next campaign (a leader's lease: 5 s). */
 const LAST_JOBS_WAIT_MS = 5000;
 
-
 /**
  * One scheduler. Always on, leader or standby: the watched store, and what the HTTP API and the
  * Sentinel endpoint (wired by src/cli) serve from it: `service`, `sentinelView`, `role` and the
@@ -190,8 +189,9 @@ export class Scheduler {
       if (!this.stopping) this.log.error('leadership lost: standing by, then campaigning again', { reason });
       // A lost term's job stuck on etcd (or on an offer that never comes) must not keep this
       // scheduler out of every later election: the term acts no more, and the next is built afresh.
-      const finished = await atMost(LAST_JOBS_WAIT_MS, this.stopLeaderParts());
-      if (!finished && !this.stopping) this.log.warn('the lost term\'s last jobs did not finish; campaigning again without them', { waitedMs: LAST_JOBS_WAIT_MS });
+      const waitMs = this.opts.lastTermWaitMs ?? LAST_JOBS_WAIT_MS;
+      const finished = await atMost(waitMs, this.stopLeaderParts());
+      if (!finished && !this.stopping) this.log.warn('the lost term\'s last jobs did not finish; campaigning again without them', { waitedMs: waitMs });
     }
   }
 

@@ -28,6 +28,12 @@ async function list(fleet: LocalFleet): Promise<InstanceView[]> {
   return Array.isArray(res.json) ? (res.json as InstanceView[]) : [];
 }
 
+/** The list, at most every 250 ms: waitFor asks every 25 ms, and 330 instances each time load the scheduler under test. */
+async function listSlowly(fleet: LocalFleet): Promise<InstanceView[]> {
+  await sleep(225);
+  return list(fleet);
+}
+
 /** Whether the instance is whole: RUNNING, a master and both replicas, none of them on `gone` agents or among `deadProcs`. */
 function whole(inst: InstanceView, gone: Set<string>, deadProcs: Set<string>): boolean {
   if (inst.status !== 'RUNNING' || !inst.master || inst.slaves.length !== 2) return false;
@@ -61,7 +67,7 @@ describe('simulated scale: 200 agents, 990 procs', function () {
       const batch = names.slice(i, i + CREATE_BATCH);
       const answers = await Promise.all(batch.map((name) => fleet.api('POST', '/api/instances', { name, capacityMb: 16, replicas: 2 })));
       expect(answers.map((a) => a.status)).to.deep.equal(answers.map(() => 202));
-      await fleet.waitFor(async () => (await list(fleet)).filter((inst) => whole(inst, new Set(), new Set())).length >= i + batch.length, 60_000, `${i + batch.length} instances RUNNING`);
+      await fleet.waitFor(async () => (await listSlowly(fleet)).filter((inst) => whole(inst, new Set(), new Set())).length >= i + batch.length, 60_000, `${i + batch.length} instances RUNNING`);
     }
     const procs: SimProcInfo[] = await sim!.procs();
     expect(procs).to.have.length(INSTANCES * 3);
@@ -76,7 +82,7 @@ describe('simulated scale: 200 agents, 990 procs', function () {
 
     const gone = new Set(lostAgents);
     const dead = new Set([killed.proc, frozen.proc]);
-    await fleet.waitFor(async () => (await list(fleet)).filter((i) => whole(i, gone, dead)).length === INSTANCES, 120_000, 'every instance whole again');
+    await fleet.waitFor(async () => (await listSlowly(fleet)).filter((i) => whole(i, gone, dead)).length === INSTANCES, 120_000, 'every instance whole again');
     const after = new Map((await list(fleet)).map((i) => [i.name, i]));
     for (const m of failedMasters) {
       const inst = after.get(m.instance)!;
