@@ -34,10 +34,13 @@ export class FrameworkJobs {
     return this.creator.add(job);
   }
 
-  /** Adds a maintainer job to the instance's own queue, unless the same one is already waiting. */
-  maintain(instance: string, key: string, job: () => Promise<void>): void {
+  /**
+   * Adds a maintainer job to the instance's own queue, unless the same one is already waiting.
+   * `urgent` (failovers): ahead of other instances' routine jobs for the next free slot.
+   */
+  maintain(instance: string, key: string, job: () => Promise<void>, urgent = false): void {
     const wrapped = this.once(key, job);
-    if (wrapped) this.maintainer.add(instance, wrapped);
+    if (wrapped) this.maintainer.add(instance, wrapped, urgent);
   }
 
   /** Adds a destroyer job unless the same one is already waiting. */

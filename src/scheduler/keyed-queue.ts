@@ -21,11 +21,14 @@ export class KeyedQueue {
     this.pool = new PQueue({ concurrency });
   }
 
-  /** Runs `job` after every job already added for `key`; its failure is the job's own business. */
-  add(key: string, job: () => Promise<void>): void {
+  /**
+   * Runs `job` after every job already added for `key`; its failure is the job's own business.
+   * An `urgent` job (a failover) takes the next free slot ahead of other keys' waiting jobs.
+   */
+  add(key: string, job: () => Promise<void>, urgent = false): void {
     const run = async (): Promise<void> => {
       if (this.cleared) return;
-      await this.pool.add(job, { signal: this.abort.signal });
+      await this.pool.add(job, { signal: this.abort.signal, priority: urgent ? 1 : 0 });
     };
     const next = (this.tails.get(key) ?? Promise.resolve()).then(run).catch(() => undefined);
     this.tails.set(key, next);

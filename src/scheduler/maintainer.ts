@@ -88,11 +88,14 @@ export class Maintainer {
     return true;
   }
 
-  /** Called by failure detection; runs the failover in the instance's queue. */
+  /**
+   * Called by failure detection; runs the failover in the instance's queue, ahead of other
+   * instances' routine jobs (an agent loss brings replacements and status work by the dozen).
+   */
   requestFailover(name: string, masterId: string, cause: string): void {
     this.ctx.jobs.maintain(name, `failover:${name}`, async () => {
       await this.ctx.failover.promote(name, masterId, cause);
-    });
+    }, true);
   }
 
   async statusUpdate(agentId: string, status: redfleet.v1.ITaskStatus): Promise<void> {

@@ -33,4 +33,17 @@ describe('KeyedQueue (the maintainer\'s queue)', () => {
     expect(winner).to.equal('idle');
     expect(ran, 'the running job finished; the waiting ones never started').to.deep.equal(['a']);
   });
+
+  it('gives an urgent job (a failover) the next free slot ahead of other keys\' waiting jobs', async () => {
+    const q = new KeyedQueue(1);
+    const ran: string[] = [];
+    let release!: () => void;
+    q.add('a', () => new Promise<void>((r) => { ran.push('a'); release = r; }));
+    for (const key of ['b', 'c']) q.add(key, async () => { ran.push(key); });
+    q.add('d', async () => { ran.push('d (failover)'); }, true);
+    await new Promise((r) => setTimeout(r, 10));
+    release();
+    await q.onIdle();
+    expect(ran).to.deep.equal(['a', 'd (failover)', 'b', 'c']);
+  });
 });
