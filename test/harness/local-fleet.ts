@@ -35,6 +35,19 @@ export interface ApiResponse {
 }
 
 const live = new Set<LocalFleet>();
+
+/**
+ * What a failed test leaves behind for a reader of CI's output: each live fleet's last scheduler
+ * lines at warn level or above (the scheduler's own account of what went wrong).
+ */
+export function liveFleetsReport(lines = 25): string {
+  const out: string[] = [];
+  for (const fleet of live) {
+    const warned = fleet.log('scheduler').split('\n').filter((l) => /"level":"(warn|error)"/.test(l));
+    if (warned.length > 0) out.push(`--- scheduler of ${fleet.dir}: last ${Math.min(lines, warned.length)} of ${warned.length} warn/error lines`, ...warned.slice(-lines).map((l) => l.slice(0, 600)));
+  }
+  return out.join('\n');
+}
 process.on('exit', () => {
   for (const fleet of live) fleet.killAllSync();
 });

@@ -33,7 +33,7 @@ describe('network partition (test hosts in network namespaces)', function () {
     const writer = new Redis({ host: old.ip, port: old.port, password, maxRetriesPerRequest: 0, commandTimeout: 5000 });
     writer.on('error', () => undefined);
     await writer.set('before', '1');
-    expect(await writer.wait(2, 1000)).to.equal(2);
+    expect(await writer.wait(2, 5000)).to.equal(2, "both replicas acknowledge the write");
 
     const hostOf = (agent: string) => net.namespaceOf(agent);
     net.partition(old.agent);

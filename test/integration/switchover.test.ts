@@ -164,8 +164,9 @@ describe('planned switchover', function () {
       expect(second).to.match(/^INPROG/);
       const after = await fleet.waitFor(async () => {
         const i = (await fleet.api('GET', '/api/instances/sw4')).json;
-        return i.operation?.state === 'done' && i.master ? i : undefined;
+        return i.operation && i.operation.state !== 'running' && i.master ? i : undefined;
       }, 20_000, 'the switchover to end');
+      expect(after.operation.state, JSON.stringify(after.operation)).to.equal('done');
       expect(after.master.id).to.equal(inst.slaves[0].id);
       expect((await roleOf(inst.master, password))[0]).to.equal('slave');
       // And back with the command: a progress line per step, the new master at the end.
