@@ -26,7 +26,7 @@ import { awaitRunning, createRamped, loseOnePercent, restartScheduler, steady } 
 import { figuresOf, reportLines, type Run } from './scale/report.js';
 
 const NAME = 'scale';
-const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [--steady 30] [--rate 20] [--rate-step 20] [--max-rate 200] [--sim-shards K] [--agent-timeout S] [--cpu-prof] [--sim-cpu-prof]
+const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [--steady 30] [--rate 20] [--rate-step 20] [--max-rate 200] [--sim-shards K] [--agent-timeout S] [--agent-heartbeat S] [--cpu-prof] [--sim-cpu-prof]
   --agents N      simulated agents (default 100)
   --sim-shards K  simulator processes sharing the agents (default: one per 7,000 procs, for the open-files limit; at most 8)
   --instances M   instances of 1 master + 2 replicas (3 x M procs; default 300)
@@ -34,6 +34,8 @@ const USAGE = `usage: npm run bench:scale -- [--agents 100] [--instances 300] [-
   --rate R        creates in the first second, then --rate-step more each second up to --max-rate
   --agent-timeout S  the scheduler's --agent-timeout (default: its own, 10 s); a starved host drops
                   agent streams that a longer timeout lets come back before their procs are written off
+  --agent-heartbeat S  the scheduler's --agent-heartbeat (default: its own, 1 s): fewer heartbeat
+                  calls, and 3 x S of silence before a stream is dropped
   --cpu-prof      profile the scheduler (node --cpu-prof) and print its top 5 functions
   --sim-cpu-prof  profile the simulator's processes too, and print their top 5 (all shards together)`;
 const PROGRAM: Program = { name: NAME, usage: USAGE };
@@ -47,6 +49,7 @@ interface Options {
   maxRate: number;
   simShards: number;
   agentTimeout?: number;
+  agentHeartbeat?: number;
   cpuProf: boolean;
   simCpuProf: boolean;
 }
@@ -56,7 +59,7 @@ const whole = (v: string | boolean | undefined, flag: string, fallback: number, 
 function options(argv: string[]): Options {
   const v = parseFlags(PROGRAM, argv, {
     agents: { type: 'string' }, instances: { type: 'string' }, steady: { type: 'string' }, rate: { type: 'string' },
-    'rate-step': { type: 'string' }, 'max-rate': { type: 'string' }, 'sim-shards': { type: 'string' }, 'agent-timeout': { type: 'string' }, 'cpu-prof': { type: 'boolean' }, 'sim-cpu-prof': { type: 'boolean' },
+    'rate-step': { type: 'string' }, 'max-rate': { type: 'string' }, 'sim-shards': { type: 'string' }, 'agent-timeout': { type: 'string' }, 'agent-heartbeat': { type: 'string' }, 'cpu-prof': { type: 'boolean' }, 'sim-cpu-prof': { type: 'boolean' },
   });
   const agents = whole(v.agents, 'agents', 100, 3, 64_000);
   const instances = whole(v.instances, 'instances', 300, 1, 200_000);
@@ -73,6 +76,7 @@ function options(argv: string[]): Options {
     maxRate: whole(v['max-rate'], 'max-rate', 200, 1, 10_000),
     simShards: whole(v['sim-shards'], 'sim-shards', shards, 1, 64),
     agentTimeout: v['agent-timeout'] === undefined ? undefined : whole(v['agent-timeout'], 'agent-timeout', 10, 1, 3600),
+    agentHeartbeat: v['agent-heartbeat'] === undefined ? undefined : whole(v['agent-heartbeat'], 'agent-heartbeat', 1, 1, 60),
     cpuProf: Boolean(v['cpu-prof']),
     simCpuProf: Boolean(v['sim-cpu-prof']),
   };
@@ -119,11 +123,11 @@ async function main(): Promise<number> {
   started.cleanUpOnExit(NAME);
   const loadBefore = loadavg()[0];
   console.log(`${NAME}: ${o.agents} simulated agents, ${o.instances} instances of 1+2 (${o.instances * 3} procs, ${16} MB), ramp ${o.rate}/s +${o.rateStep}/s up to ${o.maxRate}/s, ${o.steady} s steady`);
-  console.log(`reproduce: npm run bench:scale -- --agents ${o.agents} --instances ${o.instances} --steady ${o.steady} --rate ${o.rate} --rate-step ${o.rateStep} --max-rate ${o.maxRate} --sim-shards ${o.simShards}${o.agentTimeout ? ` --agent-timeout ${o.agentTimeout}` : ''}${o.cpuProf ? ' --cpu-prof' : ''}`);
+  console.log(`reproduce: npm run bench:scale -- --agents ${o.agents} --instances ${o.instances} --steady ${o.steady} --rate ${o.rate} --rate-step ${o.rateStep} --max-rate ${o.maxRate} --sim-shards ${o.simShards}${o.agentTimeout ? ` --agent-timeout ${o.agentTimeout}` : ''}${o.agentHeartbeat ? ` --agent-heartbeat ${o.agentHeartbeat}` : ''}${o.cpuProf ? ' --cpu-prof' : ''}`);
   const profDir = started.tempDir('redfleet-scale-prof-');
   mkdirSync(profDir, { recursive: true });
   // The first scheduler only: the restarted one (startup on the full tree) runs unprofiled.
-  const fleet = await LocalFleet.start({ agents: 0, schedulerArgs: o.agentTimeout ? ['--agent-timeout', String(o.agentTimeout)] : [], schedulerNodeArgs: o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] });
+  const fleet = await LocalFleet.start({ agents: 0, schedulerArgs: [...(o.agentTimeout ? ['--agent-timeout', String(o.agentTimeout)] : []), ...(o.agentHeartbeat ? ['--agent-heartbeat', String(o.agentHeartbeat)] : [])], schedulerNodeArgs: o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] });
   fleet.schedulerNodeArgs = [];
   try {
     const result = await run(o, fleet, profDir);

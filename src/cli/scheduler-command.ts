@@ -34,6 +34,8 @@ may run against one etcd; one leads.
   --backup-dir DIR           where backups are stored (<instance>/<timestamp>.rdb); default $REDFLEET_BACKUP_DIR,
                              else backups/ beside the fleet key file
   --agent-timeout SECONDS    an agent silent this long is lost and its procs replaced; default 10
+  --agent-heartbeat SECONDS  how often each agent must answer a heartbeat; one silent for 3 of them has
+                             its stream dropped; default 1 (raise it for fleets of many hundreds of agents)
   --api-token-file FILE      admin tokens, one a line (at least 16 characters each); default none
   --api-token TOKEN          an admin token; repeatable. Visible in \`ps\` to every local user: prefer
                              --api-token-file or REDFLEET_API_TOKEN (comma-separated). Without any
@@ -74,6 +76,7 @@ const SCHEDULER_FLAGS = {
   'fleet-key': { type: 'string' },
   'previous-fleet-key': { type: 'string' },
   'agent-timeout': { type: 'string' },
+  'agent-heartbeat': { type: 'string' },
   'api-token': { type: 'string', multiple: true },
   'api-token-file': { type: 'string' },
   anonymous: { type: 'boolean' },
@@ -132,6 +135,7 @@ function schedulerOptions(values: Flags, endpoints: Endpoints): Omit<SchedulerPr
     id: str(values.id, `scheduler-${hostname()}`),
     previousFleetKey: previous,
     agentTimeoutMs: intFlag(values['agent-timeout'], 'agent-timeout', 10, 1) * 1000,
+    agentHeartbeatSeconds: heartbeatFlag(values['agent-heartbeat']),
     sentinel: sentinelOptions,
     compactEverySeconds: intFlag(values['compact-every'], 'compact-every', DEFAULT_COMPACT_EVERY_SECONDS, 1),
     compactRetentionSeconds: intFlag(values['compact-retention'], 'compact-retention', DEFAULT_COMPACT_RETENTION_SECONDS, 1),
@@ -139,6 +143,13 @@ function schedulerOptions(values: Flags, endpoints: Endpoints): Omit<SchedulerPr
     access,
     metrics: values.metrics === undefined ? undefined : parseHostPort(str(values.metrics, ''), '--metrics'),
   };
+}
+
+/** --agent-heartbeat: whole seconds from 1 to 60 (the agents' stream watchdog counts in them). */
+function heartbeatFlag(value: Flags[string]): number {
+  const seconds = intFlag(value, 'agent-heartbeat', 1, 1);
+  if (!Number.isInteger(seconds) || seconds > 60) throw new UsageError(`--agent-heartbeat must be a whole number of seconds from 1 to 60, got '${String(value)}'`);
+  return seconds;
 }
 
 /**

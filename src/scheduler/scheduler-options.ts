@@ -9,6 +9,8 @@ export interface SchedulerOptions {
   /** During a fleet key rotation, the old key: agents may still sign with it, and its fingerprint in etcd is accepted and replaced (docs/SECURITY.md). */
   previousFleetKey?: string;
   agentTimeoutMs?: number;
+  /** Seconds between the heartbeats each agent must answer (default 1); a stream silent for 3 of them is dropped. */
+  agentHeartbeatSeconds?: number;
   /** Seconds the leader's election lease lives without renewal (how fast a standby takes over). */
   leaderTtlSeconds?: number;
   /** How long a lost term's last jobs may hold up the next campaign (default 5000 ms; tests shorten it). */

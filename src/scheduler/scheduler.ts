@@ -210,11 +210,12 @@ export class Scheduler {
     const frameworkId = await store.ensureFrameworkId(uuidv4());
     if (term.lost) return;
     const agentTimeoutMs = this.opts.agentTimeoutMs ?? 10_000;
-    // Agents answer every heartbeat: a silent one is found within 3 s (docs/hardening/session.md).
+    // Agents answer every heartbeat: a silent one is found within 3 heartbeats, 3 s by default
+    // (docs/hardening/session.md).
     // One watch on this scheduler's event loop for the term: agent liveness and the failure
     // detector both measure silence in the time the loop was awake to hear it.
     const loopLag = new LoopLag();
-    this.broker = new OfferBroker({ heartbeatSeconds: 1, agentTimeoutMs, frameworkId }, this.log, loopLag);
+    this.broker = new OfferBroker({ heartbeatSeconds: this.opts.agentHeartbeatSeconds ?? 1, agentTimeoutMs, frameworkId }, this.log, loopLag);
     this.links = new RedisLinks(dataKey(this.opts.fleetKey, this.opts.previousFleetKey));
     this.framework = new RedisFramework(store, this.broker, this.log, {
       procCpus: PROC_CPUS,

@@ -1,9 +1,13 @@
 import type { FleetStore } from '../store/fleet-store.js';
+import type { Proc } from '../domain/model.js';
 import { isRunning, isServing, runningMaster } from '../domain/rules.js';
 import { parseInfo, statsFromInfo } from '../domain/redis-info.js';
 import type { Logger } from '../logger.js';
 import type { RedisLinks } from './redis-links.js';
 import type { AgentReports } from './agent-reports.js';
+
+/** INFO reads a round at most (one round a second): see StatsPoller. */
+export const DEFAULT_MAX_READS_PER_ROUND = 1000;
 
 /**
  * Keeps the cache's every-second stats of the procs that no agent reports. Agents send their
@@ -16,10 +20,18 @@ import type { AgentReports } from './agent-reports.js';
  *
  * It polls only procs the failure detector keeps links to (live procs of a RUNNING or DEGRADED
  * instance with a master), so it never opens a link the detector would then drop.
+ *
+ * Its reads are a fallback, and they are bounded: at most `maxReadsPerRound` INFOs a round, the
+ * procs read longest ago first. Many agents stop reporting at once exactly when the scheduler is
+ * short of CPU (a starved host; bench:scale's cascades, docs/BENCHMARKS.md), and an INFO a second
+ * for each of their procs then deepened the shortage. Past the budget the stats of those procs
+ * are refreshed less often than once a second; failure detection does not read them.
  */
 export class StatsPoller {
   private timer?: NodeJS.Timeout;
   private polling = false;
+  /** When each proc's INFO was last asked for here (procs no longer polled are forgotten each round). */
+  private readonly lastRead = new Map<string, number>();
 
   constructor(
     private readonly store: Pick<FleetStore, 'instances' | 'overlayStats' | 'retainPolledStats'>,
@@ -27,6 +39,7 @@ export class StatsPoller {
     private readonly reports: Pick<AgentReports, 'reported' | 'sweep'>,
     private readonly log: Logger,
     private readonly everyMs = 1000,
+    private readonly maxReadsPerRound = DEFAULT_MAX_READS_PER_ROUND,
   ) {}
 
   start(): void {
@@ -47,17 +60,24 @@ export class StatsPoller {
       this.reports.sweep(now);
       const watched = new Set<string>();
       const unwatched: string[] = [];
-      const reads: Promise<void>[] = [];
+      const due: Proc[] = [];
       for (const inst of this.store.instances()) {
         const serving = isServing(inst) && runningMaster(inst) !== undefined;
         for (const proc of inst.procs) {
           if (!isRunning(proc)) continue;
           if (!serving) unwatched.push(proc.id);
           else watched.add(proc.id);
-          if (serving && !this.reports.reported(proc.id, now)) reads.push(this.read(proc.id, () => this.links.call(proc, 'INFO')));
+          if (serving && !this.reports.reported(proc.id, now)) due.push(proc);
         }
       }
-      await Promise.all(reads);
+      const polled = new Set(due.map((p) => p.id));
+      for (const id of this.lastRead.keys()) if (!polled.has(id)) this.lastRead.delete(id);
+      if (due.length > this.maxReadsPerRound) {
+        due.sort((a, b) => (this.lastRead.get(a.id) ?? 0) - (this.lastRead.get(b.id) ?? 0));
+        due.length = this.maxReadsPerRound;
+      }
+      for (const proc of due) this.lastRead.set(proc.id, now);
+      await Promise.all(due.map((proc) => this.read(proc.id, () => this.links.call(proc, 'INFO'))));
       // Overlaid stats stay for the watched procs and for running ones their agents report (as of now).
       for (const id of unwatched) if (this.reports.reported(id)) watched.add(id);
       this.store.retainPolledStats(watched);

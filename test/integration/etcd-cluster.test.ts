@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { ProtocolAgent } from '../harness/protocol-agent.js';
 import { spawnSync } from 'node:child_process';
 import { LocalFleet } from '../harness/local-fleet.js';
 
@@ -31,7 +33,9 @@ describe('a 3-member etcd cluster (several --etcd URLs): the fleet survives the 
   before(async () => {
     // Stats every 2 s (20 s by default): the last check waits for a Stats write through the
     // members left, and at the default heartbeat that wait alone took up to 20 s of the suite.
-    fleet = await LocalFleet.start({ agents: 3, etcdMembers: 3, agent: { args: ['--stats-heartbeat', '2'] } });
+    // Heartbeats every 2 s, as a large fleet would run: the agents follow the interval SUBSCRIBED
+    // names, so no stream is dropped though they answer half as often.
+    fleet = await LocalFleet.start({ agents: 3, etcdMembers: 3, agent: { args: ['--stats-heartbeat', '2'] }, schedulerArgs: ['--agent-heartbeat', '2'] });
   });
   after(async () => {
     await fleet?.stop();
@@ -68,5 +72,15 @@ describe('a 3-member etcd cluster (several --etcd URLs): the fleet survives the 
     await fleet.waitFor(() => (written() !== seen ? true : undefined), 40_000, `a newer Stats write than ${seen}`);
     const health = (await fleet.api('GET', '/healthz')).json;
     expect(health).to.include({ leader: true, agents: 3 });
+    expect(fleet.log('scheduler')).to.not.include('dropping agent stream');
+    const key = readFileSync(fleet.fleetKeyPath, 'utf8').trim();
+    const probe = new ProtocolAgent(fleet.apiUrl, 'heartbeat-probe', key);
+    try {
+      expect(await probe.subscribe(await ProtocolAgent.sign(fleet.apiUrl, 'heartbeat-probe', key, { hostname: '127.0.0.1' }))).to.equal(200);
+      await fleet.waitFor(() => probe.events.length > 0 || undefined, 5000, 'SUBSCRIBED');
+      expect(probe.events[0].subscribed?.heartbeat_interval_seconds).to.equal(2);
+    } finally {
+      probe.close();
+    }
   });
 });

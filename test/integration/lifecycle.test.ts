@@ -178,6 +178,21 @@ describe('scheduler lifecycle: standbys and the fleet key (issue 7 #21, #22, #23
     }
   });
 
+  it('refuses an --agent-heartbeat outside 1..60 whole seconds (exit 2, naming the flag)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redfleet-heartbeat-'));
+    try {
+      const bad = ['0', '61', '1.5', 'soon'];
+      const outs = await Promise.all(bad.map((seconds) => runCli(['scheduler', '--etcd', 'http://127.0.0.1:9', '--agent-heartbeat', seconds, '--fleet-key', join(dir, 'fleet.key'), '--api', '127.0.0.1:0', '--sentinel', '127.0.0.1:0'], withoutEtcdEnv(), 10_000)));
+      for (const [i, out] of outs.entries()) {
+        expect(out.code, `${bad[i]}: ${out.stderr}`).to.equal(2);
+        expect(out.stderr).to.match(/--agent-heartbeat/);
+      }
+      expect(existsSync(join(dir, 'fleet.key'))).to.equal(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('serves the Sentinel endpoint and reads from a standby, refuses its writes with the leader\'s address, and keeps clients working when the leader dies', async () => {
     const created = await fleet.api('POST', '/api/instances', { name: 'both', capacityMb: 16, replicas: 2 });
     expect(created.status).to.equal(202);

@@ -4,7 +4,7 @@ import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type 
 import { PingPlan, replicaStatsSayDown, sweepSlot, SWEEP_EVERY_MS, PING_EVERY_MS } from '../../src/scheduler/ping-plan.js';
 import { agentSaysAnswering, agentSaysSilent, newHealth, pingSent, validReply } from '../../src/scheduler/master-health.js';
 import { ReportingAgents } from '../../src/scheduler/reporting-agents.js';
-import { FailureDetector } from '../../src/scheduler/failure-detector.js';
+import { FailureDetector, longestSilentFirst } from '../../src/scheduler/failure-detector.js';
 import type { FleetStore } from '../../src/store/fleet-store.js';
 import type { RedisLinks } from '../../src/scheduler/redis-links.js';
 import { createLogger } from '../../src/logger.js';
@@ -228,4 +228,13 @@ describe('failure detector with agent reports (fake store and links)', function 
     expect(events).to.deep.equal([]);
     expect(requests).to.deep.equal([]);
   }));
+});
+
+describe('replica sampling budget (failure detector)', () => {
+  it('samples the masters silent longest first, at most the budget a round', () => {
+    const pending = [50, 10, 40, 20, 30].map((since) => ({ since, id: `m${since}` }));
+    expect(longestSilentFirst(pending, 2).map((e) => e.id)).to.deep.equal(['m10', 'm20']);
+    expect(longestSilentFirst(pending, 5)).to.equal(pending, 'within the budget: all, as they came');
+    expect(pending.map((e) => e.since)).to.deep.equal([50, 10, 40, 20, 30], 'the input is left as it was');
+  });
 });

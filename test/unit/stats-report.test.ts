@@ -168,4 +168,23 @@ describe('stats: the agent\'s REPORT and the etcd Stats heartbeat (issue 11)', (
     expect(calls).to.deep.equal(['o::m']);
     expect([...retained].sort()).to.deep.equal(['c::m', 'o::m', 's::m']);
   });
+
+  it('the poller reads at most its budget a round, the procs read longest ago first, so each gets its turn', async () => {
+    const procs = ['a', 'b', 'c', 'd', 'e'].map((n) => instance(n, [proc(`${n}::m`, 'silent-agent')]));
+    const calls: string[] = [];
+    const store = { instances: () => procs, overlayStats: () => undefined, retainPolledStats: () => undefined };
+    const links = { call: async (p: Proc) => { calls.push(p.id); return INFO; } };
+    const reports = { reported: () => false, sweep: () => undefined };
+    const poller = new StatsPoller(store, links, reports, quietLog(), 1000, 2);
+    const rounds: string[][] = [];
+    for (let i = 0; i < 3; i++) {
+      calls.length = 0;
+      await poller.poll();
+      rounds.push([...calls]);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    expect(rounds.map((r) => r.length)).to.deep.equal([2, 2, 2]);
+    expect(new Set(rounds.flat()).size, 'all five read within three rounds').to.equal(5);
+    expect(rounds[1].some((id) => rounds[0].includes(id)), 'nothing read twice before every proc was read once').to.equal(false);
+  });
 });
