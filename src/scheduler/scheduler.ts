@@ -210,8 +210,7 @@ export class Scheduler {
     const frameworkId = await store.ensureFrameworkId(uuidv4());
     if (term.lost) return;
     const agentTimeoutMs = this.opts.agentTimeoutMs ?? 10_000;
-    // Agents answer every heartbeat: a silent one is found within 3 heartbeats, 3 s by default
-    // (docs/hardening/session.md).
+    // Agents answer every heartbeat: silent for 3 of them (3 s by default), a stream is dropped.
     // One watch on this scheduler's event loop for the term: agent liveness and the failure
     // detector both measure silence in the time the loop was awake to hear it.
     const loopLag = new LoopLag();
