@@ -112,7 +112,8 @@ async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run>
     return { opts: o, created, steady: steadyPhase, loss, startupToLeadingMs, schedulerErrors: errors, strain, profile: o.cpuProf ? topFunctions(profDir) : [] };
   } finally {
     await fleet.killScheduler('SIGTERM');
-    await sim.stop();
+    // A profiled simulator writes its profile only when it exits on its own: give it time.
+    await sim.stop(o.simCpuProf ? 120_000 : undefined);
     if (o.simCpuProf) for (const line of ['simulator CPU profile (all shards):', ...topFunctions(simProfDir).map((l) => `  ${l}`)]) console.log(line);
   }
 }

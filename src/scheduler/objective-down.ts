@@ -18,10 +18,15 @@ export type SentinelEmit = (channel: string, message: string) => void;
  * reached either, the scheduler is the one cut off, and it does nothing. The replicas' offsets
  * are sampled from early in a silence (`sample`), so their proof is tight by down-after.
  */
+/** How often the "all unreachable" line is logged for one master while it lasts. */
+const UNREACHABLE_LOG_EVERY_MS = 10_000;
+
 export class ObjectiveDown {
   private readonly checking = new Set<string>();
   /** Masters whose replicas are being sampled right now, so samples do not pile up. */
   private readonly sampling = new Set<string>();
+  /** When "all unreachable" was last logged per master: once per UNREACHABLE_LOG_EVERY_MS, not per check. */
+  private readonly unreachableLogged = new Map<string, number>();
   /** Reads the replicas and keeps each one's offset track: the replica's own timing, for its vote. */
   private readonly replicas: ReplicaSampler;
 
@@ -64,6 +69,7 @@ export class ObjectiveDown {
   /** Forgets the offset tracks of procs no longer watched. */
   retain(watched: Set<string>): void {
     this.replicas.silence.retain(watched);
+    for (const id of this.unreachableLogged.keys()) if (!watched.has(id)) this.unreachableLogged.delete(id);
   }
 
   /** Each reachable replica's vote with what it rests on, for the log line that acts on it. */
@@ -88,9 +94,16 @@ export class ObjectiveDown {
     const ballots = await this.ballots(inst, master, downAfter);
     const votes = ballots.map((b) => b.down);
     if (votes.length === 0) {
-      this.log.warn('master and its replicas are all unreachable from the scheduler; not acting', { instance: inst.name, proc: master.id });
+      // Checked every 100 ms while it lasts: a starved host (bench:scale) logged 58,000 of these
+      // lines in five minutes, which cost the scheduler CPU it was short of.
+      const now = Date.now();
+      if (now - (this.unreachableLogged.get(master.id) ?? 0) >= UNREACHABLE_LOG_EVERY_MS) {
+        this.unreachableLogged.set(master.id, now);
+        this.log.warn('master and its replicas are all unreachable from the scheduler; not acting', { instance: inst.name, proc: master.id });
+      }
       return;
     }
+    this.unreachableLogged.delete(master.id);
     if (!votes.every(Boolean)) return;
     // The replicas were asked after an await: a stall meanwhile, or a PONG, may have cleared it.
     if (!this.stillDown(h, downAfter)) return;

@@ -61,6 +61,12 @@ export interface ProcAssignment {
 /** How long a watch creation or cancellation may take before it is abandoned. */
 const WATCH_OP_TIMEOUT_MS = 3000;
 
+/** The agent's registration lease: it lapses this long after the agent's last keepalive. */
+const LEASE_TTL_SECONDS = 10;
+/** A lost registration is made again after this, doubled after each failed attempt up to the max. */
+const REGISTER_BACKOFF_MS = 250;
+const REGISTER_BACKOFF_MAX_MS = 5000;
+
 /**
  * Everything an agent reads and writes in etcd: its registration, the scheduler's address, its
  * procs' Msg keys and their Stats. The agent's only way to etcd; keys come from keys.ts.
@@ -73,7 +79,7 @@ export class AgentStore {
   private ownsClient = true;
   private watchQueue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly urls: string, private readonly prefix: string, private readonly log: Logger) {
+  constructor(private readonly urls: string, private readonly prefix: string, private readonly log: Logger, private readonly leaseTtlSeconds = LEASE_TTL_SECONDS) {
     this.keys = new Keys(prefix);
   }
 
@@ -96,16 +102,28 @@ export class AgentStore {
    * /MrRedis/Agents/<id>, bound to a lease that lapses if the agent dies. A lost lease registers
    * again (with a fresh record) while `stillWanted` says so.
    */
-  async register(record: () => AgentRecord, stillWanted: () => boolean): Promise<void> {
-    const lease = this.client.lease(10, { autoKeepAlive: true });
+  async register(record: () => AgentRecord, stillWanted: () => boolean, failures = 0): Promise<void> {
+    const lease = this.client.lease(this.leaseTtlSeconds, { autoKeepAlive: true });
     this.lease = lease;
-    lease.on('lost', () => {
-      if (!stillWanted()) return;
-      this.log.warn('agent lease lost; registering again');
-      void this.register(record, stillWanted).catch((err: Error) => this.log.error('agent registration failed', { error: err.message }));
+    let registered = false;
+    let lost = false;
+    lease.on('lost', (err: Error) => {
+      if (lost || !stillWanted()) return;
+      lost = true;
+      // Backed off: a lease lost again at once (etcd down, or too loaded to keep it) must not
+      // turn into a tight loop of grants and puts that loads it further (issue 11's simulator
+      // re-registered 14,000 times in 5 minutes without this).
+      const next = registered ? 0 : failures + 1;
+      const inMs = Math.min(REGISTER_BACKOFF_MAX_MS, REGISTER_BACKOFF_MS * 2 ** Math.min(next, 10));
+      this.log.warn('agent lease lost; registering again', { inMs, error: err?.message });
+      setTimeout(() => {
+        if (!stillWanted()) return;
+        void this.register(record, stillWanted, next).catch((e: Error) => this.log.error('agent registration failed', { error: e.message }));
+      }, inMs).unref();
     });
     const value = record();
     await lease.put(this.keys.agent(value.id)).value(JSON.stringify(value));
+    registered = true;
   }
 
   /** The elected scheduler, as announced in etcd; undefined before open() or when there is none. */
