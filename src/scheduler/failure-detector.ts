@@ -7,7 +7,7 @@ import { LoopLag } from './loop-lag.js';
 import { BusyScripts } from './busy-script.js';
 import { ObjectiveDown, type FailoverRequest, type SentinelEmit } from './objective-down.js';
 import { PING_EVERY_MS, PingPlan } from './ping-plan.js';
-import { agentSaysAnswering, agentSaysSilent, newHealth, pingSent, validReply, type AgentProcReport, type MasterHealth } from './master-health.js';
+import { agentSaysAnswering, agentSaysSilent, longestSilentFirst, newHealth, pingSent, validReply, type AgentProcReport, type MasterHealth } from './master-health.js';
 
 export type { MasterHealth, AgentProcReport } from './master-health.js';
 export type { FailoverRequest, SentinelEmit } from './objective-down.js';
@@ -19,6 +19,8 @@ export type { FailoverRequest, SentinelEmit } from './objective-down.js';
  */
 const SAMPLE_AFTER_MS = 20;
 const SAMPLE_EVERY_MS = 100;
+/** The upkeep over every proc (links, thresholds, forgetting) runs every this many ticks: once a second. */
+const UPKEEP_EVERY_TICKS = 5;
 /**
  * Masters whose replicas are sampled in one SAMPLE_EVERY_MS round at most, the longest silent
  * first. On a scheduler short of CPU every PONG comes back late, so thousands of healthy masters
@@ -68,6 +70,7 @@ export class FailureDetector {
   private readonly plan: PingPlan;
   /** PINGs this scheduler sent to masters, for figures. */
   pingsSent = 0;
+  private ticks = 0;
 
   constructor(
     private readonly store: FleetStore,
@@ -152,8 +155,30 @@ export class FailureDetector {
     void this.judge(inst, master, h, report.busy);
   }
 
+  /**
+   * Every 200 ms: the PINGs due (see PingPlan), over the serving masters only. Once a second,
+   * before them, the upkeep over every proc (see `upkeep`): at 10,000 procs doing it every tick
+   * was most of the detector's cost, in Map and Set work and a promise per proc.
+   */
   private tick(): void {
     this.plan.nextTick();
+    if (this.ticks++ % UPKEEP_EVERY_TICKS === 0) this.upkeep();
+    for (const inst of this.store.instances()) {
+      if (!isServing(inst)) continue;
+      const master = runningMaster(inst);
+      if (!master) continue;
+      const h = this.healthFor(inst, master);
+      if (this.plan.due(inst, master, h)) void this.ping(inst, master, h);
+    }
+  }
+
+  /**
+   * Links kept open to every live proc of a serving instance (so a failover never waits for a
+   * connection), each proc's busy-script threshold, and everything kept per proc forgotten once
+   * the proc is no longer watched. A new proc gets its link within a second; a new master its
+   * first PING at once all the same (the PING opens the link).
+   */
+  private upkeep(): void {
     const watched = new Set<string>();
     const remembered = new Set<string>();
     for (const inst of this.store.instances()) {
@@ -163,7 +188,7 @@ export class FailureDetector {
       if (!master) {
         // A master that ended (LOST with its agent, say) is failed over on its replicas' word
         // (replicasStillHear): keep their links too, or each look would wait on a fresh connect
-        // that the next tick drops again, and an unanswered look counts as "still hears".
+        // that the next upkeep drops again, and an unanswered look counts as "still hears".
         for (const p of runningReplicas(inst, undefined)) {
           watched.add(p.id);
           this.links.get(p);
@@ -171,15 +196,12 @@ export class FailureDetector {
         continue;
       }
       watched.add(master.id);
-      // Keep a link open to every replica too, so a failover never waits for a connection.
       for (const p of inst.procs) {
         if (!isLive(p)) continue;
         watched.add(p.id);
         this.links.get(p);
         void this.busy.applyThreshold(inst, p);
       }
-      const h = this.healthFor(inst, master);
-      if (this.plan.due(inst, master, h)) void this.ping(inst, master, h);
     }
     for (const id of this.health.keys()) if (!watched.has(id)) this.health.delete(id);
     this.busy.retain(watched);
@@ -273,10 +295,4 @@ export class FailureDetector {
   replicasStillHear(inst: Instance, master: Proc): Promise<boolean> {
     return this.objective.replicasStillHear(inst, master);
   }
-}
-
-/** The `max` entries silent longest (smallest `since`), or all of them when there are no more than `max`. Pure. */
-export function longestSilentFirst<T extends { since: number }>(entries: T[], max: number): T[] {
-  if (entries.length <= max) return entries;
-  return [...entries].sort((a, b) => a.since - b.since).slice(0, max);
 }

@@ -90,3 +90,9 @@ export function agentSaysAnswering(h: MasterHealth): boolean {
   refreshPending(h);
   return h.pendingSince === 0;
 }
+
+/** The `max` entries silent longest (smallest `since`), or all of them when there are no more than `max`. Pure. */
+export function longestSilentFirst<T extends { since: number }>(entries: T[], max: number): T[] {
+  if (entries.length <= max) return entries;
+  return [...entries].sort((a, b) => a.since - b.since).slice(0, max);
+}
