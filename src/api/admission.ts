@@ -1,5 +1,5 @@
 import { NeverPlaceableError } from '../errors.js';
-import type { AgentView } from '../domain/services.js';
+import type { AgentCapacity } from '../domain/services.js';
 
 /** What a create asks of the fleet: replicas + 1 procs of capacityMb, at most `distribution` per agent. */
 export interface Ask {
@@ -34,7 +34,7 @@ function procsOn(mem: number, ask: Ask): number {
  * Totals, not free resources, decide a refusal: memory held by other instances comes back when
  * they are deleted, so a create that only lacks free room waits instead.
  */
-export function admit(ask: Ask, agents: AgentView[], names: FieldNames = JSON_FIELDS): string | undefined {
+export function admit(ask: Ask, agents: AgentCapacity[], names: FieldNames = JSON_FIELDS): string | undefined {
   // The fleet is every agent the broker still holds: connected, or away for less than the agent
   // timeout (a restart, a silent stream being probed). Only an agent declared lost leaves it, so a
   // moment's disconnection never turns a placeable create into a 409. A draining agent takes no
@@ -44,7 +44,8 @@ export function admit(ask: Ask, agents: AgentView[], names: FieldNames = JSON_FI
   if (connected.length === 0) {
     return `no agent is connected yet; waiting for agents to join (needs ${procs} proc(s) of ${ask.capacityMb} MB, at most ${ask.distribution} per agent)`;
   }
-  const largest = Math.max(...connected.map((a) => a.total.mem));
+  let largest = 0;
+  for (const a of connected) largest = Math.max(largest, a.total.mem);
   if (ask.capacityMb > largest) {
     throw new NeverPlaceableError(names.capacity, `${names.capacity} ${ask.capacityMb} is more than any connected agent has in total (the largest of ${connected.length} has ${largest} MB); this instance could never be placed`);
   }

@@ -26,7 +26,7 @@ export class InstanceCreation {
 
   async create(req: CreateRequest, names?: FieldNames, origin?: AnonymousOrigin): Promise<CreatedInstance> {
     const { service, log } = this.deps;
-    const waiting = admit(req, service.agents(), names);
+    const waiting = admit(req, service.agentCapacities(), names);
     const created = await service.create({ ...req, reason: waiting, ...origin });
     if (created.created) log.info('instance requested', { instance: req.name, capacityMb: req.capacityMb, replicas: req.replicas, distribution: req.distribution, ttlSeconds: req.ttlSeconds, creator: origin?.creator });
     return created;
@@ -40,7 +40,7 @@ export class InstanceCreation {
     const client = clientAddress(ctx.req, access.trustedProxies);
     const key = quotaKey(client);
     // A create that can never be placed is refused before it can count against the quota.
-    admit(req, service.agents());
+    admit(req, service.agentCapacities());
     return this.anonymousLock.run(key, async () => {
       const mine = service.instances().filter((i) => i.creator && quotaKey(i.creator) === key && isActive(i));
       if (mine.length >= policy.perClient) {

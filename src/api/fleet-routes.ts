@@ -16,7 +16,7 @@ export function fleetRoutes(router: ApiRouter, deps: RouteDeps): void {
   });
 
   router.get('/healthz', (ctx) => {
-    const agents = service.agents().filter((a) => a.connected).length;
+    const agents = service.connectedAgentCount();
     const leadership = { leader: role.isLeader(), leaderApi: role.leaderUrl() ?? null };
     // Agents that hold procs being refused (a wrong fleet key, say) will have their procs written off: not ok.
     const refused = service.refusedAgents();

@@ -23,7 +23,7 @@ export async function patchInstance(ctx: ApiContext, deps: RouteDeps, inst: Inst
   if (expiresAt !== undefined && inst.creator && access.anonymous) checkAnonymousExpiry(inst, expiresAt, access.anonymous.ttlSeconds);
   if (change) {
     // The create's fleet checks: a size no agent has in total, or more procs than agents x distribution, could never be placed.
-    admit({ capacityMb: patch.capacityMb ?? inst.capacity, replicas: patch.replicas ?? inst.expSlaves, distribution: inst.dValue }, service.agents());
+    admit({ capacityMb: patch.capacityMb ?? inst.capacity, replicas: patch.replicas ?? inst.expSlaves, distribution: inst.dValue }, service.agentCapacities());
     const op = await service.startOperation(inst.name, change.kind, change.params);
     log.info('instance change started', { instance: inst.name, kind: change.kind, operation: op.id, ...change.params });
   }

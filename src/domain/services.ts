@@ -30,6 +30,9 @@ export interface RedisServerBinary {
 }
 
 /** An agent as GET /api/agents shows it. */
+/** An agent as admission sees it (see FleetService.agentCapacities). */
+export type AgentCapacity = Pick<AgentView, 'total' | 'free' | 'draining'>;
+
 export interface AgentView {
   id: string;
   hostname: string;
@@ -111,6 +114,13 @@ export interface FleetService {
   restartEmpty(name: string): Promise<void>;
   /** The current term's agents on the leader; the registered ones on a standby. */
   agents(): AgentView[];
+  /**
+   * What admission needs of each agent (its memory, and whether it drains), without building its
+   * view: every create asks, and at 1,000 agents the full views were the top of a create's cost.
+   */
+  agentCapacities(): AgentCapacity[];
+  /** Agents with a live stream to the leader (/healthz). */
+  connectedAgentCount(): number;
   refusedAgents(): RefusedAgent[];
   /** The master clients are told about: exactly what the Sentinel endpoint answers. */
   announcedMaster: MasterRule;

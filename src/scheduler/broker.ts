@@ -236,15 +236,18 @@ export class OfferBroker implements ResourceBroker {
     }));
   }
 
+  /** Each agent's id, total and free resources, without the rest of its view. */
+  capacities(): { id: string; total: AgentView['total']; free: AgentView['free'] }[] {
+    return Array.from(this.agentsById.values(), (a) => ({ id: a.id, total: a.held.total, free: a.held.free() }));
+  }
+
+  connectedCount(): number {
+    return Array.from(this.agentsById.values()).filter((a) => a.sink).length;
+  }
+
   agentStatus(agentId: string): AgentStatus | undefined {
     const entry = this.agentsById.get(agentId);
     return entry && { connected: Boolean(entry.sink), runs: (taskId) => entry.held.has(taskId) };
-  }
-
-  largestAgentMem(): number {
-    let max = 0;
-    for (const a of this.agentsById.values()) if (a.sink) max = Math.max(max, a.held.total.mem);
-    return max;
   }
 
   // ---- offers ----

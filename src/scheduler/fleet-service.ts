@@ -4,7 +4,7 @@ import { InstanceType, type Instance, type InstanceStatus, type Proc } from '../
 import type { Operation, OperationKind } from '../domain/operation.js';
 import type { RebalanceRecord } from '../domain/rebalance.js';
 import { RebalanceStore } from '../store/rebalance-store.js';
-import type { AgentView, CreatedInstance, FleetService, InstanceRequest, RefusedAgent } from '../domain/services.js';
+import type { AgentCapacity, AgentView, CreatedInstance, FleetService, InstanceRequest, RefusedAgent } from '../domain/services.js';
 import { BackupNotFoundError, InvalidInputError, NotFoundError, NotLeaderError } from '../errors.js';
 import { parseBackupRef, type Backup, type BackupSchedule } from '../domain/backup.js';
 import { verifyBackup, type BackupStorage } from './backup-storage.js';
@@ -163,6 +163,18 @@ export class SchedulerFleetService implements FleetService {
       const drain = drains.get(v.id);
       return { ...v, redisServers: v.redisServers ?? [], draining: drain !== undefined, left: drain ? left.get(v.id) ?? 0 : 0, drain: drain ?? null };
     });
+  }
+
+  agentCapacities(): AgentCapacity[] {
+    const broker = this.term().broker;
+    if (!broker) return this.agents();
+    const draining = new Set(this.store.drains().map((d) => d.agent));
+    return broker.capacities().map((c) => ({ total: c.total, free: c.free, draining: draining.has(c.id) }));
+  }
+
+  connectedAgentCount(): number {
+    const broker = this.term().broker;
+    return broker ? broker.connectedCount() : this.agents().filter((a) => a.connected).length;
   }
 
   /** An agent the leader's broker holds, or one registered in etcd. */

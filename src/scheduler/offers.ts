@@ -69,8 +69,6 @@ export interface ResourceBroker {
    * (per-proc checks must not cost a pass over thousands of agents): undefined when unknown.
    */
   agentStatus(agentId: string): AgentStatus | undefined;
-  /** The largest total memory (MB) any connected agent has, 0 when none is connected. */
-  largestAgentMem(): number;
   /** Whether the agent's stream is open and it answered a heartbeat lately. */
   agentAlive(agentId: string): boolean;
 }
