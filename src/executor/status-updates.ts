@@ -18,6 +18,8 @@ export interface UpdateChannel {
 export class StatusUpdates {
   /** Status updates not yet acknowledged, by uuid (hex). */
   private readonly unacked = new Map<string, redfleet.v1.ITaskStatus>();
+  /** Updates whose last send is still unanswered: not sent again beside it. */
+  private readonly inFlight = new Set<string>();
 
   constructor(private readonly agentId: string, private readonly log: Logger, private readonly channel: UpdateChannel) {}
 
@@ -46,8 +48,15 @@ export class StatusUpdates {
     this.unacked.delete(Buffer.from(uuid).toString('hex'));
   }
 
+  /**
+   * One UPDATE call. A resend waits for the previous send's answer: against a scheduler that
+   * answers late, resends every second only stacked up calls (and connections) on it.
+   */
   private sendUpdate(status: redfleet.v1.ITaskStatus): Promise<void> {
-    return this.channel.send({ type: pb.Call.Type.UPDATE, agent_id: { value: this.agentId }, update: { status } });
+    const key = Buffer.from(status.uuid ?? new Uint8Array()).toString('hex');
+    if (this.inFlight.has(key)) return Promise.resolve();
+    this.inFlight.add(key);
+    return this.channel.send({ type: pb.Call.Type.UPDATE, agent_id: { value: this.agentId }, update: { status } }).finally(() => this.inFlight.delete(key));
   }
 
   /** Updates are retried until the scheduler acknowledges them on the stream. */

@@ -51,8 +51,16 @@ export interface SubscriptionHooks {
 const SILENT_HEARTBEATS = 5;
 /** Until SUBSCRIBED: room for the scheduler's check of an older stream (2 s) and a slow start. */
 const SUBSCRIBED_WITHIN_MS = 10_000;
-/** Calls (UPDATE, HEARTBEAT) are small, and connecting for a challenge is quick: a scheduler that takes longer is not answering. */
-const CALL_TIMEOUT_MS = 2000;
+/** Connecting for a challenge is quick: a scheduler that does not accept within this is not there. */
+const CONNECT_TIMEOUT_MS = 2000;
+/**
+ * A call within a live session (UPDATE, HEARTBEAT, REPORT) waits this long for its answer. A
+ * timed-out call costs its connection (HTTP/1.1 cannot abandon one request and keep the socket),
+ * so a scheduler that answers late got a new connection per call from every agent, on top of its
+ * work: at 1,000 agents its accept queue filled, and dropped agents could not reconnect (issue 11).
+ * A scheduler that is really gone is found by the stream's watchdog (SILENT_HEARTBEATS), not here.
+ */
+const CALL_TIMEOUT_MS = 10_000;
 /**
  * A challenge whose connection the scheduler accepted waits this long for its answer: that
  * scheduler is there, perhaps stalled (issue 11), and a challenge given up on costs the agent a
@@ -146,7 +154,7 @@ export class Subscription {
   private async streamOnce(): Promise<void> {
     const scheduler = await this.findScheduler();
     const fleetKey = this.fleetKeys[this.keyIndex % this.fleetKeys.length];
-    const serverNonce = await fetchChallenge(scheduler, { connectMs: CALL_TIMEOUT_MS, answerMs: CHALLENGE_ANSWER_MS }, this.opts.localAddress);
+    const serverNonce = await fetchChallenge(scheduler, { connectMs: CONNECT_TIMEOUT_MS, answerMs: CHALLENGE_ANSWER_MS }, this.opts.localAddress);
     return this.follow(signSubscribe(this.subscribeCall(), this.opts.id, fleetKey, scheduler, serverNonce));
   }
 
