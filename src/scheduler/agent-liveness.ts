@@ -82,9 +82,22 @@ export class AgentLiveness {
 
   /** Declares the agent lost once it has been silent for the agent timeout of awake time, unless it returns first. */
   armLost(entry: AgentEntry): void {
+    this.recheckLost(entry, this.opts.agentTimeoutMs - this.silentMs(entry));
+  }
+
+  /**
+   * Looks at the agent again after `awakeMs` of awake time, or at MAX_DEFER_TIMEOUTS of wall-clock
+   * silence, whichever comes first: a saturated loop counts almost all of its time as stalled, and
+   * an awake-time timer alone left 260 dead agents unwritten-off for minutes (issue 11).
+   */
+  private recheckLost(entry: AgentEntry, awakeMs: number): void {
     entry.cancelLost?.();
-    const left = this.opts.agentTimeoutMs - this.silentMs(entry);
-    entry.cancelLost = this.lag.afterAwake(left, () => this.checkLost(entry));
+    const cancelAwake = this.lag.afterAwake(awakeMs, () => this.checkLost(entry));
+    const wall = setTimeout(() => this.checkLost(entry), Math.max(0, entry.lastSeen + MAX_DEFER_TIMEOUTS * this.opts.agentTimeoutMs - Date.now()));
+    entry.cancelLost = () => {
+      cancelAwake();
+      clearTimeout(wall);
+    };
   }
 
   /**
@@ -94,8 +107,8 @@ export class AgentLiveness {
    */
   lostDue(entry: AgentEntry, now = Date.now()): boolean {
     const timeout = this.opts.agentTimeoutMs;
-    if (this.silentMs(entry, now) < timeout) return false;
     if (now - entry.lastSeen >= MAX_DEFER_TIMEOUTS * timeout) return true;
+    if (this.silentMs(entry, now) < timeout) return false;
     return this.lag.awakeWithin(now - timeout, now) >= HEALTHY_SHARE * timeout;
   }
 
@@ -105,14 +118,14 @@ export class AgentLiveness {
       return;
     }
     const now = Date.now();
-    if (this.silentMs(entry, now) < this.opts.agentTimeoutMs) {
+    if (!this.lostDue(entry, now) && this.silentMs(entry, now) < this.opts.agentTimeoutMs) {
       this.armLost(entry);
       return;
     }
     if (!this.lostDue(entry, now)) {
       if (!this.deferred.has(entry.id)) this.log.warn('agent write-off deferred: this scheduler\'s loop was stalled for most of the agent timeout', { agent: entry.id, stalledMs: this.lag.stalledWithin(now - this.opts.agentTimeoutMs, now) });
       this.deferred.add(entry.id);
-      entry.cancelLost = this.lag.afterAwake(this.opts.heartbeatSeconds * 1000, () => this.checkLost(entry));
+      this.recheckLost(entry, this.opts.heartbeatSeconds * 1000);
       return;
     }
     this.deferred.delete(entry.id);

@@ -129,18 +129,31 @@ describe('agent liveness: silence is counted in the scheduler\'s awake time (iss
     const gone = entry('gone', loop.now());
     const l = start(loop.lag, new Map([['gone', gone]]), 4000);
     // A scheduler stalled 80% of the time, for good.
-    for (let i = 0; i < 14; i++) {
+    for (let i = 0; i < 11; i++) {
       loop.stall(800);
       loop.run(200);
     }
-    expect(l.silentMs(gone, loop.now())).to.equal(3500);
-    expect(l.lostDue(gone, loop.now())).to.equal(false);
-    for (let i = 0; i < 10; i++) {
+    expect(l.silentMs(gone, loop.now())).to.equal(2750);
+    expect(l.lostDue(gone, loop.now()), 'silent for 11.55 s, under 3 timeouts').to.equal(false);
+    for (let i = 0; i < 13; i++) {
       loop.stall(800);
       loop.run(200);
     }
     expect(loop.now() - gone.lastSeen).to.equal(25_200);
     expect(l.lostDue(gone, loop.now()), 'silent for 25.2 s, 6 s of it awake').to.equal(true);
+  });
+
+  it('writes a dead agent off after 3 agent timeouts of wall time, even on a loop stalled nearly all the time', () => {
+    const loop = fakeLoop();
+    const gone = entry('gone', loop.now());
+    const l = start(loop.lag, new Map([['gone', gone]]), 4000);
+    // Stalled 95% of the time: in 12.4 s the loop is awake for only ~0.6 s.
+    for (let i = 0; i < 12; i++) {
+      loop.stall(950);
+      loop.run(50);
+    }
+    expect(l.silentMs(gone, loop.now())).to.be.below(4000);
+    expect(l.lostDue(gone, loop.now()), 'silent for 12.6 s of wall time, under a second of it awake').to.equal(true);
   });
 });
 
