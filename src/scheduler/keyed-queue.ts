@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
 
 /**
@@ -19,6 +20,8 @@ export class KeyedQueue {
 
   constructor(concurrency: number) {
     this.pool = new PQueue({ concurrency });
+    // Every waiting job listens on this one signal; hundreds may wait at scale (Node warns past 10).
+    setMaxListeners(0, this.abort.signal);
   }
 
   /**
