@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { InstanceType, ProcType } from '../domain/model.js';
 import { isLive } from '../domain/rules.js';
 import { InvalidInputError, NoEligibleReplicaError } from '../errors.js';
@@ -26,14 +27,34 @@ export function switchoverHandler(store: FleetStore, switchover: Switchover): Op
         return;
       }
       const to = typeof op.params.to === 'string' ? op.params.to : undefined;
-      const result = await switchover.run(name, {
+      const result = await retryNoEligible(() => switchover.run(name, {
         to,
         cause: 'switchover requested',
         beforeSwitch: (p) => progress(`switching over to ${p.to}`, { plan: p }),
-      });
+      }));
       await progress(`switched over to ${result.to}`, { result });
     },
   };
+}
+
+/** Attempts, 250 ms apart, while no replica qualifies (see retryNoEligible). */
+const NO_ELIGIBLE_ATTEMPTS = 12;
+
+/**
+ * Runs the switchover, again while it finds no eligible replica, for up to about 3 s: an instance
+ * that has only just turned RUNNING may have its replica between two of its records for a moment
+ * (a CI run saw a SENTINEL FAILOVER right after the create find none). Nothing is paused or
+ * written before a replica is chosen, so trying again is safe; other refusals end it at once.
+ */
+async function retryNoEligible<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof NoEligibleReplicaError) || i >= NO_ELIGIBLE_ATTEMPTS) throw err;
+      await sleep(250);
+    }
+  }
 }
 
 /**

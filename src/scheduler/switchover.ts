@@ -200,8 +200,8 @@ export class Switchover {
       else if (avoid.has(c.proc.sid)) why.push(`${c.proc.id} is on agent ${c.proc.sid}, to be avoided`);
     }
     if (eligible.length > 0) return eligible[0].proc;
-    const target = opts.to ? `replica '${opts.to}'` : 'no replica';
-    throw new NoEligibleReplicaError(`${target} of '${inst.name}' can take over now${why.length ? `: ${why.join('; ')}` : ''}`, opts.to ? 'to' : undefined);
+    const target = opts.to ? `replica '${opts.to}' of '${inst.name}' cannot` : `no replica of '${inst.name}' can`;
+    throw new NoEligibleReplicaError(`${target} take over now${why.length ? `: ${why.join('; ')}` : ` (${candidates.length} running replica(s) answered)`}`, opts.to ? 'to' : undefined);
   }
 
   private async pause(old: Proc): Promise<void> {
