@@ -65,6 +65,7 @@ export class SimAgent {
       stopped: () => this.stopped,
       subscribeState: () => ({ tasks: this.liveTasks().map((t) => t.task), updates: this.updates.pending }),
       onEvent: (event) => this.onEvent(event),
+      heartbeatReport: () => this.reporter.take(),
     });
     this.updates = new StatusUpdates(opts.id, log, this.subscription);
     this.reporter = new ProcReporter(this.subscription);

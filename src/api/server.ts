@@ -39,6 +39,15 @@ const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** Served without a token: the health check, and the API's description (it holds no secret); the dashboard's files too (isUiPath). */
 const OPEN_PATHS = new Set(['/healthz', '/api/openapi.json']);
 
+
+/**
+ * How long an idle keep-alive connection stays open (Node's default is 5 s). Agents make their
+ * calls (heartbeat answers, updates) over kept-alive connections; a scheduler whose loop is busy
+ * answers late, and a connection closed under an agent meant a new one for its next call, which
+ * then waited in the accept queue of that same busy scheduler (issue 11, 1,000 agents).
+ */
+const KEEP_ALIVE_MS = 30_000;
+
 /**
  * The scheduler's HTTP face: MrRedis's v1 routes, the JSON API under /api, /healthz, and
  * whatever is mounted ahead of them. Every read is served from the in-memory tree; writes go to
@@ -77,7 +86,7 @@ export function createApiServer(deps: ApiDeps): Server {
 
   const koa = app.callback();
   const mounts = deps.mounts ?? [];
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     const mount = mounts.find((m) => m.owns(req));
     if (!mount) return void koa(req, res);
     mount.handle(req, res).catch((err: Error) => {
@@ -85,6 +94,8 @@ export function createApiServer(deps: ApiDeps): Server {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  return server;
 }
 
 /** Every route the API serves; test/integration/openapi.test.ts reads its stack against the OpenAPI document. */

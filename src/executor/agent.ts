@@ -106,6 +106,7 @@ export class RedFleetAgent {
       stopped: () => this.stopped,
       subscribeState: () => ({ tasks: this.supervisor.tasks(), updates: this.updates.pending }),
       onEvent: (event) => this.onEvent(event),
+      heartbeatReport: () => this.reporter.take(),
     });
     this.updates = new StatusUpdates(opts.id, this.log, this.subscription);
     const messages = new MessageWatch(this.store, this.log, secretOf, (proc) => this.checkpoints.record(proc));

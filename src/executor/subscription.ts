@@ -38,6 +38,8 @@ export interface SubscriptionHooks {
   subscribeState(): { tasks: redfleet.v1.ITaskInfo[]; updates: redfleet.v1.ITaskStatus[] };
   /** Every event of the stream but HEARTBEAT, which the subscription answers itself. */
   onEvent(event: redfleet.v1.Event): void;
+  /** What the next heartbeat answer carries: the procs' latest figures (see ProcReporter.take). */
+  heartbeatReport?(): redfleet.v1.IReport | undefined;
 }
 
 /**
@@ -234,8 +236,10 @@ export class Subscription {
       this.isSubscribed = true;
       this.log.info('subscribed', { frameworkId: event.subscribed?.framework_id?.value, scheduler: this.session?.scheduler });
     } else if (event.type === pb.Event.Type.HEARTBEAT) {
-      // The scheduler counts an agent that does not answer as gone (a dead TCP connection accepts writes).
-      void this.send({ type: pb.Call.Type.HEARTBEAT });
+      // The scheduler counts an agent that does not answer as gone (a dead TCP connection accepts
+      // writes). The answer carries the procs' latest figures: one call per heartbeat, not two.
+      const report = this.hooks.heartbeatReport?.();
+      void this.send(report ? { type: pb.Call.Type.HEARTBEAT, report } : { type: pb.Call.Type.HEARTBEAT });
       return;
     }
     this.hooks.onEvent(event);

@@ -219,13 +219,11 @@ export class AgentEndpoint {
       return reply(res, 403, 'AGENT_MISMATCH', `this session belongs to agent '${agentId}'; it cannot speak for '${claimed.slice(0, 64)}'`);
     }
     this.broker.heardFrom(agentId, session.sink);
-    if (call.type === pb.Call.Type.HEARTBEAT) {
-      res.writeHead(202).end();
-      return true;
-    }
-    if (call.type === pb.Call.Type.REPORT) {
-      // Entries about another agent's procs are skipped and logged (AgentReports.accept); the rest is taken.
-      this.reports?.accept(agentId, call.report ?? {});
+    if (call.type === pb.Call.Type.HEARTBEAT || call.type === pb.Call.Type.REPORT) {
+      // A heartbeat answer carries the procs' latest figures; a REPORT of its own, a proc the
+      // agent found silent or busy. Entries about another agent's procs are skipped and logged
+      // (AgentReports.accept); the rest is taken.
+      if (call.report) this.reports?.accept(agentId, call.report);
       res.writeHead(202).end();
       return true;
     }

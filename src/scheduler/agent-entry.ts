@@ -31,6 +31,13 @@ export interface AgentEntry {
   sink?: EventSink;
   /** The last sign of life on the current stream: SUBSCRIBE, a heartbeat answer or any call (ms epoch). */
   lastSeen: number;
+  /**
+   * The agent's last call within a session (a heartbeat answer or any call; ms epoch), or when it
+   * was first seen. A SUBSCRIBE alone does not move it: the write-off clock runs from here. At
+   * 1,000 agents a SUBSCRIBE that had waited in the scheduler's full accept queue, its agent long
+   * gone from it, opened a stream nobody read, and restarted that clock each time (issue 11).
+   */
+  answeredAt: number;
   /** Resolved by the next sign of life (see probe). */
   waiters: (() => void)[];
   offerId?: string;

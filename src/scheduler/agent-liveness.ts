@@ -80,9 +80,18 @@ export class AgentLiveness {
     return this.lag.awakeWithin(entry.lastSeen, now);
   }
 
-  /** Declares the agent lost once it has been silent for the agent timeout of awake time, unless it returns first. */
+  /** Milliseconds since the agent's last call within a session (see AgentEntry.answeredAt) that the scheduler was awake to hear. */
+  unheardMs(entry: AgentEntry, now = Date.now()): number {
+    return this.lag.awakeWithin(entry.answeredAt, now);
+  }
+
+  /**
+   * Declares the agent lost once it has made no call for the agent timeout of awake time, unless
+   * it returns first. Counted from its last call, not from a SUBSCRIBE that was never followed by
+   * one (see AgentEntry.answeredAt).
+   */
   armLost(entry: AgentEntry): void {
-    this.recheckLost(entry, this.opts.agentTimeoutMs - this.silentMs(entry));
+    this.recheckLost(entry, this.opts.agentTimeoutMs - this.unheardMs(entry));
   }
 
   /**
@@ -93,7 +102,7 @@ export class AgentLiveness {
   private recheckLost(entry: AgentEntry, awakeMs: number): void {
     entry.cancelLost?.();
     const cancelAwake = this.lag.afterAwake(awakeMs, () => this.checkLost(entry));
-    const wall = setTimeout(() => this.checkLost(entry), Math.max(0, entry.lastSeen + MAX_DEFER_TIMEOUTS * this.opts.agentTimeoutMs - Date.now()));
+    const wall = setTimeout(() => this.checkLost(entry), Math.max(0, entry.answeredAt + MAX_DEFER_TIMEOUTS * this.opts.agentTimeoutMs - Date.now()));
     entry.cancelLost = () => {
       cancelAwake();
       clearTimeout(wall);
@@ -107,8 +116,8 @@ export class AgentLiveness {
    */
   lostDue(entry: AgentEntry, now = Date.now()): boolean {
     const timeout = this.opts.agentTimeoutMs;
-    if (now - entry.lastSeen >= MAX_DEFER_TIMEOUTS * timeout) return true;
-    if (this.silentMs(entry, now) < timeout) return false;
+    if (now - entry.answeredAt >= MAX_DEFER_TIMEOUTS * timeout) return true;
+    if (this.unheardMs(entry, now) < timeout) return false;
     return this.lag.awakeWithin(now - timeout, now) >= HEALTHY_SHARE * timeout;
   }
 
@@ -118,7 +127,7 @@ export class AgentLiveness {
       return;
     }
     const now = Date.now();
-    if (!this.lostDue(entry, now) && this.silentMs(entry, now) < this.opts.agentTimeoutMs) {
+    if (!this.lostDue(entry, now) && this.unheardMs(entry, now) < this.opts.agentTimeoutMs) {
       this.armLost(entry);
       return;
     }
@@ -130,7 +139,7 @@ export class AgentLiveness {
     }
     this.deferred.delete(entry.id);
     this.agents.delete(entry.id);
-    this.log.warn('agent lost: no resubscription within the agent timeout', { agent: entry.id, timeoutMs: this.opts.agentTimeoutMs, silentMs: now - entry.lastSeen, awakeMs: this.silentMs(entry, now) });
+    this.log.warn('agent lost: no resubscription within the agent timeout', { agent: entry.id, timeoutMs: this.opts.agentTimeoutMs, silentMs: now - entry.answeredAt, awakeMs: this.unheardMs(entry, now) });
     this.actions.lost(entry);
   }
 
@@ -139,6 +148,7 @@ export class AgentLiveness {
     const entry = this.agents.get(agentId);
     if (!entry || entry.sink !== sink) return;
     entry.lastSeen = Date.now();
+    entry.answeredAt = entry.lastSeen;
     this.deferred.delete(agentId);
     const waiters = entry.waiters.splice(0);
     for (const w of waiters) w();

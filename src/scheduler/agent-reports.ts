@@ -26,10 +26,17 @@ export interface ReportDeps {
 }
 
 /**
- * A proc reported within this long is served from its agent's REPORTs: the StatsPoller neither
- * reads its INFO nor drops its stats. Agents report every second; this allows one lost REPORT.
+ * A proc reported within its agents' report interval plus this is served from its agent's
+ * reports: the StatsPoller neither reads its INFO nor drops its stats. With the default 1 s
+ * heartbeat (each answer carries the figures) this allows one lost report.
  */
-export const REPORT_FRESH_MS = 2500;
+const FRESH_SLACK_MS = 1500;
+/** How long a report stays fresh when agents report every `everyMs` (their heartbeat interval). */
+export function reportFreshMs(everyMs: number): number {
+  return everyMs + FRESH_SLACK_MS;
+}
+/** At the default 1 s heartbeat. */
+export const REPORT_FRESH_MS = reportFreshMs(1000);
 /** Report times older than this are forgotten (procs that ended, agents that left). */
 const FORGET_MS = 60_000;
 
@@ -45,11 +52,12 @@ export class AgentReports {
   private readonly procAt = new Map<string, number>();
   private readonly onProcReport: ProcReportHook;
 
-  constructor(private readonly deps: ReportDeps, private readonly log: Logger) {
+  /** @param freshMs see reportFreshMs */
+  constructor(private readonly deps: ReportDeps, private readonly log: Logger, private readonly freshMs = REPORT_FRESH_MS) {
     this.onProcReport = deps.onProcReport ?? (() => undefined);
   }
 
-  /** A REPORT within `agentId`'s session; skipped entries are logged once for the call. */
+  /** A report (a heartbeat answer's, or a REPORT call's) within `agentId`'s session; skipped entries are logged once for the call. */
   accept(agentId: string, report: redfleet.v1.IReport, now = Date.now()): void {
     this.agentAt.set(agentId, now);
     const foreign: string[] = [];
@@ -79,9 +87,9 @@ export class AgentReports {
     return this.agentAt.get(agentId);
   }
 
-  /** Whether the proc's agent reported it within REPORT_FRESH_MS. */
+  /** Whether the proc's agent reported it within the fresh window (see reportFreshMs). */
   reported(procId: string, now = Date.now()): boolean {
-    return now - (this.procAt.get(procId) ?? -Infinity) <= REPORT_FRESH_MS;
+    return now - (this.procAt.get(procId) ?? -Infinity) <= this.freshMs;
   }
 
   /** Forgets report times long past (the StatsPoller calls it every round). */

@@ -81,6 +81,7 @@ export class OfferBroker implements ResourceBroker {
       held,
       sink,
       lastSeen: Date.now(),
+      answeredAt: previous?.answeredAt ?? Date.now(),
       waiters: [],
       refuseUntil: 0,
       subscribedAt: new Date().toISOString(),
@@ -112,7 +113,7 @@ export class OfferBroker implements ResourceBroker {
     if (this.closed || !entry || entry.sink !== sink) return;
     entry.sink = undefined;
     this.rescindOffersOf(agentId);
-    this.log.warn('agent disconnected', { agent: agentId, silentMs: Date.now() - entry.lastSeen, awakeMs: this.liveness.silentMs(entry) });
+    this.log.warn('agent disconnected', { agent: agentId, silentMs: Date.now() - entry.lastSeen, awakeMs: this.liveness.silentMs(entry), unansweredMs: Date.now() - entry.answeredAt });
     this.liveness.armLost(entry);
   }
 

@@ -71,6 +71,8 @@ export class FailureDetector {
   /** PINGs this scheduler sent to masters, for figures. */
   pingsSent = 0;
   private ticks = 0;
+  /** Serving masters the last tick saw: they set the sweep's period (see PingPlan.nextTick). */
+  private masters = 0;
 
   constructor(
     private readonly store: FleetStore,
@@ -161,15 +163,18 @@ export class FailureDetector {
    * was most of the detector's cost, in Map and Set work and a promise per proc.
    */
   private tick(): void {
-    this.plan.nextTick();
+    this.plan.nextTick(this.masters);
     if (this.ticks++ % UPKEEP_EVERY_TICKS === 0) this.upkeep();
+    let masters = 0;
     for (const inst of this.store.instances()) {
       if (!isServing(inst)) continue;
       const master = runningMaster(inst);
       if (!master) continue;
+      masters++;
       const h = this.healthFor(inst, master);
       if (this.plan.due(inst, master, h)) void this.ping(inst, master, h);
     }
+    this.masters = masters;
   }
 
   /**

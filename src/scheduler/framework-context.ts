@@ -23,6 +23,8 @@ export interface FrameworkOptions {
   backups?: { storage: BackupStorage; minuteMs: number };
   /** Where offers, placements and first RUNNINGs are counted (/metrics); NO_METER when absent. */
   meter?: SchedulerMeter;
+  /** How often agents report their procs' figures: their heartbeat interval (1 000 when absent). */
+  reportEveryMs?: number;
   /** The term's watch on the scheduler's own event loop, shared with the broker; the failure detector makes its own when absent. */
   loopLag?: LoopLag;
 }

@@ -26,7 +26,7 @@ import { ProcMove } from './proc-move.js';
 import { ResizeOperation } from './resize.js';
 import { ScaleOperation } from './scale.js';
 import { NO_METER } from './meter.js';
-import { ReportingAgents } from './reporting-agents.js';
+import { ReportingAgents, REPORT_EVERY_MS, reportLapseMs } from './reporting-agents.js';
 import type { AgentProcReport } from './master-health.js';
 
 export type { FrameworkOptions } from './framework-context.js';
@@ -53,7 +53,7 @@ export class RedisFramework implements Framework {
   /** Adds, retires and replaces replicas under constraints (drain, upgrade, resize use it). */
   readonly moves: ProcMove;
   /** Which agents' REPORTs arrive: their own PINGs then watch their masters (see PingPlan). */
-  readonly reportingAgents = new ReportingAgents();
+  readonly reportingAgents: ReportingAgents;
   private readonly jobs: FrameworkJobs;
   private readonly procs: AgentProcs;
   private readonly creator: Creator;
@@ -69,6 +69,7 @@ export class RedisFramework implements Framework {
     private readonly opts: FrameworkOptions,
     links: RedisLinks,
   ) {
+    this.reportingAgents = new ReportingAgents(reportLapseMs(opts.reportEveryMs ?? REPORT_EVERY_MS));
     const request = (name: string, masterId: string, cause: string) => this.requestFailover(name, masterId, cause);
     // An agent whose stream closed sends no more REPORTs (its session ended with it): its masters
     // get the scheduler's own PINGs every 200 ms from the next tick, not after the 3 s lapse (an

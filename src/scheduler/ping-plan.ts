@@ -5,9 +5,20 @@ import { LAST_IO_MARGIN_MS } from './replica-vote.js';
 
 /** The targeted cadence, as Sentinel PINGs a master it watches. */
 export const PING_EVERY_MS = 200;
-/** The sweep: a master its agent watches is still PINGed by the scheduler this often. */
+/** The sweep: a master its agent watches is still PINGed by the scheduler this often ... */
 export const SWEEP_EVERY_MS = 1000;
 const SWEEP_TICKS = SWEEP_EVERY_MS / PING_EVERY_MS;
+/**
+ * ... while that is at most this many sweep PINGs a second; past it the sweep takes longer, so
+ * its cost stays bounded: 3,334 masters are swept every 4 s, 33,000 every 33 s.
+ * Each PING is a write and a read on its own socket, 40-60 us of a core on a 2-vCPU host: at
+ * 1,000 agents / 10,000 procs the once-a-second sweep was a sixth of the scheduler's work and its
+ * loop saturated (issue 11). What the sweep alone finds, a partition between the scheduler and a
+ * master that its agent still hears, is then found within that period plus down-after; everything
+ * else (an agent's report of silence, a silent or lost agent, replicas that lost their master) still
+ * brings the master to targeted PINGs at once.
+ */
+export const SWEEP_PINGS_PER_SECOND = 1000;
 
 /** Why a master is PINGed every 200 ms rather than swept once a second. */
 export type TargetReason = 'first' | 'agent-not-reporting' | 'silent' | 'replicas-lost-it';
@@ -25,24 +36,36 @@ export type TargetReason = 'first' | 'agent-not-reporting' | 'silent' | 'replica
  *   silence is measured, and confirmed, by the scheduler's own PINGs until it answers;
  * - whose replicas' stats say they lost it (link down, or no I/O clearly beyond down-after).
  *
- * Sweeps are spread over the five ticks of a second by a hash of the proc id, so 33,000 swept
- * masters cost 6,600 PINGs in each tick rather than 33,000 in one.
+ * Sweeps are spread over the ticks of the sweep by a hash of the proc id, and the sweep is slower
+ * past SWEEP_PINGS_PER_SECOND masters, so 33,000 swept masters cost 200 PINGs in each tick rather
+ * than 33,000 in one.
  */
 export class PingPlan {
   private tickNo = 0;
+  /** Ticks in one sweep: SWEEP_TICKS, or a multiple of it past SWEEP_PINGS_PER_SECOND (see nextTick). */
+  private sweepTicks = SWEEP_TICKS;
 
   /** @param reporting whether the agent's reports arrive (see ReportingAgents) */
   constructor(private readonly reporting: (agentId: string) => boolean) {}
 
-  /** Starts a new 200 ms tick. */
-  nextTick(): void {
+  /**
+   * Starts a new 200 ms tick. `masters`: how many serving masters the last tick saw, which sets the
+   * sweep's period: one second up to SWEEP_PINGS_PER_SECOND masters, whole seconds beyond.
+   */
+  nextTick(masters = 0): void {
     this.tickNo++;
+    this.sweepTicks = SWEEP_TICKS * Math.max(1, Math.ceil(masters / SWEEP_PINGS_PER_SECOND));
+  }
+
+  /** How long one sweep takes now, in ms. */
+  get sweepMs(): number {
+    return this.sweepTicks * PING_EVERY_MS;
   }
 
   /** Whether the master is PINGed in this tick. */
   due(inst: Instance, master: Proc, h: MasterHealth): boolean {
     if (this.targetedBecause(inst, master, h) !== undefined) return true;
-    return this.tickNo % SWEEP_TICKS === sweepSlot(master.id);
+    return this.tickNo % this.sweepTicks === sweepSlot(master.id, this.sweepTicks);
   }
 
   /** Why the master is PINGed every tick; undefined when the sweep is enough. */
@@ -55,14 +78,14 @@ export class PingPlan {
   }
 }
 
-/** Which of the sweep's ticks a master is PINGed in: FNV-1a of its id, so stable across ticks. */
-export function sweepSlot(procId: string): number {
+/** Which of the sweep's `ticks` ticks a master is PINGed in: FNV-1a of its id, so stable across ticks. */
+export function sweepSlot(procId: string, ticks = SWEEP_TICKS): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < procId.length; i++) {
     hash ^= procId.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  return hash % SWEEP_TICKS;
+  return hash % ticks;
 }
 
 /**

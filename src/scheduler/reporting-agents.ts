@@ -1,12 +1,17 @@
-/** Agents send a REPORT this often. */
+/** Agents report with each heartbeat answer: this often at the default 1 s heartbeat. */
 export const REPORT_EVERY_MS = 1000;
 /**
- * An agent counts as reporting until its last REPORT is this old: two missed in a row. A late
- * REPORT only brings its masters back to the scheduler's 200 ms PINGs for a while, so this errs
- * on the side of the scheduler doing more, yet not so tight that a briefly loaded scheduler turns
- * every master to 200 ms PINGs at once.
+ * An agent counts as reporting until its last report is this many intervals old: two missed in a
+ * row. A late report only brings its masters back to the scheduler's 200 ms PINGs for a while, so
+ * this errs on the side of the scheduler doing more, yet not so tight that a briefly loaded
+ * scheduler turns every master to 200 ms PINGs at once.
  */
-export const REPORT_LAPSE_MS = 3 * REPORT_EVERY_MS;
+const LAPSE_INTERVALS = 3;
+/** When agents report every `everyMs` (their heartbeat interval). */
+export function reportLapseMs(everyMs: number): number {
+  return LAPSE_INTERVALS * everyMs;
+}
+export const REPORT_LAPSE_MS = reportLapseMs(REPORT_EVERY_MS);
 
 /**
  * Which agents' REPORTs arrive. The failure detector lets such an agent's own PINGs watch its

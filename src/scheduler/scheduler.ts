@@ -16,7 +16,7 @@ import { RedisFramework } from './framework.js';
 import { DEFAULT_DELETED_RETENTION_SECONDS, Reaper } from './reaper.js';
 import { Compactor, DEFAULT_COMPACT_EVERY_SECONDS, DEFAULT_COMPACT_RETENTION_SECONDS } from './compactor.js';
 import { StatsPoller } from './stats-poller.js';
-import { AgentReports } from './agent-reports.js';
+import { AgentReports, reportFreshMs } from './agent-reports.js';
 import { RedisLinks } from './redis-links.js';
 import { SentinelView } from './sentinel-view.js';
 import { DetectorRelay } from './standby.js';
@@ -214,7 +214,10 @@ export class Scheduler {
     // One watch on this scheduler's event loop for the term: agent liveness and the failure
     // detector both measure silence in the time the loop was awake to hear it.
     const loopLag = new LoopLag();
-    this.broker = new OfferBroker({ heartbeatSeconds: this.opts.agentHeartbeatSeconds ?? 1, agentTimeoutMs, frameworkId }, this.log, loopLag);
+    const heartbeatSeconds = this.opts.agentHeartbeatSeconds ?? 1;
+    // Each heartbeat answer carries the agent's procs' latest figures (executor/proc-report.ts).
+    const heartbeatMs = heartbeatSeconds * 1000;
+    this.broker = new OfferBroker({ heartbeatSeconds, agentTimeoutMs, frameworkId }, this.log, loopLag);
     this.links = new RedisLinks(dataKey(this.opts.fleetKey, this.opts.previousFleetKey));
     this.framework = new RedisFramework(store, this.broker, this.log, {
       procCpus: PROC_CPUS,
@@ -223,6 +226,7 @@ export class Scheduler {
       agentGraceMs: Math.max(agentTimeoutMs, MIN_AGENT_GRACE_MS),
       backups: { storage: this.backupStorage, minuteMs: this.opts.backups?.minuteMs ?? 60_000 },
       meter: this.opts.meter,
+      reportEveryMs: heartbeatMs,
       loopLag,
     }, this.links);
     this.broker.attach(this.framework);
@@ -239,7 +243,7 @@ export class Scheduler {
     // the failure detector: the agent's own PINGs are its first line (docs/failure-detection.md).
     const framework = this.framework;
     const reports = new AgentReports({ procAgent: (id) => framework.procAgent(id), overlayStats: (id, stats) => store.overlayStats(id, stats),
-      onProcReport: (agentId, procId, r) => framework.procReport(agentId, procId, r) }, this.log);
+      onProcReport: (agentId, procId, r) => framework.procReport(agentId, procId, r) }, this.log, reportFreshMs(heartbeatMs));
     this.statsPoller = new StatsPoller(store, this.links, reports, this.log);
     this.statsPoller.start();
     this.endpoint = new AgentEndpoint(this.broker, this.log, [this.opts.fleetKey, this.opts.previousFleetKey ?? ''], agentBackupSource(store, this.backupStorage), reports);

@@ -5,6 +5,8 @@ import { AgentLiveness } from '../../src/scheduler/agent-liveness.js';
 import type { AgentEntry, EventSink } from '../../src/scheduler/agent-entry.js';
 import { AgentResources } from '../../src/scheduler/agent-resources.js';
 import { createLogger } from '../../src/logger.js';
+import { OfferBroker } from '../../src/scheduler/broker.js';
+import { toResourceList } from '../../src/proto/messages.js';
 
 /** A LoopLag on a clock the test moves: `run` keeps time (a beat every 50 ms), `stall(ms)` makes the next beat `ms` late. */
 function fakeLoop(start = 1_000_000): { lag: LoopLag; now: () => number; run: (ms: number) => void; stall: (ms: number) => void } {
@@ -29,7 +31,7 @@ function fakeLoop(start = 1_000_000): { lag: LoopLag; now: () => number; run: (m
 const openSink = (): EventSink => ({ send: () => undefined, close: () => undefined, backedUpSince: () => 0 });
 
 function entry(id: string, lastSeen: number, sink?: EventSink): AgentEntry {
-  return { id, hostname: id, ip: '127.0.0.1', redisServers: [], held: new AgentResources({ cpus: 1, mem: 100, ports: [] }), sink, lastSeen, waiters: [], refuseUntil: 0, subscribedAt: '' };
+  return { id, hostname: id, ip: '127.0.0.1', redisServers: [], held: new AgentResources({ cpus: 1, mem: 100, ports: [] }), sink, lastSeen, answeredAt: lastSeen, waiters: [], refuseUntil: 0, subscribedAt: '' };
 }
 
 describe('agent liveness: silence is counted in the scheduler\'s awake time (issue 11)', () => {
@@ -154,6 +156,35 @@ describe('agent liveness: silence is counted in the scheduler\'s awake time (iss
     }
     expect(l.silentMs(gone, loop.now())).to.be.below(4000);
     expect(l.lostDue(gone, loop.now()), 'silent for 12.6 s of wall time, under a second of it awake').to.equal(true);
+  });
+});
+
+describe('agent write-off: counted from the agent\'s last call, not from a SUBSCRIBE alone (issue 11)', () => {
+  it('a stale SUBSCRIBE whose stream dies unread does not put off the write-off', async () => {
+    const log = createLogger('test');
+    log.silent = true;
+    const broker = new OfferBroker({ heartbeatSeconds: 1, agentTimeoutMs: 1000, frameworkId: 'fw' }, log);
+    let lostAt = 0;
+    broker.attach({ resourceOffers: () => undefined, statusUpdate: async () => undefined, agentSubscribed: () => undefined, agentLost: () => { lostAt = Date.now(); }, procAgent: () => undefined, holdsProcs: () => false });
+    const grant = { session: 's', proof: new Uint8Array() };
+    const info = { id: { value: 'a1' }, hostname: 'node1', ip: '127.0.0.1', resources: toResourceList({ cpus: 1, mem: 100, ports: [{ begin: 7000, end: 7001 }] }) };
+    try {
+      const first = openSink();
+      broker.subscribe(info, '127.0.0.1', [], first, grant);
+      broker.heardFrom('a1', first);
+      const t0 = Date.now();
+      broker.disconnected('a1', first);
+      await sleep(900);
+      // A SUBSCRIBE that waited in a full accept queue: its agent gave up on it; nobody reads the stream.
+      const stale = openSink();
+      broker.subscribe(info, '127.0.0.1', [], stale, grant);
+      broker.disconnected('a1', stale);
+      while (lostAt === 0 && Date.now() - t0 < 4000) await sleep(20);
+      expect(lostAt, 'written off').to.be.above(0);
+      expect(lostAt - t0, 'one agent timeout after its last call (1,900 ms if the SUBSCRIBE restarted the clock)').to.be.below(1600);
+    } finally {
+      broker.close();
+    }
   });
 });
 

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../../src/domain/model.js';
-import { PingPlan, replicaStatsSayDown, sweepSlot, SWEEP_EVERY_MS, PING_EVERY_MS } from '../../src/scheduler/ping-plan.js';
+import { PingPlan, replicaStatsSayDown, sweepSlot, SWEEP_EVERY_MS, SWEEP_PINGS_PER_SECOND, PING_EVERY_MS } from '../../src/scheduler/ping-plan.js';
 import { agentSaysAnswering, agentSaysSilent, longestSilentFirst, newHealth, pingSent, validReply } from '../../src/scheduler/master-health.js';
-import { ReportingAgents } from '../../src/scheduler/reporting-agents.js';
+import { ReportingAgents, reportLapseMs } from '../../src/scheduler/reporting-agents.js';
 import { FailureDetector } from '../../src/scheduler/failure-detector.js';
 import type { FleetStore } from '../../src/store/fleet-store.js';
 import type { RedisLinks } from '../../src/scheduler/redis-links.js';
@@ -34,10 +34,10 @@ function instance(procs: Proc[]): Instance {
 const healthy = (replicaStats: Partial<ProcStats> = {}) => instance([proc('m', 'a1', ProcType.Master, 7000), proc('r1', 'a2', ProcType.Replica, 7001, replicaStats), proc('r2', 'a3', ProcType.Replica, 7002)]);
 
 /** How many of `ticks` ticks PING the master. */
-function pingsIn(plan: PingPlan, inst: Instance, h: ReturnType<typeof newHealth>, ticks: number): number {
+function pingsIn(plan: PingPlan, inst: Instance, h: ReturnType<typeof newHealth>, ticks: number, masters = 1): number {
   let n = 0;
   for (let i = 0; i < ticks; i++) {
-    plan.nextTick();
+    plan.nextTick(masters);
     if (plan.due(inst, inst.procs[0], h)) n++;
   }
   return n;
@@ -63,6 +63,32 @@ describe('ping plan: who the scheduler PINGs, and how often', () => {
     validReply(h, 2);
     expect(plan.targetedBecause(inst, inst.procs[0], h)).to.equal(undefined);
     expect(pingsIn(plan, inst, h, 50)).to.equal(50 / (SWEEP_EVERY_MS / PING_EVERY_MS));
+  });
+
+  it('sweeps more slowly past SWEEP_PINGS_PER_SECOND masters, so its PINGs a second stay bounded; targeted PINGs stay at 200 ms', () => {
+    const inst = healthy();
+    const h = newHealth(inst.mname, 'c1', 0);
+    const plan = new PingPlan(() => true);
+    pingSent(h, 1);
+    validReply(h, 2);
+    expect(pingsIn(plan, inst, h, 75, SWEEP_PINGS_PER_SECOND)).to.equal(15, 'up to the budget: once a second');
+    expect(pingsIn(plan, inst, h, 75, 2.5 * SWEEP_PINGS_PER_SECOND)).to.equal(5, 'two and a half times the budget: every 3 s');
+    expect(plan.sweepMs).to.equal(3000);
+    // Over many masters, the PINGs a second of the sweep stay at about the budget.
+    const masters = 4000;
+    const ids = Array.from({ length: masters }, (_, i) => `inst${i}::${i * 7919}-uuid`);
+    const fresh = new PingPlan(() => true);
+    const perTick: number[] = [];
+    for (let tickNo = 1; tickNo <= 20; tickNo++) {
+      fresh.nextTick(masters);
+      const ticks = fresh.sweepMs / PING_EVERY_MS;
+      perTick.push(ids.filter((id) => sweepSlot(id, ticks) === tickNo % ticks).length);
+    }
+    expect(fresh.sweepMs).to.equal(4000);
+    expect(perTick.reduce((a, b) => a + b, 0), 'each master once in a sweep').to.equal(masters);
+    for (const n of perTick) expect(n, 'a tick\'s share of the sweep').to.be.within(0.5 * SWEEP_PINGS_PER_SECOND / 5, 1.5 * SWEEP_PINGS_PER_SECOND / 5);
+    agentSaysSilent(h, { silentMs: 300, busy: false }, 10);
+    expect(pingsIn(plan, inst, h, 10, 10 * SWEEP_PINGS_PER_SECOND)).to.equal(10, 'a master in trouble: every tick, however many');
   });
 
   it('spreads sweeps evenly over the ticks of a second', () => {
@@ -141,6 +167,8 @@ describe('reporting agents', () => {
     agents.heard('a1');
     agents.forget('a1');
     expect(agents.reporting('a1')).to.equal(false);
+    expect(reportLapseMs(1000)).to.equal(3000, 'three intervals of the agents\' heartbeat');
+    expect(reportLapseMs(3000)).to.equal(9000);
   });
 });
 

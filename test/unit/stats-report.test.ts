@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { DEFAULT_STATS_HEARTBEAT_SECONDS, StatsWriter, type StatsSource } from '../../src/executor/stats-writer.js';
 import { ProcReporter, type ProcReport } from '../../src/executor/proc-report.js';
-import { AgentReports, parseStats, REPORT_FRESH_MS, type ReportedHealth } from '../../src/scheduler/agent-reports.js';
+import { AgentReports, parseStats, REPORT_FRESH_MS, reportFreshMs, type ReportedHealth } from '../../src/scheduler/agent-reports.js';
 import { StatsPoller } from '../../src/scheduler/stats-poller.js';
 import { withProcStats } from '../../src/store/stats-overlay.js';
 import { pb } from '../../src/proto/messages.js';
@@ -79,24 +79,25 @@ describe('stats: the agent\'s REPORT and the etcd Stats heartbeat (issue 11)', (
     expect(reported[0].map((r) => r.task_id.value)).to.deep.equal(['inst::ok']);
   });
 
-  it('sends a REPORT only within a session and with something to say; a round\'s waits for the previous round\'s answer', async () => {
+  it('keeps a round\'s figures for the next heartbeat answer, once; sends a silent proc at once, only within a session', () => {
     const sent: redfleet.v1.ICall[] = [];
-    const answers: (() => void)[] = [];
-    const link = { subscribed: false, send: (call: redfleet.v1.ICall) => { sent.push(call); return new Promise<void>((r) => { answers.push(r); }); } };
+    const link = { subscribed: false, send: (call: redfleet.v1.ICall) => { sent.push(call); return Promise.resolve(); } };
     const reporter = new ProcReporter(link);
     const entry = { task_id: { value: 'inst::a' }, stats: '{}' };
+    expect(reporter.take()).to.equal(undefined, 'nothing before a round');
     reporter.round([entry]);
-    link.subscribed = true;
+    reporter.round([{ ...entry, stats: '{"newer":1}' }]);
+    expect(reporter.take()?.procs?.map((p) => p.stats)).to.deep.equal(['{"newer":1}'], 'the latest round replaces one not yet taken');
+    expect(reporter.take()).to.equal(undefined, 'each round travels once');
     reporter.round([]);
-    reporter.round([entry]);
-    reporter.round([entry]);
-    expect(sent.map((c) => [c.type, c.report?.procs?.length])).to.deep.equal([[pb.Call.Type.REPORT, 1]], 'the second round waits for the first');
+    expect(reporter.take()).to.equal(undefined, 'an empty round says nothing');
+    expect(sent).to.have.length(0, 'rounds are never sent on their own');
     reporter.now([{ task_id: { value: 'inst::a' }, silent_ms: 2000 }]);
-    expect(sent).to.have.length(2, 'a silent proc is reported at once');
-    answers[0]();
-    await new Promise((r) => setImmediate(r));
-    reporter.round([entry]);
-    expect(sent).to.have.length(3);
+    expect(sent).to.have.length(0, 'no REPORT without a session');
+    link.subscribed = true;
+    reporter.now([]);
+    reporter.now([{ task_id: { value: 'inst::a' }, silent_ms: 2000 }]);
+    expect(sent.map((c) => [c.type, c.report?.procs?.[0]?.silent_ms])).to.deep.equal([[pb.Call.Type.REPORT, 2000]], 'a silent proc is reported at once');
   });
 
   it('takes only the reporting agent\'s own procs, skips bad stats, and hands every entry to the hook', () => {
@@ -126,6 +127,12 @@ describe('stats: the agent\'s REPORT and the etcd Stats heartbeat (issue 11)', (
     expect(reports.reported('inst::mine', 1001 + REPORT_FRESH_MS)).to.equal(false);
     expect(reports.reported('inst::theirs', 1000)).to.equal(false);
     expect(reports.reported('inst::bad', 1000)).to.equal(false);
+    // Agents that answer a heartbeat every 3 s report that often: their figures stay fresh longer.
+    const slower = new AgentReports({ procAgent: (id) => owners[id], overlayStats: () => undefined }, log, reportFreshMs(3000));
+    slower.accept('a1', { procs: [{ task_id: { value: 'inst::mine' }, stats: JSON.stringify(stats()) }] }, 1000);
+    expect(REPORT_FRESH_MS).to.equal(reportFreshMs(1000));
+    expect(slower.reported('inst::mine', 1000 + reportFreshMs(3000))).to.equal(true);
+    expect(slower.reported('inst::mine', 1001 + reportFreshMs(3000))).to.equal(false);
   });
 
   it('parses reported stats defensively', () => {
