@@ -211,6 +211,7 @@ export class FailureDetector {
     for (const id of this.health.keys()) if (!watched.has(id)) this.health.delete(id);
     this.busy.retain(watched);
     this.objective.retain(watched);
+    this.plan.retain(watched);
     // A dead master stays "heard" while it is still named, for the window until its promotion.
     for (const id of this.heard) if (!remembered.has(id)) this.heard.delete(id);
     this.links.retain(watched);

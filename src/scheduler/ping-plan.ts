@@ -44,6 +44,9 @@ export class PingPlan {
   private tickNo = 0;
   /** Ticks in one sweep: SWEEP_TICKS, or a multiple of it past SWEEP_PINGS_PER_SECOND (see nextTick). */
   private sweepTicks = SWEEP_TICKS;
+  /** Each master's sweep slot (see slotOf), for a sweep of `slotsFor` ticks. */
+  private readonly slots = new Map<string, number>();
+  private slotsFor = SWEEP_TICKS;
 
   /** @param reporting whether the agent's reports arrive (see ReportingAgents) */
   constructor(private readonly reporting: (agentId: string) => boolean) {}
@@ -62,10 +65,34 @@ export class PingPlan {
     return this.sweepTicks * PING_EVERY_MS;
   }
 
-  /** Whether the master is PINGed in this tick. */
+  /**
+   * Whether the master is PINGed in this tick: targeted (see targetedBecause) or in its sweep
+   * slot. The same answer as asking targetedBecause first, in the order cheapest first: this runs
+   * five times a second for every serving master.
+   */
   due(inst: Instance, master: Proc, h: MasterHealth): boolean {
-    if (this.targetedBecause(inst, master, h) !== undefined) return true;
-    return this.tickNo % this.sweepTicks === sweepSlot(master.id, this.sweepTicks);
+    if (h.lastPingSent === 0 || h.pendingSince !== 0 || h.agentBusy) return true;
+    if (this.tickNo % this.sweepTicks === this.slotOf(master.id)) return true;
+    return !this.reporting(master.sid) || replicasLostMaster(inst, master);
+  }
+
+  /** sweepSlot for the current sweep's length, kept per proc until that length changes. */
+  private slotOf(procId: string): number {
+    if (this.slotsFor !== this.sweepTicks) {
+      this.slots.clear();
+      this.slotsFor = this.sweepTicks;
+    }
+    let slot = this.slots.get(procId);
+    if (slot === undefined) {
+      slot = sweepSlot(procId, this.sweepTicks);
+      this.slots.set(procId, slot);
+    }
+    return slot;
+  }
+
+  /** Forgets the slots of procs that are not masters any more (the failure detector's upkeep). */
+  retain(procIds: Set<string>): void {
+    for (const id of this.slots.keys()) if (!procIds.has(id)) this.slots.delete(id);
   }
 
   /** Why the master is PINGed every tick; undefined when the sweep is enough. */
