@@ -28,11 +28,19 @@ export const ETCD_RETRY = { firstMs: 50, maxMs: 250 } as const;
 /** The largest answer an etcd client accepts. */
 export const ETCD_MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
+/** The URLs each client of connectEtcd was made with (for RangeReader: see tree-read.ts). */
+const urlsOf = new WeakMap<Etcd3, string[]>();
+
+/** The URLs `etcd` was made with by connectEtcd; none for a client made otherwise. */
+export function etcdUrls(etcd: Etcd3): string[] {
+  return urlsOf.get(etcd) ?? [];
+}
+
 /** `urls` is the comma-separated list the commands take: `http://127.0.0.1:2379,http://...`. */
 export function connectEtcd(urls: string): Etcd3 {
   const hosts = urls.split(',').map((u) => u.trim()).filter(Boolean);
   if (hosts.length === 0) throw new Error('no etcd URL given; pass --etcd http://127.0.0.1:2379');
-  return new Etcd3({
+  const client = new Etcd3({
     hosts,
     dialTimeout: 3000,
     grpcOptions: {
@@ -50,6 +58,8 @@ export function connectEtcd(urls: string): Etcd3 {
       watchBackoff: doublingBackoff(ETCD_RETRY.firstMs, ETCD_RETRY.maxMs),
     },
   });
+  urlsOf.set(client, hosts);
+  return client;
 }
 
 /**

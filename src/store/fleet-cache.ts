@@ -64,11 +64,11 @@ export class FleetCache extends EventEmitter {
     const res = await readTree(this.etcd, this.keys.root, {
       begin: () => this.clear(),
       page: (kvs) => {
-        for (const kv of kvs) this.route(kv.key.toString('utf8', this.rootBytes), kv.value.toString());
+        for (const kv of kvs) this.route(kv.key.slice(this.keys.root.length), kv.value);
       },
     });
     this.advance(BigInt(res.revision));
-    this.log?.info('etcd tree read', { keys: res.keys, instances: this.nodes.size, ms: Date.now() - t0, revision: res.revision });
+    this.log?.info('etcd tree read', { keys: res.keys, instances: this.nodes.size, ms: Date.now() - t0, revision: res.revision, pages: res.pages, via: res.via });
     return before;
   }
 

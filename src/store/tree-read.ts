@@ -1,4 +1,8 @@
-import { Range, type Etcd3, type IKeyValue, type IRangeResponse } from 'etcd3';
+import { Range, type Etcd3 } from 'etcd3';
+import { RangeReader, type RangePage, type RangeRequest, type TreeKV } from './etcd-range.js';
+import { ETCD_MAX_ANSWER_BYTES, etcdUrls } from './etcd.js';
+
+export type { TreeKV } from './etcd-range.js';
 
 /**
  * How the tree is paged: the first page's keys, then as many keys as fit in about `pageBytes`
@@ -16,6 +20,8 @@ export interface TreePaging {
 }
 
 export const TREE_PAGING: TreePaging = { firstKeys: 10_000, maxKeys: 200_000, pageBytes: 16 * 1024 * 1024 };
+/** How long the lean reader waits to connect to one etcd URL before it tries the next (connectEtcd's dial timeout). */
+const CONNECT_MS = 3000;
 /** The etcd per-key overhead in an answer (revisions, version, lease), roughly, for sizing pages. */
 const KV_OVERHEAD_BYTES = 24;
 
@@ -26,7 +32,21 @@ const KV_OVERHEAD_BYTES = 24;
  */
 export interface TreeSink {
   begin(): void;
-  page(kvs: IKeyValue[]): void;
+  page(kvs: TreeKV[]): void;
+}
+
+/** One ranged read of etcd: RangeReader's, or the etcd3 client's (etcd3Range). */
+export type RangeFn = (req: RangeRequest) => Promise<RangePage>;
+
+/** A range read through the etcd3 client: for a client whose URLs are unknown or not plain http. */
+export function etcd3Range(etcd: Etcd3): RangeFn {
+  return async (req) => {
+    const query = etcd.getAll().inRange(new Range(req.key, req.rangeEnd));
+    if (req.limit > 0) query.limit(req.limit);
+    if (req.revision > 0) query.revision(String(req.revision));
+    const res = await query.exec();
+    return { revision: res.header.revision, more: res.more, kvs: res.kvs.map((kv) => ({ key: kv.key.toString(), value: kv.value.toString() })) };
+  };
 }
 
 /**
@@ -36,23 +56,41 @@ export interface TreeSink {
  * page is handed over and then dropped, so the whole tree is never held twice (once as etcd's
  * answers, once in the cache). A compaction past that revision between two pages fails the read
  * ("required revision has been compacted"): it starts over at the newest revision, a few times.
- * Returns the revision, the number of keys and of pages.
+ * The pages are read with the lean RangeReader (etcd-range.ts) over the client's first etcd URL
+ * that connects, else through the etcd3 client (`via: 'etcd3'` forces that). Returns the
+ * revision, the number of keys and of pages, and which way they were read.
  */
-export async function readTree(etcd: Etcd3, prefix: string, sink: TreeSink, paging: TreePaging = TREE_PAGING): Promise<{ revision: string; keys: number; pages: number }> {
+export async function readTree(etcd: Etcd3, prefix: string, sink: TreeSink, paging: TreePaging = TREE_PAGING, via: 'grpc' | 'etcd3' = 'grpc'): Promise<{ revision: string; keys: number; pages: number; via: string }> {
+  // Each of the client's plain-http URLs in turn with the lean reader, then the etcd3 client
+  // (which has its own failover between members) if none of them answered.
+  const urls = via === 'grpc' ? etcdUrls(etcd).filter((u) => u.startsWith('http://')) : [];
+  for (const url of urls) {
+    const reader = new RangeReader(url, ETCD_MAX_ANSWER_BYTES);
+    try {
+      await reader.ready(CONNECT_MS);
+      return { ...(await readAttempts((req) => reader.range(req), prefix, sink, paging)), via: url };
+    } catch (err) {
+      if (/compacted/i.test((err as Error).message)) throw err;
+    } finally {
+      reader.close();
+    }
+  }
+  return { ...(await readAttempts(etcd3Range(etcd), prefix, sink, paging)), via: 'etcd3' };
+}
+
+async function readAttempts(range: RangeFn, prefix: string, sink: TreeSink, paging: TreePaging): Promise<{ revision: string; keys: number; pages: number }> {
   for (let attempt = 1; ; attempt++) {
     try {
       sink.begin();
-      return await readPages(etcd, prefix, sink, paging);
+      return await readPages(range, prefix, sink, paging);
     } catch (err) {
       if (attempt >= 3 || !/compacted/i.test((err as Error).message)) throw err;
     }
   }
 }
 
-function pageFrom(etcd: Etcd3, start: Buffer, end: Buffer, keys: number, revision: string | undefined): Promise<IRangeResponse> {
-  const query = etcd.getAll().inRange(new Range(start, end)).limit(keys);
-  if (revision !== undefined) query.revision(revision);
-  return query.exec();
+function pageFrom(range: RangeFn, start: Buffer, end: Buffer, keys: number, revision: string | undefined): Promise<RangePage> {
+  return range({ key: start, rangeEnd: end, limit: keys, revision: revision === undefined ? 0 : Number(revision) });
 }
 
 /** Keys for the next page: as many as fit in `pageBytes` at the size per key seen so far. */
@@ -66,21 +104,21 @@ function nextPageKeys(paging: TreePaging, keys: number, bytes: number): number {
  * just after this page's last key), and this page is handed to the sink while etcd prepares the
  * next. The reads still go one after another, each from where the last ended.
  */
-async function readPages(etcd: Etcd3, prefix: string, sink: TreeSink, paging: TreePaging): Promise<{ revision: string; keys: number; pages: number }> {
+async function readPages(range: RangeFn, prefix: string, sink: TreeSink, paging: TreePaging): Promise<{ revision: string; keys: number; pages: number }> {
   const end = Range.prefix(prefix).end;
-  let pending = pageFrom(etcd, Buffer.from(prefix), end, paging.firstKeys, undefined);
+  let pending = pageFrom(range, Buffer.from(prefix), end, paging.firstKeys, undefined);
   let revision: string | undefined;
   let keys = 0;
   let bytes = 0;
   for (let pages = 1; ; pages++) {
     const res = await pending;
-    revision ??= res.header.revision;
+    revision ??= res.revision;
     for (const kv of res.kvs) bytes += kv.key.length + kv.value.length;
     keys += res.kvs.length;
     const more = res.more && res.kvs.length > 0;
     if (more) {
       // The next page starts just after the last key read: that key with a zero byte appended.
-      pending = pageFrom(etcd, Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]), end, nextPageKeys(paging, keys, bytes), revision);
+      pending = pageFrom(range, Buffer.concat([Buffer.from(res.kvs[res.kvs.length - 1].key), Buffer.from([0])]), end, nextPageKeys(paging, keys, bytes), revision);
       // Awaited on the next turn; this keeps a failure while the sink works from going unhandled.
       pending.catch(() => undefined);
     }

@@ -2,11 +2,11 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
 import { connectEtcd } from '../../src/store/etcd.js';
 import { FleetStore } from '../../src/store/fleet-store.js';
-import { readTree, type TreePaging } from '../../src/store/tree-read.js';
+import { readTree, type TreeKV, type TreePaging } from '../../src/store/tree-read.js';
 import { AgentStore } from '../../src/store/agent-store.js';
 import { createLogger } from '../../src/logger.js';
 import { InstanceType, ProcType } from '../../src/domain/model.js';
@@ -15,9 +15,9 @@ import { InstanceType, ProcType } from '../../src/domain/model.js';
 const fixed = (keys: number): TreePaging => ({ firstKeys: keys, maxKeys: keys, pageBytes: 1 << 20 });
 
 /** Every key readTree hands over, collected, with the page sizes seen and how often it began. */
-async function collect(client: Etcd3, prefix: string, paging: TreePaging): Promise<{ kvs: IKeyValue[]; revision: string; keys: number; sizes: number[]; begins: number }> {
-  const out = { kvs: [] as IKeyValue[], sizes: [] as number[], begins: 0 };
-  const res = await readTree(client, prefix, { begin: () => { out.begins++; out.kvs = []; }, page: (kvs) => { out.sizes.push(kvs.length); out.kvs.push(...kvs); } }, paging);
+async function collect(client: Etcd3, prefix: string, paging: TreePaging, via: 'grpc' | 'etcd3' = 'grpc'): Promise<{ kvs: TreeKV[]; revision: string; keys: number; sizes: number[]; begins: number; via: string }> {
+  const out = { kvs: [] as TreeKV[], sizes: [] as number[], begins: 0 };
+  const res = await readTree(client, prefix, { begin: () => { out.begins++; out.kvs = []; }, page: (kvs) => { out.sizes.push(kvs.length); out.kvs.push(...kvs); } }, paging, via);
   return { ...out, ...res };
 }
 
@@ -55,6 +55,13 @@ describe('FleetStore (real etcd)', function () {
     expect(paged.sizes).to.deep.equal([7, 7, 7, 4], 'handed over page by page');
     expect(paged).to.include({ keys: 25, pages: 4, begins: 1 });
     expect(paged.kvs.every((kv) => kv.value.toString() === kv.key.toString().toUpperCase())).to.equal(true);
+    expect(paged.via, 'the lean gRPC reader, not the etcd3 client').to.equal(etcd.url);
+    // The etcd3 client's read (the fallback) hands over the same keys, values and pages.
+    const fallback = await collect(client, '/PagedTree/', fixed(7), 'etcd3');
+    expect(fallback.via).to.equal('etcd3');
+    expect(fallback.kvs).to.deep.equal(paged.kvs);
+    expect(fallback.sizes).to.deep.equal(paged.sizes);
+    expect(fallback.revision).to.equal(paged.revision);
     // The snapshot's revision is the one the cache then watches from: a later write is newer.
     await client.put('/PagedTree/k99').value('later');
     const again = await collect(client, '/PagedTree/', fixed(7));
