@@ -2,6 +2,7 @@ import type { Instance, Proc, ProcStats } from '../domain/model.js';
 import { downAfterOf, runningReplicas } from '../domain/rules.js';
 import type { MasterHealth } from './master-health.js';
 import { LAST_IO_MARGIN_MS } from './replica-vote.js';
+import { slotOf } from './spread.js';
 
 /** The targeted cadence, as Sentinel PINGs a master it watches. */
 export const PING_EVERY_MS = 200;
@@ -105,14 +106,9 @@ export class PingPlan {
   }
 }
 
-/** Which of the sweep's `ticks` ticks a master is PINGed in: FNV-1a of its id, so stable across ticks. */
+/** Which of the sweep's `ticks` ticks a master is PINGed in (see slotOf), so stable across ticks. */
 export function sweepSlot(procId: string, ticks = SWEEP_TICKS): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < procId.length; i++) {
-    hash ^= procId.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash % ticks;
+  return slotOf(procId, ticks);
 }
 
 /**

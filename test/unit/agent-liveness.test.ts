@@ -159,6 +159,34 @@ describe('agent liveness: silence is counted in the scheduler\'s awake time (iss
   });
 });
 
+describe('heartbeats: each agent its own every interval, spread over the interval (issue 11)', () => {
+  it('sends every agent one heartbeat a second, a tenth of the agents in each 100 ms', async () => {
+    const log = createLogger('test');
+    log.silent = true;
+    const agents = new Map<string, AgentEntry>();
+    const sentAt = new Map<string, number[]>();
+    const t0 = Date.now();
+    for (let i = 0; i < 200; i++) {
+      const id = `agent${i}`;
+      sentAt.set(id, []);
+      agents.set(id, entry(id, t0, { ...openSink(), send: () => { sentAt.get(id)!.push(Date.now() - t0); } }));
+    }
+    const liveness = new AgentLiveness(agents, { heartbeatSeconds: 1, agentTimeoutMs: 60_000 }, log, { dropStream: () => undefined, lost: () => undefined }, new LoopLag());
+    try {
+      await sleep(1050);
+    } finally {
+      liveness.close();
+    }
+    const counts = [...sentAt.values()].map((times) => times.length);
+    expect(Math.min(...counts), 'every agent got its heartbeat within the interval').to.be.at.least(1);
+    expect(Math.max(...counts), 'and one only').to.be.at.most(2);
+    // Agents heartbeated in the same 100 ms: about 20 of 200 each time, never all at once.
+    const bySlot = new Map<number, number>();
+    for (const times of sentAt.values()) for (const t of times.slice(0, 1)) bySlot.set(Math.floor(t / 100), (bySlot.get(Math.floor(t / 100)) ?? 0) + 1);
+    expect(Math.max(...bySlot.values()), `per 100 ms: ${[...bySlot.values()].join(' ')}`).to.be.below(60);
+  });
+});
+
 describe('agent write-off: counted from the agent\'s last call, not from a SUBSCRIBE alone (issue 11)', () => {
   it('a stale SUBSCRIBE whose stream dies unread does not put off the write-off', async () => {
     const log = createLogger('test');
