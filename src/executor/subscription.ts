@@ -38,7 +38,7 @@ export interface SubscriptionHooks {
   subscribeState(): { tasks: redfleet.v1.ITaskInfo[]; updates: redfleet.v1.ITaskStatus[] };
   /** Every event of the stream but HEARTBEAT, which the subscription answers itself. */
   onEvent(event: redfleet.v1.Event): void;
-  /** What the next heartbeat answer carries: the procs' latest figures (see ProcReporter.take). */
+  /** The procs' latest figures, for the next heartbeat answer (see ProcReporter.take). */
   heartbeatReport?(): redfleet.v1.IReport | undefined;
 }
 
@@ -236,8 +236,7 @@ export class Subscription {
       this.isSubscribed = true;
       this.log.info('subscribed', { frameworkId: event.subscribed?.framework_id?.value, scheduler: this.session?.scheduler });
     } else if (event.type === pb.Event.Type.HEARTBEAT) {
-      // The scheduler counts an agent that does not answer as gone (a dead TCP connection accepts
-      // writes). The answer carries the procs' latest figures: one call per heartbeat, not two.
+      // Unanswered, the agent counts as gone; the answer carries the procs' latest figures.
       const report = this.hooks.heartbeatReport?.();
       void this.send(report ? { type: pb.Call.Type.HEARTBEAT, report } : { type: pb.Call.Type.HEARTBEAT });
       return;
@@ -251,9 +250,8 @@ export class Subscription {
   }
 
   /**
-   * A call within the current session. Without one (between streams) nothing is sent: unacked
-   * updates travel in the next SUBSCRIBE, and a heartbeat is only owed on a live stream.
-   */
+   * A call within the current session; none between streams (unacked updates travel in the next
+   * SUBSCRIBE, and a heartbeat is owed on a live stream only). */
   send(call: redfleet.v1.ICall): Promise<void> {
     const session = this.session;
     if (!session) return Promise.resolve();

@@ -54,9 +54,10 @@ export interface LivenessActions {
  */
 export class AgentLiveness {
   private readonly heartbeat: NodeJS.Timeout;
-  /** Slots of HEARTBEAT_SLOT_MS in one heartbeat interval, and the current one. */
+  /** Slots of HEARTBEAT_SLOT_MS in one heartbeat interval. */
   private readonly heartbeatSlots: number;
-  private heartbeatSlot = 0;
+  /** The last slot heartbeats went out for, counted in slots since the epoch. */
+  private lastSlot = Math.floor(Date.now() / HEARTBEAT_SLOT_MS);
   private readonly silence: NodeJS.Timeout;
   /** Agents whose write-off waits for the scheduler to be healthy again (logged once each). */
   private readonly deferred = new Set<string>();
@@ -194,11 +195,22 @@ export class AgentLiveness {
     return Boolean(entry.sink) && this.silentMs(entry, now) <= ALIVE_INTERVALS * this.opts.heartbeatSeconds * 1000 + ALIVE_SLACK_MS;
   }
 
-  /** Every interval, a heartbeat that each agent must answer with a HEARTBEAT call, each in its own slot. */
-  private sendHeartbeats(): void {
-    this.heartbeatSlot = (this.heartbeatSlot + 1) % this.heartbeatSlots;
+  /**
+   * Every interval, a heartbeat that each agent must answer with a HEARTBEAT call, each in its own
+   * slot. The slots follow the clock, not the timer's ticks: a loop stalled past some slots sends
+   * theirs at its next tick (all of them after a whole interval), so each agent still gets one
+   * every interval of wall time, as its stream watchdog expects.
+   */
+  private sendHeartbeats(now = Date.now()): void {
+    const slot = Math.floor(now / HEARTBEAT_SLOT_MS);
+    const missed = slot - this.lastSlot;
+    if (missed <= 0) return;
+    this.lastSlot = slot;
     for (const a of this.agents.values()) {
-      if (a.sink && slotOf(a.id, this.heartbeatSlots) === this.heartbeatSlot) a.sink.send({ type: pb.Event.Type.HEARTBEAT });
+      if (!a.sink) continue;
+      // How many slots ago this agent's slot last came round; due if within the ones just passed.
+      const ago = (((slot - slotOf(a.id, this.heartbeatSlots)) % this.heartbeatSlots) + this.heartbeatSlots) % this.heartbeatSlots;
+      if (missed >= this.heartbeatSlots || ago < missed) a.sink.send({ type: pb.Event.Type.HEARTBEAT });
     }
   }
 

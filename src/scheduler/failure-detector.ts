@@ -23,10 +23,8 @@ const SAMPLE_EVERY_MS = 100;
 const UPKEEP_EVERY_TICKS = 5;
 /**
  * Masters whose replicas are sampled in one SAMPLE_EVERY_MS round at most, the longest silent
- * first. On a scheduler short of CPU every PONG comes back late, so thousands of healthy masters
- * passed SAMPLE_AFTER_MS at once and their replicas' INFOs deepened the shortage (bench:scale at
- * 250 agents / 6,000 procs: a tenth of the profile). A master that is really silent stays at the
- * head of the order; the votes once it is subjectively down are not counted against this.
+ * first: on a scheduler short of CPU every PONG is late, and thousands of healthy masters' replica
+ * INFOs deepened the shortage (issue 11). Votes once subjectively down do not count against it.
  */
 const MAX_SAMPLED_PER_ROUND = 64;
 /**
@@ -43,9 +41,8 @@ const ALIVE_ERRORS = /^(LOADING|MASTERDOWN)/;
  * own procs every 200 ms and reports a silent or busy one at once (`agentReport`), as it reports a
  * dead one (TASK_FAILED, on which the framework calls `promote` at once). The scheduler PINGs a
  * master over its own link every 200 ms when that is needed (a targeted check: its agent is not
- * reporting, someone's PING is unanswered, its replicas lost it), and otherwise once a second (a
- * sweep, for a partition between the scheduler and the master); see PingPlan. With no agent
- * reporting, every master is PINGed every 200 ms.
+ * reporting, someone's PING is unanswered, its replicas lost it), else in a sweep (once a second,
+ * longer past 1,000 masters), for a partition between the scheduler and the master; see PingPlan.
  *
  * No valid reply for the instance's down-after (DownAfter, default 1000 ms), counted from the
  * oldest PING unanswered (the scheduler's own, or its agent's as reported), with the scheduler's
@@ -71,7 +68,7 @@ export class FailureDetector {
   /** PINGs this scheduler sent to masters, for figures. */
   pingsSent = 0;
   private ticks = 0;
-  /** Serving masters the last tick saw: they set the sweep's period (see PingPlan.nextTick). */
+  /** Serving masters the last tick saw: they set the sweep's period (PingPlan.nextTick). */
   private masters = 0;
 
   constructor(
@@ -157,11 +154,7 @@ export class FailureDetector {
     void this.judge(inst, master, h, report.busy);
   }
 
-  /**
-   * Every 200 ms: the PINGs due (see PingPlan), over the serving masters only. Once a second,
-   * before them, the upkeep over every proc (see `upkeep`): at 10,000 procs doing it every tick
-   * was most of the detector's cost, in Map and Set work and a promise per proc.
-   */
+  /** Every 200 ms the PINGs due (PingPlan) over the serving masters; once a second, first, the upkeep. */
   private tick(): void {
     this.plan.nextTick(this.masters);
     if (this.ticks++ % UPKEEP_EVERY_TICKS === 0) this.upkeep();
@@ -171,8 +164,8 @@ export class FailureDetector {
       const master = runningMaster(inst);
       if (!master) continue;
       masters++;
-      const h = this.healthFor(inst, master);
-      if (this.plan.due(inst, master, h)) void this.ping(inst, master, h);
+      const h = this.healthFor(inst, master); // one PING at a time (MasterHealth.pingInFlight)
+      if (!h.pingInFlight && this.plan.due(inst, master, h)) void this.ping(inst, master, h);
     }
     this.masters = masters;
   }
@@ -246,7 +239,8 @@ export class FailureDetector {
   private async ping(inst: Instance, master: Proc, h: MasterHealth): Promise<void> {
     pingSent(h, Date.now());
     this.pingsSent++;
-    const { reply, error } = await this.links.probe(master, 'PING');
+    h.pingInFlight = true;
+    const { reply, error } = await this.links.probe(master, 'PING').finally(() => { h.pingInFlight = false; });
     if (reply === 'PONG' || (error && ALIVE_ERRORS.test(error))) {
       this.answered(inst, master, h);
       return;

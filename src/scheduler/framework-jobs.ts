@@ -6,6 +6,8 @@ import { KeyedQueue } from './keyed-queue.js';
 export const RECHECK_MS = 1000;
 /** Instances the maintainer works on at once (each one's jobs still run one at a time). */
 const MAINTAINER_CONCURRENCY = 16;
+/** Failovers the maintainer runs at once, beside those (see KeyedQueue). */
+const FAILOVER_CONCURRENCY = 32;
 
 /**
  * The framework's queues: the creator and the destroyer are p-queues of concurrency 1; the
@@ -15,7 +17,7 @@ const MAINTAINER_CONCURRENCY = 16;
 export class FrameworkJobs {
   private readonly creator = new PQueue({ concurrency: 1 });
   /** Serial per instance; instances in parallel (see KeyedQueue). */
-  private readonly maintainer = new KeyedQueue(MAINTAINER_CONCURRENCY);
+  private readonly maintainer = new KeyedQueue(MAINTAINER_CONCURRENCY, FAILOVER_CONCURRENCY);
   private readonly destroyer = new PQueue({ concurrency: 1 });
   private readonly queued = new Set<string>();
   private readonly rechecks = new Map<string, NodeJS.Timeout>();
@@ -36,7 +38,7 @@ export class FrameworkJobs {
 
   /**
    * Adds a maintainer job to the instance's own queue, unless the same one is already waiting.
-   * `urgent` (failovers): ahead of other instances' routine jobs for the next free slot.
+   * `urgent` (failovers): in a pool of their own, never behind other instances' routine jobs.
    */
   maintain(instance: string, key: string, job: () => Promise<void>, urgent = false): void {
     const wrapped = this.once(key, job);

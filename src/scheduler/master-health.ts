@@ -22,6 +22,13 @@ export interface MasterHealth {
   failingOver: boolean;
   /** SCRIPT KILL / FUNCTION KILL went out in this busy spell (cleared by the next valid reply). */
   scriptKillSent: boolean;
+  /**
+   * The scheduler's last PING has not come back yet (a reply, an error or its timeout): no other
+   * is sent meanwhile. The silence counts from the first unanswered PING anyway; a scheduler
+   * restarted on 3,334 masters, their links still connecting, queued 16,000 PINGs a second
+   * behind the connects (BENCHMARKS, scale, fourth round).
+   */
+  pingInFlight: boolean;
 }
 
 /**
@@ -36,7 +43,7 @@ export interface AgentProcReport {
 export function newHealth(procId: string, instance: string, now: number): MasterHealth {
   return {
     procId, instance, lastPingSent: 0, lastOk: now, pendingSince: 0, ownPendingSince: 0, agentSilentSince: 0,
-    agentBusy: false, sdown: false, odown: false, failingOver: false, scriptKillSent: false,
+    agentBusy: false, sdown: false, odown: false, failingOver: false, scriptKillSent: false, pingInFlight: false,
   };
 }
 

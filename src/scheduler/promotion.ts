@@ -18,6 +18,12 @@ export interface Candidate {
 const MAX_LINK_DOWN_SECONDS = 60;
 /** How long a promoted replica has to report the master role before the failover ends anyway. */
 const AWAIT_ROLE_MS = 3000;
+/**
+ * How often the promoted replica is asked for its ROLE meanwhile. Every 5 ms, 70 failovers at
+ * once (an agent loss at 1,000 agents) asked 14,000 times a second, and the other replicas'
+ * INFOs for the next failovers' choice then timed out ("failover impossible: unreachable").
+ */
+const ROLE_POLL_MS = 25;
 
 /** Best candidate first: lowest priority number, then highest offset, then proc id. Pure. */
 export function compareCandidates(a: Candidate, b: Candidate): number {
@@ -131,7 +137,7 @@ export class Promotion {
     while (Date.now() < deadline) {
       const reply = await this.links.call(proc, 'ROLE');
       if (Array.isArray(reply) && reply[0] === role) return;
-      await sleep(5);
+      await sleep(ROLE_POLL_MS);
     }
     this.log.warn('promoted proc did not report the master role in time', { instance: proc.instance, proc: proc.id });
   }

@@ -210,13 +210,9 @@ export class Scheduler {
     const frameworkId = await store.ensureFrameworkId(uuidv4());
     if (term.lost) return;
     const agentTimeoutMs = this.opts.agentTimeoutMs ?? 10_000;
-    // Agents answer every heartbeat: silent for 3 of them (3 s by default), a stream is dropped.
-    // One watch on this scheduler's event loop for the term: agent liveness and the failure
-    // detector both measure silence in the time the loop was awake to hear it.
+    // One LoopLag per term: agent liveness and failure detection count awake time only.
     const loopLag = new LoopLag();
     const heartbeatSeconds = this.opts.agentHeartbeatSeconds ?? 1;
-    // Each heartbeat answer carries the agent's procs' latest figures (executor/proc-report.ts).
-    const heartbeatMs = heartbeatSeconds * 1000;
     this.broker = new OfferBroker({ heartbeatSeconds, agentTimeoutMs, frameworkId }, this.log, loopLag);
     this.links = new RedisLinks(dataKey(this.opts.fleetKey, this.opts.previousFleetKey));
     this.framework = new RedisFramework(store, this.broker, this.log, {
@@ -226,7 +222,7 @@ export class Scheduler {
       agentGraceMs: Math.max(agentTimeoutMs, MIN_AGENT_GRACE_MS),
       backups: { storage: this.backupStorage, minuteMs: this.opts.backups?.minuteMs ?? 60_000 },
       meter: this.opts.meter,
-      reportEveryMs: heartbeatMs,
+      reportEveryMs: heartbeatSeconds * 1000,
       loopLag,
     }, this.links);
     this.broker.attach(this.framework);
@@ -243,7 +239,7 @@ export class Scheduler {
     // the failure detector: the agent's own PINGs are its first line (docs/failure-detection.md).
     const framework = this.framework;
     const reports = new AgentReports({ procAgent: (id) => framework.procAgent(id), overlayStats: (id, stats) => store.overlayStats(id, stats),
-      onProcReport: (agentId, procId, r) => framework.procReport(agentId, procId, r) }, this.log, reportFreshMs(heartbeatMs));
+      onProcReport: (agentId, procId, r) => framework.procReport(agentId, procId, r) }, this.log, reportFreshMs(heartbeatSeconds * 1000));
     this.statsPoller = new StatsPoller(store, this.links, reports, this.log);
     this.statsPoller.start();
     this.endpoint = new AgentEndpoint(this.broker, this.log, [this.opts.fleetKey, this.opts.previousFleetKey ?? ''], agentBackupSource(store, this.backupStorage), reports);

@@ -70,17 +70,17 @@ describe('agent liveness: the scheduler\'s own stalls cost no agent its stream o
       }
       await sleep(2000);
 
-      // Agents that are slow themselves (stopped for 2.2 s, as a starved host does), whose answers
-      // then wait 0.7 s in the scheduler's sockets behind a stall: 0.3 + 2.2 s of their own silence
-      // is within the 3 s limit, and the stall is not theirs (the old rule, which forgave only a
+      // Agents that are slow themselves (stopped for 1.8 s, as a starved host does), whose answers
+      // then wait 0.7 s in the scheduler's sockets behind a stall: their own silence, at most 1 s
+      // since their last heartbeat answer (one a second, each agent in its own slot) + 1.8 s, is
+      // within the 3 s limit, and the stall is not theirs (the old rule, which forgave only a
       // silence check 0.75 s late, counted it and dropped them).
       const entries = (): Json[] => [...inner.broker.agentsById.values()];
       for (let round = 0; round < 2; round++) {
-        // The agents' last sign of life (a heartbeat answer, or their once-a-second REPORT) is
-        // 0.3 s old: with two a second each, a moment when all three are that old comes soon.
+        // Every agent's last answer at least 0.3 s old: the slots are a second apart at most.
         await fleet.waitFor(() => entries().every((e) => Date.now() - e.lastSeen >= 300), 10_000, 'the agents\' last answer to be 0.3 s old');
         for (const child of fleet.agents.values()) child.kill('SIGSTOP');
-        await sleep(2200);
+        await sleep(1800);
         for (const child of fleet.agents.values()) child.kill('SIGCONT');
         busy(700);
         await sleep(2000);

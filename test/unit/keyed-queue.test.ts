@@ -34,16 +34,29 @@ describe('KeyedQueue (the maintainer\'s queue)', () => {
     expect(ran, 'the running job finished; the waiting ones never started').to.deep.equal(['a']);
   });
 
-  it('gives an urgent job (a failover) the next free slot ahead of other keys\' waiting jobs', async () => {
-    const q = new KeyedQueue(1);
+  it('runs urgent jobs (failovers) in a pool of their own: never behind a routine job\'s slot, still after their own key\'s jobs', async () => {
+    const q = new KeyedQueue(1, 2);
     const ran: string[] = [];
     let release!: () => void;
     q.add('a', () => new Promise<void>((r) => { ran.push('a'); release = r; }));
     for (const key of ['b', 'c']) q.add(key, async () => { ran.push(key); });
-    q.add('d', async () => { ran.push('d (failover)'); }, true);
-    await new Promise((r) => setTimeout(r, 10));
+    let failoversRunning = 0;
+    let mostAtOnce = 0;
+    for (const key of ['d', 'e', 'f', 'a']) {
+      q.add(key, async () => {
+        failoversRunning++;
+        mostAtOnce = Math.max(mostAtOnce, failoversRunning);
+        ran.push(`${key} (failover)`);
+        await new Promise((r) => setTimeout(r, 5));
+        failoversRunning--;
+      }, true);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ran, 'the routine slot is held by a; the failovers of other keys ran anyway').to.deep.equal(['a', 'd (failover)', 'e (failover)', 'f (failover)']);
+    expect(mostAtOnce, 'at most the urgent pool\'s width').to.equal(2);
     release();
     await q.onIdle();
-    expect(ran).to.deep.equal(['a', 'd (failover)', 'b', 'c']);
+    expect(ran.slice(4)).to.have.members(['a (failover)', 'b', 'c']);
+    expect(ran.indexOf('a (failover)'), 'a\'s failover after a\'s own job').to.be.above(ran.indexOf('a'));
   });
 });

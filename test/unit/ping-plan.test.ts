@@ -247,6 +247,35 @@ describe('failure detector with agent reports (fake store and links)', function 
     expect(events).to.include.members(['+sdown', '+odown']);
   }));
 
+  it('keeps one PING in flight per master: a slow one is not joined by another each tick', async () => {
+    const inst = healthy();
+    let inFlight = 0;
+    let most = 0;
+    let pings = 0;
+    const slow = {
+      get: () => undefined,
+      retain: () => undefined,
+      secretOf: () => 's',
+      call: async () => undefined,
+      probe: async (_p: Proc, ...args: string[]) => {
+        if (args[0] !== 'PING') return { reply: 'OK' };
+        pings++;
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await sleep(450);
+        inFlight--;
+        return { reply: 'PONG' };
+      },
+    } as unknown as RedisLinks;
+    const store = { instances: () => [inst], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
+    const d = new FailureDetector(store, slow, log, () => undefined, () => undefined, undefined, () => true, () => false);
+    d.start();
+    await sleep(1500);
+    d.stop();
+    expect(most, 'PINGs in flight at once').to.equal(1);
+    expect(pings, 'one after another, each once the last came back').to.be.within(2, 4);
+  });
+
   it('a report of 0 clears the agent\'s silence before down-after: no sdown', () => running(async ({ d, inst, requests, events }) => {
     d.agentReport(inst.mname, { silentMs: 300, busy: false });
     expect(d.healthOf(inst.mname)?.agentSilentSince).to.be.above(0);
