@@ -5,7 +5,7 @@ import { instanceOfProc, Keys } from './keys.js';
 import type { Instance, ProcStats } from '../domain/model.js';
 import { parseDrain, type Drain } from '../domain/drain.js';
 import { frozenWhenTesting, instanceFromFields } from './records.js';
-import { readTree } from './tree-read.js';
+import { parseTreeBounds, readTree, TREE_PAGING } from './tree-read.js';
 import { emptyNode, setOrDelete, shared, type InstanceNode } from './tree-node.js';
 import { AgentIndex } from './agent-index.js';
 import { namesPage } from './instance-page.js';
@@ -60,15 +60,20 @@ export class FleetCache extends EventEmitter {
   private async load(): Promise<Set<string>> {
     const before = new Set(this.nodes.keys());
     const t0 = Date.now();
+    const hintKey = this.keys.config('TreeWindows');
+    const hint = await this.etcd.get(hintKey).string().catch(() => null);
     // Each page goes into the cache as it arrives (and a read that starts over clears it again).
     const res = await readTree(this.etcd, this.keys.root, {
       begin: () => this.clear(),
       page: (kvs) => {
         for (const kv of kvs) this.route(kv.key.slice(this.keys.root.length), kv.value);
       },
-    });
+    }, TREE_PAGING, 'grpc', parseTreeBounds(hint));
     this.advance(BigInt(res.revision));
-    this.log?.info('etcd tree read', { keys: res.keys, instances: this.nodes.size, ms: Date.now() - t0, revision: res.revision, pages: res.pages, via: res.via });
+    this.log?.info('etcd tree read', { keys: res.keys, instances: this.nodes.size, ms: Date.now() - t0, revision: res.revision, pages: res.pages, windows: res.windows, via: res.via });
+    // The bounds of this read's windows, for the next start's (a hint: any bounds read right).
+    const bounds = JSON.stringify({ bounds: res.bounds });
+    if (res.bounds.length > 0 && bounds !== hint) void this.etcd.put(hintKey).value(bounds).exec().catch(() => undefined);
     return before;
   }
 
@@ -290,3 +295,4 @@ export class FleetCache extends EventEmitter {
     }
   }
 }
+

@@ -8,7 +8,7 @@ export class Keys {
   constructor(readonly prefix = DEFAULT_PREFIX) {}
 
   get root(): string { return `${this.prefix}/`; }
-  config(field: 'FrameworkID' | 'RegisteredAt' | 'FleetKeyFingerprint' | 'Rebalance'): string { return `${this.prefix}/Config/${field}`; }
+  config(field: 'FrameworkID' | 'RegisteredAt' | 'FleetKeyFingerprint' | 'Rebalance' | 'TreeWindows'): string { return `${this.prefix}/Config/${field}`; }
   /** Where the scheduler election's keys live (etcd3's Election adds `election/<name>/<lease>`). */
   get configDir(): string { return `${this.prefix}/Config/`; }
   get agents(): string { return `${this.prefix}/Agents/`; }

@@ -17,9 +17,26 @@ export interface TreePaging {
   firstKeys: number;
   maxKeys: number;
   pageBytes: number;
+  /** A read notes every this many keys: the bounds of the windows the next read can use (see TreeRead.bounds). */
+  windowKeys: number;
 }
 
-export const TREE_PAGING: TreePaging = { firstKeys: 10_000, maxKeys: 200_000, pageBytes: 16 * 1024 * 1024 };
+export const TREE_PAGING: TreePaging = { firstKeys: 10_000, maxKeys: 200_000, pageBytes: 16 * 1024 * 1024, windowKeys: 150_000 };
+/** Windows read side by side (each still one page request ahead). */
+const WINDOWS_AT_ONCE = 2;
+
+/** What a tree read returns. */
+export interface TreeRead {
+  revision: string;
+  keys: number;
+  pages: number;
+  /** How it was read: an etcd URL (the lean reader) or 'etcd3'. */
+  via: string;
+  /** How many windows were read (1: the whole range, one page after another). */
+  windows: number;
+  /** Every windowKeys-th key read, in key order: the next read's window bounds. */
+  bounds: string[];
+}
 /** How long the lean reader waits to connect to one etcd URL before it tries the next (connectEtcd's dial timeout). */
 const CONNECT_MS = 3000;
 /** The etcd per-key overhead in an answer (revisions, version, lease), roughly, for sizing pages. */
@@ -60,33 +77,88 @@ export function etcd3Range(etcd: Etcd3): RangeFn {
  * that connects, else through the etcd3 client (`via: 'etcd3'` forces that). Returns the
  * revision, the number of keys and of pages, and which way they were read.
  */
-export async function readTree(etcd: Etcd3, prefix: string, sink: TreeSink, paging: TreePaging = TREE_PAGING, via: 'grpc' | 'etcd3' = 'grpc'): Promise<{ revision: string; keys: number; pages: number; via: string }> {
+export async function readTree(etcd: Etcd3, prefix: string, sink: TreeSink, paging: TreePaging = TREE_PAGING, via: 'grpc' | 'etcd3' = 'grpc', bounds: string[] = []): Promise<TreeRead> {
   // Each of the client's plain-http URLs in turn with the lean reader, then the etcd3 client
   // (which has its own failover between members) if none of them answered.
+  const windows = windowsOf(prefix, bounds);
   const urls = via === 'grpc' ? etcdUrls(etcd).filter((u) => u.startsWith('http://')) : [];
   for (const url of urls) {
     const reader = new RangeReader(url, ETCD_MAX_ANSWER_BYTES);
     try {
       await reader.ready(CONNECT_MS);
-      return { ...(await readAttempts((req) => reader.range(req), prefix, sink, paging)), via: url };
+      return { ...(await readAttempts((req) => reader.range(req), windows, sink, paging)), via: url, windows: windows.length };
     } catch (err) {
       if (/compacted/i.test((err as Error).message)) throw err;
     } finally {
       reader.close();
     }
   }
-  return { ...(await readAttempts(etcd3Range(etcd), prefix, sink, paging)), via: 'etcd3' };
+  return { ...(await readAttempts(etcd3Range(etcd), windows, sink, paging)), via: 'etcd3', windows: windows.length };
 }
 
-async function readAttempts(range: RangeFn, prefix: string, sink: TreeSink, paging: TreePaging): Promise<{ revision: string; keys: number; pages: number }> {
+/** One window of the key space: [start, end). */
+interface Window {
+  start: Buffer;
+  end: Buffer;
+}
+
+/**
+ * The windows that `bounds` (a hint from an earlier read) split the prefix's range into. Bounds
+ * that are not strictly increasing keys inside the range are ignored: the windows always cover
+ * the whole range exactly, however stale the hint, so a bad hint only costs speed.
+ */
+function windowsOf(prefix: string, bounds: string[]): Window[] {
+  const start = Buffer.from(prefix);
+  const end = Range.prefix(prefix).end;
+  const cuts: Buffer[] = [];
+  for (const b of bounds) {
+    const key = Buffer.from(b);
+    const last = cuts[cuts.length - 1] ?? start;
+    if (Buffer.compare(key, last) > 0 && Buffer.compare(key, end) < 0) cuts.push(key);
+  }
+  const edges = [start, ...cuts, end];
+  return cuts.length === 0 ? [{ start, end }] : edges.slice(1).map((e, i) => ({ start: edges[i], end: e }));
+}
+
+async function readAttempts(range: RangeFn, windows: Window[], sink: TreeSink, paging: TreePaging): Promise<Omit<TreeRead, 'via' | 'windows'>> {
   for (let attempt = 1; ; attempt++) {
     try {
       sink.begin();
-      return await readPages(range, prefix, sink, paging);
+      return await readWindows(range, windows, sink, paging);
     } catch (err) {
       if (attempt >= 3 || !/compacted/i.test((err as Error).message)) throw err;
     }
   }
+}
+
+/**
+ * The windows, WINDOWS_AT_ONCE at a time, every one at the same revision: one window is read at
+ * its first page's revision (the one-after-another read); several at the revision of a point
+ * lookup made first. On etcd 3.4 a window's pages cost only its own keys (a limited range walks
+ * the index to the range's end), and two windows keep etcd and the scheduler busy together
+ * (BENCHMARKS, scale, fourth round).
+ */
+async function readWindows(range: RangeFn, windows: Window[], sink: TreeSink, paging: TreePaging): Promise<Omit<TreeRead, 'via' | 'windows'>> {
+  if (windows.length === 1) return readPages(range, windows[0], undefined, sink, paging);
+  // The revision: a range of exactly one key, [start, start + \0) (an empty range_end sent as
+  // such reads everything from the key on, not the key alone: 240 MB at 100,000 procs).
+  const { start } = windows[0];
+  const { revision } = await range({ key: start, rangeEnd: Buffer.concat([start, Buffer.from([0])]), limit: 1, revision: 0 });
+  const results: { keys: number; pages: number; bounds: string[] }[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < windows.length) {
+      const i = next++;
+      results[i] = await readPages(range, windows[i], revision, sink, paging);
+    }
+  };
+  await Promise.all(Array.from({ length: WINDOWS_AT_ONCE }, () => worker()));
+  return {
+    revision,
+    keys: results.reduce((n, r) => n + r.keys, 0),
+    pages: results.reduce((n, r) => n + r.pages, 0),
+    bounds: results.flatMap((r) => r.bounds),
+  };
 }
 
 function pageFrom(range: RangeFn, start: Buffer, end: Buffer, keys: number, revision: string | undefined): Promise<RangePage> {
@@ -100,29 +172,42 @@ function nextPageKeys(paging: TreePaging, keys: number, bytes: number): number {
 }
 
 /**
- * The pages, one request ahead: as soon as a page arrives the next one is asked for (it starts
- * just after this page's last key), and this page is handed to the sink while etcd prepares the
- * next. The reads still go one after another, each from where the last ended.
+ * One window's pages, one request ahead: as soon as a page arrives the next one is asked for (it
+ * starts just after this page's last key), and this page is handed to the sink while etcd
+ * prepares the next. At `revision`, or at the first page's when undefined.
  */
-async function readPages(range: RangeFn, prefix: string, sink: TreeSink, paging: TreePaging): Promise<{ revision: string; keys: number; pages: number }> {
-  const end = Range.prefix(prefix).end;
-  let pending = pageFrom(range, Buffer.from(prefix), end, paging.firstKeys, undefined);
-  let revision: string | undefined;
+async function readPages(range: RangeFn, window: Window, atRevision: string | undefined, sink: TreeSink, paging: TreePaging): Promise<{ revision: string; keys: number; pages: number; bounds: string[] }> {
+  let pending = pageFrom(range, window.start, window.end, paging.firstKeys, atRevision);
+  let revision = atRevision;
   let keys = 0;
   let bytes = 0;
+  const bounds: string[] = [];
   for (let pages = 1; ; pages++) {
     const res = await pending;
     revision ??= res.revision;
     for (const kv of res.kvs) bytes += kv.key.length + kv.value.length;
+    // Every windowKeys-th key of this window, for the next read's windows.
+    for (let k = paging.windowKeys - (keys % paging.windowKeys); k <= res.kvs.length; k += paging.windowKeys) bounds.push(res.kvs[k - 1].key);
     keys += res.kvs.length;
     const more = res.more && res.kvs.length > 0;
     if (more) {
       // The next page starts just after the last key read: that key with a zero byte appended.
-      pending = pageFrom(range, Buffer.concat([Buffer.from(res.kvs[res.kvs.length - 1].key), Buffer.from([0])]), end, nextPageKeys(paging, keys, bytes), revision);
+      pending = pageFrom(range, Buffer.concat([Buffer.from(res.kvs[res.kvs.length - 1].key), Buffer.from([0])]), window.end, nextPageKeys(paging, keys, bytes), revision);
       // Awaited on the next turn; this keeps a failure while the sink works from going unhandled.
       pending.catch(() => undefined);
     }
     sink.page(res.kvs);
-    if (!more) return { revision, keys, pages };
+    if (!more) return { revision, keys, pages, bounds };
+  }
+}
+
+/** The window bounds kept under Config/TreeWindows (`{"bounds": [key, ...]}`); none if absent or not that. */
+export function parseTreeBounds(text: string | null): string[] {
+  if (!text) return [];
+  try {
+    const bounds = (JSON.parse(text) as { bounds?: unknown }).bounds;
+    return Array.isArray(bounds) ? bounds.filter((b): b is string => typeof b === 'string') : [];
+  } catch {
+    return [];
   }
 }
