@@ -8,6 +8,7 @@ import { frozenWhenTesting, instanceFromFields } from './records.js';
 import { parseTreeBounds, readTree, TREE_PAGING } from './tree-read.js';
 import { emptyNode, setOrDelete, shared, type InstanceNode } from './tree-node.js';
 import { AgentIndex } from './agent-index.js';
+import { boundsFromCounts, TreeHint } from './tree-hint.js';
 import { namesPage } from './instance-page.js';
 import { withNewerStats, withProcStats } from './stats-overlay.js';
 import type { Logger } from '../logger.js';
@@ -38,21 +39,27 @@ export class FleetCache extends EventEmitter {
   /** Instances as last built, by name, until one of their keys changes (see instance()). */
   private readonly built = new Map<string, Instance>();
   private readonly agentIndex = new AgentIndex();
+  /** The next start's window bounds under Config/TreeWindows. */
+  private readonly hint: TreeHint;
 
   constructor(readonly etcd: Etcd3, prefix: string, protected readonly log?: Logger) {
     super();
     this.keys = new Keys(prefix);
     this.rootBytes = Buffer.byteLength(this.keys.root);
+    const counts = () => [...this.nodes].map(([name, n]): [string, number] => [name, n.fields.size + n.snames.size + [...n.procs.values()].reduce((k, p) => k + p.size, 0)]);
+    this.hint = new TreeHint(etcd, this.keys.config('TreeWindows'), () => boundsFromCounts(`${this.keys.root}Instances/`, counts(), TREE_PAGING.windowKeys));
   }
 
   /** Loads the tree and starts the watch from the revision just after the load. */
   async start(): Promise<void> {
     await this.load();
     await this.watchFrom(this.revision + 1n);
+    this.hint.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.hint.stop();
     await this.watcher?.cancel().catch(() => undefined);
   }
 
@@ -60,8 +67,8 @@ export class FleetCache extends EventEmitter {
   private async load(): Promise<Set<string>> {
     const before = new Set(this.nodes.keys());
     const t0 = Date.now();
-    const hintKey = this.keys.config('TreeWindows');
-    const hint = await this.etcd.get(hintKey).string().catch(() => null);
+    const hint = await this.etcd.get(this.keys.config('TreeWindows')).string().catch(() => null);
+    this.hint.seen(hint);
     // Each page goes into the cache as it arrives (and a read that starts over clears it again).
     const res = await readTree(this.etcd, this.keys.root, {
       begin: () => this.clear(),
@@ -71,9 +78,7 @@ export class FleetCache extends EventEmitter {
     }, TREE_PAGING, 'grpc', parseTreeBounds(hint));
     this.advance(BigInt(res.revision));
     this.log?.info('etcd tree read', { keys: res.keys, instances: this.nodes.size, ms: Date.now() - t0, revision: res.revision, pages: res.pages, windows: res.windows, via: res.via });
-    // The bounds of this read's windows, for the next start's (a hint: any bounds read right).
-    const bounds = JSON.stringify({ bounds: res.bounds });
-    if (res.bounds.length > 0 && bounds !== hint) void this.etcd.put(hintKey).value(bounds).exec().catch(() => undefined);
+    this.hint.keep(res.bounds);
     return before;
   }
 
@@ -143,10 +148,7 @@ export class FleetCache extends EventEmitter {
     for (const w of ready) w.resolve();
   }
 
-  /**
-   * Applies one key, given by its path below the root (value undefined: deleted). Returns the instance name it touched,
-   * '\0agents' for an agent key, '\0drains' for a Drain record, and '' when nobody needs telling (config, Stats, MemUsed).
-   */
+  /** Applies one key below the root (value undefined: deleted); returns whom to tell (instance name, '\0agents', '\0drains', ''). */
   private route(path: string, value: string | undefined): string {
     const rel = path.split('/');
     if (rel[0] === 'Agents' && rel.length === 2) {
@@ -216,9 +218,8 @@ export class FleetCache extends EventEmitter {
   }
 
   /**
-   * Overlays every-second stats (an agent's REPORT, or the scheduler's own INFO read) over the
-   * agent's last etcd write (see stats-overlay.ts). A shared instance is replaced by a copy with
-   * that proc's stats, not rebuilt from its keys.
+   * Overlays every-second stats (an agent's report, or the scheduler's own INFO read) over the
+   * agent's last etcd write; a shared instance is replaced by a copy (see stats-overlay.ts).
    */
   overlayStats(procId: string, stats: ProcStats): void {
     this.polledStats.set(procId, stats);
