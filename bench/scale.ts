@@ -22,7 +22,8 @@ import { describeMachine, machineLines } from './machine.js';
 import { parseFlags, runMain, wholeFlag, type Program } from './program.js';
 import { StartedHere } from './started-here.js';
 import { errorLines, strainOf, topFunctions } from './scale/measure.js';
-import { awaitRunning, createRamped, loseOnePercent, restartScheduler, steady } from './scale/phases.js';
+import { awaitRunning, createRamped, restartScheduler, steady } from './scale/phases.js';
+import { loseOnePercent } from './scale/loss.js';
 import { figuresOf, reportLines, type Run } from './scale/report.js';
 
 const NAME = 'scale';
@@ -106,10 +107,10 @@ async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run>
     const status = await sim.status().catch(() => ({} as Record<string, number>));
     const strain = strainOf(fleet.log('scheduler'), fleet.log('sim-agents'), Number(status.maxLoopLagMs ?? NaN));
     const loss = await loseOnePercent(fleet, sim, o.agents, 120_000);
+    const restart = await restartScheduler(fleet).catch(() => ({ startupToLeadingMs: NaN, sdownAfter: NaN, failoversAfter: NaN }));
     const errors = errorLines(fleet.log('scheduler'));
-    const startupToLeadingMs = await restartScheduler(fleet).catch(() => NaN);
     await fleet.killScheduler('SIGTERM');
-    return { opts: o, created, steady: steadyPhase, loss, startupToLeadingMs, schedulerErrors: errors, strain, profile: o.cpuProf ? topFunctions(profDir) : [] };
+    return { opts: o, created, steady: steadyPhase, loss, restart, schedulerErrors: errors, strain, profile: o.cpuProf ? topFunctions(profDir) : [] };
   } finally {
     await fleet.killScheduler('SIGTERM');
     // A profiled simulator writes its profile only when it exits on its own: give it time.

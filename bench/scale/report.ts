@@ -2,9 +2,9 @@
  * bench/scale/report: bench:scale's table and its last line, one JSON object with exactly the
  * issue's keys (issue 11, section 2).
  */
-import type { CreatePhase, LossPhase, SteadyPhase } from './phases.js';
+import { AFTER_RESTART_MS, p, type CreatePhase, type RestartPhase, type SteadyPhase } from './phases.js';
+import type { LossPhase, Stage } from './loss.js';
 import type { Strain } from './measure.js';
-import { p } from './phases.js';
 import { MIB as MiB, roundTo as round } from '../figures.js';
 
 export interface Run {
@@ -12,7 +12,7 @@ export interface Run {
   created: CreatePhase;
   steady: SteadyPhase;
   loss: LossPhase;
-  startupToLeadingMs: number;
+  restart: RestartPhase;
   schedulerErrors: string[];
   strain: Strain;
   profile: string[];
@@ -54,7 +54,7 @@ export function figuresOf(r: Run): Figures {
     apiP50Ms: round(p(api, 50)),
     apiP99Ms: round(p(api, 99)),
     agentLossRecoveryMs: r.loss.unrecovered > 0 ? NaN : r.loss.recoveryMs,
-    startupToLeadingMs: r.startupToLeadingMs,
+    startupToLeadingMs: r.restart.startupToLeadingMs,
   };
 }
 
@@ -63,6 +63,7 @@ function row(label: string, value: string, note = ''): string {
 }
 
 const fmt = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
+const stage = (s: Stage): string => `${s.count}: ${fmt(s.firstMs, 0)} / ${fmt(s.p50Ms, 0)} / ${fmt(s.lastMs, 0)}`;
 
 export function reportLines(r: Run, f: Figures): string[] {
   const s = r.steady;
@@ -80,7 +81,12 @@ export function reportLines(r: Run, f: Figures): string[] {
     row('GET /v1/STATUS/ (list) p50/p99', `${fmt(p(s.apiList, 50))} / ${fmt(p(s.apiList, 99))}`, `${s.apiList.length} requests`),
     row('API p50 / p99 (both)', `${fmt(f.apiP50Ms)} / ${fmt(f.apiP99Ms)}`),
     row('agent loss: masters replaced (ms)', fmt(f.agentLossRecoveryMs, 0), `${r.loss.agents.length} agents lost holding ${r.loss.masters} masters; ${r.loss.unrecovered} not replaced`),
+    row('  subjectively down (ms after)', stage(r.loss.sdown), 'first / p50 / last; the scheduler\'s "+sdown" lines'),
+    row('  failover written (ms after)', stage(r.loss.failover), `first / p50 / last; ${r.loss.impossible} "failover impossible"`),
+    row('  new master in the API (ms after)', stage(r.loss.replaced), 'first / p50 / last; polled 8 at a time'),
+    row('  CPU % during the loss', `${fmt(r.loss.schedulerCpuPercent)} / ${fmt(r.loss.simCpuPercent)}`, 'scheduler / simulator, of one core'),
     row('scheduler restart -> leading (ms)', fmt(f.startupToLeadingMs, 0), 'on the full tree'),
+    row('  then +sdown / failovers', `${fmt(r.restart.sdownAfter, 0)} / ${fmt(r.restart.failoversAfter, 0)}`, `in its first ${AFTER_RESTART_MS / 1000} s leading; a healthy fleet: 0 / 0`),
     row('scheduler error lines', String(r.schedulerErrors.length), r.schedulerErrors[0]?.slice(0, 160) ?? ''),
     row('scheduler loop stalls (max ms)', `${r.strain.schedulerStalls} (${r.strain.schedulerMaxStallMs})`, 'until the agent loss; "event loop stalled" lines'),
     row('agent streams dropped / lost', `${r.strain.streamsDropped} / ${r.strain.agentsLost}`, 'no heartbeat answer in time / not back within the agent timeout'),

@@ -236,10 +236,12 @@ export class FailureDetector {
     return this.silenceOf(h.ownPendingSince, now) >= Math.min(downAfter, CONFIRM_MS);
   }
 
+  /** One PING, once the link has ended its first connect (RedisLinks.firstConnect): no silence counts before. */
   private async ping(inst: Instance, master: Proc, h: MasterHealth): Promise<void> {
+    h.pingInFlight = true;
+    if (!this.links.settled(master)) await this.links.firstConnect(master);
     pingSent(h, Date.now());
     this.pingsSent++;
-    h.pingInFlight = true;
     const { reply, error } = await this.links.probe(master, 'PING').finally(() => { h.pingInFlight = false; });
     if (reply === 'PONG' || (error && ALIVE_ERRORS.test(error))) {
       this.answered(inst, master, h);

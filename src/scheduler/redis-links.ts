@@ -7,8 +7,19 @@ import type { Proc } from '../domain/model.js';
  * fast rather than queue: a hung or dead proc must show up as a failed PING at once, not as a
  * command waiting behind a reconnect.
  */
+/** ioredis gives up a connect after this long (and then retries every 100 ms). */
+const CONNECT_TIMEOUT_MS = 500;
+
+interface Link {
+  redis: Redis;
+  address: string;
+  /** The link's first connect has ended, either way: ready, refused, timed out or closed. */
+  settled: boolean;
+  firstConnect: Promise<void>;
+}
+
 export class RedisLinks {
-  private readonly links = new Map<string, { redis: Redis; address: string }>();
+  private readonly links = new Map<string, Link>();
 
   constructor(private readonly fleetKey: string, private readonly commandTimeoutMs = 400) {}
 
@@ -18,9 +29,28 @@ export class RedisLinks {
   }
 
   get(proc: Proc): Redis {
+    return this.link(proc).redis;
+  }
+
+  /**
+   * Resolves once the proc's link has ended its first connect, either way (ready, refused, timed
+   * out, closed): at once for an older link. The failure detector counts no silence before that,
+   * so a scheduler opening thousands of links at once (a restart) does not take its own slow
+   * connects for silent masters; a dead or cut-off master ends the connect within 0.5 s anyway.
+   */
+  firstConnect(proc: Proc): Promise<void> {
+    return this.link(proc).firstConnect;
+  }
+
+  /** Whether the proc's link has ended its first connect (see firstConnect). */
+  settled(proc: Proc): boolean {
+    return this.link(proc).settled;
+  }
+
+  private link(proc: Proc): Link {
     const address = `${proc.ip}:${proc.port}`;
     const known = this.links.get(proc.id);
-    if (known && known.address === address) return known.redis;
+    if (known && known.address === address) return known;
     known?.redis.disconnect();
     const redis = new Redis({
       host: proc.ip,
@@ -30,13 +60,25 @@ export class RedisLinks {
       enableOfflineQueue: false,
       enableReadyCheck: false,
       maxRetriesPerRequest: 0,
-      connectTimeout: 500,
+      connectTimeout: CONNECT_TIMEOUT_MS,
       commandTimeout: this.commandTimeoutMs,
       retryStrategy: () => 100,
     });
     redis.on('error', () => undefined);
-    this.links.set(proc.id, { redis, address });
-    return redis;
+    const link: Link = { redis, address, settled: false, firstConnect: Promise.resolve() };
+    link.firstConnect = new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(bound);
+        link.settled = true;
+        for (const event of ['ready', 'error', 'close']) redis.off(event, done);
+        resolve();
+      };
+      // ioredis ends a connect by its connectTimeout; the bound only guards against a missed event.
+      const bound = setTimeout(done, 2 * CONNECT_TIMEOUT_MS);
+      for (const event of ['ready', 'error', 'close']) redis.on(event, done);
+    });
+    this.links.set(proc.id, link);
+    return link;
   }
 
   /** Runs one command; undefined when the proc did not answer in time. */

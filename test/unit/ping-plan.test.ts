@@ -179,6 +179,8 @@ function fakeLinks(masterPort: number, state: { answering: boolean; pings: numbe
     get: () => undefined,
     retain: () => undefined,
     secretOf: () => 's',
+    settled: () => true,
+    firstConnect: async () => undefined,
     call: async (p: Proc, ...args: string[]) => (args[0] === 'INFO' && p.port !== masterPort ? infoDown : undefined),
     probe: async (p: Proc, ...args: string[]) => {
       if (args[0] !== 'PING') return { reply: 'OK' };
@@ -256,6 +258,8 @@ describe('failure detector with agent reports (fake store and links)', function 
       get: () => undefined,
       retain: () => undefined,
       secretOf: () => 's',
+      settled: () => true,
+      firstConnect: async () => undefined,
       call: async () => undefined,
       probe: async (_p: Proc, ...args: string[]) => {
         if (args[0] !== 'PING') return { reply: 'OK' };
@@ -274,6 +278,40 @@ describe('failure detector with agent reports (fake store and links)', function 
     d.stop();
     expect(most, 'PINGs in flight at once').to.equal(1);
     expect(pings, 'one after another, each once the last came back').to.be.within(2, 4);
+  });
+
+  it('counts no silence while a link makes its first connect: a slow connect is not a silent master', async () => {
+    // A restarted scheduler opens a link to every master at once; on a loaded host some connects
+    // take longer than down-after. Here the first connect takes 1.5 s; the master answers after.
+    const inst = healthy();
+    const t0 = Date.now();
+    const connected = () => Date.now() - t0 >= 1500;
+    const slowConnect = {
+      get: () => undefined,
+      retain: () => undefined,
+      secretOf: () => 's',
+      settled: connected,
+      firstConnect: async () => { await sleep(Math.max(0, 1500 - (Date.now() - t0))); },
+      call: async () => undefined,
+      probe: async (_p: Proc, ...args: string[]) => {
+        if (connected()) return { reply: args[0] === 'PING' ? 'PONG' : 'OK' };
+        await sleep(400); // a command on a link not ready waits that long for it, then fails
+        return connected() ? { reply: 'PONG' } : {};
+      },
+    } as unknown as RedisLinks;
+    const store = { instances: () => [inst], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
+    const events: string[] = [];
+    const requests: string[] = [];
+    const d = new FailureDetector(store, slowConnect, log, (name) => requests.push(name), (channel) => events.push(channel), undefined, () => true, () => false);
+    d.start();
+    try {
+      await sleep(2200);
+    } finally {
+      d.stop();
+    }
+    expect(events, 'no +sdown for a master whose link was still connecting').to.deep.equal([]);
+    expect(requests).to.deep.equal([]);
+    expect(d.hasHeard(inst.mname), 'heard once connected').to.equal(true);
   });
 
   it('a report of 0 clears the agent\'s silence before down-after: no sdown', () => running(async ({ d, inst, requests, events }) => {
