@@ -1,6 +1,7 @@
-import type { Instance } from '../domain/model.js';
+import type { Instance, Proc } from '../domain/model.js';
 import type { MasterRule } from '../domain/services.js';
-import { v1StatusWith } from './views.js';
+import { runningReplicas } from '../domain/rules.js';
+import { v1Proc } from './views.js';
 
 /** One instance's entry: the master it was rendered for, and its JSON text. */
 interface Entry {
@@ -14,10 +15,14 @@ interface Entry {
  * stats changes, and an entry depends only on that object and on the master announced for it, so
  * an entry is rendered again only when its instance was rebuilt or its announced master changed:
  * a request costs a lookup per instance and one join, not a view and a JSON.stringify of the
- * whole fleet (tens of MB at 100,000 procs).
+ * whole fleet (tens of MB at 100,000 procs). Agents report each proc's figures every few seconds,
+ * and a report replaces only that proc in a copy of its instance (store/stats-overlay.ts): so each
+ * proc's text is kept too, and an instance rendered again renders only its changed proc; the
+ * text is exactly JSON.stringify of its v1 STATUS (views.ts), in the same key order.
  */
 export class V1StatusList {
   private readonly entries = new WeakMap<Instance, Entry>();
+  private readonly procs = new WeakMap<Proc, string>();
 
   /** The list as JSON text, in the order given. */
   render(instances: readonly Instance[], rule: MasterRule): string {
@@ -31,8 +36,19 @@ export class V1StatusList {
     const id = master?.id ?? '';
     const known = this.entries.get(inst);
     if (known && known.master === id) return known.json;
-    const json = JSON.stringify(v1StatusWith(inst, master));
+    const head = `{"Name":${JSON.stringify(inst.name)},"Type":${JSON.stringify(inst.type)},"Status":${JSON.stringify(inst.status)},"Capacity":${JSON.stringify(inst.capacity)}`;
+    const slaves = runningReplicas(inst, master).map((p) => this.proc(p));
+    const json = `${head},"Master":${master ? this.proc(master) : 'null'},"Slaves":[${slaves.join(',')}]}`;
     this.entries.set(inst, { master: id, json });
+    return json;
+  }
+
+  private proc(p: Proc): string {
+    let json = this.procs.get(p);
+    if (json === undefined) {
+      json = JSON.stringify(v1Proc(p));
+      this.procs.set(p, json);
+    }
     return json;
   }
 }

@@ -22,7 +22,7 @@ export interface V1Status {
   Slaves: V1Proc[];
 }
 
-function v1Proc(p: Proc): V1Proc {
+export function v1Proc(p: Proc): V1Proc {
   return {
     IP: p.ip,
     Port: String(p.port),

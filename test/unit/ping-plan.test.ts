@@ -198,7 +198,7 @@ describe('failure detector with agent reports (fake store and links)', function 
   log.level = 'error';
 
   function detector(inst: Instance, reporting: boolean, state: { answering: boolean; pings: number }) {
-    const store = { instances: () => [inst], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
+    const store = { instances: () => [inst], instanceNames: () => [inst.name], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
     const requests: string[] = [];
     const events: string[] = [];
     const d = new FailureDetector(store, fakeLinks(7000, state), log, (_n, id, cause) => requests.push(`${id} ${cause}`), (ch) => events.push(ch), undefined, () => true, () => reporting);
@@ -271,7 +271,7 @@ describe('failure detector with agent reports (fake store and links)', function 
         return { reply: 'PONG' };
       },
     } as unknown as RedisLinks;
-    const store = { instances: () => [inst], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
+    const store = { instances: () => [inst], instanceNames: () => [inst.name], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
     const d = new FailureDetector(store, slow, log, () => undefined, () => undefined, undefined, () => true, () => false);
     d.start();
     await sleep(1500);
@@ -299,7 +299,7 @@ describe('failure detector with agent reports (fake store and links)', function 
         return connected() ? { reply: 'PONG' } : {};
       },
     } as unknown as RedisLinks;
-    const store = { instances: () => [inst], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
+    const store = { instances: () => [inst], instanceNames: () => [inst.name], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
     const events: string[] = [];
     const requests: string[] = [];
     const d = new FailureDetector(store, slowConnect, log, (name) => requests.push(name), (channel) => events.push(channel), undefined, () => true, () => false);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { instanceFromFields, frozenWhenTesting } from '../../src/store/records.js';
 import { V1StatusList } from '../../src/api/v1-list.js';
+import { withProcStats } from '../../src/store/stats-overlay.js';
 import { v1Status } from '../../src/api/views.js';
 import { namedMaster } from '../../src/domain/rules.js';
 import type { Instance } from '../../src/domain/model.js';
@@ -43,6 +44,17 @@ describe('the v1 STATUS list (V1StatusList)', () => {
     const after = JSON.parse(list.render([a, rebuilt], announce));
     expect(after[1].Master.MemoryUsed).to.equal(2000);
     expect(after[0]).to.deep.equal(v1Status(a, announce));
+  });
+
+  it('after a report replaces one proc in a copy of the instance, shows its figures, the text still exactly JSON.stringify', () => {
+    const list = new V1StatusList();
+    const a = instance('a');
+    list.render([a], announce);
+    const replica = a.procs.find((p) => p.id === 'a::r1')!;
+    const copy = withProcStats(a, replica.id, { ...replica.stats!, usedMemory: 4242, updatedAt: '2026-11-30T07:00:00.000Z' });
+    const text = list.render([copy], announce);
+    expect(text).to.equal(JSON.stringify([v1Status(copy, announce)]));
+    expect(JSON.parse(text)[0].Slaves.map((s: { MemoryUsed: number }) => s.MemoryUsed)).to.include(4242);
   });
 
   it('keeps the text of an instance the store still shares (the same object)', () => {
