@@ -37,4 +37,32 @@ describe('RedisLinks: the end of a link\'s first connect (real sockets on loopba
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  it('answers at once for a link whose connection closed, not after the command timeout', async () => {
+    // A server that says +OK to every command (AUTH, then PING): enough for a link to be ready.
+    const sockets = new Set<Socket>();
+    const server: Server = createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('data', (chunk) => s.write('+OK\r\n'.repeat(chunk.toString('latin1').match(/(^|\n)\*[0-9]+\r\n/g)?.length ?? 0)));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const slow = new RedisLinks('fleet-key-for-tests', 5000); // a command timeout far beyond the bound below
+    try {
+      const p = procAt((server.address() as { port: number }).port);
+      await slow.firstConnect(p);
+      expect((await slow.probe(p, 'PING')).reply, 'the link is up').to.equal('OK');
+      await new Promise((resolve) => { server.close(resolve); for (const s of sockets) s.destroy(); });
+      for (let i = 0; i < 50 && slow.get(p).status === 'ready'; i++) await new Promise((r) => setTimeout(r, 20));
+      const t0 = Date.now();
+      const { reply, error } = await slow.probe(p, 'PING');
+      expect(reply).to.equal(undefined);
+      expect(error, 'no reply, not an error reply').to.equal(undefined);
+      expect(Date.now() - t0, 'not the 5 s command timeout').to.be.below(2500);
+    } finally {
+      slow.close();
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+  });
 });
