@@ -96,18 +96,24 @@ export async function timedGet(url: string): Promise<number> {
 
 /**
  * Samples the API until `until` (bounded by `maxRequests`): GET /api/instances/<a random name>
- * and, every tenth time, the whole v1 STATUS list, one request at a time at most every `gapMs`.
+ * and, every tenth time, a page of the JSON list (`?limit=100&after=<a random name>`, the paged
+ * list the issue's API goal names) and the whole v1 STATUS list, one request at a time at most
+ * every `gapMs`.
  */
-export async function sampleApi(apiUrl: string, names: string[], until: number, gapMs = 100, maxRequests = 5000): Promise<{ one: number[]; list: number[] }> {
+export async function sampleApi(apiUrl: string, names: string[], until: number, gapMs = 100, maxRequests = 5000): Promise<{ one: number[]; page: number[]; list: number[] }> {
   const one: number[] = [];
+  const page: number[] = [];
   const list: number[] = [];
+  const anyName = (): string => names[Math.floor(Math.random() * names.length)];
   for (let i = 0; i < maxRequests && Date.now() < until; i++) {
-    const name = names[Math.floor(Math.random() * names.length)];
-    one.push(await timedGet(`${apiUrl}/api/instances/${name}`));
-    if (i % 10 === 0) list.push(await timedGet(`${apiUrl}/v1/STATUS/`));
+    one.push(await timedGet(`${apiUrl}/api/instances/${anyName()}`));
+    if (i % 10 === 0) {
+      page.push(await timedGet(`${apiUrl}/api/instances?limit=100&after=${encodeURIComponent(anyName())}`));
+      list.push(await timedGet(`${apiUrl}/v1/STATUS/`));
+    }
     await new Promise((r) => setTimeout(r, gapMs));
   }
-  return { one: one.filter(Number.isFinite), list: list.filter(Number.isFinite) };
+  return { one: one.filter(Number.isFinite), page: page.filter(Number.isFinite), list: list.filter(Number.isFinite) };
 }
 
 interface ProfileNode {

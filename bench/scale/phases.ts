@@ -79,6 +79,9 @@ export interface SteadyPhase {
   etcdInUseBytes: number;
   etcdDbBytes: number;
   apiOne: number[];
+  /** A page of 100 of the JSON list. */
+  apiPage: number[];
+  /** The whole v1 STATUS list. */
   apiList: number[];
 }
 
@@ -99,6 +102,7 @@ export async function steady(fleet: LocalFleet, sim: SimAgents, names: string[],
     etcdInUseBytes: e1.dbSizeInUse,
     etcdDbBytes: e1.dbSize,
     apiOne: [...api.one].sort((a, b) => a - b),
+    apiPage: [...api.page].sort((a, b) => a - b),
     apiList: [...api.list].sort((a, b) => a - b),
   };
 }

@@ -1,4 +1,4 @@
-import type { Instance } from '../domain/model.js';
+import type { Instance, Proc } from '../domain/model.js';
 import { isLive, isServing, runningMaster, runningReplicas } from '../domain/rules.js';
 import type { BusyScripts } from './busy-script.js';
 import type { RedisLinks } from './redis-links.js';
@@ -12,14 +12,32 @@ export interface WatchedProcs {
 }
 
 /**
+ * Links a pass opens at most. Opening 10,000 at once (a scheduler restarted on a 10,000-proc fleet)
+ * held its event loop for 1-2 s while the connects completed (10,000 ioredis links here: 0.24 s
+ * to create, then a 1.1 s gap in the loop), long enough to lose its election lease (BENCHMARKS,
+ * scale, fifth round). A master's own link is opened by its first PING anyway (the tick, in
+ * slices); the replicas' links follow at this pace, and a failover opens any it still lacks.
+ */
+export const NEW_LINKS_PER_PASS = 500;
+
+/**
  * The failure detector's once-a-second pass over the fleet: which procs it watches, with a link
  * kept open to each (so a failover never waits for a connection) and each one's busy-script
- * threshold set. A new proc gets its link within a second; a new master its first PING at once
- * all the same (the PING opens the link).
+ * threshold set once it has a link. A new proc gets its link within a second (within
+ * NEW_LINKS_PER_PASS new links a pass); a new master its first PING at once all the same (the
+ * PING opens the link).
  */
 export function watchFleet(instances: readonly Instance[], links: RedisLinks, busy: BusyScripts): WatchedProcs {
   const watched = new Set<string>();
   const remembered = new Set<string>();
+  let budget = NEW_LINKS_PER_PASS;
+  const linked = (p: Proc): boolean => {
+    if (links.has(p)) return true;
+    if (budget <= 0) return false;
+    budget--;
+    links.get(p);
+    return true;
+  };
   for (const inst of instances) {
     for (const p of inst.procs) if (isLive(p) || p.id === inst.mname) remembered.add(p.id);
     if (!isServing(inst)) continue;
@@ -30,7 +48,7 @@ export function watchFleet(instances: readonly Instance[], links: RedisLinks, bu
       // that the next upkeep drops again, and an unanswered look counts as "still hears".
       for (const p of runningReplicas(inst, undefined)) {
         watched.add(p.id);
-        links.get(p);
+        linked(p);
       }
       continue;
     }
@@ -38,8 +56,7 @@ export function watchFleet(instances: readonly Instance[], links: RedisLinks, bu
     for (const p of inst.procs) {
       if (!isLive(p)) continue;
       watched.add(p.id);
-      links.get(p);
-      void busy.applyThreshold(inst, p);
+      if (linked(p)) void busy.applyThreshold(inst, p);
     }
   }
   return { watched, remembered };

@@ -32,6 +32,11 @@ export class RedisLinks {
     return this.link(proc).redis;
   }
 
+  /** Whether a link to the proc (at its current address) is open or being opened. */
+  has(proc: Proc): boolean {
+    return this.links.get(proc.id)?.address === `${proc.ip}:${proc.port}`;
+  }
+
   /**
    * Resolves once the proc's link has ended its first connect, either way (ready, refused, timed
    * out, closed): at once for an older link. The failure detector counts no silence before that,

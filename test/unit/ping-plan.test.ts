@@ -177,6 +177,7 @@ function fakeLinks(masterPort: number, state: { answering: boolean; pings: numbe
   const infoDown = 'role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7000\r\nmaster_link_status:down\r\nmaster_last_io_seconds_ago:-1\r\nslave_read_repl_offset:100\r\n';
   return {
     get: () => undefined,
+    has: () => true,
     retain: () => undefined,
     secretOf: () => 's',
     settled: () => true,
@@ -256,6 +257,7 @@ describe('failure detector with agent reports (fake store and links)', function 
     let pings = 0;
     const slow = {
       get: () => undefined,
+      has: () => true,
       retain: () => undefined,
       secretOf: () => 's',
       settled: () => true,
@@ -288,6 +290,7 @@ describe('failure detector with agent reports (fake store and links)', function 
     const connected = () => Date.now() - t0 >= 1500;
     const slowConnect = {
       get: () => undefined,
+      has: () => true,
       retain: () => undefined,
       secretOf: () => 's',
       settled: connected,

@@ -1,0 +1,33 @@
+import { expect } from 'chai';
+import { InstanceStatus, ProcState, ProcType, type Instance, type Proc } from '../../src/domain/model.js';
+import { NEW_LINKS_PER_PASS, watchFleet } from '../../src/scheduler/detector-upkeep.js';
+import type { BusyScripts } from '../../src/scheduler/busy-script.js';
+import type { RedisLinks } from '../../src/scheduler/redis-links.js';
+
+function inst(i: number): Instance {
+  const name = `c${i}`;
+  const proc = (id: string, type: ProcType, port: number) => ({ id: `${name}::${id}`, instance: name, ip: '127.0.0.1', port, state: ProcState.Running, type, sid: 'a1' }) as Proc;
+  const procs = [proc('m', ProcType.Master, 7000 + i), proc('r1', ProcType.Replica, 17000 + i), proc('r2', ProcType.Replica, 27000 + i)];
+  return { name, status: InstanceStatus.Running, mname: `${name}::m`, procs, dValue: 1 } as unknown as Instance;
+}
+
+describe('the failure detector\'s upkeep (watchFleet)', () => {
+  it('watches every live proc but opens at most NEW_LINKS_PER_PASS new links a pass, and a threshold only over a link', () => {
+    const fleet = Array.from({ length: 1000 }, (_, i) => inst(i)); // 3,000 procs, none linked yet
+    const open = new Set<string>();
+    const links = { has: (p: Proc) => open.has(p.id), get: (p: Proc) => { open.add(p.id); } } as unknown as RedisLinks;
+    const thresholds: string[] = [];
+    const busy = { applyThreshold: async (_i: Instance, p: Proc) => { thresholds.push(p.id); } } as unknown as BusyScripts;
+    const first = watchFleet(fleet, links, busy);
+    expect(first.watched.size, 'every live proc is watched from the first pass').to.equal(3000);
+    expect(open.size).to.equal(NEW_LINKS_PER_PASS);
+    expect(thresholds.length, 'a threshold only for a proc with a link').to.equal(NEW_LINKS_PER_PASS);
+    let passes = 1;
+    while (open.size < 3000 && passes < 100) {
+      watchFleet(fleet, links, busy);
+      passes++;
+    }
+    expect(open.size).to.equal(3000);
+    expect(passes).to.equal(Math.ceil(3000 / NEW_LINKS_PER_PASS));
+  });
+});
