@@ -9,7 +9,7 @@ import { BusyScripts } from './busy-script.js';
 import { watchFleet } from './detector-upkeep.js';
 import { ObjectiveDown, type FailoverRequest, type SentinelEmit } from './objective-down.js';
 import { PING_EVERY_MS, PingPlan } from './ping-plan.js';
-import { agentSaysAnswering, agentSaysSilent, longestSilentFirst, newHealth, pingSent, validReply, type AgentProcReport, type MasterHealth } from './master-health.js';
+import { agentSaysAnswering, agentSaysSilent, isSilentFor, longestSilentFirst, newHealth, pingSent, validReply, type AgentProcReport, type MasterHealth } from './master-health.js';
 
 export type { MasterHealth, AgentProcReport } from './master-health.js';
 export type { FailoverRequest, SentinelEmit } from './objective-down.js';
@@ -31,12 +31,6 @@ const TICK_SLICE = 400;
  * INFOs deepened the shortage (issue 11). Votes once subjectively down do not count against it.
  */
 const MAX_SAMPLED_PER_ROUND = 64;
-/**
- * How long the scheduler's own PING must have gone unanswered (or down-after, if shorter) before
- * a silence its agent reports makes the master subjectively down: the agent's word alone (its
- * own loop stalled, a stale report) never fails a master over that answers the scheduler.
- */
-const CONFIRM_MS = 200;
 /** Replies to PING that prove the master alive, as Sentinel counts them. */
 const ALIVE_ERRORS = /^(LOADING|MASTERDOWN)/;
 
@@ -92,6 +86,7 @@ export class FailureDetector {
     this.busy = new BusyScripts(links, log);
     this.objective = new ObjectiveDown(links, log, request, emitEvent, agentAlive, (h, downAfter) => this.silentFor(h, downAfter));
     this.plan = new PingPlan(reporting);
+    links.dropped = (procId) => this.linkDropped(procId);
   }
 
   start(): void {
@@ -214,21 +209,21 @@ export class FailureDetector {
     return h;
   }
 
-  /** Milliseconds since `since` (0: none), minus the time the scheduler itself was stalled. */
-  private silenceOf(since: number, now = Date.now()): number {
-    if (since === 0) return 0;
-    return now - since - this.lag.stalledWithin(since, now);
+  /** Whether the master is subjectively down (see isSilentFor), the scheduler's own stalls not counted. */
+  private silentFor(h: MasterHealth, downAfter: number, now = Date.now()): boolean {
+    return isSilentFor(h, downAfter, (since) => this.lag.stalledWithin(since, now), now);
   }
 
   /**
-   * Whether the master is subjectively down: silent for down-after, counted from the oldest PING
-   * unanswered (its agent's included), and the scheduler's own PING unanswered for CONFIRM_MS
-   * (or down-after, if shorter). Without reports the two are one PING, so this is Sentinel's rule.
+   * The scheduler's open link to a master closed (RedisLinks.dropped): its silence starts now, as
+   * Sentinel counts a disconnected master's from its last reply, and a PING goes at once rather
+   * than at the next tick (it fails at once while the link is down).
    */
-  private silentFor(h: MasterHealth, downAfter: number, now = Date.now()): boolean {
-    if (h.pendingSince === 0 || h.ownPendingSince === 0) return false;
-    if (this.silenceOf(h.pendingSince, now) < downAfter) return false;
-    return this.silenceOf(h.ownPendingSince, now) >= Math.min(downAfter, CONFIRM_MS);
+  private linkDropped(procId: string): void {
+    const h = this.health.get(procId);
+    const inst = h && this.store.instance(h.instance);
+    const master = inst && runningMaster(inst);
+    if (h && inst && master?.id === procId && !h.failingOver && !h.pingInFlight) void this.ping(inst, master, h);
   }
 
   /** One PING, once the link has ended its first connect (RedisLinks.firstConnect): no silence counts before. */

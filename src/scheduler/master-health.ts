@@ -103,3 +103,23 @@ export function longestSilentFirst<T extends { since: number }>(entries: T[], ma
   if (entries.length <= max) return entries;
   return [...entries].sort((a, b) => a.since - b.since).slice(0, max);
 }
+
+/**
+ * How long the scheduler's own PING must have gone unanswered (or down-after, if shorter) before
+ * a silence its agent reports makes the master subjectively down: the agent's word alone (its
+ * own loop stalled, a stale report) never fails a master over that answers the scheduler.
+ */
+export const CONFIRM_MS = 200;
+
+/**
+ * Whether the master is subjectively down: silent for down-after, counted from the oldest PING
+ * unanswered (its agent's included), and the scheduler's own PING unanswered for CONFIRM_MS (or
+ * down-after, if shorter). Without reports the two are one PING, so this is Sentinel's rule.
+ * `stalledSince(t)`: how long the scheduler's own event loop was stalled since t, not counted.
+ */
+export function isSilentFor(h: MasterHealth, downAfter: number, stalledSince: (since: number) => number, now: number): boolean {
+  if (h.pendingSince === 0 || h.ownPendingSince === 0) return false;
+  const silence = (since: number): number => now - since - stalledSince(since);
+  if (silence(h.pendingSince) < downAfter) return false;
+  return silence(h.ownPendingSince) >= Math.min(downAfter, CONFIRM_MS);
+}

@@ -21,6 +21,13 @@ interface Link {
 export class RedisLinks {
   private readonly links = new Map<string, Link>();
 
+  /**
+   * Called with the proc's id when its link, once ready, closes (the proc died, its host went, or
+   * it closed the connection), not when the link is dropped here: the failure detector starts
+   * counting a master's silence then.
+   */
+  dropped: (procId: string) => void = () => undefined;
+
   constructor(private readonly fleetKey: string, private readonly commandTimeoutMs = 400) {}
 
   /** The framework user's secret on the instance's redis-servers. */
@@ -81,6 +88,12 @@ export class RedisLinks {
       // ioredis ends a connect by its connectTimeout; the bound only guards against a missed event.
       const bound = setTimeout(done, 2 * CONNECT_TIMEOUT_MS);
       for (const event of ['ready', 'error', 'close']) redis.on(event, done);
+    });
+    let open = false;
+    redis.on('ready', () => { open = true; });
+    redis.on('close', () => {
+      if (open && this.links.get(proc.id) === link) this.dropped(proc.id);
+      open = false;
     });
     this.links.set(proc.id, link);
     return link;

@@ -202,8 +202,9 @@ describe('failure detector with agent reports (fake store and links)', function 
     const store = { instances: () => [inst], instanceNames: () => [inst.name], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
     const requests: string[] = [];
     const events: string[] = [];
-    const d = new FailureDetector(store, fakeLinks(7000, state), log, (_n, id, cause) => requests.push(`${id} ${cause}`), (ch) => events.push(ch), undefined, () => true, () => reporting);
-    return { d, requests, events };
+    const links = fakeLinks(7000, state);
+    const d = new FailureDetector(store, links, log, (_n, id, cause) => requests.push(`${id} ${cause}`), (ch) => events.push(ch), undefined, () => true, () => reporting);
+    return { d, requests, events, links };
   }
 
   it('sends a fifth of the PINGs to a master its agent reports answering', async () => {
@@ -234,6 +235,17 @@ describe('failure detector with agent reports (fake store and links)', function 
       started.d.stop();
     }
   }
+
+  it('a master whose open link closes is PINGed at once, its silence counted from then', () => running(async ({ d, inst, state, links }) => {
+    state.answering = false;
+    const before = state.pings;
+    links.dropped('c1::r1');
+    expect(state.pings, 'a replica\'s link: nothing').to.equal(before);
+    const t = Date.now();
+    links.dropped(inst.mname);
+    expect(state.pings, 'PINGed at once, not at the next tick').to.equal(before + 1);
+    expect(d.healthOf(inst.mname)?.ownPendingSince).to.be.within(t, Date.now());
+  }));
 
   it('a report of silence: targeted PINGs at once, subjectively down once confirmed, then the replicas\' check and a failover request', () => running(async ({ d, inst, state, requests, events }) => {
     expect(d.healthOf(inst.mname)?.lastPingSent).to.be.above(0);

@@ -49,11 +49,19 @@ describe('RedisLinks: the end of a link\'s first connect (real sockets on loopba
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const slow = new RedisLinks('fleet-key-for-tests', 5000); // a command timeout far beyond the bound below
     try {
+      const dropped: string[] = [];
+      slow.dropped = (id) => dropped.push(id);
       const p = procAt((server.address() as { port: number }).port);
-      await slow.firstConnect(p);
+      const q = { ...p, id: 'c1::other' };
+      await Promise.all([slow.firstConnect(p), slow.firstConnect(q)]);
       expect((await slow.probe(p, 'PING')).reply, 'the link is up').to.equal('OK');
+      expect((await slow.probe(q, 'PING')).reply).to.equal('OK');
+      slow.retain(new Set([p.id]));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(dropped, 'a link dropped here is not reported').to.deep.equal([]);
       await new Promise((resolve) => { server.close(resolve); for (const s of sockets) s.destroy(); });
       for (let i = 0; i < 50 && slow.get(p).status === 'ready'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(dropped, 'the open link that closed is reported, once').to.deep.equal([p.id]);
       const t0 = Date.now();
       const { reply, error } = await slow.probe(p, 'PING');
       expect(reply).to.equal(undefined);
