@@ -37,10 +37,10 @@ export function v1Routes(router: ApiRouter, deps: RouteDeps, creation: InstanceC
     ctx.body = v1Status(mustFind(service, name), rule);
   });
 
-  router.get('/v1/STATUS/', (ctx) => {
+  router.get('/v1/STATUS/', async (ctx) => {
     allow(ctx);
     ctx.type = 'application/json';
-    ctx.body = list.render(service.instances(), rule);
+    ctx.body = await list.renderInSlices(service.instances(), rule);
   });
 
   router.delete('/v1/DELETE/:name', async (ctx) => {

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import type { RedisLinks } from './redis-links.js';
 import { LoopLag } from './loop-lag.js';
 import { BusyScripts } from './busy-script.js';
-import { watchFleet } from './detector-upkeep.js';
+import { SLICE, watchFleetInSlices } from './detector-upkeep.js';
 import { ObjectiveDown, type FailoverRequest, type SentinelEmit } from './objective-down.js';
 import { PING_EVERY_MS, PingPlan } from './ping-plan.js';
 import { agentSaysAnswering, agentSaysSilent, isSilentFor, longestSilentFirst, newHealth, pingSent, validReply, type AgentProcReport, type MasterHealth } from './master-health.js';
@@ -23,8 +23,6 @@ const SAMPLE_AFTER_MS = 20;
 const SAMPLE_EVERY_MS = 100;
 /** The upkeep over every proc (links, thresholds, forgetting) runs every this many ticks: once a second. */
 const UPKEEP_EVERY_TICKS = 5;
-/** Instances gone through between two turns of the event loop in a tick. */
-const TICK_SLICE = 400;
 /**
  * Masters whose replicas are sampled in one SAMPLE_EVERY_MS round at most, the longest silent
  * first: on a scheduler short of CPU every PONG is late, and thousands of healthy masters' replica
@@ -67,6 +65,7 @@ export class FailureDetector {
   pingsSent = 0;
   private ticks = 0;
   private ticking = false;
+  private upkeeping = false;
   private stopped = false;
   /** Serving masters the last tick saw: they set the sweep's period (PingPlan.nextTick). */
   private masters = 0;
@@ -157,16 +156,19 @@ export class FailureDetector {
   }
 
   /**
-   * Every 200 ms the PINGs due (PingPlan) over the serving masters; once a second, first, the
-   * upkeep, in a turn of the event loop of its own. The masters are gone through in slices with
-   * the loop let go between them, so an API request or an agent's call waits for one slice, not
-   * for a pass over the whole fleet (~25 ms at 3,334 instances; issue 11). A tick still under way
-   * when the next is due lets that one go rather than run two at once.
+   * Every 200 ms the PINGs due (PingPlan) over the serving masters; once a second, the upkeep.
+   * Both go through the fleet in slices with the loop let go between them, so an API request or
+   * an agent's call waits for one slice, not for a pass over the whole fleet (25-90 ms at 3,334
+   * instances; issue 11). A tick (or upkeep) still under way when the next is due lets that one
+   * go rather than run two at once.
    */
   private tick(): void {
     if (this.ticking) return;
     this.plan.nextTick(this.masters);
-    if (this.ticks++ % UPKEEP_EVERY_TICKS === 0) setImmediate(() => this.upkeep());
+    if (this.ticks++ % UPKEEP_EVERY_TICKS === 0 && !this.upkeeping) {
+      this.upkeeping = true;
+      void this.upkeep().finally(() => { this.upkeeping = false; });
+    }
     this.ticking = true;
     void this.pingDue().finally(() => { this.ticking = false; });
   }
@@ -175,7 +177,7 @@ export class FailureDetector {
     const names = this.store.instanceNames();
     let masters = 0;
     for (let i = 0; i < names.length; i++) {
-      if (i % TICK_SLICE === TICK_SLICE - 1) await yieldLoop();
+      if (i % SLICE === SLICE - 1) await yieldLoop();
       // Read at this moment, not from a list taken before the last slice: a failover may have written meanwhile.
       const inst = this.store.instance(names[i]);
       const master = inst && isServing(inst) ? runningMaster(inst) : undefined;
@@ -187,10 +189,12 @@ export class FailureDetector {
     this.masters = masters;
   }
 
-  /** Links, thresholds (watchFleet), and everything kept per proc forgotten once the proc is no longer watched. */
-  private upkeep(): void {
-    if (this.stopped) return;
-    const { watched, remembered } = watchFleet(this.store.instances(), this.links, this.busy);
+  /** Links, thresholds (watchFleetInSlices), and everything kept per proc forgotten once the proc is no longer watched. */
+  private async upkeep(): Promise<void> {
+    const known = () => [...this.health.keys(), ...this.heard, ...this.links.ids()];
+    const seen = await watchFleetInSlices(this.store, this.links, this.busy, known, () => this.stopped);
+    if (!seen) return;
+    const { watched, remembered } = seen;
     for (const id of this.health.keys()) if (!watched.has(id)) this.health.delete(id);
     this.busy.retain(watched);
     this.objective.retain(watched);

@@ -39,6 +39,11 @@ export class RedisLinks {
     return this.link(proc).redis;
   }
 
+  /** The procs with a link. */
+  ids(): IterableIterator<string> {
+    return this.links.keys();
+  }
+
   /** Whether a link to the proc (at its current address) is open or being opened. */
   has(proc: Proc): boolean {
     return this.links.get(proc.id)?.address === `${proc.ip}:${proc.port}`;

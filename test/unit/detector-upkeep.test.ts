@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { InstanceStatus, ProcState, ProcType, type Instance, type Proc } from '../../src/domain/model.js';
-import { NEW_LINKS_PER_PASS, watchFleet } from '../../src/scheduler/detector-upkeep.js';
+import { setImmediate as yieldLoop } from 'node:timers/promises';
+import { NEW_LINKS_PER_PASS, SLICE, watchFleet, watchFleetInSlices } from '../../src/scheduler/detector-upkeep.js';
 import type { BusyScripts } from '../../src/scheduler/busy-script.js';
 import type { RedisLinks } from '../../src/scheduler/redis-links.js';
 
@@ -29,5 +30,25 @@ describe('the failure detector\'s upkeep (watchFleet)', () => {
     }
     expect(open.size).to.equal(3000);
     expect(passes).to.equal(Math.ceil(3000 / NEW_LINKS_PER_PASS));
+  });
+
+  it('in slices: a proc that appeared after its instance\'s slice was gone through is still watched', async () => {
+    const fleet = new Map(Array.from({ length: 3 * SLICE }, (_, i) => inst(i)).map((x) => [x.name, x]));
+    const names = [...fleet.keys()].sort();
+    const store = { instanceNames: () => names, instance: (n: string) => fleet.get(n) };
+    const open = new Set<string>();
+    const links = { has: (p: Proc) => open.has(p.id), get: (p: Proc) => { open.add(p.id); } } as unknown as RedisLinks;
+    const busy = { applyThreshold: async () => undefined } as unknown as BusyScripts;
+    const first = names[0];
+    const pass = watchFleetInSlices(store, links, busy, () => [...open], () => false);
+    await yieldLoop(); // the first slice is done: the first instance gets a third replica meanwhile
+    const before = fleet.get(first)!;
+    const added = { ...before.procs[1], id: `${first}::r3`, port: 40000 } as Proc;
+    fleet.set(first, { ...before, procs: [...before.procs, added] } as Instance);
+    open.add(added.id); // as the tick's PING or a failover would have opened its link
+    const seen = await pass;
+    expect(seen?.watched.has(added.id), 'watched, so its link and state are kept').to.equal(true);
+    expect(seen?.watched.size).to.equal(3 * SLICE * 3 + 1);
+    expect(await watchFleetInSlices(store, links, busy, () => [], () => true), 'stopped: no result').to.equal(undefined);
   });
 });

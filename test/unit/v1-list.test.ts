@@ -35,6 +35,13 @@ describe('the v1 STATUS list (V1StatusList)', () => {
     expect(new V1StatusList().render([], announce)).to.equal('[]');
   });
 
+  it('renders the same text in slices, the loop let go between them', async () => {
+    const all = Array.from({ length: 23 }, (_, i) => instance(`s${String(i).padStart(2, '0')}`));
+    const list = new V1StatusList();
+    expect(await list.renderInSlices(all, announce, 5)).to.equal(new V1StatusList().render(all, announce));
+    expect(await list.renderInSlices([], announce, 5)).to.equal('[]');
+  });
+
   it('renders an instance again once the store hands out a rebuilt one, and only that one', () => {
     const list = new V1StatusList();
     const a = instance('a');
