@@ -257,7 +257,11 @@ function wire() {
   $('detail-close').addEventListener('click', closeDetail);
   $('confirm-cancel').addEventListener('click', () => $('confirm-delete').close('cancel'));
   $('confirm-ok').addEventListener('click', confirmDelete);
-  $('secrets-done').addEventListener('click', () => $('secrets').close());
+  // Cleared before the dialog closes: its 'close' event comes in a later task (it also covers Escape).
+  $('secrets-done').addEventListener('click', () => {
+    clearSecrets();
+    $('secrets').close();
+  });
   $('secrets').addEventListener('close', clearSecrets);
   for (const b of document.querySelectorAll('button.copy')) b.addEventListener('click', () => copy(b));
   document.addEventListener('visibilitychange', () => {
