@@ -25,19 +25,13 @@ export class V1StatusList {
   private readonly entries = new WeakMap<Instance, Entry>();
   private readonly procs = new WeakMap<Proc, string>();
 
-  /** The list as JSON text, in the order given. */
-  render(instances: readonly Instance[], rule: MasterRule): string {
-    const parts = new Array<string>(instances.length);
-    for (let i = 0; i < instances.length; i++) parts[i] = this.entry(instances[i], rule);
-    return `[${parts.join(',')}]`;
-  }
-
   /**
-   * The same text, rendered `slice` instances at a time with the event loop let go between them:
-   * at 3,334 instances a render after many reports took 40-60 ms in one piece, and every other
-   * request and agent call waited behind it. Each entry is the instance as the caller read it.
+   * The list as JSON text, in the order given, rendered `slice` instances at a time with the event
+   * loop let go between them: at 3,334 instances a render after many reports took 40-60 ms in one
+   * piece, and every other request and agent call waited behind it. Each entry is the instance as
+   * the caller read it.
    */
-  async renderInSlices(instances: readonly Instance[], rule: MasterRule, slice = 500): Promise<string> {
+  async render(instances: readonly Instance[], rule: MasterRule, slice = 500): Promise<string> {
     const parts = new Array<string>(instances.length);
     for (let i = 0; i < instances.length; i++) {
       if (i > 0 && i % slice === 0) await yieldLoop();

@@ -40,7 +40,7 @@ export function v1Routes(router: ApiRouter, deps: RouteDeps, creation: InstanceC
   router.get('/v1/STATUS/', async (ctx) => {
     allow(ctx);
     ctx.type = 'application/json';
-    ctx.body = await list.renderInSlices(service.instances(), rule);
+    ctx.body = await list.render(service.instances(), rule);
   });
 
   router.delete('/v1/DELETE/:name', async (ctx) => {

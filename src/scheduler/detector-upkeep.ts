@@ -66,7 +66,7 @@ export function watchFleet(
       if (linked(p)) void busy.applyThreshold(inst, p);
     }
   }
-  return { watched, remembered };
+  return into;
 }
 
 /**

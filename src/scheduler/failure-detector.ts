@@ -191,7 +191,12 @@ export class FailureDetector {
 
   /** Links, thresholds (watchFleetInSlices), and everything kept per proc forgotten once the proc is no longer watched. */
   private async upkeep(): Promise<void> {
-    const known = () => [...this.health.keys(), ...this.heard, ...this.links.ids()];
+    const { health, heard, links } = this;
+    const known = function* (): Generator<string> {
+      yield* health.keys();
+      yield* heard;
+      yield* links.ids();
+    };
     const seen = await watchFleetInSlices(this.store, this.links, this.busy, known, () => this.stopped);
     if (!seen) return;
     const { watched, remembered } = seen;

@@ -2,11 +2,6 @@ import { Redis } from 'ioredis';
 import { FRAMEWORK_USER, frameworkSecret } from '../store/secrets.js';
 import type { Proc } from '../domain/model.js';
 
-/**
- * The scheduler's own connections to redis-server procs, as the framework user. Commands fail
- * fast rather than queue: a hung or dead proc must show up as a failed PING at once, not as a
- * command waiting behind a reconnect.
- */
 /** ioredis gives up a connect after this long (and then retries every 100 ms). */
 const CONNECT_TIMEOUT_MS = 500;
 
@@ -18,6 +13,11 @@ interface Link {
   firstConnect: Promise<void>;
 }
 
+/**
+ * The scheduler's own connections to redis-server procs, as the framework user. Commands fail
+ * fast rather than queue: a hung or dead proc must show up as a failed PING at once, not as a
+ * command waiting behind a reconnect.
+ */
 export class RedisLinks {
   private readonly links = new Map<string, Link>();
 
@@ -81,22 +81,24 @@ export class RedisLinks {
       commandTimeout: this.commandTimeoutMs,
       retryStrategy: () => 100,
     });
-    redis.on('error', () => undefined);
-    const link: Link = { redis, address, settled: false, firstConnect: Promise.resolve() };
-    link.firstConnect = new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(bound);
-        link.settled = true;
-        for (const event of ['ready', 'error', 'close']) redis.off(event, done);
-        resolve();
-      };
-      // ioredis ends a connect by its connectTimeout; the bound only guards against a missed event.
-      const bound = setTimeout(done, 2 * CONNECT_TIMEOUT_MS);
-      for (const event of ['ready', 'error', 'close']) redis.on(event, done);
-    });
+    let endFirstConnect!: () => void;
+    const link: Link = { redis, address, settled: false, firstConnect: new Promise<void>((resolve) => { endFirstConnect = resolve; }) };
+    const settle = (): void => {
+      if (link.settled) return;
+      link.settled = true;
+      clearTimeout(bound);
+      endFirstConnect();
+    };
+    // ioredis ends a connect by its connectTimeout; the bound only guards against a missed event.
+    const bound = setTimeout(settle, 2 * CONNECT_TIMEOUT_MS);
     let open = false;
-    redis.on('ready', () => { open = true; });
+    redis.on('error', settle);
+    redis.on('ready', () => {
+      open = true;
+      settle();
+    });
     redis.on('close', () => {
+      settle();
       if (open && this.links.get(proc.id) === link) this.dropped(proc.id);
       open = false;
     });

@@ -172,16 +172,24 @@ describe('reporting agents', () => {
   });
 });
 
-/** Links whose master answers while `answering` and whose replicas say their link is down. */
-function fakeLinks(masterPort: number, state: { answering: boolean; pings: number }): RedisLinks {
-  const infoDown = 'role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7000\r\nmaster_link_status:down\r\nmaster_last_io_seconds_ago:-1\r\nslave_read_repl_offset:100\r\n';
+/** What every fake RedisLinks here has: links open at once, nothing to drop. */
+function linksWith(calls: Pick<RedisLinks, 'call' | 'probe'> & Partial<RedisLinks>): RedisLinks {
   return {
     get: () => undefined,
     has: () => true,
     retain: () => undefined,
+    ids: () => [][Symbol.iterator](),
     secretOf: () => 's',
     settled: () => true,
     firstConnect: async () => undefined,
+    ...calls,
+  } as unknown as RedisLinks;
+}
+
+/** Links whose master answers while `answering` and whose replicas say their link is down. */
+function fakeLinks(masterPort: number, state: { answering: boolean; pings: number }): RedisLinks {
+  const infoDown = 'role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7000\r\nmaster_link_status:down\r\nmaster_last_io_seconds_ago:-1\r\nslave_read_repl_offset:100\r\n';
+  return linksWith({
     call: async (p: Proc, ...args: string[]) => (args[0] === 'INFO' && p.port !== masterPort ? infoDown : undefined),
     probe: async (p: Proc, ...args: string[]) => {
       if (args[0] !== 'PING') return { reply: 'OK' };
@@ -190,7 +198,7 @@ function fakeLinks(masterPort: number, state: { answering: boolean; pings: numbe
       await sleep(300);
       return {};
     },
-  } as unknown as RedisLinks;
+  });
 }
 
 describe('failure detector with agent reports (fake store and links)', function () {
@@ -267,13 +275,7 @@ describe('failure detector with agent reports (fake store and links)', function 
     let inFlight = 0;
     let most = 0;
     let pings = 0;
-    const slow = {
-      get: () => undefined,
-      has: () => true,
-      retain: () => undefined,
-      secretOf: () => 's',
-      settled: () => true,
-      firstConnect: async () => undefined,
+    const slow = linksWith({
       call: async () => undefined,
       probe: async (_p: Proc, ...args: string[]) => {
         if (args[0] !== 'PING') return { reply: 'OK' };
@@ -284,7 +286,7 @@ describe('failure detector with agent reports (fake store and links)', function 
         inFlight--;
         return { reply: 'PONG' };
       },
-    } as unknown as RedisLinks;
+    });
     const store = { instances: () => [inst], instanceNames: () => [inst.name], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
     const d = new FailureDetector(store, slow, log, () => undefined, () => undefined, undefined, () => true, () => false);
     d.start();
@@ -300,11 +302,7 @@ describe('failure detector with agent reports (fake store and links)', function 
     const inst = healthy();
     const t0 = Date.now();
     const connected = () => Date.now() - t0 >= 1500;
-    const slowConnect = {
-      get: () => undefined,
-      has: () => true,
-      retain: () => undefined,
-      secretOf: () => 's',
+    const slowConnect = linksWith({
       settled: connected,
       firstConnect: async () => { await sleep(Math.max(0, 1500 - (Date.now() - t0))); },
       call: async () => undefined,
@@ -313,7 +311,7 @@ describe('failure detector with agent reports (fake store and links)', function 
         await sleep(400); // a command on a link not ready waits that long for it, then fails
         return connected() ? { reply: 'PONG' } : {};
       },
-    } as unknown as RedisLinks;
+    });
     const store = { instances: () => [inst], instanceNames: () => [inst.name], instance: (n: string) => (n === inst.name ? inst : undefined) } as unknown as FleetStore;
     const events: string[] = [];
     const requests: string[] = [];

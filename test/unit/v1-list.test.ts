@@ -27,60 +27,60 @@ const announce: MasterRule = (inst) => namedMaster(inst);
 const announceNone: MasterRule = () => undefined;
 
 describe('the v1 STATUS list (V1StatusList)', () => {
-  it('is the JSON of every instance\'s v1 STATUS, in order', () => {
+  it('is the JSON of every instance\'s v1 STATUS, in order', async () => {
     const all = [instance('a'), instance('b', 'DEGRADED'), instance('c')];
-    const text = new V1StatusList().render(all, announce);
+    const text = await new V1StatusList().render(all, announce);
     expect(JSON.parse(text)).to.deep.equal(all.map((i) => v1Status(i, announce)));
     expect(text).to.equal(JSON.stringify(all.map((i) => v1Status(i, announce))));
-    expect(new V1StatusList().render([], announce)).to.equal('[]');
+    expect(await new V1StatusList().render([], announce)).to.equal('[]');
   });
 
   it('renders the same text in slices, the loop let go between them', async () => {
     const all = Array.from({ length: 23 }, (_, i) => instance(`s${String(i).padStart(2, '0')}`));
     const list = new V1StatusList();
-    expect(await list.renderInSlices(all, announce, 5)).to.equal(new V1StatusList().render(all, announce));
-    expect(await list.renderInSlices([], announce, 5)).to.equal('[]');
+    expect(await list.render(all, announce, 5)).to.equal(await new V1StatusList().render(all, announce, 1000));
+    expect(await list.render([], announce, 5)).to.equal('[]');
   });
 
-  it('renders an instance again once the store hands out a rebuilt one, and only that one', () => {
+  it('renders an instance again once the store hands out a rebuilt one, and only that one', async () => {
     const list = new V1StatusList();
     const a = instance('a');
     const b = instance('b', 'RUNNING', 1000);
-    list.render([a, b], announce);
+    await list.render([a, b], announce);
     const rebuilt = instance('b', 'RUNNING', 2000);
-    const after = JSON.parse(list.render([a, rebuilt], announce));
+    const after = JSON.parse(await list.render([a, rebuilt], announce));
     expect(after[1].Master.MemoryUsed).to.equal(2000);
     expect(after[0]).to.deep.equal(v1Status(a, announce));
   });
 
-  it('after a report replaces one proc in a copy of the instance, shows its figures, the text still exactly JSON.stringify', () => {
+  it('after a report replaces one proc in a copy of the instance, shows its figures, the text still exactly JSON.stringify', async () => {
     const list = new V1StatusList();
     const a = instance('a');
-    list.render([a], announce);
+    await list.render([a], announce);
     const replica = a.procs.find((p) => p.id === 'a::r1')!;
     const copy = withProcStats(a, replica.id, { ...replica.stats!, usedMemory: 4242, updatedAt: '2026-11-30T07:00:00.000Z' });
-    const text = list.render([copy], announce);
+    const text = await list.render([copy], announce);
     expect(text).to.equal(JSON.stringify([v1Status(copy, announce)]));
     expect(JSON.parse(text)[0].Slaves.map((s: { MemoryUsed: number }) => s.MemoryUsed)).to.include(4242);
   });
 
-  it('keeps the text of an instance the store still shares (the same object)', () => {
+  it('keeps the text of an instance the store still shares (the same object)', async () => {
     const list = new V1StatusList();
     const shared = { ...instance('a') } as Instance;
-    const first = list.render([shared], announce);
+    const first = await list.render([shared], announce);
     // Readers must never change a shared instance (REDFLEET_FROZEN_CACHE makes that throw);
     // changing this unfrozen copy shows the text was not rendered again.
     (shared as { status: string }).status = 'DELETING';
-    expect(list.render([shared], announce)).to.equal(first);
+    expect(await list.render([shared], announce)).to.equal(first);
   });
 
-  it('renders an instance again when the master announced for it changes', () => {
+  it('renders an instance again when the master announced for it changes', async () => {
     const list = new V1StatusList();
     const a = instance('a');
-    const none = JSON.parse(list.render([a], announceNone));
+    const none = JSON.parse(await list.render([a], announceNone));
     expect(none[0].Master).to.equal(null);
     expect(none[0].Slaves).to.have.length(2);
-    const some = JSON.parse(list.render([a], announce));
+    const some = JSON.parse(await list.render([a], announce));
     expect(some[0].Master).to.include({ IP: '127.1.0.1', Port: '7000' });
     expect(some[0].Slaves.map((s: { Port: string }) => s.Port)).to.deep.equal(['7001', '7002']);
   });
