@@ -11,7 +11,9 @@
  * 3. A scheduler (`redfleet scheduler`, its own etcd client) is started on that tree and timed:
  *    spawn -> API listening -> leading (/healthz) -> serving (one instance and the v1 list right),
  *    then `--steady` seconds of reads with its CPU and RSS.
- * 4. The same again with the election held by the benchmark, so the scheduler stays a standby:
+ * 4. The same again (a restart): it now reads the tree in the windows the first start noted
+ *    under Config/TreeWindows, as a restart of any fleet that grew under a scheduler does.
+ * 5. The same again with the election held by the benchmark, so the scheduler stays a standby:
  *    the tree, the cache and the API alone (the steady figures of the JSON line).
  *
  * No agent is connected after step 1, so the scheduler runs with `--agent-timeout 86400`: it
@@ -130,10 +132,11 @@ async function run(o: Options, fleet: LocalFleet, started: StartedHere): Promise
   const filled = await fill(fleet, template, keys, o);
   const expected = await expectedOf(fleet, keys, o);
   const leader = await phase(fleet, o, expected, started, 'leader');
+  const restart = await phase(fleet, o, expected, started, 'restart');
   const standby = await phase(fleet, o, expected, started, 'standby');
   const e = etcdStatus(fleet);
   return {
-    instances: o.instances, agents: o.agents, templateKeys, keys: filled.keys, bytes: filled.bytes, fillSeconds: filled.seconds, leader, standby,
+    instances: o.instances, agents: o.agents, templateKeys, keys: filled.keys, bytes: filled.bytes, fillSeconds: filled.seconds, leader, restart, standby,
     etcdInUseBytes: e.dbSizeInUse, etcdDbBytes: e.dbSize, etcdRssBytes: fleet.etcd.child.pid ? procUsage(fleet.etcd.child.pid).rssBytes : NaN,
   };
 }
@@ -151,7 +154,7 @@ async function phase(fleet: LocalFleet, o: Options, expected: Expected, started:
   const holder = role === 'standby' ? await campaignForLeadership(etcd, DEFAULT_PREFIX, { id: 'bench-startup-holder', api: 'http://127.0.0.1:9' }, 30) : undefined;
   try {
     const logFrom = fleet.log('scheduler').length;
-    const startup = await timeStartup(fleet, expected, CAPACITY_MB, 120_000 + o.instances * 5, role === 'leader');
+    const startup = await timeStartup(fleet, expected, CAPACITY_MB, 120_000 + o.instances * 5, role !== 'standby');
     console.log(`${role}: listening ${startup.listeningMs} ms, leading ${startup.leadingMs} ms, serving ${startup.servingMs} ms; ${o.steady} s of reads`);
     const window = await steady(fleet, o);
     await fleet.killScheduler('SIGTERM');
@@ -211,7 +214,7 @@ async function main(): Promise<number> {
     for (const line of machineLines(describeMachine(['etcd']))) console.log(line);
     console.log(`other load: 1-min load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
     console.log(JSON.stringify(figures));
-    return Number.isFinite(result.leader.startup.servingMs) && Number.isFinite(result.standby.startup.servingMs) ? 0 : 1;
+    return [result.leader, result.restart, result.standby].every((w) => Number.isFinite(w.startup.servingMs)) ? 0 : 1;
   } finally {
     await fleet.killScheduler('SIGTERM');
     await fleet.stop();

@@ -184,7 +184,7 @@ export class FailureDetector {
       if (!inst || !master) continue;
       masters++;
       const h = this.healthFor(inst, master); // one PING at a time (MasterHealth.pingInFlight)
-      if (!h.pingInFlight && this.plan.due(inst, master, h)) void this.ping(inst, master, h);
+      if (this.plan.due(inst, master, h) && !h.pingInFlight) void this.ping(inst, master, h);
     }
     this.masters = masters;
   }

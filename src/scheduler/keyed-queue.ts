@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
 
 /**
@@ -15,19 +14,19 @@ export class KeyedQueue {
   private readonly urgentPool: PQueue;
   /** The last job of each key with one waiting or running: the next one for that key goes after it. */
   private readonly tails = new Map<string, Promise<void>>();
-  private cleared = false;
   /**
-   * Aborts the jobs still waiting for a slot when the queue is cleared. p-queue's own clear()
-   * drops them without ever settling their promises, so a key's tail (and onIdle, and a lost
-   * term's stop) would wait for them forever.
+   * Set once the queue is cleared: the jobs still waiting for a slot then run as nothing when their
+   * slot comes. Not p-queue's clear(), which drops them without settling their promises (a key's
+   * tail, onIdle and a lost term's stop would wait forever), nor an AbortSignal given to each job:
+   * every waiting job then adds a listener to that one signal, and Node looks through all of them
+   * on each add and remove, so 33,000 jobs queued at once (a leader's first look at every instance
+   * of a 100,000-proc tree) held its loop 5-15 s at a time and lost it its term (issue 11).
    */
-  private readonly abort = new AbortController();
+  private cleared = false;
 
   constructor(concurrency: number, urgentConcurrency = concurrency) {
     this.pool = new PQueue({ concurrency });
     this.urgentPool = new PQueue({ concurrency: urgentConcurrency });
-    // Every waiting job listens on this one signal; hundreds may wait at scale (Node warns past 10).
-    setMaxListeners(0, this.abort.signal);
   }
 
   /**
@@ -37,7 +36,9 @@ export class KeyedQueue {
   add(key: string, job: () => Promise<void>, urgent = false): void {
     const run = async (): Promise<void> => {
       if (this.cleared) return;
-      await (urgent ? this.urgentPool : this.pool).add(job, { signal: this.abort.signal });
+      await (urgent ? this.urgentPool : this.pool).add(async () => {
+        if (!this.cleared) await job();
+      });
     };
     const next = (this.tails.get(key) ?? Promise.resolve()).then(run).catch(() => undefined);
     this.tails.set(key, next);
@@ -46,12 +47,9 @@ export class KeyedQueue {
     });
   }
 
-  /** Drops every job not yet started, for good (the queue's owner is stopping). */
+  /** Drops every job not yet started, for good (the queue's owner is stopping): see `cleared`. */
   clear(): void {
     this.cleared = true;
-    this.abort.abort();
-    this.pool.clear();
-    this.urgentPool.clear();
   }
 
   /** Resolves once every job added so far has ended. */

@@ -20,6 +20,18 @@ const SWEEP_TICKS = SWEEP_EVERY_MS / PING_EVERY_MS;
  * brings the master to targeted PINGs at once.
  */
 export const SWEEP_PINGS_PER_SECOND = 1000;
+/**
+ * Targeted PINGs a second at most. Below it (every case but a mass outage) each targeted master is
+ * PINGed every 200 ms. Past it, when most masters are targeted at once (a scheduler just started,
+ * before its agents resubscribe; a partition of the scheduler; thousands of agents lost), the
+ * targeted masters take turns, in slots by a hash of their id as the sweep does: the masters with
+ * a PING unanswered (silent, busy) first, the others (not PINGed yet, agent not reporting, replicas
+ * lost it) on what is left, and never on less than a fifth of it. At 33,334 masters whose agents
+ * do not report, that is each every 6.8 s instead of 166,000 PINGs a second, which stalled a
+ * leader's loop for seconds at a time and lost it its term (issue 11, bench:startup).
+ */
+export const TARGETED_PINGS_PER_SECOND = 5000;
+const TARGETED_PER_TICK = (TARGETED_PINGS_PER_SECOND * PING_EVERY_MS) / 1000;
 
 /** Why a master is PINGed every 200 ms rather than swept once a second. */
 export type TargetReason = 'first' | 'agent-not-reporting' | 'silent' | 'replicas-lost-it';
@@ -48,6 +60,17 @@ export class PingPlan {
   /** Each master's sweep slot (see slotOf), for a sweep of `slotsFor` ticks. */
   private readonly slots = new Map<string, number>();
   private slotsFor = SWEEP_TICKS;
+  /** Targeted masters this tick, by kind (counted by due), and last tick's, which set the turns. */
+  private counted = { silent: 0, other: 0 };
+  /** Ticks in one turn of the silent / the other targeted masters: 1 (every tick) up to the budget. */
+  private turns = { silent: 1, other: 1 };
+  /**
+   * Targeted PINGs of each kind given in this tick: at most twice the tick's budget whatever the
+   * turns say. The turns come from the last tick's counts, and there is none on a scheduler's
+   * first tick: 33,334 masters PINGed at once there opened as many links in one go, which held a
+   * new leader's loop for ~5 s, and each new term did it again.
+   */
+  private given = { silent: 0, other: 0 };
 
   /** @param reporting whether the agent's reports arrive (see ReportingAgents) */
   constructor(private readonly reporting: (agentId: string) => boolean) {}
@@ -59,6 +82,14 @@ export class PingPlan {
   nextTick(masters = 0): void {
     this.tickNo++;
     this.sweepTicks = SWEEP_TICKS * Math.max(1, Math.ceil(masters / SWEEP_PINGS_PER_SECOND));
+    this.turns = targetedTurns(this.counted.silent, this.counted.other);
+    this.counted = { silent: 0, other: 0 };
+    this.given = { silent: 0, other: 0 };
+  }
+
+  /** How often a targeted master is PINGed now, in ms: 200 below TARGETED_PINGS_PER_SECOND. */
+  get targetedMs(): { silent: number; other: number } {
+    return { silent: this.turns.silent * PING_EVERY_MS, other: this.turns.other * PING_EVERY_MS };
   }
 
   /** How long one sweep takes now, in ms. */
@@ -67,14 +98,26 @@ export class PingPlan {
   }
 
   /**
-   * Whether the master is PINGed in this tick: targeted (see targetedBecause) or in its sweep
-   * slot. The same answer as asking targetedBecause first, in the order cheapest first: this runs
-   * five times a second for every serving master.
+   * Whether the master is PINGed in this tick: targeted (see targetedBecause), in its turn while
+   * more are targeted than TARGETED_PINGS_PER_SECOND allows, or else in its sweep slot. The same
+   * question as targetedBecause, cheapest first: this runs five times a second for every serving
+   * master, and counts the targeted ones for the next tick's turns, so it is asked of each serving
+   * master every tick, a PING in flight or not.
    */
   due(inst: Instance, master: Proc, h: MasterHealth): boolean {
-    if (h.lastPingSent === 0 || h.pendingSince !== 0 || h.agentBusy) return true;
-    if (this.tickNo % this.sweepTicks === this.slotOf(master.id)) return true;
-    return !this.reporting(master.sid) || replicasLostMaster(inst, master);
+    if (h.pendingSince !== 0 || h.agentBusy) return this.inTurn(master.id, 'silent');
+    if (h.lastPingSent === 0 || !this.reporting(master.sid) || replicasLostMaster(inst, master)) return this.inTurn(master.id, 'other');
+    return this.tickNo % this.sweepTicks === this.slotOf(master.id);
+  }
+
+  /** Counts a targeted master of the kind; whether this is its turn, within the tick's cap (see `given`). */
+  private inTurn(procId: string, kind: 'silent' | 'other'): boolean {
+    this.counted[kind]++;
+    const ticks = this.turns[kind];
+    if (ticks !== 1 && this.tickNo % ticks !== sweepSlot(procId, ticks)) return false;
+    if (this.given[kind] >= 2 * TARGETED_PER_TICK) return false;
+    this.given[kind]++;
+    return true;
   }
 
   /** sweepSlot for the current sweep's length, kept per proc until that length changes. */
@@ -104,6 +147,16 @@ export class PingPlan {
     if (replicasLostMaster(inst, master)) return 'replicas-lost-it';
     return undefined;
   }
+}
+
+/**
+ * Ticks in one turn of the silent and of the other targeted masters, from how many of each the
+ * last tick counted (see TARGETED_PINGS_PER_SECOND). Pure.
+ */
+export function targetedTurns(silent: number, other: number): { silent: number; other: number } {
+  const silentTicks = Math.max(1, Math.ceil(silent / TARGETED_PER_TICK));
+  const left = Math.max(TARGETED_PER_TICK - silent / silentTicks, TARGETED_PER_TICK / 5);
+  return { silent: silentTicks, other: Math.max(1, Math.ceil(other / left)) };
 }
 
 /** Which of the sweep's `ticks` ticks a master is PINGed in (see slotOf), so stable across ticks. */

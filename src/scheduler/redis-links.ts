@@ -2,8 +2,19 @@ import { Redis } from 'ioredis';
 import { FRAMEWORK_USER, frameworkSecret } from '../store/secrets.js';
 import type { Proc } from '../domain/model.js';
 
-/** ioredis gives up a connect after this long (and then retries every 100 ms). */
+/** ioredis gives up a connect after this long (and then retries: see retryDelay). */
 const CONNECT_TIMEOUT_MS = 500;
+/** A link that is down retries its connect this soon while few are down (see retryDelay). */
+const RETRY_MS = 100;
+/**
+ * Reconnects a second at most, over all the links that are down. Below it (up to 100 links down)
+ * each retries every 100 ms; past it they retry less often, so that 100,000 links to procs that
+ * refuse (a scheduler started before its agents are back, a mass outage) cost 1,000 connects a
+ * second, each every 100 s, instead of a million (issue 11, bench:startup). A PING or a command on
+ * a link that is down fails at once either way (see ready()); a proc that comes back is heard
+ * once its link retries.
+ */
+export const RECONNECTS_PER_SECOND = 1000;
 
 interface Link {
   redis: Redis;
@@ -20,6 +31,8 @@ interface Link {
  */
 export class RedisLinks {
   private readonly links = new Map<string, Link>();
+  /** The procs whose link is down: closed, or its connect failed, and waiting to retry. */
+  private readonly down = new Set<string>();
 
   /**
    * Called with the proc's id when its link, once ready, closes (the proc died, its host went, or
@@ -69,6 +82,7 @@ export class RedisLinks {
     const known = this.links.get(proc.id);
     if (known && known.address === address) return known;
     known?.redis.disconnect();
+    this.down.delete(proc.id);
     const redis = new Redis({
       host: proc.ip,
       port: proc.port,
@@ -79,7 +93,7 @@ export class RedisLinks {
       maxRetriesPerRequest: 0,
       connectTimeout: CONNECT_TIMEOUT_MS,
       commandTimeout: this.commandTimeoutMs,
-      retryStrategy: () => 100,
+      retryStrategy: () => this.retryDelay(),
     });
     let endFirstConnect!: () => void;
     const link: Link = { redis, address, settled: false, firstConnect: new Promise<void>((resolve) => { endFirstConnect = resolve; }) };
@@ -95,15 +109,33 @@ export class RedisLinks {
     redis.on('error', settle);
     redis.on('ready', () => {
       open = true;
+      this.down.delete(proc.id);
       settle();
     });
     redis.on('close', () => {
       settle();
+      if (this.links.get(proc.id) === link) this.down.add(proc.id);
       if (open && this.links.get(proc.id) === link) this.dropped(proc.id);
       open = false;
     });
     this.links.set(proc.id, link);
     return link;
+  }
+
+  /**
+   * How long a link that is down waits before its next connect: RETRY_MS while the links down
+   * retry at most RECONNECTS_PER_SECOND together, else as long as it takes for that many a second
+   * to go round them all, spread by a random quarter either side so they do not retry in step.
+   */
+  private retryDelay(): number {
+    const roundMs = (this.down.size / RECONNECTS_PER_SECOND) * 1000;
+    if (roundMs <= RETRY_MS) return RETRY_MS;
+    return Math.round(roundMs * (0.75 + Math.random() / 2));
+  }
+
+  /** How many links are down now (see retryDelay). */
+  get downCount(): number {
+    return this.down.size;
   }
 
   /** Runs one command; undefined when the proc did not answer in time. */
@@ -138,6 +170,7 @@ export class RedisLinks {
       if (procIds.has(id)) continue;
       link.redis.disconnect();
       this.links.delete(id);
+      this.down.delete(id);
     }
   }
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../../src/domain/model.js';
-import { PingPlan, replicaStatsSayDown, sweepSlot, SWEEP_EVERY_MS, SWEEP_PINGS_PER_SECOND, PING_EVERY_MS } from '../../src/scheduler/ping-plan.js';
+import { PingPlan, replicaStatsSayDown, sweepSlot, targetedTurns, SWEEP_EVERY_MS, SWEEP_PINGS_PER_SECOND, TARGETED_PINGS_PER_SECOND, PING_EVERY_MS } from '../../src/scheduler/ping-plan.js';
 import { agentSaysAnswering, agentSaysSilent, longestSilentFirst, newHealth, pingSent, validReply } from '../../src/scheduler/master-health.js';
 import { ReportingAgents, reportLapseMs } from '../../src/scheduler/reporting-agents.js';
 import { FailureDetector } from '../../src/scheduler/failure-detector.js';
@@ -89,6 +89,45 @@ describe('ping plan: who the scheduler PINGs, and how often', () => {
     for (const n of perTick) expect(n, 'a tick\'s share of the sweep').to.be.within(0.5 * SWEEP_PINGS_PER_SECOND / 5, 1.5 * SWEEP_PINGS_PER_SECOND / 5);
     agentSaysSilent(h, { silentMs: 300, busy: false }, 10);
     expect(pingsIn(plan, inst, h, 10, 10 * SWEEP_PINGS_PER_SECOND)).to.equal(10, 'a master in trouble: every tick, however many');
+  });
+
+  it('past TARGETED_PINGS_PER_SECOND, targeted masters take turns: the silent first, the others on what is left', () => {
+    const perTick = (TARGETED_PINGS_PER_SECOND * PING_EVERY_MS) / 1000;
+    expect(targetedTurns(0, 0)).to.deep.equal({ silent: 1, other: 1 });
+    expect(targetedTurns(10, perTick - 10), 'up to the budget: every tick').to.deep.equal({ silent: 1, other: 1 });
+    expect(targetedTurns(0, 33_334), '33,334 agents not reporting').to.deep.equal({ silent: 1, other: Math.ceil(33_334 / perTick) });
+    expect(targetedTurns(perTick / 2, 20_000), 'the silent take half: the others share the rest').to.deep.equal({ silent: 1, other: Math.ceil(20_000 / (perTick / 2)) });
+    expect(targetedTurns(5 * perTick, 5_000), 'never less than a fifth for the others').to.deep.equal({ silent: 5, other: Math.ceil(5_000 / (perTick / 5)) });
+    // 20,000 masters whose agents do not report, one of them silent.
+    const inst = healthy();
+    const plan = new PingPlan(() => false);
+    const masters = Array.from({ length: 20_000 }, (_, i) => {
+      const h = newHealth(`c${i}::m-uuid-${i * 7919}`, 'c1', 0);
+      pingSent(h, 1);
+      validReply(h, 2);
+      return { master: { ...inst.procs[0], id: h.procId }, h };
+    });
+    pingSent(masters[7].h, 3);
+    const turn = Math.ceil((20_000 - 1) / (perTick - 1));
+    const pinged = new Map<string, number>();
+    const sent: number[] = [];
+    for (let tick = 0; tick <= 2 * turn; tick++) {
+      plan.nextTick(masters.length);
+      let n = 0;
+      for (const { master, h } of masters) {
+        if (!plan.due(inst, master, h)) continue;
+        n++;
+        if (tick > 0) pinged.set(master.id, (pinged.get(master.id) ?? 0) + 1);
+      }
+      sent.push(n);
+    }
+    expect(sent[0], 'the first tick, with no count yet: twice the tick\'s budget (and the silent one), not 20,000 at once').to.equal(2 * perTick + 1);
+    expect(plan.targetedMs).to.deep.equal({ silent: PING_EVERY_MS, other: turn * PING_EVERY_MS });
+    for (const n of sent.slice(1)) expect(n, 'PINGs a tick').to.be.within(0.5 * perTick, 1.5 * perTick);
+    expect(pinged.get(masters[7].master.id), 'the silent master: every tick').to.equal(2 * turn);
+    const others = masters.filter((_, i) => i !== 7).map(({ master }) => pinged.get(master.id) ?? 0);
+    expect(Math.min(...others), 'each of the others once a turn').to.equal(Math.max(...others));
+    expect(others[0]).to.equal(2);
   });
 
   it('spreads sweeps evenly over the ticks of a second', () => {

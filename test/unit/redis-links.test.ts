@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createServer, type Server, type Socket } from 'node:net';
-import { RedisLinks } from '../../src/scheduler/redis-links.js';
+import { RECONNECTS_PER_SECOND, RedisLinks } from '../../src/scheduler/redis-links.js';
 import { ProcState, ProcType, type Proc } from '../../src/domain/model.js';
 import { freePort } from '../../src/net.js';
 
@@ -69,6 +69,57 @@ describe('RedisLinks: the end of a link\'s first connect (real sockets on loopba
       expect(Date.now() - t0, 'not the 5 s command timeout').to.be.below(2500);
     } finally {
       slow.close();
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+  });
+
+  it('retries a link that is down every 100 ms while few are, and within RECONNECTS_PER_SECOND together past that', async function () {
+    this.timeout(20_000);
+    const port = await freePort(); // nothing listens: every connect is refused
+    const many = new RedisLinks('fleet-key-for-tests');
+    const sockets = new Set<Socket>();
+    const server: Server = createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('data', (chunk) => s.write('+OK\r\n'.repeat(chunk.toString('latin1').match(/(^|\n)\*[0-9]+\r\n/g)?.length ?? 0)));
+    });
+    const delays: number[] = [];
+    const open = (from: number, n: number): Proc[] => Array.from({ length: n }, (_, i) => {
+      const p = { ...procAt(port), id: `c1::p${from + i}` };
+      many.get(p).on('reconnecting', (ms: number) => delays.push(ms));
+      return p;
+    });
+    const watch = async (ms: number): Promise<number[]> => {
+      delays.length = 0;
+      await new Promise((r) => setTimeout(r, ms));
+      return [...delays];
+    };
+    try {
+      const few = open(0, 3);
+      await Promise.all(few.map((p) => many.firstConnect(p)));
+      const fewDelays = await watch(500);
+      expect(fewDelays.length, '3 links, each about every 100 ms').to.be.within(6, 20);
+      expect(new Set(fewDelays)).to.deep.equal(new Set([100]));
+      const lots = open(3, 1000);
+      await Promise.all(lots.map((p) => many.firstConnect(p)));
+      await watch(1000); // the first round, while the links went down one after another
+      expect(many.downCount).to.equal(1003);
+      const round = (1003 / RECONNECTS_PER_SECOND) * 1000;
+      const lotsDelays = await watch(1500);
+      expect(Math.min(...lotsDelays), 'no link retries faster than the budget allows').to.be.at.least(0.75 * round - 1);
+      expect(Math.max(...lotsDelays)).to.be.at.most(1.25 * round + 1);
+      expect(lotsDelays.length / 1.5, 'reconnects a second, about the budget').to.be.below(1.5 * RECONNECTS_PER_SECOND);
+      expect((await many.probe(lots[0], 'PING')).reply, 'a link that is down fails at once').to.equal(undefined);
+      // The procs come back: every link is heard again within a round or two.
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+      for (let i = 0; i < 100 && many.downCount > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(many.downCount, 'every link up again').to.equal(0);
+      expect((await many.probe(lots[500], 'PING')).reply).to.equal('OK');
+      many.retain(new Set());
+      expect(many.downCount).to.equal(0);
+    } finally {
+      many.close();
       for (const s of sockets) s.destroy();
       server.close();
     }
