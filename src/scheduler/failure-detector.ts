@@ -9,7 +9,7 @@ import { BusyScripts } from './busy-script.js';
 import { SLICE, watchFleetInSlices } from './detector-upkeep.js';
 import { ObjectiveDown, type FailoverRequest, type SentinelEmit } from './objective-down.js';
 import { PING_EVERY_MS, PingPlan } from './ping-plan.js';
-import { agentSaysAnswering, agentSaysSilent, isSilentFor, longestSilentFirst, newHealth, pingSent, validReply, type AgentProcReport, type MasterHealth } from './master-health.js';
+import { agentSaysAnswering, agentSaysSilent, isSilentFor, longestSilentFirst, MAX_JUDGED_PER_ROUND, MAX_SAMPLED_PER_ROUND, newHealth, pingSent, Rotation, validReply, type AgentProcReport, type MasterHealth } from './master-health.js';
 
 export type { MasterHealth, AgentProcReport } from './master-health.js';
 export type { FailoverRequest, SentinelEmit } from './objective-down.js';
@@ -23,12 +23,6 @@ const SAMPLE_AFTER_MS = 20;
 const SAMPLE_EVERY_MS = 100;
 /** The upkeep over every proc (links, thresholds, forgetting) runs every this many ticks: once a second. */
 const UPKEEP_EVERY_TICKS = 5;
-/**
- * Masters whose replicas are sampled in one SAMPLE_EVERY_MS round at most, the longest silent
- * first: on a scheduler short of CPU every PONG is late, and thousands of healthy masters' replica
- * INFOs deepened the shortage (issue 11). Votes once subjectively down do not count against it.
- */
-const MAX_SAMPLED_PER_ROUND = 64;
 /** Replies to PING that prove the master alive, as Sentinel counts them. */
 const ALIVE_ERRORS = /^(LOADING|MASTERDOWN)/;
 
@@ -61,6 +55,7 @@ export class FailureDetector {
   private readonly busy: BusyScripts;
   private readonly objective: ObjectiveDown;
   private readonly plan: PingPlan;
+  private readonly judging = new Rotation();
   /** PINGs this scheduler sent to masters, for figures. */
   pingsSent = 0;
   private ticks = 0;
@@ -272,14 +267,16 @@ export class FailureDetector {
   private sampleSilentMasters(): void {
     const now = Date.now();
     const toSample: { inst: Instance; master: Proc; since: number }[] = [];
+    const toJudge: { inst: Instance; master: Proc; h: MasterHealth }[] = [];
     for (const h of this.health.values()) {
       if (h.pendingSince === 0 || now - h.pendingSince < SAMPLE_AFTER_MS || h.failingOver) continue;
       const inst = this.store.instance(h.instance);
       const master = inst && runningMaster(inst);
       if (!inst || !master || master.id !== h.procId) continue;
-      if (h.sdown || this.silentFor(h, downAfterOf(inst), now)) void this.judge(inst, master, h);
+      if (h.sdown || this.silentFor(h, downAfterOf(inst), now)) toJudge.push({ inst, master, h });
       else toSample.push({ inst, master, since: h.pendingSince });
     }
+    for (const { inst, master, h } of this.judging.next(toJudge, MAX_JUDGED_PER_ROUND)) void this.judge(inst, master, h);
     for (const { inst, master } of longestSilentFirst(toSample, MAX_SAMPLED_PER_ROUND)) this.objective.sample(inst, master);
   }
 

@@ -105,6 +105,32 @@ export function longestSilentFirst<T extends { since: number }>(entries: T[], ma
 }
 
 /**
+ * Masters whose replicas are sampled in one 100 ms round (the failure detector's SAMPLE_EVERY_MS) at most, the longest silent
+ * first: on a scheduler short of CPU every PONG is late, and thousands of healthy masters' replica
+ * INFOs deepened the shortage (issue 11). Votes once subjectively down do not count against it.
+ */
+export const MAX_SAMPLED_PER_ROUND = 64;
+/**
+ * Subjectively down masters whose replicas are asked again in one round at most, in turns (see
+ * Rotation); each one's own PINGs still judge it too. In a mass outage (33,334 masters silent at
+ * once) asking for every one's votes every 100 ms was the top of a new leader's profile.
+ */
+export const MAX_JUDGED_PER_ROUND = 200;
+
+/** Takes turns over lists longer than `max`: each call gives the next `max` entries, wrapping. */
+export class Rotation {
+  private at = 0;
+
+  next<T>(entries: T[], max: number): T[] {
+    if (entries.length <= max) return entries;
+    const from = this.at % entries.length;
+    this.at = from + max;
+    const out = entries.slice(from, from + max);
+    return out.length === max ? out : out.concat(entries.slice(0, max - out.length));
+  }
+}
+
+/**
  * How long the scheduler's own PING must have gone unanswered (or down-after, if shorter) before
  * a silence its agent reports makes the master subjectively down: the agent's word alone (its
  * own loop stalled, a stale report) never fails a master over that answers the scheduler.

@@ -184,6 +184,9 @@ function isServerError(err: unknown): boolean {
   return err instanceof Error && err.name === 'ReplyError';
 }
 
+/** One error for every call on a link that is down: no stack taken each time (thousands a second in a mass outage). */
+const LINK_DOWN = new Error('link down');
+
 /** ioredis states of a link that is down: its connection closed, or its last connect failed, and it waits to retry. */
 const DOWN = new Set(['reconnecting', 'close', 'end']);
 
@@ -197,7 +200,7 @@ const DOWN = new Set(['reconnecting', 'close', 'end']);
  */
 function ready(redis: Redis, ms: number): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
-  if (DOWN.has(redis.status)) return Promise.reject(new Error('link down'));
+  if (DOWN.has(redis.status)) return Promise.reject(LINK_DOWN);
   return new Promise((resolve, reject) => {
     const done = (ok: boolean) => {
       clearTimeout(timer);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InstanceStatus, InstanceType, ProcState, ProcType, type Instance, type Proc, type ProcStats } from '../../src/domain/model.js';
 import { PingPlan, replicaStatsSayDown, sweepSlot, targetedTurns, SWEEP_EVERY_MS, SWEEP_PINGS_PER_SECOND, TARGETED_PINGS_PER_SECOND, PING_EVERY_MS } from '../../src/scheduler/ping-plan.js';
-import { agentSaysAnswering, agentSaysSilent, longestSilentFirst, newHealth, pingSent, validReply } from '../../src/scheduler/master-health.js';
+import { agentSaysAnswering, agentSaysSilent, longestSilentFirst, newHealth, pingSent, Rotation, validReply } from '../../src/scheduler/master-health.js';
 import { ReportingAgents, reportLapseMs } from '../../src/scheduler/reporting-agents.js';
 import { FailureDetector } from '../../src/scheduler/failure-detector.js';
 import type { FleetStore } from '../../src/store/fleet-store.js';
@@ -383,5 +383,13 @@ describe('replica sampling budget (failure detector)', () => {
     expect(longestSilentFirst(pending, 2).map((e) => e.id)).to.deep.equal(['m10', 'm20']);
     expect(longestSilentFirst(pending, 5)).to.equal(pending, 'within the budget: all, as they came');
     expect(pending.map((e) => e.since)).to.deep.equal([50, 10, 40, 20, 30], 'the input is left as it was');
+  });
+
+  it('asks again for the votes of at most the budget of subjectively down masters a round, taking turns', () => {
+    const turns = new Rotation();
+    const down = ['a', 'b', 'c', 'd', 'e'];
+    expect([1, 2, 3, 4].map(() => turns.next(down, 2).join(''))).to.deep.equal(['ab', 'cd', 'ea', 'bc']);
+    expect(new Rotation().next(down, 5)).to.equal(down, 'within the budget: all');
+    expect(turns.next(['x'], 2)).to.deep.equal(['x']);
   });
 });
