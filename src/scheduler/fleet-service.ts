@@ -9,11 +9,10 @@ import { BackupNotFoundError, InvalidInputError, NotFoundError, NotLeaderError }
 import { parseBackupRef, type Backup, type BackupSchedule } from '../domain/backup.js';
 import { verifyBackup, type BackupStorage } from './backup-storage.js';
 import type { Drain } from '../domain/drain.js';
-import { isLive } from '../domain/rules.js';
 import type { OfferBroker } from './broker.js';
 import type { AgentEndpoint } from './agent-endpoint.js';
 import type { RedisFramework } from './framework.js';
-import { registeredAgents, type DetectorRelay } from './standby.js';
+import { liveProcsOn, registeredAgents, type DetectorRelay } from './standby.js';
 
 /** The current term's leader-only parts; all unset on a standby. */
 export interface TermParts {
@@ -155,10 +154,7 @@ export class SchedulerFleetService implements FleetService {
     const views: AgentView[] = this.term().broker?.agents() ?? registeredAgents(this.store, this.procCpus);
     // Every create and /healthz asks for the agents: count procs only when some agent drains.
     const drains = new Map(this.store.drains().map((d) => [d.agent, d]));
-    const left = new Map<string, number>();
-    if (drains.size > 0) {
-      for (const inst of this.store.instances()) for (const p of inst.procs) if (drains.has(p.sid) && isLive(p)) left.set(p.sid, (left.get(p.sid) ?? 0) + 1);
-    }
+    const left = new Map([...drains.keys()].map((agent) => [agent, liveProcsOn(this.store, agent).length]));
     return views.map((v) => {
       const drain = drains.get(v.id);
       return { ...v, redisServers: v.redisServers ?? [], draining: drain !== undefined, left: drain ? left.get(v.id) ?? 0 : 0, drain: drain ?? null };
