@@ -261,8 +261,9 @@ export class FailureDetector {
 
   /**
    * Every SAMPLE_EVERY_MS: for each master with a PING unanswered for SAMPLE_AFTER_MS, samples its
-   * replicas' offsets (so their silence is proven from shortly after the master's last ping), and
-   * once it is subjectively down, asks for their votes right away rather than at the next PING.
+   * replicas' offsets (so their silence is proven from shortly after the master's last ping; the
+   * longest silent first, MAX_SAMPLED_PER_ROUND at most), and once it is subjectively down asks
+   * for their votes without waiting for its next PING (MAX_JUDGED_PER_ROUND at most, in turns).
    */
   private sampleSilentMasters(): void {
     const now = Date.now();

@@ -65,8 +65,8 @@ export class PingPlan {
   /** Ticks in one turn of the silent / the other targeted masters: 1 (every tick) up to the budget. */
   private turns = { silent: 1, other: 1 };
   /**
-   * Targeted PINGs of each kind given in this tick: at most twice the tick's budget whatever the
-   * turns say. The turns come from the last tick's counts, and there is none on a scheduler's
+   * Targeted PINGs of each kind given in this tick: at most twice the tick's budget for each kind
+   * (so four times in all at worst, for one tick) whatever the turns say. The turns come from the last tick's counts, and there is none on a scheduler's
    * first tick: 33,334 masters PINGed at once there opened as many links in one go, which held a
    * new leader's loop for ~5 s, and each new term did it again.
    */
@@ -105,17 +105,20 @@ export class PingPlan {
    * master every tick, a PING in flight or not.
    */
   due(inst: Instance, master: Proc, h: MasterHealth): boolean {
-    if (h.pendingSince !== 0 || h.agentBusy) return this.inTurn(master.id, 'silent');
-    if (h.lastPingSent === 0 || !this.reporting(master.sid) || replicasLostMaster(inst, master)) return this.inTurn(master.id, 'other');
+    if (h.pendingSince !== 0 || h.agentBusy) return this.inTurn(master.id, 'silent', h.pingInFlight);
+    if (h.lastPingSent === 0 || !this.reporting(master.sid) || replicasLostMaster(inst, master)) return this.inTurn(master.id, 'other', h.pingInFlight);
     return this.tickNo % this.sweepTicks === this.slotOf(master.id);
   }
 
-  /** Counts a targeted master of the kind; whether this is its turn, within the tick's cap (see `given`). */
-  private inTurn(procId: string, kind: 'silent' | 'other'): boolean {
+  /**
+   * Counts a targeted master of the kind; whether this is its turn, within the tick's cap for the
+   * kind (see `given`). A master whose last PING is still out is counted but takes no place.
+   */
+  private inTurn(procId: string, kind: 'silent' | 'other', inFlight: boolean): boolean {
     this.counted[kind]++;
     const ticks = this.turns[kind];
     if (ticks !== 1 && this.tickNo % ticks !== sweepSlot(procId, ticks)) return false;
-    if (this.given[kind] >= 2 * TARGETED_PER_TICK) return false;
+    if (inFlight || this.given[kind] >= 2 * TARGETED_PER_TICK) return false;
     this.given[kind]++;
     return true;
   }

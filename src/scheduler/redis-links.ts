@@ -93,7 +93,11 @@ export class RedisLinks {
       maxRetriesPerRequest: 0,
       connectTimeout: CONNECT_TIMEOUT_MS,
       commandTimeout: this.commandTimeoutMs,
-      retryStrategy: () => this.retryDelay(),
+      // ioredis asks for the delay before it emits 'close' (on the next tick): the link counts as down from here.
+      retryStrategy: () => {
+        if (this.links.get(proc.id)?.redis === redis) this.down.add(proc.id);
+        return this.retryDelay();
+      },
     });
     let endFirstConnect!: () => void;
     const link: Link = { redis, address, settled: false, firstConnect: new Promise<void>((resolve) => { endFirstConnect = resolve; }) };
@@ -109,7 +113,7 @@ export class RedisLinks {
     redis.on('error', settle);
     redis.on('ready', () => {
       open = true;
-      this.down.delete(proc.id);
+      if (this.links.get(proc.id) === link) this.down.delete(proc.id);
       settle();
     });
     redis.on('close', () => {
@@ -125,12 +129,14 @@ export class RedisLinks {
   /**
    * How long a link that is down waits before its next connect: RETRY_MS while the links down
    * retry at most RECONNECTS_PER_SECOND together, else as long as it takes for that many a second
-   * to go round them all, spread by a random quarter either side so they do not retry in step.
+   * to go round them all, spread by a random quarter either side so they do not retry in step
+   * (never sooner than RETRY_MS). A delay is set when the link goes down: a proc that comes back
+   * while 100,000 links are down is heard up to a round (~2 minutes) later.
    */
   private retryDelay(): number {
     const roundMs = (this.down.size / RECONNECTS_PER_SECOND) * 1000;
     if (roundMs <= RETRY_MS) return RETRY_MS;
-    return Math.round(roundMs * (0.75 + Math.random() / 2));
+    return Math.max(RETRY_MS, Math.round(roundMs * (0.75 + Math.random() / 2)));
   }
 
   /** How many links are down now (see retryDelay). */

@@ -78,10 +78,11 @@ function portsOf(text: string | undefined): PortRange[] {
 }
 
 /**
- * The agent's live procs, from the store's index of instances by agent: each agent's look costs
+ * The agent's live procs, by instance name as before, from the store's index of instances by agent: each agent's look costs
  * its own procs, not the fleet's (a scan of every proc for each agent was agents x procs: 10^9 at
  * 10,000 agents / 100,000 procs, for every /healthz and create on a standby).
  */
 export function liveProcsOn(store: Pick<FleetStore, 'instancesOnAgent'>, agentId: string): Proc[] {
-  return store.instancesOnAgent(agentId).flatMap((i) => i.procs.filter((p) => p.sid === agentId && isLive(p)));
+  const held = store.instancesOnAgent(agentId).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return held.flatMap((i) => i.procs.filter((p) => p.sid === agentId && isLive(p)));
 }

@@ -36,10 +36,18 @@ describe('the v1 STATUS list (V1StatusList)', () => {
   });
 
   it('renders the same text in slices, the loop let go between them', async () => {
-    const all = Array.from({ length: 23 }, (_, i) => instance(`s${String(i).padStart(2, '0')}`));
-    const list = new V1StatusList();
-    expect(await list.render(all, announce, 5)).to.equal(await new V1StatusList().render(all, announce, 1000));
-    expect(await list.render([], announce, 5)).to.equal('[]');
+    const all = Array.from({ length: 200 }, (_, i) => instance(`s${String(i).padStart(3, '0')}`));
+    let letGo = false;
+    setImmediate(() => { letGo = true; });
+    const sliced = await new V1StatusList().render(all, announce, 0);
+    expect(letGo, 'slices of 0 ms: the loop is let go').to.equal(true);
+    let letGoWhole = false;
+    setImmediate(() => { letGoWhole = true; });
+    const whole = await new V1StatusList().render(all, announce, 1e9);
+    expect(letGoWhole, 'one slice: rendered in one piece').to.equal(false);
+    expect(sliced).to.equal(whole);
+    expect(JSON.parse(sliced)).to.have.length(200);
+    expect(await new V1StatusList().render([], announce, 0)).to.equal('[]');
   });
 
   it('renders an instance again once the store hands out a rebuilt one, and only that one', async () => {
