@@ -105,9 +105,10 @@ export function longestSilentFirst<T extends { since: number }>(entries: T[], ma
 }
 
 /**
- * Masters whose replicas are sampled in one 100 ms round (the failure detector's SAMPLE_EVERY_MS) at most, the longest silent
- * first: on a scheduler short of CPU every PONG is late, and thousands of healthy masters' replica
- * INFOs deepened the shortage (issue 11). Votes once subjectively down do not count against it.
+ * Masters whose replicas are sampled in one 100 ms round (the failure detector's SAMPLE_EVERY_MS)
+ * at most, the longest silent first: on a scheduler short of CPU every PONG is late, and thousands
+ * of healthy masters' replica INFOs deepened the shortage (issue 11). Votes once subjectively down
+ * have a budget of their own (MAX_JUDGED_PER_ROUND).
  */
 export const MAX_SAMPLED_PER_ROUND = 64;
 /**

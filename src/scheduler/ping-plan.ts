@@ -66,9 +66,10 @@ export class PingPlan {
   private turns = { silent: 1, other: 1 };
   /**
    * Targeted PINGs of each kind given in this tick: at most twice the tick's budget for each kind
-   * (so four times in all at worst, for one tick) whatever the turns say. The turns come from the last tick's counts, and there is none on a scheduler's
-   * first tick: 33,334 masters PINGed at once there opened as many links in one go, which held a
-   * new leader's loop for ~5 s, and each new term did it again.
+   * (four times in all at worst, for one tick) whatever the turns say. The turns come from the
+   * last tick's counts, and there is none on a scheduler's first tick: 33,334 masters PINGed at
+   * once there opened as many links in one go, which held a new leader's loop for ~5 s, and each
+   * new term did it again.
    */
   private given = { silent: 0, other: 0 };
 

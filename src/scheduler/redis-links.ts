@@ -118,7 +118,6 @@ export class RedisLinks {
     });
     redis.on('close', () => {
       settle();
-      if (this.links.get(proc.id) === link) this.down.add(proc.id);
       if (open && this.links.get(proc.id) === link) this.dropped(proc.id);
       open = false;
     });
