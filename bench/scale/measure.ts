@@ -82,6 +82,25 @@ export function errorLines(log: string): string[] {
   return log.split('\n').filter((l) => l.includes('"level":"error"'));
 }
 
+/** The scheduler's V8 heap, as its own /metrics gives it (prom-client's default metrics); NaN where absent. */
+export interface Heap {
+  usedBytes: number;
+  totalBytes: number;
+  externalBytes: number;
+}
+
+export async function schedulerHeap(apiUrl: string): Promise<Heap> {
+  let text = '';
+  try {
+    const res = await fetch(`${apiUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    text = res.ok ? await res.text() : '';
+  } catch {
+    text = '';
+  }
+  const gauge = (name: string): number => Number(new RegExp(`^${name} ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { usedBytes: gauge('nodejs_heap_size_used_bytes'), totalBytes: gauge('nodejs_heap_size_total_bytes'), externalBytes: gauge('nodejs_external_memory_bytes') };
+}
+
 /** Milliseconds one GET takes, or NaN when it failed. */
 export async function timedGet(url: string): Promise<number> {
   const t0 = performance.now();

@@ -8,7 +8,7 @@ import type { LocalFleet } from '../../test/harness/local-fleet.js';
 import type { SimAgents } from '../../test/harness/sim-agents.js';
 import { percentile } from '../figures.js';
 import { parseJsonLog } from '../fleet-log.js';
-import { cpuPercent, etcdStatus, firstRunning, procUsage, sampleApi } from './measure.js';
+import { cpuPercent, etcdStatus, firstRunning, procUsage, sampleApi, schedulerHeap, type Heap } from './measure.js';
 
 export const CAPACITY_MB = 16;
 
@@ -74,6 +74,8 @@ export interface SteadyPhase {
   seconds: number;
   cpuPercent: number;
   rssBytes: number;
+  /** The scheduler's heap at the end of the window: what of its RSS is live JS objects. */
+  heap: Heap;
   simCpuPercent: number;
   etcdWritesPerSecond: number;
   etcdInUseBytes: number;
@@ -93,10 +95,12 @@ export async function steady(fleet: LocalFleet, sim: SimAgents, names: string[],
   const [u0, s0, e0] = [procUsage(pid), simPids.map(procUsage), etcdStatus(fleet)];
   const api = await sampleApi(fleet.apiUrl, names, Date.now() + seconds * 1000);
   const [u1, s1, e1] = [procUsage(pid), simPids.map(procUsage), etcdStatus(fleet)];
+  const heap = await schedulerHeap(fleet.apiUrl);
   return {
     seconds,
     cpuPercent: cpuPercent(u0, u1),
     rssBytes: u1.rssBytes,
+    heap,
     simCpuPercent: s0.reduce((sum, u, i) => sum + cpuPercent(u, s1[i]), 0),
     etcdWritesPerSecond: (e1.revision - e0.revision) / ((e1.at - e0.at) / 1000),
     etcdInUseBytes: e1.dbSizeInUse,

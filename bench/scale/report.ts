@@ -75,6 +75,7 @@ export function reportLines(r: Run, f: Figures): string[] {
     row('create -> RUNNING p50 / p99 (ms)', `${fmt(f.createToRunningP50Ms, 0)} / ${fmt(f.createToRunningP99Ms, 0)}`, `max ${fmt(r.created.createToRunning[r.created.createToRunning.length - 1], 0)}`),
     row('scheduler CPU % (steady)', fmt(f.schedulerCpuPercent), `of one core, over ${s.seconds} s`),
     row('scheduler RSS MiB (steady)', fmt(f.schedulerRssMiB)),
+    row('  heap used / total, external MiB', `${fmt(s.heap.usedBytes / MiB)} / ${fmt(s.heap.totalBytes / MiB)}, ${fmt(s.heap.externalBytes / MiB)}`, 'its /metrics at the end of the window'),
     row('simulator CPU % (steady)', fmt(s.simCpuPercent), 'the simulator itself, for scale'),
     row('etcd writes/s (steady)', fmt(f.etcdWritesPerSecond), 'revisions per second'),
     row('etcd in-use / db MiB', `${fmt(f.etcdInUseMiB, 2)} / ${fmt(s.etcdDbBytes / MiB, 2)}`),

@@ -11,8 +11,15 @@ export const SLICE = 400;
 
 /** The procs the failure detector watches, and the ones it still remembers (see FailureDetector.upkeep). */
 export interface WatchedProcs {
-  /** Live procs of serving instances (and the replicas of a master that ended): links kept open. */
+  /** Live procs of serving instances (and the replicas of a master that ended): their state is kept. */
   watched: Set<string>;
+  /**
+   * The procs whose link is kept open: every running master, and the replicas of a master that
+   * ended. A replica's link is opened when it is needed (its master silent, a failover, a
+   * switchover, its agent not reporting) and lingers a while (RedisLinks.retain): at 100,000
+   * procs, a link to every replica would be two thirds of 2 GiB of links (BENCHMARKS, scale).
+   */
+  linked: Set<string>;
   /** Live procs, and each instance's named master even once ended (announced until its promotion). */
   remembered: Set<string>;
 }
@@ -22,23 +29,24 @@ export interface WatchedProcs {
  * held its event loop for 1-2 s while the connects completed (10,000 ioredis links here: 0.24 s
  * to create, then a 1.1 s gap in the loop), long enough to lose its election lease (BENCHMARKS,
  * scale, fifth round). A master's own link is opened by its first PING anyway (the tick, in
- * slices); the replicas' links follow at this pace, and a failover opens any it still lacks.
+ * slices); the others follow at this pace, and a replica's is opened when it is asked something.
  */
 export const NEW_LINKS_PER_PASS = 500;
 
 /**
- * The failure detector's once-a-second pass over the fleet: which procs it watches, with a link
- * kept open to each (so a failover never waits for a connection) and each one's busy-script
- * threshold set once it has a link. A new proc gets its link within a second (within
- * NEW_LINKS_PER_PASS new links a pass); a new master its first PING at once all the same (the
- * PING opens the link).
+ * The failure detector's once-a-second pass over the fleet: which procs it watches, which keep a
+ * link open (each master, so its PINGs never wait for a connection) and each master's busy-script
+ * threshold, set once it has a link (a promoted replica's on the pass after its promotion). A new
+ * master gets its link within a second (within NEW_LINKS_PER_PASS new links a pass), and its
+ * first PING at once all the same (the PING opens the link).
  */
 export function watchFleet(
   instances: readonly Instance[], links: RedisLinks, busy: BusyScripts,
-  into: WatchedProcs = { watched: new Set(), remembered: new Set() }, budget = { left: NEW_LINKS_PER_PASS },
+  into: WatchedProcs = { watched: new Set(), linked: new Set(), remembered: new Set() }, budget = { left: NEW_LINKS_PER_PASS },
 ): WatchedProcs {
   const { watched, remembered } = into;
   const linked = (p: Proc): boolean => {
+    into.linked.add(p.id);
     if (links.has(p)) return true;
     if (budget.left <= 0) return false;
     budget.left--;
@@ -60,11 +68,8 @@ export function watchFleet(
       continue;
     }
     watched.add(master.id);
-    for (const p of inst.procs) {
-      if (!isLive(p)) continue;
-      watched.add(p.id);
-      if (linked(p)) void busy.applyThreshold(inst, p);
-    }
+    if (linked(master)) void busy.applyThreshold(inst, master);
+    for (const p of inst.procs) if (isLive(p)) watched.add(p.id);
   }
   return into;
 }
@@ -81,7 +86,7 @@ export async function watchFleetInSlices(
   known: () => Iterable<string>, stopped: () => boolean,
 ): Promise<WatchedProcs | undefined> {
   const names = store.instanceNames();
-  const into: WatchedProcs = { watched: new Set(), remembered: new Set() };
+  const into: WatchedProcs = { watched: new Set(), linked: new Set(), remembered: new Set() };
   const budget = { left: NEW_LINKS_PER_PASS };
   const read = (some: Iterable<string>): Instance[] => [...some].map((n) => store.instance(n)).filter((i): i is Instance => i !== undefined);
   for (let i = 0; i < names.length; i += SLICE) {

@@ -52,7 +52,8 @@ export class FailureDetector {
    * a master; after a restart, procs loaded from etcd are not, until they answer.
    */
   private readonly heard = new Set<string>();
-  private readonly busy: BusyScripts;
+  /** Sets each master's busy-script threshold (the upkeep, and a promotion at once) and kills a busy master's script. */
+  readonly busy: BusyScripts;
   private readonly objective: ObjectiveDown;
   private readonly plan: PingPlan;
   private readonly judging = new Rotation();
@@ -194,14 +195,14 @@ export class FailureDetector {
     };
     const seen = await watchFleetInSlices(this.store, this.links, this.busy, known, () => this.stopped);
     if (!seen) return;
-    const { watched, remembered } = seen;
+    const { watched, linked, remembered } = seen;
     for (const id of this.health.keys()) if (!watched.has(id)) this.health.delete(id);
     this.busy.retain(watched);
     this.objective.retain(watched);
     this.plan.retain(watched);
     // A dead master stays "heard" while it is still named, for the window until its promotion.
     for (const id of this.heard) if (!remembered.has(id)) this.heard.delete(id);
-    this.links.retain(watched);
+    this.links.retain(linked);
   }
 
   private healthFor(inst: Instance, master: Proc): MasterHealth {

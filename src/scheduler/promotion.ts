@@ -120,6 +120,9 @@ export class Promotion {
     }
     this.lastFailover.set(name, Date.now());
     await this.awaitRole(chosen, 'master', AWAIT_ROLE_MS);
+    // Its busy-script threshold at once, not at the upkeep's next pass (replicas are not linked).
+    const promoted = this.store.instance(name);
+    if (promoted) void this.detector.busy.applyThreshold(promoted, chosen);
     this.announce(name, oldAddr, chosen, others);
     return true;
   }

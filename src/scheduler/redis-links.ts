@@ -15,6 +15,12 @@ const RETRY_MS = 100;
  * once its link retries.
  */
 export const RECONNECTS_PER_SECOND = 1000;
+/**
+ * How long a link outside the ones the failure detector keeps (its masters') stays open after its
+ * last use: a replica's, opened to sample it while its master is silent, to rank it in a failover,
+ * or to read its INFO while its agent does not report, is there for the next look.
+ */
+export const LINK_LINGER_MS = 10_000;
 
 interface Link {
   redis: Redis;
@@ -22,6 +28,8 @@ interface Link {
   /** The link's first connect has ended, either way: ready, refused, timed out or closed. */
   settled: boolean;
   firstConnect: Promise<void>;
+  /** When the link was last asked for (Date.now()): see retain. */
+  usedAt: number;
 }
 
 /**
@@ -80,7 +88,10 @@ export class RedisLinks {
   private link(proc: Proc): Link {
     const address = `${proc.ip}:${proc.port}`;
     const known = this.links.get(proc.id);
-    if (known && known.address === address) return known;
+    if (known && known.address === address) {
+      known.usedAt = Date.now();
+      return known;
+    }
     known?.redis.disconnect();
     this.down.delete(proc.id);
     const redis = new Redis({
@@ -100,7 +111,7 @@ export class RedisLinks {
       },
     });
     let endFirstConnect!: () => void;
-    const link: Link = { redis, address, settled: false, firstConnect: new Promise<void>((resolve) => { endFirstConnect = resolve; }) };
+    const link: Link = { redis, address, settled: false, usedAt: Date.now(), firstConnect: new Promise<void>((resolve) => { endFirstConnect = resolve; }) };
     const settle = (): void => {
       if (link.settled) return;
       link.settled = true;
@@ -169,10 +180,11 @@ export class RedisLinks {
     }
   }
 
-  /** Drops links to procs that are no longer wanted. */
-  retain(procIds: Set<string>): void {
+  /** Drops the links to procs not in `keep` that have not been used for `lingerMs`. */
+  retain(keep: Set<string>, lingerMs = LINK_LINGER_MS): void {
+    const idleSince = Date.now() - lingerMs;
     for (const [id, link] of this.links) {
-      if (procIds.has(id)) continue;
+      if (keep.has(id) || link.usedAt > idleSince) continue;
       link.redis.disconnect();
       this.links.delete(id);
       this.down.delete(id);
@@ -180,7 +192,7 @@ export class RedisLinks {
   }
 
   close(): void {
-    this.retain(new Set());
+    this.retain(new Set(), -Infinity);
   }
 }
 

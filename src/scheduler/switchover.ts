@@ -73,7 +73,7 @@ export class Switchover {
     private readonly links: RedisLinks,
     private readonly log: Logger,
     private readonly promotion: Pick<Promotion, 'rank'>,
-    private readonly detector: Pick<FailureDetector, 'vouch' | 'healthOf'>,
+    private readonly detector: Pick<FailureDetector, 'vouch' | 'healthOf' | 'busy'>,
     private readonly emitEvent: SentinelEmit,
   ) {}
 
@@ -241,8 +241,14 @@ export class Switchover {
    */
   private async apply(chosen: Proc, old: Proc | undefined): Promise<void> {
     const promoted = await this.links.call(chosen, 'REPLICAOF', 'NO', 'ONE');
-    if (promoted === 'OK') this.detector.vouch(chosen.id);
-    else this.log.warn('switchover: the new master did not answer REPLICAOF NO ONE; its agent carries it out', { instance: chosen.instance, proc: chosen.id, agent: chosen.sid });
+    if (promoted === 'OK') {
+      this.detector.vouch(chosen.id);
+      // Its busy-script threshold at once, not at the upkeep's next pass (replicas are not linked).
+      const inst = this.store.instance(chosen.instance);
+      if (inst) void this.detector.busy.applyThreshold(inst, chosen);
+    } else {
+      this.log.warn('switchover: the new master did not answer REPLICAOF NO ONE; its agent carries it out', { instance: chosen.instance, proc: chosen.id, agent: chosen.sid });
+    }
     if (old) await this.demote(old, chosen);
   }
 

@@ -161,6 +161,15 @@ describe('failover', function () {
       expect(await writer.missing(after.master, password)).to.deep.equal([]);
       expect(await expectSameMaster(fleet, 'cache1')).to.equal(`${after.master.ip}:${after.master.port}`);
       expect((await roles(after, password)).sort()).to.deep.equal(['master', 'slave', 'slave']);
+      // The scheduler keeps no link to a replica: the promoted one gets its busy-script threshold
+      // (half of the default 1 s down-after; Redis's own default is 5 s) with its promotion.
+      const key = readFileSync(fleet.fleetKeyPath, 'utf8').trim();
+      const framework = new Redis({ host: after.master.ip, port: after.master.port, username: 'redfleet', password: frameworkSecret(key, 'cache1'), maxRetriesPerRequest: 0 });
+      try {
+        expect(await framework.config('GET', 'lua-time-limit')).to.deep.equal(['lua-time-limit', '500']);
+      } finally {
+        framework.disconnect();
+      }
       // The failover log line names both procs by id and by address, so it reads without a lookup.
       const line = fleet.log('scheduler').split('\n').map((l) => { try { return JSON.parse(l); } catch { return {}; } })
         .find((l) => l.message === 'failover' && l.instance === 'cache1');

@@ -13,14 +13,15 @@ function inst(i: number): Instance {
 }
 
 describe('the failure detector\'s upkeep (watchFleet)', () => {
-  it('watches every live proc but opens at most NEW_LINKS_PER_PASS new links a pass, and a threshold only over a link', () => {
-    const fleet = Array.from({ length: 1000 }, (_, i) => inst(i)); // 3,000 procs, none linked yet
+  it('watches every live proc, links only the masters, at most NEW_LINKS_PER_PASS new links a pass, a threshold only over a link', () => {
+    const fleet = Array.from({ length: 3000 }, (_, i) => inst(i)); // 9,000 procs, 3,000 masters, none linked yet
     const open = new Set<string>();
     const links = { has: (p: Proc) => open.has(p.id), get: (p: Proc) => { open.add(p.id); } } as unknown as RedisLinks;
     const thresholds: string[] = [];
     const busy = { applyThreshold: async (_i: Instance, p: Proc) => { thresholds.push(p.id); } } as unknown as BusyScripts;
     const first = watchFleet(fleet, links, busy);
-    expect(first.watched.size, 'every live proc is watched from the first pass').to.equal(3000);
+    expect(first.watched.size, 'every live proc is watched from the first pass').to.equal(9000);
+    expect(first.linked, 'the masters keep a link').to.deep.equal(new Set(fleet.map((i) => i.mname)));
     expect(open.size).to.equal(NEW_LINKS_PER_PASS);
     expect(thresholds.length, 'a threshold only for a proc with a link').to.equal(NEW_LINKS_PER_PASS);
     let passes = 1;
@@ -28,8 +29,18 @@ describe('the failure detector\'s upkeep (watchFleet)', () => {
       watchFleet(fleet, links, busy);
       passes++;
     }
-    expect(open.size).to.equal(3000);
+    expect(open, 'every master linked, no replica').to.deep.equal(new Set(fleet.map((i) => i.mname)));
     expect(passes).to.equal(Math.ceil(3000 / NEW_LINKS_PER_PASS));
+  });
+
+  it('keeps the links of a master that ended\'s replicas (its failover rests on their word)', () => {
+    const x = inst(1);
+    const ended = { ...x, procs: x.procs.map((p) => (p.type === ProcType.Master ? { ...p, state: ProcState.Lost } : p)) } as Instance;
+    const open = new Set<string>();
+    const links = { has: (p: Proc) => open.has(p.id), get: (p: Proc) => { open.add(p.id); } } as unknown as RedisLinks;
+    const seen = watchFleet([ended], links, { applyThreshold: async () => undefined } as unknown as BusyScripts);
+    expect(seen.linked).to.deep.equal(new Set(['c1::r1', 'c1::r2']));
+    expect(open).to.deep.equal(new Set(['c1::r1', 'c1::r2']));
   });
 
   it('in slices: a proc that appeared after its instance\'s slice was gone through is still watched', async () => {

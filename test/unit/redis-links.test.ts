@@ -38,6 +38,40 @@ describe('RedisLinks: the end of a link\'s first connect (real sockets on loopba
     }
   });
 
+  it('keeps a link outside the kept ones until it has been idle for the linger', async () => {
+    const sockets = new Set<Socket>();
+    const server: Server = createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('data', (chunk) => s.write('+OK\r\n'.repeat(chunk.toString('latin1').match(/(^|\n)\*[0-9]+\r\n/g)?.length ?? 0)));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const mine = new RedisLinks('fleet-key-for-tests');
+    try {
+      const master = procAt((server.address() as { port: number }).port);
+      const replica = { ...master, id: 'c1::replica', type: ProcType.Replica };
+      expect((await mine.probe(master, 'PING')).reply).to.equal('OK');
+      expect((await mine.probe(replica, 'PING')).reply, 'a link opened on demand').to.equal('OK');
+      const keep = new Set([master.id]);
+      mine.retain(keep, 300);
+      expect(mine.has(replica), 'just used: it lingers').to.equal(true);
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await mine.probe(replica, 'PING')).reply, 'used again within the linger').to.equal('OK');
+      await new Promise((r) => setTimeout(r, 200));
+      mine.retain(keep, 300);
+      expect(mine.has(replica), 'its last use 200 ms ago: still there').to.equal(true);
+      await new Promise((r) => setTimeout(r, 200));
+      mine.retain(keep, 300);
+      expect(mine.has(replica), 'idle past the linger: dropped').to.equal(false);
+      expect(mine.has(master), 'a kept link stays, however idle').to.equal(true);
+      expect([...mine.ids()]).to.deep.equal([master.id]);
+    } finally {
+      mine.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('answers at once for a link whose connection closed, not after the command timeout', async () => {
     // A server that says +OK to every command (AUTH, then PING): enough for a link to be ready.
     const sockets = new Set<Socket>();
@@ -56,7 +90,7 @@ describe('RedisLinks: the end of a link\'s first connect (real sockets on loopba
       await Promise.all([slow.firstConnect(p), slow.firstConnect(q)]);
       expect((await slow.probe(p, 'PING')).reply, 'the link is up').to.equal('OK');
       expect((await slow.probe(q, 'PING')).reply).to.equal('OK');
-      slow.retain(new Set([p.id]));
+      slow.retain(new Set([p.id]), 0);
       await new Promise((r) => setTimeout(r, 100));
       expect(dropped, 'a link dropped here is not reported').to.deep.equal([]);
       await new Promise((resolve) => { server.close(resolve); for (const s of sockets) s.destroy(); });
@@ -113,11 +147,11 @@ describe('RedisLinks: the end of a link\'s first connect (real sockets on loopba
       expect(lotsDelays.length / 1.5, 'reconnects a second, about the budget').to.be.below(1.5 * RECONNECTS_PER_SECOND);
       expect((await many.probe(lots[0], 'PING')).reply, 'a link that is down fails at once').to.equal(undefined);
       // Links dropped, or moved to another address, while down are no longer counted as down.
-      many.retain(new Set([...few, ...lots].slice(0, 600).map((p) => p.id)));
+      many.retain(new Set([...few, ...lots].slice(0, 600).map((p) => p.id)), 0);
       expect(many.downCount, 'the links dropped while down').to.equal(600);
       many.get({ ...lots[0], port: port + 1 });
       expect(many.downCount, 'a link moved to another address starts afresh').to.equal(599);
-      many.retain(new Set([...few, ...lots].slice(0, 600).map((p) => p.id).filter((id) => id !== lots[0].id)));
+      many.retain(new Set([...few, ...lots].slice(0, 600).map((p) => p.id).filter((id) => id !== lots[0].id)), 0);
       // The procs come back: every link is heard again within a round or two.
       await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
       for (let i = 0; i < 100 && many.downCount > 0; i++) await new Promise((r) => setTimeout(r, 50));
