@@ -4,7 +4,7 @@ import type { AgentView, FleetService, MetricsSource, SchedulerRole } from '../d
 import { ProcType, type Instance, type Proc } from '../domain/model.js';
 import { isLive } from '../domain/rules.js';
 import { isOperationRunning } from '../domain/operation.js';
-import { procMetrics } from './proc-metrics.js';
+import { renderProcMetrics } from './proc-metrics.js';
 
 const MIB = 1024 * 1024;
 /** The events that start a failover's clock. */
@@ -36,7 +36,6 @@ export class SchedulerMetrics implements MetricsSource {
     this.failovers = new Counter({ name: 'redfleet_failovers_total', help: 'Completed failovers (a new master announced), by instance and cause (failure, or operation: a planned switchover)', labelNames: ['instance', 'cause'], registers });
     this.failoverDuration = new Histogram({ name: 'redfleet_failover_duration_seconds', help: 'Unplanned failovers, from the fault seen (+sdown, or +try-failover when the master exited) to the new master confirmed (+switch-master)', buckets: FAILOVER_BUCKETS, registers });
     this.fleetGauges();
-    procMetrics(this.registry, () => this.fleet().live);
     events.on('event', (channel: string, message: string) => this.onEvent(channel, message));
   }
 
@@ -44,8 +43,11 @@ export class SchedulerMetrics implements MetricsSource {
     return this.registry.contentType;
   }
 
-  render(): Promise<string> {
-    return this.registry.metrics();
+  /** The registry's families, then the per-proc ones (rendered apart: see renderProcMetrics), from one snapshot of the fleet. */
+  async render(): Promise<string> {
+    const { live } = this.fleet();
+    const registered = await this.registry.metrics();
+    return `${registered}\n${await renderProcMetrics(live)}\n`;
   }
 
   /** Where redfleet_sentinel_clients reads from (the endpoint starts after the metrics). */
@@ -80,8 +82,8 @@ export class SchedulerMetrics implements MetricsSource {
 
   /**
    * The fleet for one scrape, built once and shared by every family's collect: building the
-   * instances from the cache (each proc's Stats parsed) is what a scrape costs, and 14 families
-   * read them. The collects of one render run in one go, before the next macrotask, so the
+   * instances from the cache (each proc's Stats parsed) is what a scrape costs, and every fleet
+   * family reads them. The collects of one render run in one go, before the next macrotask, so the
    * snapshot is dropped at the next setImmediate: the next scrape reads the cache afresh.
    */
   private fleet(): FleetSnapshot {

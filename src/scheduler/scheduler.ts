@@ -237,10 +237,10 @@ export class Scheduler {
     this.compactor.start();
     // Every entry of an agent's REPORT, zeros included (they mark the agent as reporting), goes to
     // the failure detector: the agent's own PINGs are its first line (docs/failure-detection.md).
-    const framework = this.framework;
+    const [framework, freshMs] = [this.framework, reportFreshMs(heartbeatSeconds * 1000)];
     const reports = new AgentReports({ procAgent: (id) => framework.procAgent(id), overlayStats: (id, stats) => store.overlayStats(id, stats),
-      onProcReport: (agentId, procId, r) => framework.procReport(agentId, procId, r) }, this.log, reportFreshMs(heartbeatSeconds * 1000));
-    this.statsPoller = new StatsPoller(store, this.links, reports, this.log);
+      onProcReport: (agentId, procId, r) => framework.procReport(agentId, procId, r) }, this.log, freshMs);
+    this.statsPoller = new StatsPoller(store, this.links, reports, this.log, 1000, undefined, freshMs);
     this.statsPoller.start();
     this.endpoint = new AgentEndpoint(this.broker, this.log, [this.opts.fleetKey, this.opts.previousFleetKey ?? ''], agentBackupSource(store, this.backupStorage), reports);
     this.leading = !term.lost;

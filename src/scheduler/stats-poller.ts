@@ -20,8 +20,14 @@ export const DEFAULT_MAX_READS_PER_ROUND = 1000;
  * stay at most a second or two old, without any etcd write; at 1,000 procs, reading every one's
  * INFO here was the top of the scheduler's profile.
  *
- * It polls only procs the failure detector keeps links to (live procs of a RUNNING or DEGRADED
- * instance with a master), so it never opens a link the detector would then drop.
+ * It polls only live procs of a RUNNING or DEGRADED instance with a master. The failure detector
+ * keeps links to the masters; a replica's link is opened by its first read here and lingers while
+ * the reads go on (RedisLinks.retain).
+ *
+ * A new term polls nothing for its first `startGraceMs` (the reports' freshness window): every
+ * proc counts as unreported when a term starts, while the agents resubscribe and report within a
+ * heartbeat. Reading INFO meanwhile was wasted work exactly when the new leader is busiest: at
+ * 100,000 procs, 1,000 reads a second of a restarted leader's first seconds (bench:startup).
  *
  * Its reads are a fallback, and they are bounded: at most `maxReadsPerRound` INFOs a round, the
  * procs read longest ago first. Many agents stop reporting at once exactly when the scheduler is
@@ -34,6 +40,7 @@ export class StatsPoller {
   private polling = false;
   /** When each proc's INFO was last asked for here (procs no longer polled are forgotten each round). */
   private readonly lastRead = new Map<string, number>();
+  private startedAt = 0;
 
   constructor(
     private readonly store: Pick<FleetStore, 'instances' | 'overlayStats' | 'retainPolledStats'>,
@@ -42,9 +49,11 @@ export class StatsPoller {
     private readonly log: Logger,
     private readonly everyMs = 1000,
     private readonly maxReadsPerRound = DEFAULT_MAX_READS_PER_ROUND,
+    private readonly startGraceMs = 0,
   ) {}
 
   start(): void {
+    this.startedAt = Date.now();
     this.timer = setInterval(() => void this.poll(), this.everyMs);
   }
 
@@ -55,7 +64,7 @@ export class StatsPoller {
   /** One round (start() runs one every `everyMs`). */
   async poll(): Promise<void> {
     // A round that outlasts the interval (hung procs answer within the links' timeout) is not stacked.
-    if (this.polling) return;
+    if (this.polling || Date.now() - this.startedAt < this.startGraceMs) return;
     this.polling = true;
     try {
       const now = Date.now();

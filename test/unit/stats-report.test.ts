@@ -176,6 +176,24 @@ describe('stats: the agent\'s REPORT and the etcd Stats heartbeat (issue 11)', (
     expect([...retained].sort()).to.deep.equal(['c::m', 'o::m', 's::m']);
   });
 
+  it('a new term\'s poller reads nothing for its start grace (the agents report meanwhile), then reads as before', async () => {
+    const calls: string[] = [];
+    const store = { instances: () => [instance('o', [proc('o::m', 'silent-agent')])], overlayStats: () => undefined, retainPolledStats: () => undefined };
+    const links = { call: async (p: Proc) => { calls.push(p.id); return INFO; } };
+    const reports = { reported: () => false, sweep: () => undefined };
+    const poller = new StatsPoller(store, links, reports, quietLog(), 3_600_000, 1000, 300);
+    poller.start();
+    try {
+      await poller.poll();
+      expect(calls, 'within the grace').to.deep.equal([]);
+      await new Promise((r) => setTimeout(r, 350));
+      await poller.poll();
+      expect(calls, 'after it').to.deep.equal(['o::m']);
+    } finally {
+      poller.stop();
+    }
+  });
+
   it('the poller reads at most its budget a round, the procs read longest ago first, so each gets its turn', async () => {
     const procs = ['a', 'b', 'c', 'd', 'e'].map((n) => instance(n, [proc(`${n}::m`, 'silent-agent')]));
     const calls: string[] = [];
