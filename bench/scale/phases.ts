@@ -96,6 +96,8 @@ export async function steady(fleet: LocalFleet, sim: SimAgents, names: string[],
   const api = await sampleApi(fleet.apiUrl, names, Date.now() + seconds * 1000);
   const [u1, s1, e1] = [procUsage(pid), simPids.map(procUsage), etcdStatus(fleet)];
   const heap = await schedulerHeap(fleet.apiUrl);
+  // That scrape (15 MB at 10,000 procs) and its garbage are not to overlap the agent loss that follows.
+  await sleep(2000);
   return {
     seconds,
     cpuPercent: cpuPercent(u0, u1),
