@@ -36,7 +36,7 @@ export const NEW_LINKS_PER_PASS = 500;
 /**
  * The failure detector's once-a-second pass over the fleet: which procs it watches, which keep a
  * link open (each master, so its PINGs never wait for a connection) and each master's busy-script
- * threshold, set once it has a link (a promoted replica's on the pass after its promotion). A new
+ * threshold, set once it has a link (a promoted replica's at its promotion, or on the next pass). A new
  * master gets its link within a second (within NEW_LINKS_PER_PASS new links a pass), and its
  * first PING at once all the same (the PING opens the link).
  */

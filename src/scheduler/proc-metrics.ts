@@ -31,8 +31,8 @@ export function roleOf(p: Proc): string {
 }
 
 /** A label value as the exposition format wants it: backslash, newline and double quote escaped. */
-function escaped(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+function escaped(value: unknown): string {
+  return String(value).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
 /** A sample value as prom-client writes one. */

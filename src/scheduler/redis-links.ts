@@ -41,6 +41,8 @@ export class RedisLinks {
   private readonly links = new Map<string, Link>();
   /** The procs whose link is down: closed, or its connect failed, and waiting to retry. */
   private readonly down = new Set<string>();
+  /** Procs whose links `retain` keeps however idle, besides the ones it is given (see hold). */
+  private held = new Set<string>();
 
   /**
    * Called with the proc's id when its link, once ready, closes (the proc died, its host went, or
@@ -180,11 +182,20 @@ export class RedisLinks {
     }
   }
 
-  /** Drops the links to procs not in `keep` that have not been used for `lingerMs`. */
+  /**
+   * Keeps the links of these procs from here on (replacing the last set held): the stats poller's,
+   * whose reads come round less often than the linger when more procs are due than it reads a
+   * round, so that a link is not dropped and opened again between two reads.
+   */
+  hold(procIds: Set<string>): void {
+    this.held = procIds;
+  }
+
+  /** Drops the links to procs neither in `keep` nor held that have not been used for `lingerMs`. */
   retain(keep: Set<string>, lingerMs = LINK_LINGER_MS): void {
     const idleSince = Date.now() - lingerMs;
     for (const [id, link] of this.links) {
-      if (keep.has(id) || link.usedAt > idleSince) continue;
+      if (keep.has(id) || this.held.has(id) || link.usedAt > idleSince) continue;
       link.redis.disconnect();
       this.links.delete(id);
       this.down.delete(id);
@@ -192,6 +203,7 @@ export class RedisLinks {
   }
 
   close(): void {
+    this.held = new Set();
     this.retain(new Set(), -Infinity);
   }
 }

@@ -21,8 +21,8 @@ export const DEFAULT_MAX_READS_PER_ROUND = 1000;
  * INFO here was the top of the scheduler's profile.
  *
  * It polls only live procs of a RUNNING or DEGRADED instance with a master. The failure detector
- * keeps links to the masters; a replica's link is opened by its first read here and lingers while
- * the reads go on (RedisLinks.retain).
+ * keeps links to the masters; a replica's link is opened by its first read here and held open
+ * while the replica stays unreported (RedisLinks.hold), however long its turn takes to come round.
  *
  * A new term polls nothing for its first `startGraceMs` (the reports' freshness window): every
  * proc counts as unreported when a term starts, while the agents resubscribe and report within a
@@ -44,7 +44,7 @@ export class StatsPoller {
 
   constructor(
     private readonly store: Pick<FleetStore, 'instances' | 'overlayStats' | 'retainPolledStats'>,
-    private readonly links: Pick<RedisLinks, 'call'>,
+    private readonly links: Pick<RedisLinks, 'call' | 'hold'>,
     private readonly reports: Pick<AgentReports, 'reported' | 'sweep'>,
     private readonly log: Logger,
     private readonly everyMs = 1000,
@@ -86,6 +86,7 @@ export class StatsPoller {
         }
       }
       const polled = new Set(due.map((p) => p.id));
+      this.links.hold(polled);
       for (const id of this.lastRead.keys()) if (!polled.has(id)) this.lastRead.delete(id);
       if (due.length > this.maxReadsPerRound) {
         due.sort((a, b) => (this.lastRead.get(a.id) ?? 0) - (this.lastRead.get(b.id) ?? 0));

@@ -38,7 +38,7 @@ describe('RedisLinks: the end of a link\'s first connect (real sockets on loopba
     }
   });
 
-  it('keeps a link outside the kept ones until it has been idle for the linger', async () => {
+  it('keeps a link outside the kept and held ones until it has been idle for the linger', async () => {
     const sockets = new Set<Socket>();
     const server: Server = createServer((s) => {
       sockets.add(s);
@@ -52,19 +52,25 @@ describe('RedisLinks: the end of a link\'s first connect (real sockets on loopba
       const replica = { ...master, id: 'c1::replica', type: ProcType.Replica };
       expect((await mine.probe(master, 'PING')).reply).to.equal('OK');
       expect((await mine.probe(replica, 'PING')).reply, 'a link opened on demand').to.equal('OK');
+      const held = { ...replica, id: 'c1::held' };
+      expect((await mine.probe(held, 'PING')).reply).to.equal('OK');
+      mine.hold(new Set([held.id]));
       const keep = new Set([master.id]);
-      mine.retain(keep, 300);
+      mine.retain(keep, 1000);
       expect(mine.has(replica), 'just used: it lingers').to.equal(true);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 600));
       expect((await mine.probe(replica, 'PING')).reply, 'used again within the linger').to.equal('OK');
-      await new Promise((r) => setTimeout(r, 200));
-      mine.retain(keep, 300);
-      expect(mine.has(replica), 'its last use 200 ms ago: still there').to.equal(true);
-      await new Promise((r) => setTimeout(r, 200));
-      mine.retain(keep, 300);
+      await new Promise((r) => setTimeout(r, 600));
+      mine.retain(keep, 1000);
+      expect(mine.has(replica), 'its last use 600 ms ago: still there').to.equal(true);
+      await new Promise((r) => setTimeout(r, 600));
+      mine.retain(keep, 1000);
       expect(mine.has(replica), 'idle past the linger: dropped').to.equal(false);
       expect(mine.has(master), 'a kept link stays, however idle').to.equal(true);
-      expect([...mine.ids()]).to.deep.equal([master.id]);
+      expect(mine.has(held), 'a held link stays, however idle').to.equal(true);
+      mine.hold(new Set());
+      mine.retain(keep, 1000);
+      expect([...mine.ids()], 'no longer held: dropped').to.deep.equal([master.id]);
     } finally {
       mine.close();
       for (const s of sockets) s.destroy();

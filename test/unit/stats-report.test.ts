@@ -169,7 +169,7 @@ describe('stats: the agent\'s REPORT and the etcd Stats heartbeat (issue 11)', (
       overlayStats: () => undefined,
       retainPolledStats: (ids: Set<string>) => { retained = ids; },
     };
-    const links = { call: async (p: Proc) => { calls.push(p.id); return INFO; } };
+    const links = { call: async (p: Proc) => { calls.push(p.id); return INFO; }, hold: () => undefined };
     const reports = { reported: (id: string) => reportedProcs.has(id), sweep: () => undefined };
     await new StatsPoller(store, links, reports, quietLog()).poll();
     expect(calls).to.deep.equal(['o::m']);
@@ -179,7 +179,7 @@ describe('stats: the agent\'s REPORT and the etcd Stats heartbeat (issue 11)', (
   it('a new term\'s poller reads nothing for its start grace (the agents report meanwhile), then reads as before', async () => {
     const calls: string[] = [];
     const store = { instances: () => [instance('o', [proc('o::m', 'silent-agent')])], overlayStats: () => undefined, retainPolledStats: () => undefined };
-    const links = { call: async (p: Proc) => { calls.push(p.id); return INFO; } };
+    const links = { call: async (p: Proc) => { calls.push(p.id); return INFO; }, hold: () => undefined };
     const reports = { reported: () => false, sweep: () => undefined };
     const poller = new StatsPoller(store, links, reports, quietLog(), 3_600_000, 1000, 300);
     poller.start();
@@ -198,7 +198,7 @@ describe('stats: the agent\'s REPORT and the etcd Stats heartbeat (issue 11)', (
     const procs = ['a', 'b', 'c', 'd', 'e'].map((n) => instance(n, [proc(`${n}::m`, 'silent-agent')]));
     const calls: string[] = [];
     const store = { instances: () => procs, overlayStats: () => undefined, retainPolledStats: () => undefined };
-    const links = { call: async (p: Proc) => { calls.push(p.id); return INFO; } };
+    const links = { call: async (p: Proc) => { calls.push(p.id); return INFO; }, hold: () => undefined };
     const reports = { reported: () => false, sweep: () => undefined };
     const poller = new StatsPoller(store, links, reports, quietLog(), 1000, 2);
     const rounds: string[][] = [];
