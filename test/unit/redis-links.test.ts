@@ -8,6 +8,18 @@ function procAt(port: number): Proc {
   return { id: `c1::p${port}`, instance: 'c1', ip: '127.0.0.1', port, state: ProcState.Running, type: ProcType.Master } as Proc;
 }
 
+/** A server that says +OK to every command (AUTH, then PING): enough for a link to be ready. */
+async function okServer(): Promise<{ server: Server; sockets: Set<Socket> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('data', (chunk) => s.write('+OK\r\n'.repeat(chunk.toString('latin1').match(/(^|\n)\*[0-9]+\r\n/g)?.length ?? 0)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, sockets };
+}
+
 describe('RedisLinks: the end of a link\'s first connect (real sockets on loopback)', () => {
   const links = new RedisLinks('fleet-key-for-tests');
   after(() => links.close());
@@ -39,13 +51,7 @@ describe('RedisLinks: the end of a link\'s first connect (real sockets on loopba
   });
 
   it('keeps a link outside the kept and held ones until it has been idle for the linger', async () => {
-    const sockets = new Set<Socket>();
-    const server: Server = createServer((s) => {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('data', (chunk) => s.write('+OK\r\n'.repeat(chunk.toString('latin1').match(/(^|\n)\*[0-9]+\r\n/g)?.length ?? 0)));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { server, sockets } = await okServer();
     const mine = new RedisLinks('fleet-key-for-tests');
     try {
       const master = procAt((server.address() as { port: number }).port);
@@ -79,14 +85,7 @@ describe('RedisLinks: the end of a link\'s first connect (real sockets on loopba
   });
 
   it('answers at once for a link whose connection closed, not after the command timeout', async () => {
-    // A server that says +OK to every command (AUTH, then PING): enough for a link to be ready.
-    const sockets = new Set<Socket>();
-    const server: Server = createServer((s) => {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('data', (chunk) => s.write('+OK\r\n'.repeat(chunk.toString('latin1').match(/(^|\n)\*[0-9]+\r\n/g)?.length ?? 0)));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { server, sockets } = await okServer();
     const slow = new RedisLinks('fleet-key-for-tests', 5000); // a command timeout far beyond the bound below
     try {
       const dropped: string[] = [];
