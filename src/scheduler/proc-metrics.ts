@@ -1,4 +1,4 @@
-import { setImmediate as yieldLoop } from 'node:timers/promises';
+import { TimeSlices } from '../slices.js';
 import { ProcType, type Proc, type ProcStats } from '../domain/model.js';
 
 /** One redis_exporter-named metric: its name, help, and how to read it from a proc's Stats. */
@@ -66,13 +66,9 @@ const INFO_HELP = 'Always 1; the labels carry the role and redis_version';
 export async function renderProcMetrics(procs: readonly Proc[], sliceMs = 20): Promise<string> {
   const families = PROC_METRICS.map((m) => [`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} ${m.counter ? 'counter' : 'gauge'}`]);
   const info = ['# HELP redis_instance_info ' + INFO_HELP, '# TYPE redis_instance_info gauge'];
-  let sliceEnds = performance.now() + sliceMs;
-  for (let i = 0; i < procs.length; i++) {
-    if (i % 64 === 63 && performance.now() >= sliceEnds) {
-      await yieldLoop();
-      sliceEnds = performance.now() + sliceMs;
-    }
-    const p = procs[i];
+  const slices = new TimeSlices(sliceMs);
+  for (const p of procs) {
+    if (slices.due()) await slices.next();
     const labels = labelsOf(p);
     for (let k = 0; k < PROC_METRICS.length; k++) {
       const v = valueOf(PROC_METRICS[k], p);

@@ -7,7 +7,7 @@ import type { SourceFile } from './source-tree.js';
  * domain (with the service interface in src/domain/services.ts) and nothing else of ours; only
  * cli wires the whole together.
  *
- * - `shared` is src/proto, src/logger.ts, src/errors.ts, src/net.ts and src/checksum.ts: utilities anyone may
+ * - `shared` is src/proto, src/logger.ts, src/errors.ts, src/net.ts, src/checksum.ts and src/slices.ts: utilities anyone may
  *   import. They may import each other and the domain, nothing else (or a layer would reach
  *   another through them).
  * - api and sentinel do not import each other. They are siblings that the scheduler process
@@ -19,7 +19,7 @@ import type { SourceFile } from './source-tree.js';
  */
 export type Layer = 'domain' | 'store' | 'scheduler' | 'executor' | 'api' | 'sentinel' | 'devtools' | 'cli' | 'shared';
 
-const SHARED_FILES = new Set(['src/logger.ts', 'src/errors.ts', 'src/net.ts', 'src/checksum.ts']);
+const SHARED_FILES = new Set(['src/logger.ts', 'src/errors.ts', 'src/net.ts', 'src/checksum.ts', 'src/slices.ts']);
 
 /** What each layer may import, besides itself. `cli` may import anything. */
 const ALLOWED: Record<Exclude<Layer, 'cli'>, Layer[]> = {
