@@ -5,6 +5,20 @@ import type { ProcStats } from './model.js';
  * scheduler (which polls its own links once a second and overlays the result in its cache).
  */
 
+/**
+ * repl-ping-replica-period of every proc: a master pings its replicas once a second, so a
+ * replica's master_last_io_seconds_ago tells within about a second whether its master lives.
+ */
+export const REPLICA_PING_PERIOD_S = 1;
+
+/**
+ * The period a planned switchover sets on the master it holds paused: in effect no PING at all
+ * (Redis pings when its once-a-second cron count is a multiple of the period). A PING sent after
+ * the new master's last look at the offsets would leave the old master and the other replicas a
+ * PING ahead of the new master, and each would then need a full resync instead of a partial one.
+ */
+export const PINGS_HELD_PERIOD_S = 2_147_483_647;
+
 /** Parses INFO output into a flat field map. */
 export function parseInfo(text: string): Map<string, string> {
   const out = new Map<string, string>();

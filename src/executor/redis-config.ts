@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { sha256Hex, FRAMEWORK_USER } from '../store/secrets.js';
 import type { Logger } from '../logger.js';
 import type { Persistence } from '../domain/backup.js';
+import { REPLICA_PING_PERIOD_S } from '../domain/redis-info.js';
 
 export interface RedisConfigInput {
   ip: string;
@@ -77,9 +78,7 @@ export function renderRedisConfig(c: RedisConfigInput): string {
     // the proc has settled (see Supervisor.bringUp).
     `hz ${STARTUP_HZ}`,
     `replica-priority ${c.replicaPriority}`,
-    // A master pings its replicas every second, so a replica's master_last_io_seconds_ago
-    // tells within about a second whether the master is still alive.
-    'repl-ping-replica-period 1',
+    `repl-ping-replica-period ${REPLICA_PING_PERIOD_S}`,
     `min-replicas-to-write ${c.minReplicasToWrite}`,
     `min-replicas-max-lag ${c.minReplicasMaxLag || 10}`,
     // Stopping a proc never waits for lagging replicas: it is being deleted or fenced.

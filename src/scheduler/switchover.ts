@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseInfo } from '../domain/redis-info.js';
+import { parseInfo, PINGS_HELD_PERIOD_S, REPLICA_PING_PERIOD_S } from '../domain/redis-info.js';
 import { InstanceType, type Instance, type Proc } from '../domain/model.js';
 import { isLive, isRunning, isServing, runningMaster } from '../domain/rules.js';
 import { NoEligibleReplicaError, NotFoundError, OperationInProgressError, OperationRefusedError } from '../errors.js';
@@ -50,8 +50,6 @@ const PAUSE_MS = 3000;
 const CATCH_UP_MS = 1000;
 /** How long the replica has, before the master is paused, to reach the master's offset of that moment. */
 const PREFLIGHT_MS = 3000;
-/** Bound on the second look at the offsets, just before the promotion. */
-const RECHECK_MS = 200;
 /** Attempts (50 ms apart) at turning the old master into a replica over the scheduler's link. */
 const DEMOTE_ATTEMPTS = 40;
 
@@ -128,7 +126,7 @@ export class Switchover {
       this.log.warn('switchover settled after a restart: done', { instance: name, from: plan.from, to: plan.to });
       return 'done';
     }
-    if (from) await this.links.call(from, 'CLIENT', 'UNPAUSE');
+    if (from) await this.resume(from);
     this.log.warn('switchover settled after a restart: not written, nothing changed', { instance: name, from: plan.from, to: plan.to });
     return 'not-started';
   }
@@ -160,14 +158,11 @@ export class Switchover {
     } catch (err) {
       // An etcd error may hide a transaction that did commit: then the switch stands, go on.
       if (!(err instanceof OperationRefusedError) && (await this.committed(name, chosen))) return this.finish(name, oldAddr, old, chosen, others, pausedAt, plan);
-      await this.links.call(old, 'CLIENT', 'UNPAUSE');
+      await this.resume(old);
       this.emitEvent('-failover-abort-not-elected', `master ${name} ${oldAddr}`);
       log.warn('switchover abandoned; the master is unpaused and unchanged', { to: chosen.id, error: (err as Error).message });
       throw err;
     }
-    // The paused master still pings its replicas once a second: a ping sent since the catch-up
-    // must reach the new master too, or the old master and the others would need a full resync.
-    await this.awaitCatchUp(old, chosen, RECHECK_MS, true, true).catch(() => undefined);
     return this.finish(name, oldAddr, old, chosen, others, pausedAt, plan);
   }
 
@@ -204,17 +199,28 @@ export class Switchover {
     throw new NoEligibleReplicaError(`${target} take over now${why.length ? `: ${why.join('; ')}` : ` (${candidates.length} running replica(s) answered)`}`, opts.to ? 'to' : undefined);
   }
 
+  /** Holds the master's writes and its PINGs to its replicas (PINGS_HELD_PERIOD_S says why). */
   private async pause(old: Proc): Promise<void> {
-    const reply = await this.links.probe(old, 'CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE');
-    if (reply.reply !== 'OK') throw new OperationRefusedError(`the master ${old.ip}:${old.port} did not pause its writes (${reply.error ?? 'no reply'}); nothing was switched`);
+    const held = await this.links.call(old, 'CONFIG', 'SET', 'repl-ping-replica-period', String(PINGS_HELD_PERIOD_S));
+    const reply = held === 'OK' ? await this.links.probe(old, 'CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE') : { error: 'CONFIG SET failed' };
+    if (reply.reply !== 'OK') {
+      await this.resume(old);
+      throw new OperationRefusedError(`the master ${old.ip}:${old.port} did not pause its writes (${reply.error ?? 'no reply'}); nothing was switched`);
+    }
+  }
+
+  /** Undoes `pause`: the master stays the master. */
+  private async resume(old: Proc): Promise<void> {
+    await this.links.call(old, 'CONFIG', 'SET', 'repl-ping-replica-period', String(REPLICA_PING_PERIOD_S));
+    await this.links.call(old, 'CLIENT', 'UNPAUSE');
   }
 
   /**
    * Resolves once the replica has processed the master's stream up to the master's offset: the
-   * offset as it is now at each look (`follow`), or as it was when the wait began; or once it is a
-   * master (`promotedIsDone`). Throws after `withinMs`.
+   * offset as it is now at each look (`follow`), or as it was when the wait began. Throws after
+   * `withinMs`.
    */
-  private async awaitCatchUp(old: Proc, chosen: Proc, withinMs = CATCH_UP_MS, follow = true, promotedIsDone = false): Promise<void> {
+  private async awaitCatchUp(old: Proc, chosen: Proc, withinMs = CATCH_UP_MS, follow = true): Promise<void> {
     const deadline = Date.now() + withinMs;
     let target = NaN;
     let seen = '';
@@ -225,8 +231,6 @@ export class Switchover {
       const replica = typeof r === 'string' ? parseInfo(r) : undefined;
       const offset = Number(replica?.get('slave_repl_offset'));
       seen = `master ${master}, replica ${offset}`;
-      // Its agent may have promoted it already (the MASTER message): nothing more reaches it.
-      if (promotedIsDone && replica?.get('role') === 'master') return;
       if (replica?.get('master_link_status') === 'up' && Number.isFinite(target) && offset >= target) return;
       await sleep(2);
     }
@@ -270,6 +274,7 @@ export class Switchover {
       try {
         const results = await this.links.get(old).multi()
           .call('REPLICAOF', chosen.ip, String(chosen.port))
+          .call('CONFIG', 'SET', 'repl-ping-replica-period', String(REPLICA_PING_PERIOD_S))
           .call('CLIENT', 'UNPAUSE')
           .call('CLIENT', 'KILL', 'TYPE', 'normal', 'USER', 'default', 'SKIPME', 'yes')
           .call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'USER', 'default', 'SKIPME', 'yes')

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AckedWriter } from '../harness/acked-writer.js';
+import { InstanceProbe } from '../harness/instance-probe.js';
 import { LocalFleet, pidAlive } from '../harness/local-fleet.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -97,6 +98,9 @@ describe('planned switchover', function () {
       // The old master and the other replica followed the new master with a partial resync.
       await fleet.waitFor(async () => (await roleOf(after.master, password))[2] !== undefined && ((await roleOf(after.master, password))[2] as unknown[]).length === 2, 10_000, 'both replicas on the new master');
       expect(await fullSyncs(after.master, password), 'full resyncs served by the new master').to.equal(syncsBefore.get(after.master.id));
+      // The old master's PINGs, held while it was paused, are on again (every proc pings each second).
+      const probe = new InstanceProbe(fleet, name);
+      for (const p of after.procs) expect(await probe.config(p, 'repl-ping-replica-period'), `${p.id} ping period`).to.equal('1');
       // Nothing restarted.
       for (const p of before.procs) expect(after.procs.find((q: View) => q.id === p.id)?.pid, p.id).to.equal(p.pid);
       await fleet.waitFor(() => events.seen.some((m) => m === `${name} ${before.master.ip} ${before.master.port} ${after.master.ip} ${after.master.port}`), 5000, '+switch-master');
@@ -123,6 +127,26 @@ describe('planned switchover', function () {
     const roles = await Promise.all(second.procs.map((p: View) => roleOf(p, password)));
     expect(roles.map((r) => r[0]).sort()).to.deep.equal(['master', 'slave', 'slave']);
     for (const r of roles.filter((x) => x[0] === 'slave')) expect(r[2]).to.equal(second.master.port);
+  });
+
+  // The old master pings its replicas once a second, paused or not: a PING that left it after the
+  // new master's last look would put it and the other replica ahead of the new master, and both
+  // would need a full resync. Eight switchovers make that window likely to be hit if it is open.
+  it('eight switchovers back and forth: every replica follows with a partial resync', async () => {
+    const { password, inst } = await create('sw7', 2);
+    const all = async (): Promise<number> => (await Promise.all(inst.procs.map((p: View) => fullSyncs(p, password)))).reduce((a: number, b: number) => a + b, 0);
+    const before = await all();
+    for (let i = 0; i < 8; i++) {
+      const res = await fleet.api('POST', '/api/instances/sw7/failover');
+      expect(res.status, res.text).to.equal(202);
+      const view = await awaitOperation('sw7', res.json.operation.id);
+      expect(view.operation.state, JSON.stringify(view.operation)).to.equal('done');
+      const master = (await fleet.api('GET', '/api/instances/sw7')).json.master;
+      await fleet.waitFor(async () => ((await roleOf(master, password))[2] as unknown[] | undefined)?.length === 2 || undefined, 10_000, 'both replicas on the new master');
+      await fleet.waitFor(async () => (await fleet.api('GET', '/api/instances/sw7')).json.slaves.length === 2 || undefined, 10_000, 'two replicas listed');
+    }
+    expect(await all(), 'full resyncs served over eight switchovers').to.equal(before);
+    expect((await fleet.api('GET', '/api/instances/sw7')).json.epoch).to.equal(inst.epoch + 8);
   });
 
   it('bad input: 400 naming the field, 404, 409 for a standalone instance, nothing written', async () => {
@@ -214,6 +238,8 @@ describe('planned switchover', function () {
       expect((await roleOf(after.master, password))[0], 'the named master is the one that says master').to.equal('master');
       for (const p of inst.procs.filter((x: View) => x.state === 'RUNNING')) expect(pidAlive(p.pid), `${p.id} kept`).to.equal(true);
       expect(after.epoch - inst.epoch).to.be.within(0, 1);
+      const probe = new InstanceProbe(fleet, 'sw6');
+      for (const p of after.procs.filter((x: View) => x.state === 'RUNNING')) expect(await probe.config(p, 'repl-ping-replica-period'), `${p.id} ping period`).to.equal('1');
     } finally {
       await writer.stop();
     }
