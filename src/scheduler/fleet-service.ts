@@ -161,11 +161,19 @@ export class SchedulerFleetService implements FleetService {
     });
   }
 
+  /**
+   * The fleet as admission sees it: the agents the broker holds and, in a new term's agent grace,
+   * the agents registered in etcd that have not resubscribed yet (a create right after a scheduler
+   * restart must not be refused as never placeable because the agents are still reconnecting).
+   */
   agentCapacities(): AgentCapacity[] {
-    const broker = this.term().broker;
+    const { broker, framework } = this.term();
     if (!broker) return this.agents();
     const draining = new Set(this.store.drains().map((d) => d.agent));
-    return broker.capacities().map((c) => ({ total: c.total, free: c.free, draining: draining.has(c.id) }));
+    const held = broker.capacities();
+    const known = new Set(held.map((c) => c.id));
+    const returning = framework?.inAgentGrace() ? registeredAgents(this.store, this.procCpus, known) : [];
+    return [...held, ...returning].map((c) => ({ total: c.total, free: c.free, draining: draining.has(c.id) }));
   }
 
   connectedAgentCount(): number {

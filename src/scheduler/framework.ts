@@ -60,6 +60,7 @@ export class RedisFramework implements Framework {
   private readonly maintainer: Maintainer;
   private readonly destroyer: Destroyer;
   private cancelGrace?: () => void;
+  private graceOver = false;
   private backupSchedule?: BackupSchedule;
 
   constructor(
@@ -110,11 +111,22 @@ export class RedisFramework implements Framework {
     this.failover.start();
     // In the scheduler's awake time: agents cannot resubscribe to a leader whose loop is stalled
     // (a new leader loading a large tree stalls), so stalls do not count against their grace.
-    this.cancelGrace = this.failover.detector.lag.afterAwake(this.opts.agentGraceMs, () => this.maintainer.sweepUnclaimedProcs());
+    this.cancelGrace = this.failover.detector.lag.afterAwake(this.opts.agentGraceMs, () => {
+      this.graceOver = true;
+      this.maintainer.sweepUnclaimedProcs();
+    });
     this.operations.resumeAll();
     this.backupSchedule?.start();
     this.drainer.start();
     this.rebalancer.resume();
+  }
+
+  /**
+   * Whether this term is still in its agents' grace: agents registered in etcd that have not
+   * resubscribed yet are still coming back (after it, their procs are written off).
+   */
+  inAgentGrace(): boolean {
+    return !this.graceOver;
   }
 
   async stop(): Promise<void> {

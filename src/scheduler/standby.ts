@@ -39,11 +39,12 @@ export class DetectorRelay implements HealthSource {
  * Agents as a standby sees them: the registrations in etcd (alive while the agent's lease is),
  * with what their live procs take subtracted. `connected` is false: an agent holds its stream
  * with the leader, not here (so /healthz on a standby counts no agents, and nothing mistakes a
- * standby for a leader with agents).
+ * standby for a leader with agents). `skip`: ids left out (those a leader's broker holds).
  */
-export function registeredAgents(store: FleetStore, procCpus: number): AgentView[] {
+export function registeredAgents(store: FleetStore, procCpus: number, skip?: Set<string>): AgentView[] {
   const views: AgentView[] = [];
   for (const id of store.agentIds()) {
+    if (skip?.has(id)) continue;
     const record = store.agentRecord(id);
     if (!record) continue;
     const res = (record.resources ?? {}) as { cpus?: number; mem?: number; ports?: string };

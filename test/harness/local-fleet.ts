@@ -38,16 +38,21 @@ const live = new Set<LocalFleet>();
 
 /**
  * What a failed test leaves behind for a reader of CI's output: each live fleet's last scheduler
- * lines at warn level or above (the scheduler's own account of what went wrong).
+ * lines at warn level or above (the scheduler's own account of what went wrong), then its last
+ * lines of any level (what it was doing: an instance requested, placed, launched, a status), since
+ * a test that times out waiting may have been waiting on something the scheduler saw no fault in.
  */
-export function liveFleetsReport(lines = 25): string {
+export function liveFleetsReport(lines = 25, recent = 40): string {
   const out: string[] = [];
   for (const fleet of live) {
-    const warned = fleet.log('scheduler').split('\n').filter((l) => /"level":"(warn|error)"/.test(l));
+    const all = fleet.log('scheduler').split('\n').filter((l) => l.length > 0);
+    const warned = all.filter((l) => /"level":"(warn|error)"/.test(l));
     if (warned.length > 0) out.push(`--- scheduler of ${fleet.dir}: last ${Math.min(lines, warned.length)} of ${warned.length} warn/error lines`, ...warned.slice(-lines).map((l) => l.slice(0, 600)));
+    if (all.length > 0) out.push(`--- scheduler of ${fleet.dir}: its last ${Math.min(recent, all.length)} lines`, ...all.slice(-recent).map((l) => l.slice(0, 400)));
   }
   return out.join('\n');
 }
+
 process.on('exit', () => {
   for (const fleet of live) fleet.killAllSync();
 });
@@ -252,7 +257,8 @@ export class LocalFleet {
     });
   }
 
-  async waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, what: string): Promise<T> {
+  /** `what` may be a function, for a message that says what was last seen. */
+  async waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, what: string | (() => string)): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let lastError: unknown;
     for (;;) {
@@ -262,17 +268,20 @@ export class LocalFleet {
       } catch (err) {
         lastError = err;
       }
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
       await sleep(25);
     }
   }
 
   /** Waits until the instance reads `status` (from the JSON API) and returns it. */
   async waitForStatus(name: string, status: string, timeoutMs = 20_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    let last = 'no answer';
     return this.waitFor(async () => {
       const res = await this.api('GET', `/api/instances/${name}`, undefined, this.adminToken ? { Authorization: `Bearer ${this.adminToken}` } : {});
+      const procs = (res.json?.procs ?? []).map((p: { id: string; state: string; agent?: string }) => `${p.id.slice(-8)}@${p.agent ?? '?'} ${p.state}`).join(', ');
+      last = `HTTP ${res.status}, status ${res.json?.status}, reason '${res.json?.reason ?? ''}', procs [${procs}]`;
       return res.json?.status === status ? res.json : undefined;
-    }, timeoutMs, `${name} to be ${status}`);
+    }, timeoutMs, () => `${name} to be ${status} (last seen: ${last})`);
   }
 
   /** pids of redis-server processes whose working directory lies in this fleet's directory. */

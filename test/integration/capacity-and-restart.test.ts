@@ -143,14 +143,34 @@ describe('scheduler restart (kill -9)', function () {
   });
 
   it('still creates and deletes after the restart', async () => {
-    await fleet.api('POST', '/api/instances', { name: 'older', capacityMb: 16, replicas: 1 });
+    const older = await fleet.api('POST', '/api/instances', { name: 'older', capacityMb: 16, replicas: 1 });
+    expect(older.status, older.text).to.equal(202);
     await fleet.waitForStatus('older', 'RUNNING');
     await fleet.killScheduler('SIGKILL');
     await fleet.startScheduler();
-    await fleet.api('POST', '/api/instances', { name: 'afterwards', capacityMb: 16, replicas: 1 });
+    const afterwards = await fleet.api('POST', '/api/instances', { name: 'afterwards', capacityMb: 16, replicas: 1 });
+    expect(afterwards.status, afterwards.text).to.equal(202);
     await fleet.waitForStatus('afterwards', 'RUNNING');
     await fleet.api('DELETE', '/api/instances/older');
     await fleet.waitForStatus('older', 'DELETED');
+  });
+
+  it('takes a create made before the agents are back from a restart: 202, placed once they resubscribe', async () => {
+    const stopped = ['agent2', 'agent3'].map((id) => fleet.agents.get(id)?.pid as number);
+    for (const pid of stopped) process.kill(pid, 'SIGSTOP');
+    try {
+      await fleet.killScheduler('SIGKILL');
+      await fleet.startScheduler();
+      await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json?.agents === 1 || undefined, 10_000, 'agent1 back');
+      // Three procs at most one per agent, with one agent connected: the other two are registered
+      // in etcd and within the new term's grace, so the create waits rather than being refused.
+      const res = await fleet.api('POST', '/api/instances', { name: 'early', capacityMb: 16, replicas: 2 });
+      expect(res.status, res.text).to.equal(202);
+    } finally {
+      for (const pid of stopped) process.kill(pid, 'SIGCONT');
+    }
+    const inst = await fleet.waitForStatus('early', 'RUNNING');
+    expect(new Set(inst.procs.map((p: { agent: string }) => p.agent)).size).to.equal(3);
   });
 });
 
