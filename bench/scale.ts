@@ -107,7 +107,10 @@ async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run>
     const status = await sim.status().catch(() => ({} as Record<string, number>));
     const strain = strainOf(fleet.log('scheduler'), fleet.log('sim-agents'), Number(status.maxLoopLagMs ?? NaN));
     const loss = await loseOnePercent(fleet, sim, o.agents, 120_000);
-    const restart = await restartScheduler(fleet).catch(() => ({ startupToLeadingMs: NaN, sdownAfter: NaN, failoversAfter: NaN }));
+    const restart = await restartScheduler(fleet).catch((err: Error) => {
+      console.log(`scheduler restart: failed: ${err.message}`);
+      return { startupToLeadingMs: NaN, sdownAfter: NaN, failoversAfter: NaN };
+    });
     const errors = errorLines(fleet.log('scheduler'));
     await fleet.killScheduler('SIGTERM');
     return { opts: o, created, steady: steadyPhase, loss, restart, schedulerErrors: errors, strain, profile: o.cpuProf ? topFunctions(profDir) : [] };
