@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { v4 as uuidv4 } from 'uuid';
 import { campaignForLeadership, LeaderWatch, type LeaderTerm } from '../store/leadership.js';
 import { verifyFleetKey } from '../store/fingerprint.js';
-import { connectEtcd, timeEtcdRequests } from '../store/etcd.js';
+import { connectEtcd, retryingConnection, timeEtcdRequests } from '../store/etcd.js';
 import { FleetStore } from '../store/fleet-store.js';
 import { dataKey } from '../store/secrets.js';
 import type { FleetService, SchedulerRole, SentinelSource } from '../domain/services.js';
@@ -111,7 +111,7 @@ export class Scheduler {
     this.store = new FleetStore(this.etcd, this.opts.prefix, this.log);
     await this.store.start();
     this.leaders = new LeaderWatch(this.etcd, this.opts.prefix);
-    await this.leaders.start();
+    await retryingConnection(() => this.leaders!.start(), (err, attempt) => this.log.warn('etcd election watch could not start; trying again', { attempt, error: err.message }));
   }
 
   /** Begins campaigning for leadership, advertising `api` (this scheduler's API URL) to agents and clients. */

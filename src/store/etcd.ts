@@ -1,4 +1,5 @@
-import { Etcd3 } from 'etcd3';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Etcd3, isRecoverableError } from 'etcd3';
 
 type EtcdOptions = NonNullable<ConstructorParameters<typeof Etcd3>[0]>;
 type FaultHandling = NonNullable<EtcdOptions['faultHandling']>;
@@ -60,6 +61,25 @@ export function connectEtcd(urls: string): Etcd3 {
   });
   urlsOf.set(client, hosts);
   return client;
+}
+
+/**
+ * Runs `step` again while it fails on the connection (the errors etcd3 counts as recoverable:
+ * UNAVAILABLE, CANCELLED and the like) rather than on the request, up to `attempts` times,
+ * `pauseMs` apart; any other error, or the last one, is thrown. A scheduler starting beside a
+ * loaded etcd saw its etcd connection dropped and re-made seven times in 3 s, and one drop in its
+ * start (the watches) ended the process (docs/BENCHMARKS.md, scale, eighth round).
+ */
+export async function retryingConnection<T>(step: () => Promise<T>, onRetry: (err: Error, attempt: number) => void, attempts = 40, pauseMs = 250): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (attempt >= attempts || !(err instanceof Error) || !isRecoverableError(err)) throw err;
+      onRetry(err, attempt);
+      await sleep(pauseMs);
+    }
+  }
 }
 
 /**

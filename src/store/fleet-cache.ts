@@ -10,6 +10,7 @@ import { emptyNode, setOrDelete, shared, type InstanceNode } from './tree-node.j
 import { AgentIndex } from './agent-index.js';
 import { boundsFromCounts, TreeHint } from './tree-hint.js';
 import { namesPage } from './instance-page.js';
+import { retryingConnection } from './etcd.js';
 import { withNewerStats, withProcStats } from './stats-overlay.js';
 import type { Logger } from '../logger.js';
 
@@ -53,7 +54,7 @@ export class FleetCache extends EventEmitter {
   /** Loads the tree and starts the watch from the revision just after the load. */
   async start(): Promise<void> {
     await this.load();
-    await this.watchFrom(this.revision + 1n);
+    await retryingConnection(() => this.watchFrom(this.revision + 1n), (err, attempt) => this.log?.warn('etcd watch could not start; trying again', { attempt, error: err.message }));
     this.hint.start();
   }
 
