@@ -19,6 +19,11 @@ export const REPLICA_PING_PERIOD_S = 1;
  */
 export const PINGS_HELD_PERIOD_S = 2_147_483_647;
 
+/** The command that sets a proc's repl-ping-replica-period to `seconds`. */
+export function pingPeriodCommand(seconds: number): [string, ...string[]] {
+  return ['CONFIG', 'SET', 'repl-ping-replica-period', String(seconds)];
+}
+
 /** Parses INFO output into a flat field map. */
 export function parseInfo(text: string): Map<string, string> {
   const out = new Map<string, string>();

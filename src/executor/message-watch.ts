@@ -1,7 +1,7 @@
 import type { AgentStore, MsgWatch, ProcChange } from '../store/agent-store.js';
 import { ProcType } from '../domain/model.js';
 import { parseMessage, type ProcMessage } from '../domain/message.js';
-import { REPLICA_PING_PERIOD_S } from '../domain/redis-info.js';
+import { pingPeriodCommand, REPLICA_PING_PERIOD_S } from '../domain/redis-info.js';
 import type { Logger } from '../logger.js';
 import { fromResourceList, pb, toResourceList } from '../proto/messages.js';
 import { AWAIT_MASTER_MS, awaitMasterRole } from './replica-link.js';
@@ -128,7 +128,7 @@ async function promote(client: RedisProcess['client']): Promise<void> {
   const results = await client.multi()
     .call('REPLICAOF', 'NO', 'ONE')
     // A switchover this proc was the old master of may have left its PINGs held (its scheduler died).
-    .call('CONFIG', 'SET', 'repl-ping-replica-period', String(REPLICA_PING_PERIOD_S))
+    .call(...pingPeriodCommand(REPLICA_PING_PERIOD_S))
     .call('CLIENT', 'KILL', 'TYPE', 'normal', 'USER', 'default', 'SKIPME', 'yes')
     .call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'USER', 'default', 'SKIPME', 'yes')
     .exec();

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseInfo, PINGS_HELD_PERIOD_S, REPLICA_PING_PERIOD_S } from '../domain/redis-info.js';
+import { parseInfo, pingPeriodCommand, PINGS_HELD_PERIOD_S, REPLICA_PING_PERIOD_S } from '../domain/redis-info.js';
 import { InstanceType, type Instance, type Proc } from '../domain/model.js';
 import { isLive, isRunning, isServing, runningMaster } from '../domain/rules.js';
 import { NoEligibleReplicaError, NotFoundError, OperationInProgressError, OperationRefusedError } from '../errors.js';
@@ -201,7 +201,7 @@ export class Switchover {
 
   /** Holds the master's writes and its PINGs to its replicas (PINGS_HELD_PERIOD_S says why). */
   private async pause(old: Proc): Promise<void> {
-    const held = await this.links.call(old, 'CONFIG', 'SET', 'repl-ping-replica-period', String(PINGS_HELD_PERIOD_S));
+    const held = await this.links.call(old, ...pingPeriodCommand(PINGS_HELD_PERIOD_S));
     const reply = held === 'OK' ? await this.links.probe(old, 'CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE') : { error: 'CONFIG SET failed' };
     if (reply.reply !== 'OK') {
       await this.resume(old);
@@ -211,7 +211,7 @@ export class Switchover {
 
   /** Undoes `pause`: the master stays the master. */
   private async resume(old: Proc): Promise<void> {
-    await this.links.call(old, 'CONFIG', 'SET', 'repl-ping-replica-period', String(REPLICA_PING_PERIOD_S));
+    await this.links.call(old, ...pingPeriodCommand(REPLICA_PING_PERIOD_S));
     await this.links.call(old, 'CLIENT', 'UNPAUSE');
   }
 
@@ -274,7 +274,7 @@ export class Switchover {
       try {
         const results = await this.links.get(old).multi()
           .call('REPLICAOF', chosen.ip, String(chosen.port))
-          .call('CONFIG', 'SET', 'repl-ping-replica-period', String(REPLICA_PING_PERIOD_S))
+          .call(...pingPeriodCommand(REPLICA_PING_PERIOD_S))
           .call('CLIENT', 'UNPAUSE')
           .call('CLIENT', 'KILL', 'TYPE', 'normal', 'USER', 'default', 'SKIPME', 'yes')
           .call('CLIENT', 'KILL', 'TYPE', 'pubsub', 'USER', 'default', 'SKIPME', 'yes')

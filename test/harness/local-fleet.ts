@@ -275,13 +275,16 @@ export class LocalFleet {
 
   /** Waits until the instance reads `status` (from the JSON API) and returns it. */
   async waitForStatus(name: string, status: string, timeoutMs = 20_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
-    let last = 'no answer';
+    let last: ApiResponse | undefined;
+    const lastSeen = (): string => {
+      if (!last) return 'no answer';
+      const procs = (last.json?.procs ?? []).map((p: { id: string; state: string; agent?: string }) => `${p.id.slice(-8)}@${p.agent ?? '?'} ${p.state}`).join(', ');
+      return `HTTP ${last.status}, status ${last.json?.status}, reason '${last.json?.reason ?? ''}', procs [${procs}]`;
+    };
     return this.waitFor(async () => {
-      const res = await this.api('GET', `/api/instances/${name}`, undefined, this.adminToken ? { Authorization: `Bearer ${this.adminToken}` } : {});
-      const procs = (res.json?.procs ?? []).map((p: { id: string; state: string; agent?: string }) => `${p.id.slice(-8)}@${p.agent ?? '?'} ${p.state}`).join(', ');
-      last = `HTTP ${res.status}, status ${res.json?.status}, reason '${res.json?.reason ?? ''}', procs [${procs}]`;
-      return res.json?.status === status ? res.json : undefined;
-    }, timeoutMs, () => `${name} to be ${status} (last seen: ${last})`);
+      last = await this.api('GET', `/api/instances/${name}`, undefined, this.adminToken ? { Authorization: `Bearer ${this.adminToken}` } : {});
+      return last.json?.status === status ? last.json : undefined;
+    }, timeoutMs, () => `${name} to be ${status} (last seen: ${lastSeen()})`);
   }
 
   /** pids of redis-server processes whose working directory lies in this fleet's directory. */
