@@ -12,8 +12,13 @@ type Backoff = NonNullable<FaultHandling['watchBackoff']>;
  * and a watch on it just stops delivering: an agent cut off from etcd then misses its SHUTDOWN
  * long after the heal. A ping every second, answered within 2 s, notices a dead connection
  * within about 3 s. etcd refuses pings more often than its --grpc-keepalive-min-time (5 s by
- * default) with GOAWAY "too_many_pings", so etcd must run with --grpc-keepalive-min-time 1s
- * (startEtcdServer does; docs/hardening/executor.md tells operators).
+ * default) with GOAWAY "too_many_pings", so etcd must run with --grpc-keepalive-min-time below
+ * 1 s (startEtcdServer does; docs/hardening/executor.md tells operators).
+ *
+ * Pings go only while a call or stream is open. etcd refuses any ping on a connection with
+ * none, whatever its min-time, and the GOAWAYs that followed churned a loaded scheduler's
+ * connections until its start failed (docs/BENCHMARKS.md, scale, eighth round). Every long-lived
+ * client holds a stream anyway: an agent's and a scheduler's lease keepalive, their watches.
  */
 export const ETCD_KEEPALIVE = { timeMs: 1000, timeoutMs: 2000 } as const;
 
@@ -47,8 +52,7 @@ export function connectEtcd(urls: string): Etcd3 {
     grpcOptions: {
       'grpc.keepalive_time_ms': ETCD_KEEPALIVE.timeMs,
       'grpc.keepalive_timeout_ms': ETCD_KEEPALIVE.timeoutMs,
-      // Also between calls: an idle agent must notice a dead link before it next needs it.
-      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.keepalive_permit_without_calls': 0,
       // A scheduler's start reads the tree in pages of up to 16 MiB (tree-read.ts); gRPC's default is 4 MiB.
       'grpc.max_receive_message_length': ETCD_MAX_ANSWER_BYTES,
       'grpc.initial_reconnect_backoff_ms': ETCD_RETRY.firstMs * 2,

@@ -3,6 +3,7 @@ import { InstanceStatus, InstanceType, ProcState, ProcType, type Placement, type
 import { MASTER_MESSAGE, shutdownFields, slaveOfMessage } from '../domain/message.js';
 import { appendFailover, type FailoverRecord } from '../domain/failover-record.js';
 import { FleetCache } from './fleet-cache.js';
+import { writeNewInstance } from './instance-create.js';
 
 export interface NewInstance {
   name: string;
@@ -48,46 +49,10 @@ export class FleetStore extends FleetCache {
    * the name.
    */
   async createInstance(spec: NewInstance): Promise<boolean> {
-    const k = this.keys;
-    const fields: Record<string, string> = {
-      Type: spec.type,
-      Status: InstanceStatus.Creating,
-      Capacity: String(spec.capacity),
-      Masters: '0',
-      Slaves: '0',
-      ExpMasters: '1',
-      ExpSlaves: String(spec.expSlaves),
-      DValue: String(spec.dValue),
-      Mname: '',
-      Reason: 'waiting for offers',
-      Placement: spec.placement,
-      CreatedAt: new Date().toISOString(),
-      PasswordHash: spec.passwordHash,
-      Epoch: '0',
-      DownAfter: '1000',
-      ...spec.extra,
-    };
-    const putKeys = new Set(Object.keys(fields).map((f) => k.instanceField(spec.name, f)));
-    // A few rounds: the old tree may change between the read and the transaction (a late
-    // Stats write, a purge); the guard on Status's mod revision notices, and we read again.
-    for (let round = 0; round < 5; round++) {
-      const old = await this.etcd.getAll().prefix(k.instance(spec.name)).keys();
-      const status = await this.etcd.get(k.instanceField(spec.name, 'Status')).exec();
-      const statusKv = status.kvs[0];
-      if (statusKv && statusKv.value.toString() !== InstanceStatus.Deleted) return false;
-      const guard = statusKv
-        ? this.etcd.if(k.instanceField(spec.name, 'Status'), 'Mod', '==', statusKv.mod_revision)
-        : this.etcd.if(k.instanceField(spec.name, 'Status'), 'Version', '==', 0);
-      // One delete per stale key, not a prefix delete: etcd refuses a put inside a deleted range
-      // of the same transaction ("duplicate key given in txn request").
-      const stale = old.filter((key) => !putKeys.has(key)).map((key) => this.etcd.delete().key(key));
-      const puts = Object.entries(fields).map(([f, v]) => this.etcd.put(k.instanceField(spec.name, f)).value(v));
-      const res = await guard.then(...stale, ...puts).commit();
-      if (!res.succeeded) continue;
-      await this.caughtUp(res.header.revision);
-      return true;
-    }
-    return false;
+    const revision = await writeNewInstance(this.etcd, this.keys, spec);
+    if (revision === undefined) return false;
+    await this.caughtUp(revision);
+    return true;
   }
 
   /**

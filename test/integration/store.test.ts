@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { startEtcdServer, type EtcdServer } from '../../src/devtools/etcd-server.js';
-import { connectEtcd } from '../../src/store/etcd.js';
+import { connectEtcd, timeEtcdRequests } from '../../src/store/etcd.js';
 import { FleetStore } from '../../src/store/fleet-store.js';
 import { readTree, type TreeKV, type TreePaging } from '../../src/store/tree-read.js';
 import { AgentStore } from '../../src/store/agent-store.js';
@@ -160,6 +160,20 @@ describe('FleetStore (real etcd)', function () {
     const inst = store.instance('c1')!;
     expect(inst).to.include({ status: 'CREATING', capacity: 32 });
     expect(inst.procs).to.deep.equal([]);
+  });
+
+  it('creates a fresh name in one etcd request, and clears a tree that holds only strays', async () => {
+    const requests: string[] = [];
+    expect(timeEtcdRequests(store.etcd, (op) => requests.push(op))).to.equal(true);
+    expect(await store.createInstance({ ...spec, name: 'c' })).to.equal(true);
+    expect(requests, 'no read before the write').to.deep.equal(['txn']);
+    expect(store.instance('c')).to.include({ status: 'CREATING' });
+    // 'c' is a prefix of 'c1', 'c2': their trees are not under c/ and do not count.
+    await client.put('/MrRedis/Instances/c2/Procs/c2::old/Stats').value('late');
+    expect(await store.createInstance({ ...spec, name: 'c2' })).to.equal(true);
+    expect(await client.get('/MrRedis/Instances/c2/Procs/c2::old/Stats').string()).to.equal(null, 'a stray of an earlier tree is deleted');
+    expect(store.instance('c2')?.procs).to.deep.equal([]);
+    for (const name of ['c', 'c2']) await client.delete().prefix(`/MrRedis/Instances/${name}/`);
   });
 
   it('indexes instances by the agents their procs are on, through placement, a move by etcdctl and removal', async () => {
