@@ -21,7 +21,7 @@ import { SimAgents } from '../test/harness/sim-agents.js';
 import { describeMachine, machineLines } from './machine.js';
 import { parseFlags, runMain, wholeFlag, type Program } from './program.js';
 import { StartedHere } from './started-here.js';
-import { errorLines, strainOf, topFunctions } from './scale/measure.js';
+import { creationUsage, errorLines, perProcCost, strainOf, topFunctions } from './scale/measure.js';
 import { awaitRunning, createRamped, restartScheduler, steady } from './scale/phases.js';
 import { loseOnePercent } from './scale/loss.js';
 import { figuresOf, reportLines, type Run } from './scale/report.js';
@@ -96,6 +96,7 @@ async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run>
   const sim = await SimAgents.start(fleet, { agents: o.agents, shards: o.simShards, nodeArgs, ...agentResources(o), timeoutMs: 60_000 + o.agents * 100 });
   console.log(`${o.agents} simulated agents subscribed in ${((Date.now() - simStart) / 1000).toFixed(1)} s, over ${o.simShards} simulator process(es)`);
   try {
+    const before = creationUsage(fleet, sim);
     const posted = await createRamped(fleet, o.instances, o.rate, o.rateStep, o.maxRate);
     console.log(`${o.instances} creates posted in ${((Date.now() - posted.firstPostAt) / 1000).toFixed(1)} s (${posted.failedPosts} refused)`);
     let shown = -1;
@@ -103,6 +104,7 @@ async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run>
       if (Math.floor(n / Math.max(1, Math.ceil(o.instances / 10))) !== shown) console.log(`  RUNNING ${n} of ${o.instances}`);
       shown = Math.floor(n / Math.max(1, Math.ceil(o.instances / 10)));
     });
+    const createCost = perProcCost(before, creationUsage(fleet, sim), o.instances * 3);
     const steadyPhase = await steady(fleet, sim, created.names, o.steady);
     const status = await sim.status().catch(() => ({} as Record<string, number>));
     const strain = strainOf(fleet.log('scheduler'), fleet.log('sim-agents'), Number(status.maxLoopLagMs ?? NaN));
@@ -113,7 +115,7 @@ async function run(o: Options, fleet: LocalFleet, profDir: string): Promise<Run>
     });
     const errors = errorLines(fleet.log('scheduler'));
     await fleet.killScheduler('SIGTERM');
-    return { opts: o, created, steady: steadyPhase, loss, restart, schedulerErrors: errors, strain, profile: o.cpuProf ? topFunctions(profDir) : [] };
+    return { opts: o, created, createCost, steady: steadyPhase, loss, restart, schedulerErrors: errors, strain, profile: o.cpuProf ? topFunctions(profDir) : [] };
   } finally {
     await fleet.killScheduler('SIGTERM');
     // A profiled simulator writes its profile only when it exits on its own: give it time.

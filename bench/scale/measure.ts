@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { LocalFleet } from '../../test/harness/local-fleet.js';
+import type { SimAgents } from '../../test/harness/sim-agents.js';
 import { parseJsonLog } from '../fleet-log.js';
 
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -29,6 +30,28 @@ export function procUsage(pid: number): ProcUsage {
 /** CPU % of one core between two readings. */
 export function cpuPercent(a: ProcUsage, b: ProcUsage): number {
   return ((b.cpuSeconds - a.cpuSeconds) / Math.max((b.at - a.at) / 1000, 0.001)) * 100;
+}
+
+/** The CPU seconds used so far by the scheduler, the simulator's processes (together) and etcd. */
+export interface CreationUsage {
+  scheduler: number;
+  simulator: number;
+  etcd: number;
+}
+
+export function creationUsage(fleet: LocalFleet, sim: SimAgents): CreationUsage {
+  const cpu = (pid: number | undefined) => (pid ? procUsage(pid).cpuSeconds : NaN);
+  return { scheduler: cpu(fleet.scheduler?.pid), simulator: sim.pids.reduce((sum, pid) => sum + cpu(pid), 0), etcd: cpu(fleet.etcd.child.pid) };
+}
+
+/**
+ * Milliseconds of CPU per proc placed, between two readings taken at the first POST and once the
+ * last instance was RUNNING: what each proc costs each process, whatever the machine's other load
+ * did to the rate (a figure to extrapolate from: at 1,000 placements a second, 1 ms is one core).
+ */
+export function perProcCost(a: CreationUsage, b: CreationUsage, procs: number): CreationUsage {
+  const ms = (x: number, y: number) => ((y - x) * 1000) / procs;
+  return { scheduler: ms(a.scheduler, b.scheduler), simulator: ms(a.simulator, b.simulator), etcd: ms(a.etcd, b.etcd) };
 }
 
 export interface EtcdStatus {

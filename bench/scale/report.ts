@@ -4,12 +4,14 @@
  */
 import { AFTER_RESTART_MS, p, type CreatePhase, type RestartPhase, type SteadyPhase } from './phases.js';
 import type { LossPhase, Stage } from './loss.js';
-import type { Strain } from './measure.js';
+import type { CreationUsage, Strain } from './measure.js';
 import { MIB as MiB, roundTo as round } from '../figures.js';
 
 export interface Run {
   opts: { agents: number; instances: number };
   created: CreatePhase;
+  /** CPU ms per proc placed, during the creates. */
+  createCost: CreationUsage;
   steady: SteadyPhase;
   loss: LossPhase;
   restart: RestartPhase;
@@ -73,6 +75,7 @@ export function reportLines(r: Run, f: Figures): string[] {
     row('agents / procs', `${f.agents} / ${f.procs}`),
     row('placement (procs/s)', fmt(f.placementsPerSecond), `first POST to last RUNNING; ${r.created.failedPosts} POSTs refused`),
     row('create -> RUNNING p50 / p99 (ms)', `${fmt(f.createToRunningP50Ms, 0)} / ${fmt(f.createToRunningP99Ms, 0)}`, `max ${fmt(r.created.createToRunning[r.created.createToRunning.length - 1], 0)}`),
+    row('  CPU ms per proc placed', `${fmt(r.createCost.scheduler, 2)} / ${fmt(r.createCost.simulator, 2)} / ${fmt(r.createCost.etcd, 2)}`, 'scheduler / simulator / etcd, first POST to last RUNNING'),
     row('scheduler CPU % (steady)', fmt(f.schedulerCpuPercent), `of one core, over ${s.seconds} s`),
     row('scheduler RSS MiB (steady)', fmt(f.schedulerRssMiB)),
     row('  heap used / total, external MiB', `${fmt(s.heap.usedBytes / MiB)} / ${fmt(s.heap.totalBytes / MiB)}, ${fmt(s.heap.externalBytes / MiB)}`, 'its /metrics at the end of the window'),
