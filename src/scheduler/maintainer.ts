@@ -125,14 +125,17 @@ export class Maintainer {
   }
 
   /**
-   * Writes a proc's new state. When this update completes the instance, its Status goes in the
-   * same transaction: one etcd round trip fewer between the last replica's link coming up and RUNNING.
+   * Writes a proc's new state. A proc that starts running changes what the instance counts
+   * (Masters, Mname, Slaves) and may complete it (Status RUNNING): those fields go in the same
+   * transaction, so a create writes its procs' states and its counts in three transactions
+   * rather than five, and RUNNING comes one etcd round trip sooner. A derived DEGRADED is left
+   * to maintain(), which looks at a lost master first.
    */
   private async record(name: string, proc: Proc, after: Proc, fields: Record<string, string>, agentId: string, detail: string): Promise<void> {
     const { store, log } = this.ctx;
     const inst = store.instance(name)!;
     const derived = isRunning(after) && isActive(inst) ? deriveStatus({ ...inst, procs: inst.procs.map((p) => (p.id === proc.id ? after : p)) }) : undefined;
-    const instanceFields = derived?.fields.Status === InstanceStatus.Running ? derived.fields : {};
+    const instanceFields = derived && derived.status !== InstanceStatus.Degraded ? derived.fields : {};
     const withInstance = await store.updateProc(name, proc.id, fields, instanceFields, !isLive(after) && proc.type === ProcType.Replica, inst.status);
     log.log(isLive(after) ? 'info' : 'warn', 'proc state', { instance: name, proc: proc.id, agent: agentId, state: after.state, detail });
     // The Status goes in only while the instance still has the status it was derived from.

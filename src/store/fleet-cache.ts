@@ -60,7 +60,7 @@ export class FleetCache extends EventEmitter {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.hint.stop();
+    await this.hint.stop();
     await this.watcher?.cancel().catch(() => undefined);
   }
 
@@ -79,7 +79,7 @@ export class FleetCache extends EventEmitter {
     }, TREE_PAGING, 'grpc', parseTreeBounds(hint));
     this.advance(BigInt(res.revision));
     this.log?.info('etcd tree read', { keys: res.keys, instances: this.nodes.size, ms: Date.now() - t0, revision: res.revision, pages: res.pages, windows: res.windows, via: res.via });
-    this.hint.keep(res.bounds);
+    void this.hint.keep(res.bounds);
     return before;
   }
 

@@ -23,4 +23,16 @@ describe('tree window hint: kept up to date from the cache (issue 11)', () => {
     hint.keep(['/R/Instances/d/']);
     expect(puts).to.deep.equal(['/R/Config/TreeWindows {"bounds":["/R/Instances/d/"]}']);
   });
+
+  it('notes the cache\'s windows when it stops, for the next start (a scheduler stopped before its first refresh)', async () => {
+    const puts: string[] = [];
+    const etcd = { put: (key: string) => ({ value: (text: string) => ({ exec: async () => { puts.push(`${key} ${text}`); } }) }) } as unknown as Etcd3;
+    const hint = new TreeHint(etcd, '/R/Config/TreeWindows', () => ['/R/Instances/m/']);
+    hint.seen(null);
+    hint.start();
+    await hint.stop();
+    expect(puts).to.deep.equal(['/R/Config/TreeWindows {"bounds":["/R/Instances/m/"]}']);
+    await hint.stop();
+    expect(puts, 'stopped once').to.have.length(1);
+  });
 });
