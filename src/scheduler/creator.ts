@@ -34,12 +34,15 @@ export class Creator {
   private readonly wanting = new Set<string>();
   /** The binaries each offer of the current round carries (by offer id). */
   private binaries = new Map<string, RedisServerBinary[]>();
+  /** Counts want(): a round that began at an older count has not weighed the newest wants. */
+  private wants = 0;
 
   constructor(private readonly ctx: FrameworkContext) {}
 
   /** The instance lacks procs: ask the broker for offers. */
   want(name: string): void {
     this.wanting.add(name);
+    this.wants += 1;
     this.ctx.broker.revive();
   }
 
@@ -56,6 +59,7 @@ export class Creator {
   }
 
   private async placeOn(all: Offer[]): Promise<void> {
+    const wantsSeen = this.wants;
     // A draining (or drained) agent gets no new procs: its offers go back unused.
     const offers = all.filter((o) => !this.ctx.store.drain(o.agentId));
     for (const o of all) if (!offers.includes(o)) this.decline(o.id, this.ctx.opts.idleRefuseSeconds);
@@ -95,7 +99,11 @@ export class Creator {
     }
     await Promise.all(writing);
     for (const offer of offers) await this.answer(offer, round.launches.get(offer.id));
-    if (this.wanting.size === 0) this.ctx.broker.suppress();
+    // Instances wanted while this round ran were never weighed against the offers it declined:
+    // offer every agent again at once, or the next round would see only the agents it used (five
+    // creates posted back to back all went to the two agents of the first one's round).
+    if (this.wants !== wantsSeen) this.ctx.broker.revive();
+    else if (this.wanting.size === 0) this.ctx.broker.suppress();
   }
 
   /** Accepts the offer with its launches, or declines it when nothing was placed on it. */

@@ -54,6 +54,23 @@ describe('placement waits for room', function () {
     expect(running.reason).to.equal('');
   });
 
+  it('spreads creates posted back to back over every agent', async () => {
+    // Creates that arrive while an offer round runs were once never weighed against the offers
+    // that round declined, so the next rounds saw only the agents the first one used: five
+    // instances of 1+1 all went to two of the three agents.
+    await fleet.startAgent('agent3');
+    await fleet.waitFor(async () => (await fleet.api('GET', '/healthz')).json.agents === 3, 30_000, 'agent3');
+    const names = Array.from({ length: 5 }, (_, i) => `burst${i}`);
+    for (const name of names) expect((await fleet.api('POST', '/api/instances', { name, capacityMb: 16, replicas: 1 })).status).to.equal(202);
+    const perAgent = new Map<string, number>();
+    for (const name of names) {
+      const inst = await fleet.waitForStatus(name, 'RUNNING', 30_000);
+      for (const p of inst.procs as { agent: string }[]) perAgent.set(p.agent, (perAgent.get(p.agent) ?? 0) + 1);
+    }
+    expect([...perAgent.keys()], `procs per agent: ${JSON.stringify([...perAgent])}`).to.have.length(3);
+    expect(Math.min(...perAgent.values()), `procs per agent: ${JSON.stringify([...perAgent])}`).to.be.at.least(3);
+  });
+
   it('does not place on an agent with too little memory', async () => {
     await fleet.startAgent('roomy');
     await fleet.startAgent('tiny', { mem: 16 });
